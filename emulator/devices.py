@@ -1,0 +1,151 @@
+"""Device models: the conductance of one device at each pulse position m = 0..n_max.
+
+Every model reduces to a *table* ``G_exp[m]`` in S: position 0 is the state after
+a reset, each potentiating pulse moves one position up, the last position is
+saturation. The crossbar (:mod:`emulator.crossbar`) replays such a table per
+device, so a measured trace and a parametric model are used the same way.
+
+* :class:`TraceDevice` replays a measured trace (e.g. SP291D1NR100).
+* :class:`ExponentialDevice` is the nonlinear model of Lim et al.:
+  ``G(n+1) = G(n) + alpha * exp(-beta_nl * (G(n) - Gmin) / (Gmax - Gmin))``, clipped at Gmax.
+* :class:`LtpLtdDevice` is the LTP curve of Huang et al. (NeuroSim) with
+  nonlinearity ``a_p`` (in pulses) and ``2**bits - 1`` pulses of dynamic range.
+
+:func:`default_device` is the built-in device: an :class:`ExponentialDevice`
+fitted to the reference trace (see ``data/devices/default_device.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from emulator.trace import Trace, load_trace
+from hil.resources import data_path
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def table(self) -> NDArray[np.float64]:  # pragma: no cover - abstract
+        """Conductance (S) at positions 0..n_max."""
+        raise NotImplementedError
+
+
+class TraceDevice(_Model):
+    """Replay of a measured trace file (``.dat`` or one-column CSV)."""
+
+    kind: Literal["trace"] = "trace"
+    path: Path = Field(description="Trace file: instrument .dat or one-column CSV of S.")
+
+    def table(self) -> NDArray[np.float64]:
+        return _cached_trace(self.path.resolve()).conductances_s
+
+    def trace(self) -> Trace:
+        """The parsed trace, with its header."""
+        return _cached_trace(self.path.resolve())
+
+
+@cache
+def _cached_trace(path: Path) -> Trace:
+    return load_trace(path)
+
+
+class ExponentialDevice(_Model):
+    """Lim et al. nonlinear potentiation with a state-dependent step."""
+
+    kind: Literal["exponential"] = "exponential"
+    g_min_s: float = Field(gt=0, description="Conductance after reset (S).")
+    g_max_s: float = Field(gt=0, description="Saturation conductance (S).")
+    alpha_s: float = Field(gt=0, description="Step at Gmin (S).")
+    beta_nl: float = Field(ge=0, description="Nonlinearity (dimensionless); 0 is linear.")
+    n_max: int = Field(50, ge=1, le=100_000, description="Pulse positions in the table.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExponentialDevice:
+        if self.g_max_s <= self.g_min_s:
+            raise ValueError(f"g_max_s={self.g_max_s} S must exceed g_min_s={self.g_min_s} S")
+        return self
+
+    def table(self) -> NDArray[np.float64]:
+        return exponential_tables(
+            np.array([self.g_min_s]), np.array([self.g_max_s]),
+            np.array([self.alpha_s]), np.array([self.beta_nl]), self.n_max,
+        )[0]
+
+
+def exponential_tables(
+    g_min: NDArray[np.float64], g_max: NDArray[np.float64], alpha: NDArray[np.float64],
+    beta_nl: NDArray[np.float64], n_max: int,
+) -> NDArray[np.float64]:
+    """Tables of the Lim model for K parameter sets at once: shape (K, n_max + 1), S.
+
+    Vectorised over parameter sets so that a fit can evaluate a whole grid.
+    """
+    g = np.empty((g_min.size, n_max + 1))
+    g[:, 0] = g_min
+    span = g_max - g_min
+    for n in range(n_max):
+        step = alpha * np.exp(-beta_nl * (g[:, n] - g_min) / span)
+        g[:, n + 1] = np.minimum(g[:, n] + step, g_max)
+    return g
+
+
+class LtpLtdDevice(_Model):
+    """Huang et al. LTP curve: ``G(P) = B (1 - exp(-P / A_p)) + Gmin`` for P = 0..2**bits - 1."""
+
+    kind: Literal["ltp_ltd"] = "ltp_ltd"
+    g_min_s: float = Field(gt=0, description="Lowest conductance (S).")
+    g_max_s: float = Field(gt=0, description="Highest conductance (S).")
+    a_p: float = Field(gt=0, description="Potentiation nonlinearity, in pulses (large = linear).")
+    bits: int = Field(6, ge=1, le=16, description="Levels are 2**bits; 2**bits - 1 pulses.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LtpLtdDevice:
+        if self.g_max_s <= self.g_min_s:
+            raise ValueError(f"g_max_s={self.g_max_s} S must exceed g_min_s={self.g_min_s} S")
+        return self
+
+    def table(self) -> NDArray[np.float64]:
+        p_max = 2**self.bits - 1
+        p = np.arange(p_max + 1, dtype=float)
+        b = (self.g_max_s - self.g_min_s) / (1.0 - np.exp(-p_max / self.a_p))
+        return b * (1.0 - np.exp(-p / self.a_p)) + self.g_min_s
+
+
+DeviceModel = Annotated[
+    TraceDevice | ExponentialDevice | LtpLtdDevice, Field(discriminator="kind")
+]
+
+
+class DefaultDeviceRecord(BaseModel):
+    """The stored fit behind the built-in device, with how it was obtained."""
+
+    model: ExponentialDevice
+    fitted_to: str
+    source_sha256: str
+    method: str
+    rms_residual_s: float
+    max_abs_residual_s: float
+    tolerance_s: float = Field(description="Stated bound on |model - trace| at every pulse (S).")
+
+
+DEFAULT_DEVICE_FILE = "devices/default_device.json"
+
+
+@cache
+def default_device_record() -> DefaultDeviceRecord:
+    """The fitted parameters stored in ``data/devices/default_device.json``."""
+    path = data_path(DEFAULT_DEVICE_FILE)
+    return DefaultDeviceRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+def default_device() -> ExponentialDevice:
+    """The built-in device, used when no trace is given."""
+    return default_device_record().model

@@ -1,0 +1,156 @@
+"""What a run records: one :class:`EpochRecord` per epoch, and the final :class:`TrainingResult`.
+
+Arrays are numpy in memory; :meth:`to_dict` gives plain JSON-ready lists for the
+CLI's JSON output, a database or a web stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+Outcome = Literal["converged", "max_epochs", "stopped", "fault"]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """State at the start of an epoch, and the update sent in it.
+
+    Epoch 0 is the initial state. ``conductances_s`` and the activations are
+    measured before the epoch's update; ``pulses`` and ``resets`` count what
+    the update then sent (0 in the final epoch of a converged run).
+    """
+
+    epoch: int
+    conductances_s: NDArray[np.float64]
+    weights_s: NDArray[np.float64]
+    currents_a: NDArray[np.float64]
+    activations: NDArray[np.float64]
+    in_band: NDArray[np.bool_]
+    error: float
+    pulses: int = 0
+    resets: int = 0
+
+    @property
+    def misses(self) -> int:
+        """(pattern, neuron) pairs outside their target band."""
+        return int(np.size(self.in_band) - np.count_nonzero(self.in_band))
+
+    @property
+    def converged(self) -> bool:
+        """Every training pattern inside its target band."""
+        return bool(np.all(self.in_band))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {
+            "epoch": self.epoch,
+            "conductances_s": _plain(self.conductances_s),
+            "weights_s": _plain(self.weights_s),
+            "currents_a": _plain(self.currents_a),
+            "activations": _plain(self.activations),
+            "in_band": _plain(self.in_band),
+            "error": self.error,
+            "misses": self.misses,
+            "converged": self.converged,
+            "pulses": self.pulses,
+            "resets": self.resets,
+        }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Outputs of the network on a set of patterns, measured on the backend."""
+
+    patterns: list[str]
+    targets: NDArray[np.int8]
+    activations: NDArray[np.float64]
+    in_band: NDArray[np.bool_]
+
+    @property
+    def correct(self) -> NDArray[np.bool_]:
+        """Per pattern: every neuron on the right side of 0."""
+        if self.targets.size == 0:
+            return np.zeros(0, dtype=bool)
+        return np.all((self.activations > 0) == (self.targets == 1), axis=1)
+
+    @property
+    def accuracy(self) -> float:
+        """Share of patterns classified correctly by sign (nan for an empty set)."""
+        return float(np.mean(self.correct)) if self.correct.size else float("nan")
+
+    @property
+    def in_band_accuracy(self) -> float:
+        """Share of patterns with every neuron inside its target band (nan for an empty set)."""
+        if self.targets.size == 0:
+            return float("nan")
+        return float(np.mean(np.all(self.in_band, axis=1)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {
+            "patterns": self.patterns,
+            "targets": _plain(self.targets),
+            "activations": _plain(self.activations),
+            "correct": _plain(self.correct),
+            "accuracy": self.accuracy,
+            "in_band_accuracy": self.in_band_accuracy,
+        }
+
+
+@dataclass
+class TrainingResult:
+    """How a run ended and everything it recorded."""
+
+    outcome: Outcome
+    history: list[EpochRecord] = field(default_factory=list)
+    train: Evaluation | None = None
+    test: Evaluation | None = None
+    error_message: str | None = None
+
+    @property
+    def converged(self) -> bool:
+        """True when every training pattern reached its band."""
+        return self.outcome == "converged"
+
+    @property
+    def epochs(self) -> int:
+        """Update epochs performed (the epoch index of the last record)."""
+        return self.history[-1].epoch if self.history else 0
+
+    @property
+    def total_pulses(self) -> int:
+        """Pulses sent over the run, resets not included."""
+        return sum(r.pulses for r in self.history)
+
+    def to_dict(self, with_history: bool = True) -> dict[str, Any]:
+        """JSON-ready view (the history can be left out for a short summary)."""
+        out: dict[str, Any] = {
+            "outcome": self.outcome,
+            "converged": self.converged,
+            "epochs": self.epochs,
+            "total_pulses": self.total_pulses,
+            "error_message": self.error_message,
+            "train": _plain(self.train),
+            "test": _plain(self.test),
+        }
+        if with_history:
+            out["history"] = [r.to_dict() for r in self.history]
+        return out

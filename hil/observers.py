@@ -1,0 +1,23 @@
+"""Listeners of a run: the trainer reports to them and knows nothing else of them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hil.config import TrainingConfig
+    from hil.history import EpochRecord, TrainingResult
+    from hil.task import Task
+
+
+class TrainingObserver:
+    """Override what you need. Exceptions raised here end the run as a fault."""
+
+    def on_start(self, task: Task, config: TrainingConfig, identity: str) -> None:
+        """Before the first forward pass."""
+
+    def on_epoch(self, record: EpochRecord) -> None:
+        """After each epoch (its update sent)."""
+
+    def on_end(self, result: TrainingResult) -> None:
+        """Once, when the run ends for any reason."""
