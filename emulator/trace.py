@@ -97,7 +97,7 @@ _HEADER_FIELDS: dict[str, tuple[str, float]] = {
     "temperature": ("temperature_k", 1.0),
 }
 _UNIT_TO_SI = {"ms": 1e-3, "s": 1.0, "us": 1e-6, "v": 1.0, "mv": 1e-3, "k": 1.0}
-_HEADER_RE = re.compile(r"^\s*(?P<name>[^():]+?)\s*(?:\((?P<unit>[^)]*)\))?\s*:\s*(?P<value>\S+)\s*$")
+_HEADER_RE = re.compile(r"^\s*(?P<name>[^():]+?)\s*(?:\((?P<unit>[^)]*)\))?\s*:\s*(?P<value>.*?)\s*$")
 _REQUIRED = ("n_pulses", "reset_v", "reset_width_s", "read_v", "on_v", "on_width_s")
 _COLUMNS = 6
 

@@ -97,6 +97,13 @@ class Evaluation:
         return float(np.mean(self.correct)) if self.correct.size else float("nan")
 
     @property
+    def output_accuracy(self) -> float:
+        """Share of (pattern, neuron) outputs on the right side of 0 (nan for an empty set)."""
+        if self.targets.size == 0:
+            return float("nan")
+        return float(np.mean((self.activations > 0) == (self.targets == 1)))
+
+    @property
     def in_band_accuracy(self) -> float:
         """Share of patterns with every neuron inside its target band (nan for an empty set)."""
         if self.targets.size == 0:
@@ -111,6 +118,7 @@ class Evaluation:
             "activations": _plain(self.activations),
             "correct": _plain(self.correct),
             "accuracy": self.accuracy,
+            "output_accuracy": self.output_accuracy,
             "in_band_accuracy": self.in_band_accuracy,
         }
 

@@ -1,0 +1,194 @@
+"""``hil train``: one in-situ training run from the command line, with progress and a summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from hil.config import RunConfig, describe_validation_error
+from hil.history import EpochRecord, TrainingResult
+from hil.observers import TrainingObserver
+from hil.registry import create_backend
+from hil.resources import TRACE_ENV, trace_from_env
+from hil.stop import StopSignal
+from hil.task import Task
+from hil.trainer import Trainer
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``hil train``."""
+    p = sub.add_parser(
+        "train",
+        help="Train the perceptron in situ (emulator by default).",
+        description=(
+            "Manhattan-rule in-situ training. Without --trace (and without "
+            f"{TRACE_ENV}) the emulator uses its built-in device model."
+        ),
+    )
+    p.add_argument("--config", type=Path, help="RunConfig JSON file; options below override it.")
+    p.add_argument("--backend", help="Registered backend name (default: emulator).")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="Backend parameter (repeatable); VALUE is parsed as JSON when it can be.",
+    )
+    p.add_argument("--resource", help="VISA resource string (with --backend visa).")
+    p.add_argument("--port", help="Serial port or pyserial URL (with --backend serial).")
+    p.add_argument("--trace", type=Path, help=f"Trace file to replay (default: ${TRACE_ENV}).")
+    p.add_argument("--builtin", action="store_true", help="Use the built-in device even if a trace is set.")
+    p.add_argument("--seed", type=int, help="Seed of the emulator's random draws.")
+    p.add_argument("--k", type=float, dest="scale_k", help="Emulator scale factor K.")
+    p.add_argument("--task", type=Path, help="Task JSON file (default: the reference 4-bit task).")
+    p.add_argument("--beta", type=float, help="Activation gain (1/A).")
+    p.add_argument("--f-plus", type=float, help="Class-1 outputs must exceed this.")
+    p.add_argument("--f-minus", type=float, help="Class-0 outputs must stay below this.")
+    p.add_argument("--max-epochs", type=int, help="Most update epochs.")
+    p.add_argument("--ignore-in-band", action="store_true", default=None,
+                   help="Patterns already in their band add no update.")
+    p.add_argument("--plots", type=Path, metavar="DIR", help="Save PNG plots into DIR.")
+    p.add_argument("--json", metavar="PATH", help="Write the result as JSON to PATH ('-' = stdout).")
+    p.add_argument("-q", "--quiet", action="store_true", help="No progress display.")
+    p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    """The run config from --config and the options that override it (validated)."""
+    base: dict[str, Any] = {}
+    if args.config is not None:
+        base = json.loads(args.config.read_text(encoding="utf-8"))
+    backend = base.setdefault("backend", {})
+    if args.backend:
+        backend["name"] = args.backend
+    params = backend.setdefault("params", {})
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param expects KEY=VALUE, got {item!r}")
+        params[key] = _json_or_text(value)
+    for key in ("resource", "port"):
+        if getattr(args, key):
+            params[key] = getattr(args, key)
+    if backend.get("name", "emulator") == "emulator":
+        _emulator_params(args, params)
+    training = base.setdefault("training", {})
+    for key in ("beta", "f_plus", "f_minus", "max_epochs", "ignore_in_band"):
+        if getattr(args, key) is not None:
+            training[key] = getattr(args, key)
+    if args.task is not None:
+        base["task"] = Task.load(args.task).model_dump()
+    return RunConfig.model_validate(base)
+
+
+def _emulator_params(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    if args.seed is not None:
+        params["seed"] = args.seed
+    if args.scale_k is not None:
+        params["scale_k"] = args.scale_k
+    if args.builtin:
+        params.pop("trace", None)
+        return
+    trace = args.trace or (Path(params["trace"]) if params.get("trace") else trace_from_env())
+    if trace is not None:
+        if not trace.is_file():
+            raise FileNotFoundError(f"trace file not found: {trace}")
+        params["trace"] = str(trace)
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+class ProgressLine(TrainingObserver):
+    """One self-overwriting status line per epoch on a terminal (a line per epoch otherwise)."""
+
+    def __init__(self, max_epochs: int, stream: TextIO = sys.stderr) -> None:
+        self.max_epochs = max_epochs
+        self.stream = stream
+        self._tty = stream.isatty()
+
+    def on_epoch(self, record: EpochRecord) -> None:
+        width = 24
+        done = int(width * record.epoch / max(self.max_epochs, 1))
+        bar = "#" * done + "." * (width - done)
+        n = record.in_band.size
+        text = (
+            f"[{bar}] epoch {record.epoch:>3}/{self.max_epochs}  in band {n - record.misses:>2}/{n}"
+            f"  error {record.error:.3f}  pulses {record.pulses:>2}"
+        )
+        self.stream.write(("\r" + text) if self._tty else text + "\n")
+        self.stream.flush()
+
+    def on_end(self, result: TrainingResult) -> None:
+        if self._tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def summary(result: TrainingResult, identity: str) -> str:
+    """Human-readable end-of-run summary."""
+    lines = [f"backend: {identity}"]
+    if result.converged:
+        lines.append(f"CONVERGED after {result.epochs} epochs ({result.total_pulses} pulses)")
+    elif result.outcome == "max_epochs":
+        lines.append(f"NOT converged after {result.epochs} epochs ({result.total_pulses} pulses)")
+    else:
+        lines.append(f"{result.outcome.upper()} at epoch {result.epochs}: {result.error_message}")
+    for name, ev in (("train", result.train), ("test", result.test)):
+        if ev is None:
+            continue
+        lines.append(
+            f"{name}: {ev.correct.sum()}/{len(ev.patterns)} correct by sign "
+            f"({ev.accuracy:.0%}), {ev.in_band_accuracy:.0%} inside the target bands"
+        )
+        for pat, tgt, f, ok in zip(ev.patterns, ev.targets, ev.activations, ev.correct, strict=True):
+            outs = " ".join(f"{x:+.3f}" for x in f)
+            lines.append(f"  {pat} -> {''.join(map(str, tgt))}  f = {outs}  {'ok' if ok else 'WRONG'}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``hil train``; exit status 0 when the run ended normally (converged or not:
+    see the summary or --json), 2 for bad input, 3 for a stop or a fault."""
+    try:
+        config = build_config(args)
+        backend = create_backend(config.backend.name, config.backend.params)
+    except ValidationError as e:
+        print(f"hil train: {describe_validation_error(e)}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:
+        print(f"hil train: {e}", file=sys.stderr)
+        return 2
+    stop = StopSignal()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set("interrupted by Ctrl-C"))
+    observers: list[TrainingObserver] = []
+    if not args.quiet:
+        observers.append(ProgressLine(config.training.max_epochs))
+    try:
+        with backend:
+            identity = backend.info.identity
+            result = Trainer(backend, config.task, config.training, observers, stop).run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    out = sys.stderr if args.json == "-" else sys.stdout
+    print(summary(result, identity), file=out)
+    if args.plots is not None:
+        from hil.plots import save_all
+
+        paths = save_all(result, config.task, config.training, args.plots)
+        print(f"plots: {', '.join(str(p) for p in paths.values())}", file=out)
+    if args.json:
+        payload = {"config": config.model_dump(mode="json"), "backend": identity, **result.to_dict()}
+        text = json.dumps(payload, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text, encoding="utf-8")
+    return 0 if result.outcome in ("converged", "max_epochs") else 3

@@ -1,0 +1,405 @@
+"""Figures of a training run: conductances, weights, outputs, error and the final map.
+
+Every function takes a :class:`~hil.history.TrainingResult` (plus the
+:class:`~hil.task.Task` and :class:`~hil.config.TrainingConfig` where the plot
+needs the patterns or the target bands) and returns a
+:class:`matplotlib.figure.Figure`. Figures are built from ``Figure`` objects,
+never through ``pyplot``: no global figure registry, no GUI backend, so they
+can be drawn from several threads of a web service and need no ``close()``.
+PNG output goes through the Agg canvas that ``Figure.savefig`` picks itself.
+
+Conductances and weights are shown in µS (the devices sit around 0.1 to 2 µS,
+so S would need exponents on every tick); outputs f = tanh(beta * I) are
+dimensionless. Each figure's suptitle states how the run ended
+(:func:`outcome_text`), so a PNG seen alone still tells the whole story.
+
+An empty history (a fault before the first read) gives a figure that says so
+instead of raising, so :func:`save_all` always writes the same set of files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+from numpy.typing import NDArray
+
+from hil.config import TrainingConfig
+from hil.history import TrainingResult
+from hil.network import minus_col, plus_col
+from hil.task import Task
+
+US_PER_S = 1e6
+"""Conductances are recorded in S and plotted in µS."""
+
+DPI = 110
+"""Resolution of the PNGs written by :func:`save_all` (dots per inch)."""
+
+PLUS_COLOR = "tab:blue"
+MINUS_COLOR = "tab:red"
+UNUSED_COLOR = "0.55"
+NEURON_COLORS = ("tab:purple", "tab:green", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+INPUT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+NEURON_STYLES = ("-", "--", ":", "-.")
+OUTCOME_COLORS = {
+    "converged": "tab:green",
+    "max_epochs": "0.35",
+    "stopped": "tab:orange",
+    "fault": "tab:red",
+}
+
+_MAX_MESSAGE = 90
+"""Longest fault message shown in a suptitle (characters); longer ones are cut."""
+
+_MARKER_EPOCHS = 40
+"""Up to this many epochs, lines carry a marker per epoch (one epoch must stay visible)."""
+
+
+# ---------------------------------------------------------------------- public API
+def outcome_text(result: TrainingResult) -> str:
+    """One line on how the run ended, as used in every suptitle."""
+    n = result.epochs
+    if result.outcome == "converged":
+        return f"converged at epoch {n}"
+    if result.outcome == "max_epochs":
+        return f"not converged after {n} epoch{'' if n == 1 else 's'}"
+    if result.outcome == "stopped":
+        return f"stopped after {n} epoch{'' if n == 1 else 's'}"
+    message = result.error_message or "unknown error"
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 1] + "…"
+    return f"fault: {message}"
+
+
+def plot_conductances(result: TrainingResult) -> Figure:
+    """Every device's conductance (µS) per epoch, one small panel per crossbar cell.
+
+    Panel (j, k) is row j (input j) and column k; its colour and title say whether
+    the device is G+ or G- of its neuron, or in an unused column. All panels share
+    the y-axis so that the devices can be compared with each other, which matters
+    more than each device's own small steps (the shift between devices is
+    larger than a device's whole dynamic range).
+    """
+    epochs, g = _series(result, "conductances_s")
+    if g is None:
+        return _empty_figure("Conductance per device", result)
+    g = g * US_PER_S
+    n_rows, n_cols = g.shape[1:]
+    n_out = _n_outputs(result)
+    fig = _figure((2.6 * n_cols + 1.2, 1.9 * n_rows + 1.4))
+    axes = fig.subplots(n_rows, n_cols, sharex=True, sharey=True, squeeze=False)
+    for j in range(n_rows):
+        for k in range(n_cols):
+            ax = axes[j, k]
+            role, color = _column_role(k, n_out)
+            ax.plot(epochs, g[:, j, k], color=color, **_marker_kw(epochs))
+            ax.set_title(f"in {j}, col {k}: {role}", fontsize=9, color=color)
+            _epoch_axis(ax, epochs, label=j == n_rows - 1)
+            if k == 0:
+                ax.set_ylabel(f"input {j}\nG (µS)")
+            ax.tick_params(labelsize=8)
+    handles = [
+        Line2D([], [], color=PLUS_COLOR, label="G+ (column 2i, adds to W_ij)"),
+        Line2D([], [], color=MINUS_COLOR, label="G- (column 2i+1, subtracts from W_ij)"),
+    ]
+    if 2 * n_out < n_cols:
+        handles.append(Line2D([], [], color=UNUSED_COLOR, label="unused column"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    return _finish(fig, "Conductance per device (shared y-axis)", result)
+
+
+def plot_weights(result: TrainingResult) -> Figure:
+    """Logic weights ``W_ij = G+_ij - G-_ij`` (µS) per epoch, one line per (neuron, input).
+
+    Colour is the input j and line style the neuron i, so lines of one input can
+    be compared across neurons; the legend sits outside the axes so it never
+    hides a line.
+    """
+    epochs, w = _series(result, "weights_s")
+    if w is None:
+        return _empty_figure("Logic weights", result)
+    w = w * US_PER_S
+    n_out, n_in = w.shape[1:]
+    fig = _figure((9.0, 5.0))
+    ax = fig.add_subplot()
+    ax.axhline(0.0, color="0.7", lw=0.8, zorder=0)
+    for i in range(n_out):
+        for j in range(n_in):
+            ax.plot(
+                epochs, w[:, i, j],
+                color=_cycle(INPUT_COLORS, j), ls=_cycle(NEURON_STYLES, i),
+                label=f"W_{i}{j}", **_marker_kw(epochs),
+            )
+    _epoch_axis(ax, epochs)
+    ax.set_ylabel("logic weight W_ij = G+ - G- (µS)")
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside right upper", fontsize=8, title="W_ij: neuron i, input j",
+               title_fontsize=8, frameon=False)
+    return _finish(fig, "Logic weights", result)
+
+
+def plot_activations(result: TrainingResult, task: Task, config: TrainingConfig) -> Figure:
+    """Output f of each neuron per epoch for each training pattern, with its target band.
+
+    One panel per training pattern, titled with its input bits and target bits.
+    The band each neuron must reach is shaded in that neuron's colour:
+    ``f > f_plus`` for a class-1 target, ``f < f_minus`` for class 0. A vertical
+    line marks the convergence epoch when the run converged.
+    """
+    epochs, f = _series(result, "activations")
+    if f is None:
+        return _empty_figure("Neuron outputs per training pattern", result)
+    patterns, targets = task.patterns("train"), task.targets("train")
+    if f.shape[1:] != targets.shape:
+        raise ValueError(
+            f"history activations have shape {f.shape[1:]} per epoch but the task's training "
+            f"targets have shape {targets.shape}: plot with the task the run was trained on"
+        )
+    n_pat, n_out = targets.shape
+    n_cols = min(3, n_pat)
+    n_rows = -(-n_pat // n_cols)
+    fig = _figure((3.6 * n_cols + 0.6, 2.7 * n_rows + 1.4))
+    axes = fig.subplots(n_rows, n_cols, sharex=True, sharey=True, squeeze=False).ravel()
+    for p in range(n_pat):
+        ax = axes[p]
+        for i in range(n_out):
+            color = _cycle(NEURON_COLORS, i)
+            lo, hi = (config.f_plus, 1.0) if targets[p, i] == 1 else (-1.0, config.f_minus)
+            ax.axhspan(lo, hi, color=color, alpha=0.15, lw=0)
+            ax.plot(epochs, f[:, p, i], color=color, **_marker_kw(epochs))
+        ax.axhline(0.0, color="0.8", lw=0.8, zorder=0)
+        _mark_convergence(ax, result)
+        target = "".join(str(int(t)) for t in targets[p])
+        ax.set_title(f"pattern {patterns[p]} → target {target}", fontsize=10)
+        ax.set_ylim(-1.05, 1.05)
+        _epoch_axis(ax, epochs, label=p + n_cols >= n_pat)
+        if p % n_cols == 0:
+            ax.set_ylabel("output f = tanh(βI) (unitless)")
+    for ax in axes[n_pat:]:
+        ax.set_visible(False)
+    handles: list[Line2D | Patch] = []
+    for i in range(n_out):
+        color = _cycle(NEURON_COLORS, i)
+        handles.append(Line2D([], [], color=color, label=f"neuron {i} output f_{i}"))
+        handles.append(Patch(color=color, alpha=0.25, label=f"neuron {i} target band"))
+    if result.converged:
+        handles.append(Line2D([], [], color=OUTCOME_COLORS["converged"], ls="--", label="converged"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5),
+               frameon=False, fontsize=9)
+    bands = f"bands: class 1 f > {config.f_plus:g}, class 0 f < {config.f_minus:g}"
+    return _finish(fig, f"Neuron outputs per training pattern ({bands})", result)
+
+
+def plot_error(result: TrainingResult) -> Figure:
+    """Error and misses per epoch (top) and pulses sent per epoch (bottom).
+
+    The error is ``0.5 * mean((target - f)**2)`` over patterns and neurons; misses
+    count (pattern, neuron) pairs outside their band, on a twin axis since they are
+    integers on another scale. Pulses are bars below, resets stacked on them when
+    any were sent. The last epoch is marked with the outcome.
+    """
+    epochs, error = _series(result, "error")
+    if error is None:
+        return _empty_figure("Error, misses and pulses", result)
+    misses = np.array([r.misses for r in result.history])
+    pulses = np.array([r.pulses for r in result.history])
+    resets = np.array([r.resets for r in result.history])
+    fig = _figure((9.0, 6.2))
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+
+    top.plot(epochs, error, color="tab:blue", label="error", **_marker_kw(epochs))
+    top.set_ylabel("error ½·mean((t − f)²) (unitless)", color="tab:blue")
+    top.set_ylim(bottom=0.0, top=max(float(error.max()) * 1.1, 1e-3))
+    top.grid(alpha=0.3)
+    twin = top.twinx()
+    twin.plot(epochs, misses, color="tab:red", ls="--", drawstyle="steps-mid",
+              label="misses", **_marker_kw(epochs, "s"))
+    twin.set_ylabel("misses (pattern-neuron pairs out of band)", color="tab:red")
+    twin.set_ylim(bottom=0.0, top=max(int(misses.max()), 1) * 1.1)
+    twin.yaxis.set_major_locator(MaxNLocator(integer=True))
+    top.legend(handles=[*top.get_lines(), *twin.get_lines()], loc="upper right", fontsize=9)
+    _epoch_axis(top, epochs, label=False)
+
+    bottom.bar(epochs, pulses, width=0.8, color="0.45", label="pulses")
+    if resets.any():
+        bottom.bar(epochs, resets, width=0.8, bottom=pulses, color="tab:orange", label="resets")
+        bottom.legend(loc="upper right", fontsize=9)
+    bottom.set_ylabel("pulses sent (count)")
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+    bottom.set_ylim(0, max(int((pulses + resets).max()), 1) * 1.15)
+    bottom.grid(alpha=0.3, axis="y")
+    _epoch_axis(bottom, epochs)
+    bottom.text(0.01, 0.95, _summary(result), transform=bottom.transAxes, va="top", fontsize=8,
+                bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.9})
+    for ax in (top, bottom):
+        _mark_outcome(ax, result, text=ax is top)
+    return _finish(fig, "Error, misses and pulses", result)
+
+
+def plot_final_conductances(result: TrainingResult) -> Figure:
+    """Heatmap of the last conductance read (µS), value written in each cell.
+
+    Rows are inputs j, columns are crossbar columns k labelled with their role
+    (G+ / G- of neuron i), so the weight of a pair can be read off two
+    neighbouring cells.
+    """
+    if not result.history:
+        return _empty_figure("Final conductance map", result)
+    last = result.history[-1]
+    g = np.asarray(last.conductances_s) * US_PER_S
+    n_rows, n_cols = g.shape
+    n_out, n_in = np.shape(last.weights_s)
+    fig = _figure((1.5 * n_cols + 2.6, 1.05 * n_rows + 1.9))
+    ax = fig.add_subplot()
+    image = ax.imshow(g, cmap="viridis", aspect="auto")
+    lo, hi = float(g.min()), float(g.max())
+    for j in range(n_rows):
+        for k in range(n_cols):
+            dark = (g[j, k] - lo) < 0.5 * (hi - lo) if hi > lo else True
+            ax.text(k, j, f"{g[j, k]:.3f}", ha="center", va="center", fontsize=10,
+                    color="white" if dark else "black")
+    ax.set_xticks(range(n_cols), [f"col {k}\n{_column_role(k, n_out)[0]}" for k in range(n_cols)])
+    ax.set_yticks(range(n_rows), [f"input {j}" if j < n_in else f"row {j} (unused)"
+                                  for j in range(n_rows)])
+    ax.set_xlabel("crossbar column k (role in the differential pair)")
+    ax.set_ylabel("crossbar row j")
+    fig.colorbar(image, ax=ax, label="conductance G (µS)")
+    return _finish(fig, f"Conductances at epoch {last.epoch}", result)
+
+
+PLOTS: dict[str, Callable[[TrainingResult, Task, TrainingConfig], Figure]] = {
+    "conductances": lambda r, t, c: plot_conductances(r),
+    "weights": lambda r, t, c: plot_weights(r),
+    "activations": plot_activations,
+    "error": lambda r, t, c: plot_error(r),
+    "final_conductances": lambda r, t, c: plot_final_conductances(r),
+}
+"""Every figure of a run, by the file stem :func:`save_all` gives it."""
+
+
+def save_all(
+    result: TrainingResult,
+    task: Task,
+    config: TrainingConfig,
+    directory: str | Path,
+    dpi: int = DPI,
+) -> dict[str, Path]:
+    """Write every figure of :data:`PLOTS` as ``<directory>/<name>.png``; return name -> path.
+
+    The directory is created if needed. Existing files of the same names are
+    overwritten, so re-rendering a run replaces its plots.
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name, plot in PLOTS.items():
+        path = out / f"{name}.png"
+        plot(result, task, config).savefig(path, dpi=dpi, format="png")
+        paths[name] = path
+    return paths
+
+
+# ---------------------------------------------------------------------- helpers
+def _figure(size: tuple[float, float]) -> Figure:
+    """A pyplot-free figure with constrained layout (no overlapping labels, room for legends)."""
+    return Figure(figsize=size, layout="constrained")
+
+
+def _finish(fig: Figure, title: str, result: TrainingResult) -> Figure:
+    """Set the suptitle: what the figure shows and how the run ended."""
+    color = OUTCOME_COLORS["fault"] if result.outcome == "fault" else "black"
+    fig.suptitle(f"{title}\n{outcome_text(result)}", fontsize=12, color=color)
+    return fig
+
+
+def _empty_figure(title: str, result: TrainingResult) -> Figure:
+    """Placeholder for a run that recorded no epoch, so callers always get a figure."""
+    fig = _figure((7.0, 3.5))
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, "no epoch recorded: nothing to plot", ha="center", va="center",
+            fontsize=12, transform=ax.transAxes)
+    return _finish(fig, title, result)
+
+
+def _series(result: TrainingResult, attr: str) -> tuple[NDArray[np.int64], NDArray[np.float64] | None]:
+    """Epoch numbers and one history attribute stacked along a leading epoch axis.
+
+    Returns ``(epochs, None)`` for an empty history.
+    """
+    epochs = np.array([r.epoch for r in result.history], dtype=np.int64)
+    if not result.history:
+        return epochs, None
+    return epochs, np.array([np.asarray(getattr(r, attr), dtype=float) for r in result.history])
+
+
+def _n_outputs(result: TrainingResult) -> int:
+    """Number of neurons of the run, from the shape of its recorded weights."""
+    return int(np.shape(result.history[0].weights_s)[0]) if result.history else 0
+
+
+def _column_role(col: int, n_outputs: int) -> tuple[str, str]:
+    """Label and colour of crossbar column ``col``: G+ / G- of its neuron, or unused."""
+    neuron = col // 2
+    if neuron >= n_outputs:
+        return "unused", UNUSED_COLOR
+    if col == plus_col(neuron):
+        return f"G+ n{neuron}", PLUS_COLOR
+    assert col == minus_col(neuron)
+    return f"G- n{neuron}", MINUS_COLOR
+
+
+def _cycle(values: Sequence[str], index: int) -> str:
+    """``values[index]``, wrapping around for more items than values."""
+    return values[index % len(values)]
+
+
+def _marker_kw(epochs: NDArray[np.int64], marker: str = "o") -> dict[str, object]:
+    """Line keywords: a marker per epoch for short runs (a single epoch is then a dot)."""
+    if len(epochs) > _MARKER_EPOCHS:
+        return {"lw": 1.5}
+    return {"lw": 1.5, "marker": marker, "ms": 3.5}
+
+
+def _epoch_axis(ax: Axes, epochs: NDArray[np.int64], label: bool = True) -> None:
+    """Integer epoch ticks, a little margin, and room around a lone epoch."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    first, last = int(epochs[0]), int(epochs[-1])
+    pad = max(0.5, 0.02 * (last - first))
+    ax.set_xlim(first - pad, last + pad)
+    if label:
+        ax.set_xlabel("epoch")
+
+
+def _mark_convergence(ax: Axes, result: TrainingResult) -> None:
+    """Dashed vertical line at the convergence epoch, if the run converged."""
+    if result.converged:
+        ax.axvline(result.epochs, color=OUTCOME_COLORS["converged"], ls="--", lw=1.2)
+
+
+def _mark_outcome(ax: Axes, result: TrainingResult, text: bool) -> None:
+    """Vertical line at the last epoch in the outcome's colour, optionally labelled."""
+    color = OUTCOME_COLORS.get(result.outcome, "black")
+    ax.axvline(result.epochs, color=color, ls="--", lw=1.2)
+    if text:
+        label = result.outcome.replace("_", " ")
+        ax.annotate(label, xy=(result.epochs, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(-4, -4), textcoords="offset points", ha="right", va="top",
+                    color=color, fontsize=9, fontweight="bold")
+
+
+def _summary(result: TrainingResult) -> str:
+    """Pulse total and, when evaluated, train / test accuracy (the run's scoreboard)."""
+    lines = [f"total pulses: {result.total_pulses}"]
+    for name, ev in (("train", result.train), ("test", result.test)):
+        if ev is not None:
+            lines.append(f"{name}: {ev.accuracy:.0%} by sign, {ev.in_band_accuracy:.0%} in band")
+    if result.train is None:
+        lines.append("no evaluation (run did not finish)")
+    return "\n".join(lines)
