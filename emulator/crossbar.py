@@ -117,8 +117,11 @@ class EmulatedCrossbar(CrossbarBackend):
         """How many times outputs were brought to 0 V (for tests of the fault paths)."""
         self._info = BackendInfo(
             identity=f"crossbar-hil,EmulatedCrossbar,{self.device.kind},seed={cfg.seed}",
-            rows=cfg.rows, cols=cfg.cols, limits=cfg.limits,
-            supports_reset=True, supports_depression=cfg.depression,
+            rows=cfg.rows,
+            cols=cfg.cols,
+            limits=cfg.limits,
+            supports_reset=True,
+            supports_depression=cfg.depression,
         )
 
     @classmethod
@@ -186,6 +189,4 @@ class EmulatedCrossbar(CrossbarBackend):
         if self.config.step_noise:
             step *= 1.0 + self.config.step_noise * self._step_rng.standard_normal()
         self.position[r, c] = target
-        self._g_dev[r, c] = (
-            self.table[target] if not self.config.step_noise else self._g_dev[r, c] + step
-        )
+        self._g_dev[r, c] = self.table[target] if not self.config.step_noise else self._g_dev[r, c] + step

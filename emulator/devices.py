@@ -75,14 +75,20 @@ class ExponentialDevice(_Model):
 
     def table(self) -> NDArray[np.float64]:
         return exponential_tables(
-            np.array([self.g_min_s]), np.array([self.g_max_s]),
-            np.array([self.alpha_s]), np.array([self.beta_nl]), self.n_max,
+            np.array([self.g_min_s]),
+            np.array([self.g_max_s]),
+            np.array([self.alpha_s]),
+            np.array([self.beta_nl]),
+            self.n_max,
         )[0]
 
 
 def exponential_tables(
-    g_min: NDArray[np.float64], g_max: NDArray[np.float64], alpha: NDArray[np.float64],
-    beta_nl: NDArray[np.float64], n_max: int,
+    g_min: NDArray[np.float64],
+    g_max: NDArray[np.float64],
+    alpha: NDArray[np.float64],
+    beta_nl: NDArray[np.float64],
+    n_max: int,
 ) -> NDArray[np.float64]:
     """Tables of the Lim model for K parameter sets at once: shape (K, n_max + 1), S.
 
@@ -119,9 +125,7 @@ class LtpLtdDevice(_Model):
         return b * (1.0 - np.exp(-p / self.a_p)) + self.g_min_s
 
 
-DeviceModel = Annotated[
-    TraceDevice | ExponentialDevice | LtpLtdDevice, Field(discriminator="kind")
-]
+DeviceModel = Annotated[TraceDevice | ExponentialDevice | LtpLtdDevice, Field(discriminator="kind")]
 
 
 class DefaultDeviceRecord(BaseModel):

@@ -44,8 +44,11 @@ def fit_exponential(trace: Trace) -> ExponentialDevice:
         half = (hi - lo) / _GRID * 2
         lo, hi = np.maximum(best - half, [g[0] * (1 + 1e-9), rise * 1e-6, 0.0]), best + half
     return ExponentialDevice(
-        g_min_s=float(g[0]), g_max_s=float(best[0]), alpha_s=float(best[1]),
-        beta_nl=float(best[2]), n_max=n_max,
+        g_min_s=float(g[0]),
+        g_max_s=float(best[0]),
+        alpha_s=float(best[1]),
+        beta_nl=float(best[2]),
+        n_max=n_max,
     )
 
 

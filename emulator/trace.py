@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,7 @@ def load_trace(path: str | Path) -> Trace:
 
 def parse_dat(lines: Sequence[str], source: str | Path = "<memory>") -> Trace:
     """Parse the lines of an instrument ``.dat`` trace (see the module docstring)."""
+    bad = partial(TraceFormatError, source)
     values: dict[str, float] = {}
     body_start = None
     for n, raw in enumerate(lines, start=1):
@@ -142,15 +144,15 @@ def parse_dat(lines: Sequence[str], source: str | Path = "<memory>") -> Trace:
         try:
             value = float(m["value"])
         except ValueError:
-            raise TraceFormatError(source, n, f"expected a number for {m['name'].strip()!r}, got {m['value']!r}") from None
+            raise bad(n, f"expected a number for {m['name'].strip()!r}, got {m['value']!r}") from None
         values[key] = value * _UNIT_TO_SI.get(unit, 1.0)
     if body_start is None:
-        raise TraceFormatError(source, None, "expected a column-title line starting with 'Time stamp'")
+        raise bad(None, "expected a column-title line starting with 'Time stamp'")
     missing = [k for k in _REQUIRED if k not in values]
     if missing:
-        raise TraceFormatError(source, body_start, f"expected header fields {missing} before the column titles")
+        raise bad(body_start, f"expected header fields {missing} before the column titles")
     if values["n_pulses"] != int(values["n_pulses"]):
-        raise TraceFormatError(source, None, f"expected an integer Number of Pulses, got {values['n_pulses']}")
+        raise bad(None, f"expected an integer Number of Pulses, got {values['n_pulses']}")
     values["n_pulses"] = int(values["n_pulses"])
     protocol = PulseProtocol(**values)  # type: ignore[arg-type]
 
@@ -163,32 +165,34 @@ def parse_dat(lines: Sequence[str], source: str | Path = "<memory>") -> Trace:
             continue
         cells = [c.strip() for c in line.split(",")]
         if len(cells) != _COLUMNS:
-            raise TraceFormatError(source, n, f"expected {_COLUMNS} comma-separated columns, got {len(cells)}")
+            raise bad(n, f"expected {_COLUMNS} comma-separated columns, got {len(cells)}")
         try:
             t, v = float(cells[0]), float(cells[1])
         except ValueError:
-            raise TraceFormatError(source, n, "expected numeric time stamp and voltage in columns 1-2") from None
+            raise bad(n, "expected numeric time stamp and voltage in columns 1-2") from None
         if abs(v - protocol.read_v) > read_tol:
             continue  # A pulse, reset or zero row.
         try:
             r = float(cells[5])
         except ValueError:
-            raise TraceFormatError(source, n, f"expected a resistance (Ohm) in column 6 of a read row, got {cells[5]!r}") from None
+            raise bad(n, f"expected a resistance (Ohm) in column 6 of a read row, got {cells[5]!r}") from None
         if not (math.isfinite(r) and r > 0):
-            raise TraceFormatError(source, n, f"expected a positive finite resistance in a read row, got {r}")
+            raise bad(n, f"expected a positive finite resistance in a read row, got {r}")
         reads.append(1.0 / r)
         times.append(t)
     expected = protocol.n_pulses + 1
     if len(reads) != expected:
-        raise TraceFormatError(
-            source, None,
-            f"expected {expected} read rows (Number of Pulses + 1, at {protocol.read_v} V), found {len(reads)}",
+        raise bad(
+            None,
+            f"expected {expected} read rows (Number of Pulses + 1, at {protocol.read_v} V), "
+            f"found {len(reads)}",
         )
     return Trace(np.array(reads), protocol, str(source), np.array(times))
 
 
 def parse_csv(lines: Sequence[str], source: str | Path = "<memory>") -> Trace:
     """Parse a one-column CSV of conductances in S; a non-numeric first line is a title."""
+    bad = partial(TraceFormatError, source)
     g: list[float] = []
     seen_data = False
     for n, raw in enumerate(lines, start=1):
@@ -197,20 +201,20 @@ def parse_csv(lines: Sequence[str], source: str | Path = "<memory>") -> Trace:
             continue
         cells = [c.strip() for c in line.split(",")]
         if len(cells) != 1:
-            raise TraceFormatError(source, n, f"expected one column (conductance in S), got {len(cells)}")
+            raise bad(n, f"expected one column (conductance in S), got {len(cells)}")
         try:
             value = float(cells[0])
         except ValueError:
             if not seen_data and not g:
                 seen_data = True  # A title line.
                 continue
-            raise TraceFormatError(source, n, f"expected a conductance in S, got {cells[0]!r}") from None
+            raise bad(n, f"expected a conductance in S, got {cells[0]!r}") from None
         if not (math.isfinite(value) and value > 0):
-            raise TraceFormatError(source, n, f"expected a positive finite conductance in S, got {value}")
+            raise bad(n, f"expected a positive finite conductance in S, got {value}")
         seen_data = True
         g.append(value)
     if len(g) < 2:
-        raise TraceFormatError(source, None, f"expected at least 2 conductances, found {len(g)}")
+        raise bad(None, f"expected at least 2 conductances, found {len(g)}")
     return Trace(np.array(g), None, str(source))
 
 

@@ -13,9 +13,9 @@ raises :class:`~hil.errors.LimitError` and nothing reaches the hardware.
 from __future__ import annotations
 
 import threading
-from contextlib import AbstractContextManager
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import NamedTuple, Self
 
@@ -191,9 +191,7 @@ class CrossbarBackend(ABC):
                 f"{field}.amplitude_v", p.amplitude_v, f"[-{lim.pulse_v_max}, {lim.pulse_v_max}]", "V"
             )
         if not np.isfinite(p.width_s) or not lim.width_min_s <= p.width_s <= lim.width_max_s:
-            raise LimitError(
-                f"{field}.width_s", p.width_s, f"[{lim.width_min_s}, {lim.width_max_s}]", "s"
-            )
+            raise LimitError(f"{field}.width_s", p.width_s, f"[{lim.width_min_s}, {lim.width_max_s}]", "s")
 
     def _check_index(self, row: int, col: int, field: str) -> None:
         info = self.info
@@ -236,4 +234,3 @@ class CrossbarBackend(ABC):
 
     def _close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release the connection. Called once, after :meth:`_abort`."""
-

@@ -55,9 +55,7 @@ class Trainer:
         self.stop = stop or StopSignal()
         info = backend.info
         if task.n_inputs > info.rows:
-            raise ValueError(
-                f"task has {task.n_inputs} inputs but the crossbar has {info.rows} rows"
-            )
+            raise ValueError(f"task has {task.n_inputs} inputs but the crossbar has {info.rows} rows")
         if 2 * task.n_outputs > info.cols:
             raise ValueError(
                 f"task has {task.n_outputs} neurons, needing {2 * task.n_outputs} columns; "
@@ -141,8 +139,11 @@ class Trainer:
         cfg = self.config
         active = ~record.in_band if cfg.ignore_in_band else None
         signs = manhattan_signs(
-            self._row_v[:, : self.task.n_inputs], record.activations,
-            target_values(self._targets, cfg), cfg.beta, active,
+            self._row_v[:, : self.task.n_inputs],
+            record.activations,
+            target_values(self._targets, cfg),
+            cfg.beta,
+            active,
         )
         return potentiation_pulses(signs, cfg.pulse_v, cfg.pulse_width_s)
 

@@ -34,7 +34,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--config", type=Path, help="RunConfig JSON file; options below override it.")
     p.add_argument("--backend", help="Registered backend name (default: emulator).")
     p.add_argument(
-        "--param", action="append", default=[], metavar="KEY=VALUE",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="Backend parameter (repeatable); VALUE is parsed as JSON when it can be.",
     )
     p.add_argument("--resource", help="VISA resource string (with --backend visa).")
@@ -48,8 +51,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--f-plus", type=float, help="Class-1 outputs must exceed this.")
     p.add_argument("--f-minus", type=float, help="Class-0 outputs must stay below this.")
     p.add_argument("--max-epochs", type=int, help="Most update epochs.")
-    p.add_argument("--ignore-in-band", action="store_true", default=None,
-                   help="Patterns already in their band add no update.")
+    p.add_argument(
+        "--ignore-in-band",
+        action="store_true",
+        default=None,
+        help="Patterns already in their band add no update.",
+    )
     p.add_argument("--plots", type=Path, metavar="DIR", help="Save PNG plots into DIR.")
     p.add_argument("--json", metavar="PATH", help="Write the result as JSON to PATH ('-' = stdout).")
     p.add_argument("-q", "--quiet", action="store_true", help="No progress display.")
@@ -109,10 +116,10 @@ def _json_or_text(value: str) -> Any:
 class ProgressLine(TrainingObserver):
     """One self-overwriting status line per epoch on a terminal (a line per epoch otherwise)."""
 
-    def __init__(self, max_epochs: int, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, max_epochs: int, stream: TextIO | None = None) -> None:
         self.max_epochs = max_epochs
-        self.stream = stream
-        self._tty = stream.isatty()
+        self.stream = stream or sys.stderr
+        self._tty = self.stream.isatty()
 
     def on_epoch(self, record: EpochRecord) -> None:
         width = 24

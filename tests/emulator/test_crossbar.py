@@ -38,7 +38,7 @@ def test_default_device_is_monotone_under_potentiation_and_saturates() -> None:
     g = pulse_n(xb, 0, 0, xb.n_max + 10)
     assert np.all(np.diff(g[: xb.n_max]) >= 0)
     assert g[xb.n_max - 1] > g[0]
-    assert g[xb.n_max:] == [g[xb.n_max - 1]] * 10  # stays saturated at the end of the table
+    assert g[xb.n_max :] == [g[xb.n_max - 1]] * 10  # stays saturated at the end of the table
 
 
 def test_trace_replay_moves_one_trace_step_per_pulse(reference_trace_path: Path) -> None:

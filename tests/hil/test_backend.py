@@ -1,0 +1,103 @@
+"""The CrossbarBackend seam: checks happen before the implementation sees anything."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from hil.backend import BackendInfo, CrossbarBackend, Limits, Pulse
+from hil.errors import BackendClosed, CommunicationError, LimitError
+
+
+class Spy(CrossbarBackend):
+    """Records what reaches the implementation."""
+
+    def __init__(self, fail_abort: bool = False) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, object]] = []
+        self.fail_abort = fail_abort
+        self._info = BackendInfo(
+            identity="spy", rows=2, cols=3, limits=Limits(max_batch=2), supports_reset=False
+        )
+
+    @property
+    def info(self) -> BackendInfo:
+        return self._info
+
+    def _read_conductances(self, v_read: float) -> np.ndarray:
+        self.seen.append(("read", v_read))
+        return np.ones(6)
+
+    def _apply(self, voltages: np.ndarray) -> np.ndarray:
+        self.seen.append(("apply", voltages.tolist()))
+        return np.zeros(3)
+
+    def _pulse_many(self, pulses: Sequence[Pulse]) -> None:
+        self.seen.append(("pulses", list(pulses)))
+
+    def _reset(self, row: int, col: int) -> None:
+        self.seen.append(("reset", (row, col)))
+
+    def _abort(self) -> None:
+        self.seen.append(("abort", None))
+        if self.fail_abort:
+            raise CommunicationError("link down")
+
+    def _close(self) -> None:
+        self.seen.append(("close", None))
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda b: b.pulse(2, 0, 1.0, 1e-3), "pulses[0].row"),
+        (lambda b: b.pulse(0, 3, 1.0, 1e-3), "pulses[0].col"),
+        (lambda b: b.pulse(0, 0.5, 1.0, 1e-3), "pulses[0].col"),
+        (lambda b: b.pulse(0, 0, -2.6, 1e-3), "pulses[0].amplitude_v"),
+        (lambda b: b.pulse(0, 0, 1.0, 0.0), "pulses[0].width_s"),
+        (lambda b: b.pulse_many([Pulse(0, 0, 1.0, 1e-3)] * 3), "len(pulses)"),
+        (lambda b: b.apply([0.1, 0.3]), "voltages[1]"),
+        (lambda b: b.apply([0.1, float("inf")]), "voltages"),
+        (lambda b: b.read_conductances(-0.5), "v_read"),
+        (lambda b: b.reset(0, 0), "reset"),
+    ],
+)
+def test_violations_raise_and_reach_nothing(call, field: str) -> None:
+    spy = Spy()
+    with pytest.raises(LimitError) as info:
+        call(spy)
+    assert info.value.field.startswith(field)
+    assert "allowed" in str(info.value) and "nothing was sent" in str(info.value)
+    assert spy.seen == []
+
+
+def test_results_have_the_crossbar_shape() -> None:
+    spy = Spy()
+    assert spy.read_conductances(0.05).shape == (2, 3)
+    assert spy.apply([0.1, -0.1]).shape == (3,)
+    assert spy.pulse_many([]) == 0 and spy.seen[-1][0] == "apply"
+
+
+def test_context_manager_aborts_then_closes_even_on_error() -> None:
+    spy = Spy()
+    with pytest.raises(RuntimeError), spy:
+        raise RuntimeError("boom")
+    assert [s[0] for s in spy.seen] == ["abort", "close"]
+    spy.close()  # idempotent
+    assert [s[0] for s in spy.seen] == ["abort", "close"]
+    with pytest.raises(BackendClosed):
+        spy.read_conductances()
+
+
+def test_close_releases_even_when_abort_fails() -> None:
+    spy = Spy(fail_abort=True)
+    spy.close()
+    assert spy.closed and spy.seen[-1] == ("close", None)
+
+
+def test_limits_validate_themselves() -> None:
+    with pytest.raises(ValidationError, match="width_min_s"):
+        Limits(width_min_s=1.0, width_max_s=0.1)

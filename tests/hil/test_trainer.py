@@ -1,0 +1,180 @@
+"""The in-situ trainer: convergence, honesty, cost per epoch, stop and fault handling."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from hil.backend import Pulse
+from hil.config import TrainingConfig
+from hil.errors import ConnectionLost, LimitError
+from hil.history import EpochRecord, TrainingResult
+from hil.network import activation, in_band, logic_currents
+from hil.observers import TrainingObserver
+from hil.stop import StopSignal
+from hil.task import Task
+from hil.trainer import Trainer, train
+
+TASK = Task.reference()
+EASY = TrainingConfig(beta=3e7)  # a gain at which most seeds converge in a few epochs
+
+
+class CountingCrossbar(EmulatedCrossbar):
+    """An emulator that counts backend calls and can fail on the n-th pulse batch."""
+
+    def __init__(self, config: EmulatorConfig, fail_on_batch: int | None = None) -> None:
+        super().__init__(config)
+        self.calls: Counter[str] = Counter()
+        self.fail_on_batch = fail_on_batch
+        self.pulses_applied = 0
+
+    def _apply(self, voltages: np.ndarray) -> np.ndarray:
+        self.calls["apply"] += 1
+        return super()._apply(voltages)
+
+    def _read_conductances(self, v_read: float) -> np.ndarray:
+        self.calls["read"] += 1
+        return super()._read_conductances(v_read)
+
+    def _pulse_many(self, pulses: Sequence[Pulse]) -> None:
+        self.calls["pulse_many"] += 1
+        if self.calls["pulse_many"] == self.fail_on_batch:
+            raise ConnectionLost("link dropped (injected)")
+        self.pulses_applied += len(pulses)
+        super()._pulse_many(pulses)
+
+
+class Recorder(TrainingObserver):
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.records: list[EpochRecord] = []
+        self.result: TrainingResult | None = None
+
+    def on_start(self, task: Task, config: TrainingConfig, identity: str) -> None:
+        self.events.append("start")
+
+    def on_epoch(self, record: EpochRecord) -> None:
+        self.events.append(f"epoch {record.epoch}")
+        self.records.append(record)
+
+    def on_end(self, result: TrainingResult) -> None:
+        self.events.append("end")
+        self.result = result
+
+
+def fresh_in_band(xb: EmulatedCrossbar, cfg: TrainingConfig) -> np.ndarray:
+    """Outputs of the training set measured independently of the trainer."""
+    cols = np.array([xb.apply(v) for v in TASK.voltages("train")])
+    return in_band(activation(logic_currents(cols, 2), cfg.beta), TASK.targets("train"), cfg)
+
+
+def test_converges_on_an_easy_configuration_and_it_is_true() -> None:
+    xb = EmulatedCrossbar(EmulatorConfig(seed=0))
+    result = train(xb, TASK, EASY)
+    assert result.outcome == "converged" and result.converged
+    assert 0 < result.epochs < EASY.max_epochs
+    assert fresh_in_band(xb, EASY).all()
+    assert result.history[-1].pulses == 0
+    assert result.train is not None and result.train.in_band_accuracy == 1.0
+    assert result.test is not None and len(result.test.patterns) == 10
+
+
+def test_does_not_claim_convergence_it_did_not_reach() -> None:
+    cfg = TrainingConfig(max_epochs=5)
+    xb = EmulatedCrossbar(EmulatorConfig(seed=0))
+    result = train(xb, TASK, cfg)
+    assert result.outcome == "max_epochs" and not result.converged
+    assert result.epochs == 5 and len(result.history) == 6
+    assert not fresh_in_band(xb, cfg).all()
+    assert all(r.misses > 0 for r in result.history)
+
+
+def test_one_epoch_costs_one_vmm_per_pattern_one_batch_one_read() -> None:
+    cfg = TrainingConfig(max_epochs=10)
+    xb = CountingCrossbar(EmulatorConfig(seed=0))
+    result = Trainer(xb, TASK, cfg).run()
+    xb.calls["apply"] -= len(TASK.train) + len(TASK.test)  # the final evaluation
+    epochs = len(result.history)
+    assert xb.calls["apply"] == len(TASK.train) * epochs
+    assert xb.calls["read"] == epochs
+    assert xb.calls["pulse_many"] == sum(1 for r in result.history if r.pulses)
+    assert xb.pulses_applied == result.total_pulses > 0
+
+
+def test_observers_hear_every_epoch_in_order() -> None:
+    rec = Recorder()
+    result = train(EmulatedCrossbar(EmulatorConfig(seed=0)), TASK, TrainingConfig(max_epochs=3), [rec])
+    assert rec.events == ["start", "epoch 0", "epoch 1", "epoch 2", "epoch 3", "end"]
+    assert rec.result is result and rec.records == result.history
+
+
+def test_stop_takes_effect_before_the_next_pulse_and_aborts() -> None:
+    stop = StopSignal()
+
+    class StopAtTwo(TrainingObserver):
+        def on_epoch(self, record: EpochRecord) -> None:
+            if record.epoch == 2:
+                stop.set("user pressed stop")
+
+    xb = CountingCrossbar(EmulatorConfig(seed=0))
+    result = Trainer(xb, TASK, TrainingConfig(), [StopAtTwo()], stop).run()
+    assert result.outcome == "stopped" and result.error_message == "user pressed stop"
+    assert [r.epoch for r in result.history] == [0, 1, 2]
+    assert xb.calls["pulse_many"] == 3  # epochs 0, 1, 2 sent theirs; nothing after the stop
+    assert xb.aborts == 1
+
+
+def test_a_stop_before_the_start_sends_nothing() -> None:
+    stop = StopSignal()
+    stop.set()
+    xb = CountingCrossbar(EmulatorConfig(seed=0))
+    result = Trainer(xb, TASK, stop=stop).run()
+    assert result.outcome == "stopped" and result.history == []
+    assert xb.calls["pulse_many"] == 0 and xb.aborts == 1
+
+
+def test_a_fault_keeps_the_history_up_to_it_and_aborts() -> None:
+    clean = train(EmulatedCrossbar(EmulatorConfig(seed=0)), TASK, TrainingConfig(max_epochs=10))
+    xb = CountingCrossbar(EmulatorConfig(seed=0), fail_on_batch=4)
+    result = Trainer(xb, TASK, TrainingConfig(max_epochs=10)).run()
+    assert result.outcome == "fault" and "ConnectionLost" in (result.error_message or "")
+    assert [r.epoch for r in result.history] == [0, 1, 2, 3]
+    assert result.history[3].pulses == 0  # the failed batch is not counted as sent
+    for got, want in zip(result.history[:3], clean.history[:3], strict=True):
+        np.testing.assert_array_equal(got.conductances_s, want.conductances_s)
+        assert got.pulses == want.pulses
+    assert xb.aborts == 1 and xb.calls["pulse_many"] == 4
+
+
+def test_bad_pulse_settings_are_refused_before_any_run() -> None:
+    xb = CountingCrossbar(EmulatorConfig(seed=0))
+    with pytest.raises(LimitError, match=r"training pulse.amplitude_v=4.0 V"):
+        Trainer(xb, TASK, TrainingConfig(pulse_v=4.0))
+    assert sum(xb.calls.values()) == 0
+
+
+def test_a_task_larger_than_the_crossbar_is_refused() -> None:
+    big = Task(train=({"pattern": "01010", "target": "1"},))
+    with pytest.raises(ValueError, match="5 inputs but the crossbar has 4 rows"):
+        Trainer(EmulatedCrossbar(), big)
+
+
+def test_already_converged_needs_no_pulse() -> None:
+    xb = EmulatedCrossbar(EmulatorConfig(seed=0))
+    first = train(xb, TASK, EASY)
+    again = train(xb, TASK, EASY)
+    assert first.converged and again.converged
+    assert again.epochs == 0 and again.total_pulses == 0
+
+
+def test_history_serialises_to_plain_json_types() -> None:
+    import json
+
+    result = train(EmulatedCrossbar(EmulatorConfig(seed=0)), TASK, TrainingConfig(max_epochs=2))
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["outcome"] == "max_epochs" and len(data["history"]) == 3
+    assert np.array(data["history"][0]["conductances_s"]).shape == (4, 4)
