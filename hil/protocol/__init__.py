@@ -1,0 +1,43 @@
+"""The crossbar wire protocol (version 1.0) and its codec; specification in ``PROTOCOL.md``."""
+
+from hil.protocol.codec import (
+    COMMANDS,
+    ERROR_CODES,
+    PROTOCOL_VERSION,
+    TERMINATOR,
+    CommandError,
+    CommandSpec,
+    ErrorCode,
+    ParsedCommand,
+    decode_reply,
+    encode_command,
+    encode_error,
+    encode_error_entry,
+    encode_ok,
+    encode_text,
+    encode_values,
+    parse_command,
+    parse_error_entry,
+    validate_command,
+)
+
+__all__ = [
+    "COMMANDS",
+    "ERROR_CODES",
+    "PROTOCOL_VERSION",
+    "TERMINATOR",
+    "CommandError",
+    "CommandSpec",
+    "ErrorCode",
+    "ParsedCommand",
+    "decode_reply",
+    "encode_command",
+    "encode_error",
+    "encode_error_entry",
+    "encode_ok",
+    "encode_text",
+    "encode_values",
+    "parse_command",
+    "parse_error_entry",
+    "validate_command",
+]
