@@ -1,0 +1,96 @@
+"""`SerialBackend`: the crossbar wire protocol over pyserial.
+
+``port`` is a port name (``/dev/ttyUSB0``, ``COM3``, a pty such as
+``/dev/pts/5``) or a pyserial URL (``socket://127.0.0.1:5025``,
+``rfc2217://...``). Real ports are opened exclusively by default, so a second
+program cannot interleave commands. Lines end in ``\\n``.
+
+Everything else (commands, limits, faults) is :class:`~drivers.link.ProtocolBackend`.
+"""
+
+from __future__ import annotations
+
+from time import monotonic
+from typing import Any, ClassVar
+
+import serial
+from pydantic import Field
+
+from drivers.link import LinkParams, ProtocolBackend
+from hil.errors import CommunicationError, ConnectionLost, InstrumentTimeout, ProtocolError
+
+
+class SerialParams(LinkParams):
+    """Parameters of the ``serial`` backend."""
+
+    port: str = Field(
+        min_length=1, description="Port name or pyserial URL, e.g. /dev/ttyUSB0 or socket://host:5025."
+    )
+    baudrate: int = Field(115200, gt=0, description="Baud rate (bit/s); ignored by sockets and ptys.")
+    exclusive: bool = Field(True, description="Lock a real port against other programs.")
+
+
+class SerialLink:
+    """One serial port (or pyserial URL) as a :class:`~drivers.link.Link`; timeout in s."""
+
+    def __init__(
+        self, port: str, *, timeout_s: float, baudrate: int = 115200, exclusive: bool = True
+    ) -> None:
+        self.description = port
+        self._timeout_s = timeout_s
+        self._buffer = bytearray()
+        options: dict[str, Any] = {"baudrate": baudrate, "timeout": timeout_s, "write_timeout": timeout_s}
+        if "://" not in port:
+            options["exclusive"] = exclusive
+        try:
+            self._port = serial.serial_for_url(port, **options)
+        except (serial.SerialException, OSError, ValueError) as e:
+            raise CommunicationError(f"cannot open serial port {port!r}: {e}") from e
+
+    def write_line(self, line: str) -> None:
+        """Send one line."""
+        try:
+            self._port.write(line.encode("ascii") + b"\n")
+        except serial.SerialTimeoutException as e:
+            raise InstrumentTimeout(
+                f"{self.description}: write not accepted within {self._timeout_s:g} s"
+            ) from e
+        except (serial.SerialException, OSError) as e:
+            raise ConnectionLost(f"{self.description}: {e}") from e
+
+    def read_line(self) -> str:
+        """Receive one line within the timeout."""
+        deadline = monotonic() + self._timeout_s
+        while (end := self._buffer.find(b"\n")) < 0:
+            if monotonic() > deadline:
+                raise InstrumentTimeout(
+                    f"{self.description}: no complete reply within {self._timeout_s:g} s"
+                    + (f" (partial: {bytes(self._buffer)!r})" if self._buffer else "")
+                )
+            try:
+                chunk = self._port.read(max(1, self._port.in_waiting))
+            except (serial.SerialException, OSError) as e:
+                raise ConnectionLost(f"{self.description}: {e}") from e
+            self._buffer += chunk
+        raw = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        try:
+            return raw.decode("ascii").rstrip("\r")
+        except UnicodeDecodeError as e:
+            raise ProtocolError(f"{self.description}: reply is not ASCII text: {raw!r}") from e
+
+    def close(self) -> None:
+        """Close the port. Idempotent."""
+        self._port.close()
+
+
+class SerialBackend(ProtocolBackend):
+    """Crossbar controller on a serial port or pyserial URL (registry name ``serial``)."""
+
+    params_model: ClassVar[type[LinkParams]] = SerialParams
+    backend_name: ClassVar[str] = "serial"
+
+    @classmethod
+    def open_link(cls, params: Any) -> SerialLink:
+        p: SerialParams = params
+        return SerialLink(p.port, timeout_s=p.timeout_s, baudrate=p.baudrate, exclusive=p.exclusive)
