@@ -82,9 +82,9 @@ def plot_conductances(result: TrainingResult) -> Figure:
 
     Panel (j, k) is row j (input j) and column k; its colour and title say whether
     the device is G+ or G- of its neuron, or in an unused column. All panels share
-    the y-axis so that the devices can be compared with each other, which matters
-    more than each device's own small steps (the shift between devices is
-    larger than a device's whole dynamic range).
+    the y-axis so that the devices can be compared with each other: the
+    device-to-device shift (about 0.1 to 1 µS at K = 10) is of the same order as
+    a device's whole dynamic range, so per-panel scales would mislead.
     """
     epochs, g = _series(result, "conductances_s")
     if g is None:
@@ -189,7 +189,8 @@ def plot_activations(result: TrainingResult, task: Task, config: TrainingConfig)
         handles.append(Line2D([], [], color=color, label=f"neuron {i} output f_{i}"))
         handles.append(Patch(color=color, alpha=0.25, label=f"neuron {i} target band"))
     if result.converged:
-        handles.append(Line2D([], [], color=OUTCOME_COLORS["converged"], ls="--", label="converged"))
+        converged = Line2D([], [], color=OUTCOME_COLORS["converged"], ls="--", label="converged")
+        handles.append(converged)
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5),
                frameon=False, fontsize=9)
     bands = f"bands: class 1 f > {config.f_plus:g}, class 0 f < {config.f_minus:g}"
@@ -221,9 +222,12 @@ def plot_error(result: TrainingResult) -> Figure:
     twin.plot(epochs, misses, color="tab:red", ls="--", drawstyle="steps-mid",
               label="misses", **_marker_kw(epochs, "s"))
     twin.set_ylabel("misses (pattern-neuron pairs out of band)", color="tab:red")
-    twin.set_ylim(bottom=0.0, top=max(int(misses.max()), 1) * 1.1)
+    # More headroom than the error's, so the two curves' maxima (often both at epoch 0) differ.
+    twin.set_ylim(bottom=0.0, top=max(int(misses.max()), 1) * 1.3)
     twin.yaxis.set_major_locator(MaxNLocator(integer=True))
-    top.legend(handles=[*top.get_lines(), *twin.get_lines()], loc="upper right", fontsize=9)
+    # Legend above the frame: inside it would cover the misses when they stay at their maximum.
+    top.legend(handles=[*top.get_lines(), *twin.get_lines()], loc="lower left",
+               bbox_to_anchor=(0.0, 1.0), ncols=2, fontsize=9, frameon=False)
     _epoch_axis(top, epochs, label=False)
 
     bottom.bar(epochs, pulses, width=0.8, color="0.45", label="pulses")
@@ -235,8 +239,7 @@ def plot_error(result: TrainingResult) -> Figure:
     bottom.set_ylim(0, max(int((pulses + resets).max()), 1) * 1.15)
     bottom.grid(alpha=0.3, axis="y")
     _epoch_axis(bottom, epochs)
-    bottom.text(0.01, 0.95, _summary(result), transform=bottom.transAxes, va="top", fontsize=8,
-                bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.9})
+    bottom.set_title(_summary(result), fontsize=9, loc="left")
     for ax in (top, bottom):
         _mark_outcome(ax, result, text=ax is top)
     return _finish(fig, "Error, misses and pulses", result)
@@ -328,7 +331,9 @@ def _empty_figure(title: str, result: TrainingResult) -> Figure:
     return _finish(fig, title, result)
 
 
-def _series(result: TrainingResult, attr: str) -> tuple[NDArray[np.int64], NDArray[np.float64] | None]:
+def _series(
+    result: TrainingResult, attr: str
+) -> tuple[NDArray[np.int64], NDArray[np.float64] | None]:
     """Epoch numbers and one history attribute stacked along a leading epoch axis.
 
     Returns ``(epochs, None)`` for an empty history.
@@ -369,8 +374,11 @@ def _marker_kw(epochs: NDArray[np.int64], marker: str = "o") -> dict[str, object
 
 def _epoch_axis(ax: Axes, epochs: NDArray[np.int64], label: bool = True) -> None:
     """Integer epoch ticks, a little margin, and room around a lone epoch."""
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     first, last = int(epochs[0]), int(epochs[-1])
+    if first == last:  # MaxNLocator would put fractional epochs around a lone one
+        ax.set_xticks([first])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     pad = max(0.5, 0.02 * (last - first))
     ax.set_xlim(first - pad, last + pad)
     if label:
@@ -380,26 +388,27 @@ def _epoch_axis(ax: Axes, epochs: NDArray[np.int64], label: bool = True) -> None
 def _mark_convergence(ax: Axes, result: TrainingResult) -> None:
     """Dashed vertical line at the convergence epoch, if the run converged."""
     if result.converged:
-        ax.axvline(result.epochs, color=OUTCOME_COLORS["converged"], ls="--", lw=1.2)
+        ax.axvline(result.epochs, color=OUTCOME_COLORS["converged"], ls="--", lw=1.2, zorder=1.5)
 
 
 def _mark_outcome(ax: Axes, result: TrainingResult, text: bool) -> None:
     """Vertical line at the last epoch in the outcome's colour, optionally labelled."""
     color = OUTCOME_COLORS.get(result.outcome, "black")
-    ax.axvline(result.epochs, color=color, ls="--", lw=1.2)
+    ax.axvline(result.epochs, color=color, ls="--", lw=1.2, zorder=1.5)
     if text:
         label = result.outcome.replace("_", " ")
+        # Just above the frame, where neither data nor the legend (at the left) can be.
         ax.annotate(label, xy=(result.epochs, 1.0), xycoords=("data", "axes fraction"),
-                    xytext=(-4, -4), textcoords="offset points", ha="right", va="top",
+                    xytext=(0, 3), textcoords="offset points", ha="right", va="bottom",
                     color=color, fontsize=9, fontweight="bold")
 
 
 def _summary(result: TrainingResult) -> str:
     """Pulse total and, when evaluated, train / test accuracy (the run's scoreboard)."""
-    lines = [f"total pulses: {result.total_pulses}"]
+    parts = [f"total pulses: {result.total_pulses}"]
     for name, ev in (("train", result.train), ("test", result.test)):
         if ev is not None:
-            lines.append(f"{name}: {ev.accuracy:.0%} by sign, {ev.in_band_accuracy:.0%} in band")
+            parts.append(f"{name}: {ev.accuracy:.0%} by sign, {ev.in_band_accuracy:.0%} in band")
     if result.train is None:
-        lines.append("no evaluation (run did not finish)")
-    return "\n".join(lines)
+        parts.append("no evaluation (run did not finish)")
+    return "   |   ".join(parts)
