@@ -7,10 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from api.cli import train
+from api.cli import characterize, instruments, train
 
 # Each module here adds one subcommand: add_parser(subparsers) sets func=run(args) -> int.
-SUBCOMMANDS = [train]
+SUBCOMMANDS = [train, characterize, instruments]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # Output piped into e.g. `head`, which has closed.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
