@@ -1,0 +1,156 @@
+"""``hil characterize``: record one device's response to N identical pulses as a ``.dat`` trace.
+
+Through any registered backend: reset device (row, col), then N times: one
+pulse of ``--amplitude`` V for ``--width`` s, one read of every conductance at
+``--read-v`` V (``MEAS:ALL?`` on a protocol backend) keeping that device's. The
+result is written in the instrument ``.dat`` format, so the emulator can replay
+it: ``EmulatorConfig(trace=path)`` or ``hil train --trace path``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from time import monotonic
+from typing import TextIO
+
+import numpy as np
+
+from api.cli.train import _json_or_text
+from emulator.trace import PulseProtocol, Trace, write_dat
+from hil.backend import CrossbarBackend, Pulse
+from hil.errors import HilError, LimitError
+from hil.registry import create_backend
+
+Progress = Callable[[int, int, float], None]
+"""Called after each read with (pulses done, pulses in all, conductance in S)."""
+
+
+def record_trace(
+    backend: CrossbarBackend,
+    row: int,
+    col: int,
+    n_pulses: int,
+    amplitude_v: float,
+    width_s: float,
+    read_v: float = 0.05,
+    *,
+    reset_v: float = -2.0,
+    reset_width_s: float = 1.0,
+    progress: Progress | None = None,
+) -> Trace:
+    """Reset device (row, col), pulse it ``n_pulses`` times, read after each; the trace in S.
+
+    Everything is checked against the backend's limits before the reset is sent.
+    ``reset_v`` (V) and ``reset_width_s`` (s) only document, in the trace header,
+    the reset pulse the backend's device uses.
+    """
+    if n_pulses < 1:
+        raise LimitError("pulses", n_pulses, "integers >= 1")
+    backend.check_pulse(Pulse(row, col, amplitude_v, width_s), "characterization pulse")
+    vmax = backend.info.limits.read_v_max
+    if not 0 < read_v <= vmax:
+        raise LimitError("read_v", read_v, f"(0, {vmax}]", "V")
+    backend.reset(row, col)
+    start = monotonic()
+    times = [0.0]
+    g = [float(backend.read_conductances(read_v)[row, col])]
+    for k in range(1, n_pulses + 1):
+        backend.pulse(row, col, amplitude_v, width_s)
+        g.append(float(backend.read_conductances(read_v)[row, col]))
+        times.append(monotonic() - start)
+        if progress is not None:
+            progress(k, n_pulses, g[-1])
+    protocol = PulseProtocol(
+        n_pulses=n_pulses, reset_v=reset_v, reset_width_s=reset_width_s, read_v=read_v,
+        on_v=amplitude_v, on_width_s=width_s,
+    )
+    return Trace(np.array(g), protocol, f"{backend.info.identity} ({row},{col})", np.array(times))
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``hil characterize``."""
+    p = sub.add_parser(
+        "characterize",
+        help="Record one device's pulse response as a .dat trace the emulator can replay.",
+        description=__doc__.split("\n", 2)[2] if __doc__ else None,
+    )
+    p.add_argument("--backend", default="emulator", help="Registered backend name (default: emulator).")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="Backend parameter (repeatable); VALUE is parsed as JSON when it can be.")
+    p.add_argument("--resource", help="VISA resource string (with --backend visa).")
+    p.add_argument("--port", help="Serial port or pyserial URL (with --backend serial).")
+    p.add_argument("--row", type=int, default=0, help="Row of the device (default 0).")
+    p.add_argument("--col", type=int, default=0, help="Column of the device (default 0).")
+    p.add_argument("--pulses", type=int, default=50, help="Number of pulses (default 50).")
+    p.add_argument("--amplitude", type=float, default=2.0, help="Pulse amplitude (V, default 2).")
+    p.add_argument("--width", type=float, default=1e-3, help="Pulse width (s, default 1e-3).")
+    p.add_argument("--read-v", type=float, default=0.05, help="Read voltage (V, default 0.05).")
+    p.add_argument("--reset-v", type=float, default=-2.0,
+                   help="Reset amplitude to note in the header (V, default -2); the device's own is used.")
+    p.add_argument("--reset-width", type=float, default=1.0,
+                   help="Reset width to note in the header (s, default 1).")
+    p.add_argument("-o", "--out", type=Path, required=True, help="The .dat file to write.")
+    p.add_argument("-q", "--quiet", action="store_true", help="No progress display.")
+    p.set_defaults(func=run)
+
+
+def _params(args: argparse.Namespace) -> dict[str, object]:
+    params: dict[str, object] = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param expects KEY=VALUE, got {item!r}")
+        params[key] = _json_or_text(value)
+    for key in ("resource", "port"):
+        if getattr(args, key):
+            params[key] = getattr(args, key)
+    return params
+
+
+def progress_printer(stream: TextIO = sys.stderr) -> Progress:
+    """A progress display: one self-overwriting line on a terminal, a line per pulse otherwise."""
+    tty = stream.isatty()
+
+    def show(done: int, total: int, g_s: float) -> None:
+        width = 24
+        bar = "#" * (width * done // total) + "." * (width - width * done // total)
+        text = f"[{bar}] pulse {done:>4}/{total}  G = {g_s:.6e} S"
+        stream.write(("\r" + text + ("\n" if done == total else "")) if tty else text + "\n")
+        stream.flush()
+
+    return show
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``hil characterize``; exit status 0, 2 for bad input, 3 for an instrument fault."""
+    try:
+        backend = create_backend(args.backend, _params(args))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"hil characterize: {e}", file=sys.stderr)
+        return 2
+    except HilError as e:
+        print(f"hil characterize: cannot connect: {type(e).__name__}: {e}", file=sys.stderr)
+        return 3
+    with backend:
+        try:
+            trace = record_trace(
+                backend, args.row, args.col, args.pulses, args.amplitude, args.width, args.read_v,
+                reset_v=args.reset_v, reset_width_s=args.reset_width,
+                progress=None if args.quiet else progress_printer(),
+            )
+        except LimitError as e:
+            print(f"hil characterize: {e}", file=sys.stderr)
+            return 2
+        except (HilError, ValueError) as e:
+            print(f"hil characterize: {type(e).__name__}: {e}", file=sys.stderr)
+            return 3
+    path = write_dat(args.out, trace)
+    g = trace.conductances_s
+    print(
+        f"{trace.source}: {trace.n_pulses} pulses of {args.amplitude:g} V / {args.width:g} s, "
+        f"G {g[0]:.6e} S -> {g[-1]:.6e} S (x{g[-1] / g[0]:.3f}); written to {path}"
+    )
+    return 0

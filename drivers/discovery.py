@@ -1,0 +1,117 @@
+"""What instruments this machine can see: VISA resources (pyvisa-py) and serial ports.
+
+Discovery only lists; it never writes to a port unless asked to :func:`probe` one
+(which connects with the matching backend and asks for its identity). Nothing
+here raises because a bus, a library or a port is missing: problems come back
+as notes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from hil.errors import HilError
+from hil.registry import create_backend
+
+
+@dataclass(frozen=True)
+class Found:
+    """One visible instrument address and the backend parameters that open it."""
+
+    backend: Literal["visa", "serial"]
+    address: str
+    description: str = ""
+    identity: str | None = None
+    """The ``*IDN?`` reply, when probed and it answered."""
+    probe_error: str | None = None
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Backend parameters naming this address (``resource`` or ``port``)."""
+        return {"resource" if self.backend == "visa" else "port": self.address}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {**asdict(self), "params": self.params}
+
+
+@dataclass
+class Discovery:
+    """Everything found, and notes on what could not be searched."""
+
+    found: list[Found] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"found": [f.to_dict() for f in self.found], "notes": list(self.notes)}
+
+
+def list_visa_resources(query: str = "?*::INSTR", visa_library: str = "@py") -> Discovery:
+    """VISA resources matching ``query`` (raw TCP sockets are not discoverable: name them)."""
+    out = Discovery()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            import pyvisa
+
+            rm = pyvisa.ResourceManager(visa_library)
+            try:
+                resources = rm.list_resources(query)
+                details = {r: rm.resource_info(r) for r in resources}
+            finally:
+                rm.close()
+        except Exception as e:  # A missing library or bus must not end the listing.
+            out.notes.append(f"VISA ({visa_library}): {type(e).__name__}: {e}")
+            resources, details = (), {}
+    out.notes += sorted(
+        {f"VISA ({visa_library}): {w.message}" for w in caught if w.category is not ResourceWarning}
+    )
+    for r in resources:
+        alias = getattr(details.get(r), "alias", None)
+        out.found.append(Found("visa", r, alias or ""))
+    return out
+
+
+def list_serial_ports() -> Discovery:
+    """Serial ports that pyserial sees (USB adapters, on-board UARTs)."""
+    out = Discovery()
+    try:
+        from serial.tools import list_ports
+
+        ports = list_ports.comports()
+    except Exception as e:
+        out.notes.append(f"serial: {type(e).__name__}: {e}")
+        return out
+    for p in sorted(ports, key=lambda p: p.device):
+        text = p.description if p.description and p.description != "n/a" else ""
+        if p.hwid and p.hwid != "n/a":
+            text = f"{text} [{p.hwid}]".strip()
+        out.found.append(Found("serial", p.device, text))
+    return out
+
+
+def probe(found: Found, timeout_s: float = 1.0) -> Found:
+    """Connect with the matching backend and read its identity; the error text if it fails."""
+    try:
+        with create_backend(found.backend, {**found.params, "timeout_s": timeout_s}) as backend:
+            return Found(found.backend, found.address, found.description, backend.info.identity)
+    except (HilError, ValueError, OSError) as e:
+        return Found(found.backend, found.address, found.description, None, f"{type(e).__name__}: {e}")
+
+
+def discover(
+    *, visa: bool = True, serial: bool = True, visa_library: str = "@py", probe_timeout_s: float | None = None
+) -> Discovery:
+    """List VISA resources and serial ports; probe each when ``probe_timeout_s`` is given (s)."""
+    out = Discovery()
+    for part in ((list_visa_resources(visa_library=visa_library),) if visa else ()) + (
+        (list_serial_ports(),) if serial else ()
+    ):
+        out.found += part.found
+        out.notes += part.notes
+    if probe_timeout_s is not None:
+        out.found = [probe(f, probe_timeout_s) for f in out.found]
+    return out
