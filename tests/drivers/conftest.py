@@ -100,18 +100,11 @@ def served(
     kind = "tcp" if transport.endswith("tcp") else "pty"
     with running_server(config, transport=kind, faults=faults) as server:
         if transport == "visa-tcp":
-            backend: ProtocolBackend = VisaBackend.from_params(
-                {"resource": server.resource_string, "timeout_s": timeout_s, **params}
-            )
-        elif transport == "serial-tcp":
-            host, port = server.address[:2]
-            backend = SerialBackend.from_params(
-                {"port": f"socket://{host}:{port}", "timeout_s": timeout_s, **params}
-            )
+            params = {"resource": server.resource_string, **params}
+            backend: ProtocolBackend = VisaBackend.from_params({"timeout_s": timeout_s, **params})
         else:
-            backend = SerialBackend.from_params(
-                {"port": server.device_path, "timeout_s": timeout_s, **params}
-            )
+            params = {"port": server.serial_url, **params}
+            backend = SerialBackend.from_params({"timeout_s": timeout_s, **params})
         try:
             yield server, backend
         finally:
