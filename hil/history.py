@@ -148,6 +148,20 @@ class TrainingResult:
         """Pulses sent over the run, resets not included."""
         return sum(r.pulses for r in self.history)
 
+    def stalled_epochs(self, rel_tol: float = 1e-3) -> int:
+        """Trailing epochs in which pulses were sent yet no conductance moved by ``rel_tol``.
+
+        Sign that the pulsed devices are saturated: with potentiation only, more
+        epochs of the same rule cannot help.
+        """
+        n = 0
+        for before, after in zip(self.history[-2::-1], self.history[:0:-1], strict=False):
+            moved = np.abs(after.conductances_s - before.conductances_s)
+            if before.pulses == 0 or np.any(moved > rel_tol * np.abs(before.conductances_s)):
+                break
+            n += 1
+        return n
+
     def to_dict(self, with_history: bool = True) -> dict[str, Any]:
         """JSON-ready view (the history can be left out for a short summary)."""
         out: dict[str, Any] = {
@@ -155,6 +169,7 @@ class TrainingResult:
             "converged": self.converged,
             "epochs": self.epochs,
             "total_pulses": self.total_pulses,
+            "stalled_epochs": self.stalled_epochs(),
             "error_message": self.error_message,
             "train": _plain(self.train),
             "test": _plain(self.test),

@@ -146,6 +146,12 @@ def summary(result: TrainingResult, identity: str) -> str:
         lines.append(f"CONVERGED after {result.epochs} epochs ({result.total_pulses} pulses)")
     elif result.outcome == "max_epochs":
         lines.append(f"NOT converged after {result.epochs} epochs ({result.total_pulses} pulses)")
+        stalled = result.stalled_epochs()
+        if stalled >= 3:
+            lines.append(
+                f"  no conductance moved in the last {stalled} epochs although pulses were sent: "
+                "the pulsed devices look saturated (potentiation only); more epochs will not help"
+            )
     else:
         lines.append(f"{result.outcome.upper()} at epoch {result.epochs}: {result.error_message}")
     for name, ev in (("train", result.train), ("test", result.test)):

@@ -178,3 +178,14 @@ def test_history_serialises_to_plain_json_types() -> None:
     data = json.loads(json.dumps(result.to_dict()))
     assert data["outcome"] == "max_epochs" and len(data["history"]) == 3
     assert np.array(data["history"][0]["conductances_s"]).shape == (4, 4)
+
+
+def test_saturation_is_reported_as_stalled_epochs() -> None:
+    dev = {"kind": "exponential", "g_min_s": 1e-7, "g_max_s": 1.1e-7, "alpha_s": 5e-9, "beta_nl": 0.0}
+    xb = EmulatedCrossbar(EmulatorConfig.model_validate({"seed": 0, "device": dev}))
+    result = train(xb, TASK, TrainingConfig(max_epochs=12))
+    # Linear device with two steps of range: every pulsed device is saturated after 2 pulses.
+    assert not result.converged
+    assert result.stalled_epochs() >= 8
+    fresh = train(EmulatedCrossbar(EmulatorConfig(seed=0)), TASK, TrainingConfig(max_epochs=3))
+    assert fresh.stalled_epochs() == 0
