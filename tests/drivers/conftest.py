@@ -109,3 +109,54 @@ def served(
             yield server, backend
         finally:
             backend.close()
+
+
+def free_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def check_operations_against_the_served_crossbar(server: Any, backend: ProtocolBackend) -> None:
+    """Every backend operation returns bit for bit what the served crossbar holds."""
+    import numpy as np
+
+    xbar = server.crossbar
+    assert backend.info == xbar.info
+    assert np.array_equal(backend.read_conductances(0.05), xbar.conductances())
+    backend.reset(2, 3)
+    assert backend.pulse_many([(2, 3, 2.0, 1e-3), (2, 3, 2.0, 1e-3), (0, 1, 2.0, 1e-3)]) == 3
+    backend.pulse(0, 1, 2.5, 1e-3)
+    assert xbar.position[2, 3] == 2 and xbar.position[0, 1] == 2
+    g = backend.read_conductances(0.05)
+    assert np.array_equal(g, xbar.conductances())
+    v = np.array([0.1, -0.1, 0.05, -0.2])
+    assert np.array_equal(backend.apply(v), v @ xbar.conductances())
+    backend.abort()
+    assert xbar.aborts == 1
+    assert [c.split(" ")[0] for c in server.commands[5:]] == [
+        "MEAS:ALL?", "RST:DEV", "PULS:LIST", "PULS:LIST", "MEAS:ALL?", "VMM?", "ABOR",
+    ]
+
+
+def check_limits_send_nothing(server: Any, backend: ProtocolBackend) -> None:
+    """Out-of-range requests raise LimitError and the instrument receives nothing."""
+    import pytest
+
+    from hil.errors import LimitError
+
+    before = list(server.commands)
+    for call in (
+        lambda: backend.pulse(0, 0, 3.0, 1e-3),
+        lambda: backend.pulse(0, 0, -2.0, 5.0),
+        lambda: backend.pulse_many([(0, 0, 2.0, 1e-3), (9, 0, 2.0, 1e-3)]),
+        lambda: backend.apply([0.1, 0.1, 0.1, 0.25]),
+        lambda: backend.read_conductances(-0.3),
+    ):
+        with pytest.raises(LimitError):
+            call()
+    assert server.commands == before
+    assert backend.fault is None
