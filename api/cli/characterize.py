@@ -110,16 +110,18 @@ def _params(args: argparse.Namespace) -> dict[str, object]:
     return params
 
 
-def progress_printer(stream: TextIO = sys.stderr) -> Progress:
-    """A progress display: one self-overwriting line on a terminal, a line per pulse otherwise."""
-    tty = stream.isatty()
+def progress_printer(stream: TextIO | None = None) -> Progress:
+    """A progress display on ``stream`` (default stderr): one self-overwriting line on a
+    terminal, a line per pulse otherwise."""
+    out = stream or sys.stderr
+    tty = out.isatty()
 
     def show(done: int, total: int, g_s: float) -> None:
         width = 24
         bar = "#" * (width * done // total) + "." * (width - width * done // total)
         text = f"[{bar}] pulse {done:>4}/{total}  G = {g_s:.6e} S"
-        stream.write(("\r" + text + ("\n" if done == total else "")) if tty else text + "\n")
-        stream.flush()
+        out.write(("\r" + text + ("\n" if done == total else "")) if tty else text + "\n")
+        out.flush()
 
     return show
 
