@@ -7,10 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from api.cli import characterize, instruments, train
+from api.cli import characterize, emulate, instruments, train
 
 # Each module here adds one subcommand: add_parser(subparsers) sets func=run(args) -> int.
-SUBCOMMANDS = [train, characterize, instruments]
+SUBCOMMANDS = [train, characterize, instruments, emulate]
 
 
 def build_parser() -> argparse.ArgumentParser:

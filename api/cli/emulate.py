@@ -1,0 +1,109 @@
+"""``hil emulate``: serve an emulated crossbar over the wire protocol (TCP or a pty).
+
+A lab user points a driver (or a terminal) at it as if it were the physical
+controller: ``hil emulate --tcp 127.0.0.1:5025`` then
+``--backend visa --resource TCPIP::127.0.0.1::5025::SOCKET``; or ``hil emulate --pty``
+and the printed ``/dev/pts/N``. Serves until Ctrl-C (or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from contextlib import suppress
+from pathlib import Path
+from typing import TextIO
+
+from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from emulator.server import FaultPlan, InstrumentServer, running_server
+from hil.protocol import PROTOCOL_VERSION
+from hil.resources import TRACE_ENV, trace_from_env
+
+DEFAULT_TCP = ("127.0.0.1", 5025)
+
+
+def tcp_address(text: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` (port 0 = any free port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:5025, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``hil emulate``."""
+    p = sub.add_parser(
+        "emulate",
+        help="Serve an emulated crossbar over the wire protocol (TCP or pty).",
+        description=(
+            f"Instrument server speaking crossbar protocol {PROTOCOL_VERSION} "
+            "(hil/protocol/PROTOCOL.md) for an emulated crossbar. Without --trace "
+            f"(and without {TRACE_ENV}) the emulator uses its built-in device model."
+        ),
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--tcp", type=tcp_address, metavar="HOST:PORT",
+        help=f"Listen on TCP (default {DEFAULT_TCP[0]}:{DEFAULT_TCP[1]}; port 0 = a free port).",
+    )
+    where.add_argument("--pty", action="store_true", help="Serve on a new pseudo-terminal.")
+    p.add_argument("--trace", type=Path, help=f"Trace file to replay (default: ${TRACE_ENV}).")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the emulator's random draws.")
+    p.add_argument("--k", type=float, dest="scale_k", help="Scale factor K from trace to crossbar.")
+    p.add_argument(
+        "--reply-delay", type=float, default=0.0, metavar="S",
+        help="Delay every reply by S seconds (to try client timeouts).",
+    )
+    p.set_defaults(func=run)
+
+
+def emulator_config(args: argparse.Namespace) -> EmulatorConfig:
+    """The emulator config the options describe."""
+    params: dict[str, object] = {"seed": args.seed, "trace": args.trace or trace_from_env()}
+    if args.scale_k is not None:
+        params["scale_k"] = args.scale_k
+    return EmulatorConfig.model_validate(params)
+
+
+def describe(server: InstrumentServer) -> str:
+    """What a user needs to connect to ``server``."""
+    lines = [f"crossbar-hil emulator, protocol {PROTOCOL_VERSION}: {server.crossbar.info.identity}"]
+    if server.transport == "pty":
+        lines.append(f"device:        {server.device_path}")
+    lines += [f"VISA resource: {server.resource_string}", f"pyserial port: {server.serial_url}"]
+    return "\n".join(lines)
+
+
+def run(
+    args: argparse.Namespace, *, stop: threading.Event | None = None, out: TextIO | None = None
+) -> int:
+    """Serve until Ctrl-C, SIGTERM or ``stop`` is set; returns the exit status."""
+    out = out or sys.stdout
+    stop = stop or threading.Event()
+    try:
+        crossbar = EmulatedCrossbar(emulator_config(args))
+    except (ValueError, OSError) as exc:
+        print(f"hil emulate: {exc}", file=sys.stderr)
+        return 2
+    host, port = args.tcp or DEFAULT_TCP
+    transport = "pty" if args.pty else "tcp"
+    faults = FaultPlan(reply_delay_s=args.reply_delay)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with crossbar, running_server(
+            crossbar=crossbar, transport=transport, host=host, port=port, faults=faults
+        ) as server:
+            print(describe(server), file=out)
+            print("Serving; press Ctrl-C to stop.", file=out, flush=True)
+            with suppress(KeyboardInterrupt):
+                while not stop.wait(0.5):
+                    pass
+            count = server.command_count
+    except OSError as exc:
+        print(f"hil emulate: cannot serve on {transport}: {exc}", file=sys.stderr)
+        return 1
+    print(f"stopped after {count} commands", file=out)
+    return 0
