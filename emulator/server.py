@@ -98,7 +98,9 @@ class CommandProcessor:
     """What a controller does with one command line: validate, execute, reply.
 
     Keeps the instrument's error queue (``SYST:ERR?``). Thread-safe: one command
-    at a time, whatever the number of connections.
+    at a time, whatever the number of connections. ``MEAS:G?``, ``MEAS:ROW?`` and
+    ``MEAS:COL?`` read the whole array and reply with a part, so with read noise
+    they draw from the emulator's read-noise stream exactly like ``MEAS:ALL?``.
     """
 
     def __init__(self, backend: CrossbarBackend) -> None:
