@@ -10,6 +10,8 @@ Everything else (commands, limits, faults) is :class:`~drivers.link.ProtocolBack
 
 from __future__ import annotations
 
+import select
+import socket
 from time import monotonic
 from typing import Any, ClassVar
 
@@ -18,6 +20,8 @@ from pydantic import Field
 
 from drivers.link import LinkParams, ProtocolBackend
 from hil.errors import CommunicationError, ConnectionLost, InstrumentTimeout, ProtocolError
+
+_CHUNK = 65536
 
 
 class SerialParams(LinkParams):
@@ -46,6 +50,16 @@ class SerialLink:
             self._port = serial.serial_for_url(port, **options)
         except (serial.SerialException, OSError, ValueError) as e:
             raise CommunicationError(f"cannot open serial port {port!r}: {e}") from e
+        sock = getattr(self._port, "_socket", None)  # socket:// URLs: request/reply, no Nagle.
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Where the port has a selectable descriptor, reads take whatever has arrived and
+        # select() does the waiting: pyserial's own timed reads go byte by byte on sockets.
+        try:
+            self._fd: int | None = self._port.fileno()
+            self._port.timeout = 0
+        except (AttributeError, NotImplementedError, OSError, serial.SerialException):
+            self._fd = None
 
     def write_line(self, line: str) -> None:
         """Send one line."""
@@ -62,16 +76,21 @@ class SerialLink:
         """Receive one line within the timeout."""
         deadline = monotonic() + self._timeout_s
         while (end := self._buffer.find(b"\n")) < 0:
-            if monotonic() > deadline:
+            remaining = deadline - monotonic()
+            if remaining <= 0:
                 raise InstrumentTimeout(
                     f"{self.description}: no complete reply within {self._timeout_s:g} s"
                     + (f" (partial: {bytes(self._buffer)!r})" if self._buffer else "")
                 )
             try:
-                chunk = self._port.read(max(1, self._port.in_waiting))
-            except (serial.SerialException, OSError) as e:
+                if self._fd is None:
+                    self._buffer += self._port.read(max(1, self._port.in_waiting))
+                elif chunk := self._port.read(_CHUNK):
+                    self._buffer += chunk
+                else:
+                    select.select([self._fd], [], [], remaining)
+            except (serial.SerialException, OSError, ValueError) as e:
                 raise ConnectionLost(f"{self.description}: {e}") from e
-            self._buffer += chunk
         raw = bytes(self._buffer[:end])
         del self._buffer[: end + 1]
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from contextlib import suppress
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -51,6 +52,13 @@ class VisaLink:
             self._rm.close()
             raise CommunicationError(f"cannot open VISA resource {resource!r}: {e}") from e
         self._open = True
+        if resource.upper().endswith("::SOCKET"):
+            # One short request, one short reply: Nagle's algorithm only adds latency.
+            with suppress(Exception):  # Optional in VISA; pyvisa-py raises its own error type.
+                self._inst.set_visa_attribute(pyvisa.constants.VI_ATTR_TCPIP_NODELAY, True)
+            if (sock := self._socket()) is not None:  # pyvisa-py does not apply the attribute.
+                with suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def write_line(self, line: str) -> None:
         """Send one line."""
@@ -85,14 +93,19 @@ class VisaLink:
             return InstrumentTimeout(f"{self.description}: no reply within {timeout_s:g} s")
         return ConnectionLost(f"{self.description}: {e}")
 
-    def _peer_closed(self) -> bool:
-        """pyvisa-py reports a TCP socket closed by the peer as a timeout: peek at the socket."""
+    def _socket(self) -> socket.socket | None:
+        """The TCP socket under a pyvisa-py session, if that is what this is."""
         try:
             session = self._inst.visalib.sessions[self._inst.session]
         except (AttributeError, KeyError, TypeError):
-            return False
+            return None
         sock = getattr(session, "interface", None)
-        if not isinstance(sock, socket.socket):
+        return sock if isinstance(sock, socket.socket) else None
+
+    def _peer_closed(self) -> bool:
+        """pyvisa-py reports a TCP socket closed by the peer as a timeout: peek at the socket."""
+        sock = self._socket()
+        if sock is None:
             return False
         try:
             return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
