@@ -127,20 +127,19 @@ class CrossbarBackend(ABC):
         self.pulse_many([Pulse(row, col, amplitude_v, width_s)])
 
     def pulse_many(self, pulses: Iterable[Pulse | tuple[int, int, float, float]]) -> int:
-        """Apply a batch of pulses, in order, as one operation; returns how many were sent.
+        """Apply a batch of pulses, in order; returns how many were sent.
 
-        The whole batch is checked first: one bad pulse rejects the batch and none is sent.
+        The whole batch is checked first: one bad pulse rejects the batch and none
+        is sent. A batch longer than ``limits.max_batch`` goes out in consecutive
+        chunks of at most that many pulses (one command each on an instrument).
         """
         batch = [Pulse(*p) for p in pulses]
-        if not batch:
-            return 0
-        limits = self.info.limits
-        if len(batch) > limits.max_batch:
-            raise LimitError("len(pulses)", len(batch), f"[1, {limits.max_batch}]")
         for k, p in enumerate(batch):
             self.check_pulse(p, field=f"pulses[{k}]")
+        size = self.info.limits.max_batch
         with self._use():
-            self._pulse_many(batch)
+            for start in range(0, len(batch), size):
+                self._pulse_many(batch[start : start + size])
         return len(batch)
 
     def reset(self, row: int, col: int) -> None:

@@ -18,7 +18,7 @@ from typing import TextIO
 
 import numpy as np
 
-from api.cli.train import _json_or_text
+from api.cli.backend_options import add_backend_options, backend_params
 from emulator.trace import PulseProtocol, Trace, write_dat
 from hil.backend import CrossbarBackend, Pulse
 from hil.errors import HilError, LimitError
@@ -77,11 +77,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="Record one device's pulse response as a .dat trace the emulator can replay.",
         description=__doc__.split("\n", 2)[2] if __doc__ else None,
     )
-    p.add_argument("--backend", default="emulator", help="Registered backend name (default: emulator).")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="Backend parameter (repeatable); VALUE is parsed as JSON when it can be.")
-    p.add_argument("--resource", help="VISA resource string (with --backend visa).")
-    p.add_argument("--port", help="Serial port or pyserial URL (with --backend serial).")
+    add_backend_options(p)
     p.add_argument("--row", type=int, default=0, help="Row of the device (default 0).")
     p.add_argument("--col", type=int, default=0, help="Column of the device (default 0).")
     p.add_argument("--pulses", type=int, default=50, help="Number of pulses (default 50).")
@@ -95,19 +91,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-o", "--out", type=Path, required=True, help="The .dat file to write.")
     p.add_argument("-q", "--quiet", action="store_true", help="No progress display.")
     p.set_defaults(func=run)
-
-
-def _params(args: argparse.Namespace) -> dict[str, object]:
-    params: dict[str, object] = {}
-    for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--param expects KEY=VALUE, got {item!r}")
-        params[key] = _json_or_text(value)
-    for key in ("resource", "port"):
-        if getattr(args, key):
-            params[key] = getattr(args, key)
-    return params
 
 
 def progress_printer(stream: TextIO | None = None) -> Progress:
@@ -129,7 +112,7 @@ def progress_printer(stream: TextIO | None = None) -> Progress:
 def run(args: argparse.Namespace) -> int:
     """Run ``hil characterize``; exit status 0, 2 for bad input, 3 for an instrument fault."""
     try:
-        backend = create_backend(args.backend, _params(args))
+        backend = create_backend(name := args.backend or "emulator", backend_params(args, name))
     except (ValueError, FileNotFoundError) as e:
         print(f"hil characterize: {e}", file=sys.stderr)
         return 2

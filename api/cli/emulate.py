@@ -13,13 +13,13 @@ import signal
 import sys
 import threading
 from contextlib import suppress
-from pathlib import Path
 from typing import TextIO
 
+from api.cli.backend_options import add_emulator_options, emulator_params
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from emulator.server import FaultPlan, InstrumentServer, running_server
 from hil.protocol import PROTOCOL_VERSION
-from hil.resources import TRACE_ENV, trace_from_env
+from hil.resources import TRACE_ENV
 
 DEFAULT_TCP = ("127.0.0.1", 5025)
 
@@ -49,9 +49,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=f"Listen on TCP (default {DEFAULT_TCP[0]}:{DEFAULT_TCP[1]}; port 0 = a free port).",
     )
     where.add_argument("--pty", action="store_true", help="Serve on a new pseudo-terminal.")
-    p.add_argument("--trace", type=Path, help=f"Trace file to replay (default: ${TRACE_ENV}).")
-    p.add_argument("--seed", type=int, default=0, help="Seed of the emulator's random draws.")
-    p.add_argument("--k", type=float, dest="scale_k", help="Scale factor K from trace to crossbar.")
+    add_emulator_options(p)
     p.add_argument(
         "--reply-delay", type=float, default=0.0, metavar="S",
         help="Delay every reply by S seconds (to try client timeouts).",
@@ -61,10 +59,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def emulator_config(args: argparse.Namespace) -> EmulatorConfig:
     """The emulator config the options describe."""
-    params: dict[str, object] = {"seed": args.seed, "trace": args.trace or trace_from_env()}
-    if args.scale_k is not None:
-        params["scale_k"] = args.scale_k
-    return EmulatorConfig.model_validate(params)
+    return EmulatorConfig.model_validate(emulator_params(args))
 
 
 def describe(server: InstrumentServer) -> str:

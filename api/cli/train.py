@@ -11,11 +11,12 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from api.cli.backend_options import add_backend_options, backend_params
 from hil.config import RunConfig, describe_validation_error
 from hil.history import EpochRecord, TrainingResult
 from hil.observers import TrainingObserver
 from hil.registry import create_backend
-from hil.resources import TRACE_ENV, trace_from_env
+from hil.resources import TRACE_ENV
 from hil.stop import StopSignal
 from hil.task import Task
 from hil.trainer import Trainer
@@ -32,20 +33,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     p.add_argument("--config", type=Path, help="RunConfig JSON file; options below override it.")
-    p.add_argument("--backend", help="Registered backend name (default: emulator).")
-    p.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Backend parameter (repeatable); VALUE is parsed as JSON when it can be.",
-    )
-    p.add_argument("--resource", help="VISA resource string (with --backend visa).")
-    p.add_argument("--port", help="Serial port or pyserial URL (with --backend serial).")
-    p.add_argument("--trace", type=Path, help=f"Trace file to replay (default: ${TRACE_ENV}).")
-    p.add_argument("--builtin", action="store_true", help="Use the built-in device even if a trace is set.")
-    p.add_argument("--seed", type=int, help="Seed of the emulator's random draws.")
-    p.add_argument("--k", type=float, dest="scale_k", help="Emulator scale factor K.")
+    add_backend_options(p)
     p.add_argument("--task", type=Path, help="Task JSON file (default: the reference 4-bit task).")
     p.add_argument("--beta", type=float, help="Activation gain (1/A).")
     p.add_argument("--f-plus", type=float, help="Class-1 outputs must exceed this.")
@@ -71,17 +59,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     backend = base.setdefault("backend", {})
     if args.backend:
         backend["name"] = args.backend
-    params = backend.setdefault("params", {})
-    for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--param expects KEY=VALUE, got {item!r}")
-        params[key] = _json_or_text(value)
-    for key in ("resource", "port"):
-        if getattr(args, key):
-            params[key] = getattr(args, key)
-    if backend.get("name", "emulator") == "emulator":
-        _emulator_params(args, params)
+    backend["params"] = backend_params(args, backend.get("name", "emulator"), backend.get("params"))
     training = base.setdefault("training", {})
     for key in ("beta", "f_plus", "f_minus", "max_epochs", "ignore_in_band"):
         if getattr(args, key) is not None:
@@ -89,28 +67,6 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if args.task is not None:
         base["task"] = Task.load(args.task).model_dump()
     return RunConfig.model_validate(base)
-
-
-def _emulator_params(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    if args.seed is not None:
-        params["seed"] = args.seed
-    if args.scale_k is not None:
-        params["scale_k"] = args.scale_k
-    if args.builtin:
-        params.pop("trace", None)
-        return
-    trace = args.trace or (Path(params["trace"]) if params.get("trace") else trace_from_env())
-    if trace is not None:
-        if not trace.is_file():
-            raise FileNotFoundError(f"trace file not found: {trace}")
-        params["trace"] = str(trace)
-
-
-def _json_or_text(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
 
 
 class ProgressLine(TrainingObserver):

@@ -71,7 +71,7 @@ def test_recorded_trace_replays_as_the_served_device(
 def test_directly_on_the_emulator(tmp_path: Path) -> None:
     out = tmp_path / "emu.dat"
     status = main([
-        "characterize", "--param", "seed=5", "--row", str(ROW), "--col", str(COL),
+        "characterize", "--builtin", "--param", "seed=5", "--row", str(ROW), "--col", str(COL),
         "--pulses", "10", "-q", "-o", str(out),
     ])
     assert status == 0

@@ -82,6 +82,15 @@ def test_values_cross_bit_exactly(fake_link: FakeLink) -> None:
         assert np.array_equal(b.read_conductances().ravel(), values)
 
 
+def test_a_batch_beyond_max_batch_goes_out_as_consecutive_lists(
+    fake_backend: ProtocolBackend, fake_link: FakeLink
+) -> None:
+    fake_link.sent.clear()
+    assert fake_backend.pulse_many([(0, 0, 2.0, 1e-3)] * 257) == 257
+    assert [line.split(" ")[0] for line in fake_link.sent] == ["PULS:LIST", "PULS:LIST"]
+    assert [line.count(";") + 1 for line in fake_link.sent] == [256, 1]
+
+
 @pytest.mark.parametrize(
     "call",
     [
@@ -90,7 +99,7 @@ def test_values_cross_bit_exactly(fake_link: FakeLink) -> None:
         lambda b: b.pulse(0, 0, 2.0, 1e-7),
         lambda b: b.pulse(4, 0, 2.0, 1e-3),
         lambda b: b.pulse_many([(0, 0, 2.0, 1e-3), (0, 1, float("nan"), 1e-3)]),
-        lambda b: b.pulse_many([(0, 0, 2.0, 1e-3)] * 257),
+        lambda b: b.pulse_many([(0, 0, 2.0, 1e-3)] * 257 + [(0, 0, 2.0, 9.0)]),
         lambda b: b.apply([0.1, 0.1, 0.3, 0.0]),
         lambda b: b.apply([0.1, 0.1, 0.1]),
         lambda b: b.read_conductances(0.5),

@@ -58,7 +58,7 @@ class Spy(CrossbarBackend):
         (lambda b: b.pulse(0, 0.5, 1.0, 1e-3), "pulses[0].col"),
         (lambda b: b.pulse(0, 0, -2.6, 1e-3), "pulses[0].amplitude_v"),
         (lambda b: b.pulse(0, 0, 1.0, 0.0), "pulses[0].width_s"),
-        (lambda b: b.pulse_many([Pulse(0, 0, 1.0, 1e-3)] * 3), "len(pulses)"),
+        (lambda b: b.pulse_many([Pulse(0, 0, 1.0, 1e-3)] * 3 + [Pulse(0, 0, 9.0, 1e-3)]), "pulses[3]"),
         (lambda b: b.apply([0.1, 0.3]), "voltages[1]"),
         (lambda b: b.apply([0.1, float("inf")]), "voltages"),
         (lambda b: b.read_conductances(-0.5), "v_read"),
@@ -79,6 +79,13 @@ def test_results_have_the_crossbar_shape() -> None:
     assert spy.read_conductances(0.05).shape == (2, 3)
     assert spy.apply([0.1, -0.1]).shape == (3,)
     assert spy.pulse_many([]) == 0 and spy.seen[-1][0] == "apply"
+
+
+def test_long_batches_go_out_in_chunks_of_max_batch() -> None:
+    spy = Spy()
+    batch = [Pulse(0, k % 3, 1.0, 1e-3) for k in range(5)]
+    assert spy.pulse_many(batch) == 5
+    assert [s[1] for s in spy.seen] == [batch[0:2], batch[2:4], batch[4:5]]
 
 
 def test_context_manager_aborts_then_closes_even_on_error() -> None:
