@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from hil.backend import CrossbarBackend
+from hil.config import describe_validation_error
+from hil.errors import HilError
+from hil.registry import create_backend
 from hil.resources import TRACE_ENV, trace_from_env
 
 
@@ -81,3 +88,22 @@ def emulator_params(args: argparse.Namespace, params: dict[str, Any] | None = No
             raise FileNotFoundError(f"trace file not found: {trace}")
         out["trace"] = str(trace)
     return out
+
+
+def open_backend(prog: str, name: str, params: dict[str, Any]) -> CrossbarBackend | int:
+    """The backend, or the exit status after telling the user why it could not be opened.
+
+    2 for bad parameters (named, with the allowed range), 3 when the instrument
+    cannot be reached or answers wrongly.
+    """
+    try:
+        return create_backend(name, params)
+    except ValidationError as e:
+        print(f"{prog}: {describe_validation_error(e)}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    except (HilError, OSError) as e:
+        print(f"{prog}: cannot connect to {name!r} backend: {type(e).__name__}: {e}", file=sys.stderr)
+        return 3

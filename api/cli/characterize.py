@@ -18,11 +18,10 @@ from typing import TextIO
 
 import numpy as np
 
-from api.cli.backend_options import add_backend_options, backend_params
+from api.cli.backend_options import add_backend_options, backend_params, open_backend
 from emulator.trace import PulseProtocol, Trace, write_dat
 from hil.backend import CrossbarBackend, Pulse
 from hil.errors import HilError, LimitError
-from hil.registry import create_backend
 
 Progress = Callable[[int, int, float], None]
 """Called after each read with (pulses done, pulses in all, conductance in S)."""
@@ -111,14 +110,15 @@ def progress_printer(stream: TextIO | None = None) -> Progress:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hil characterize``; exit status 0, 2 for bad input, 3 for an instrument fault."""
+    name = args.backend or "emulator"
     try:
-        backend = create_backend(name := args.backend or "emulator", backend_params(args, name))
+        params = backend_params(args, name)
     except (ValueError, FileNotFoundError) as e:
         print(f"hil characterize: {e}", file=sys.stderr)
         return 2
-    except HilError as e:
-        print(f"hil characterize: cannot connect: {type(e).__name__}: {e}", file=sys.stderr)
-        return 3
+    backend = open_backend("hil characterize", name, params)
+    if isinstance(backend, int):
+        return backend
     with backend:
         try:
             trace = record_trace(

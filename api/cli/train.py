@@ -11,11 +11,10 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from api.cli.backend_options import add_backend_options, backend_params
+from api.cli.backend_options import add_backend_options, backend_params, open_backend
 from hil.config import RunConfig, describe_validation_error
 from hil.history import EpochRecord, TrainingResult
 from hil.observers import TrainingObserver
-from hil.registry import create_backend
 from hil.resources import TRACE_ENV
 from hil.stop import StopSignal
 from hil.task import Task
@@ -128,13 +127,15 @@ def run(args: argparse.Namespace) -> int:
     see the summary or --json), 2 for bad input, 3 for a stop or a fault."""
     try:
         config = build_config(args)
-        backend = create_backend(config.backend.name, config.backend.params)
     except ValidationError as e:
         print(f"hil train: {describe_validation_error(e)}", file=sys.stderr)
         return 2
     except (ValueError, FileNotFoundError) as e:
         print(f"hil train: {e}", file=sys.stderr)
         return 2
+    backend = open_backend("hil train", config.backend.name, config.backend.params)
+    if isinstance(backend, int):
+        return backend
     stop = StopSignal()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set("interrupted by Ctrl-C"))
     observers: list[TrainingObserver] = []
