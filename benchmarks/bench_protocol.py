@@ -102,8 +102,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20, help="Runs per backend (default 20).")
     ap.add_argument("--epochs", type=int, default=50, help="max_epochs of each run (default 50).")
     ap.add_argument("--seed", type=int, default=0, help="Emulator seed (default 0).")
-    ap.add_argument("--transport", action="append", choices=sorted(CONNECT),
-                    help="Transport(s) to measure (default: all).")
+    ap.add_argument(
+        "--transport",
+        action="append",
+        choices=sorted(CONNECT),
+        help="Transport(s) to measure (default: all).",
+    )
     ap.add_argument("--trace", type=Path, default=trace_from_env(), help="Trace (default $HIL_TRACE).")
     args = ap.parse_args()
     task, cfg = Task.reference(), TrainingConfig(max_epochs=args.epochs)
@@ -112,8 +116,10 @@ def main() -> None:
     t_direct, direct = timed(args.runs, lambda: EmulatedCrossbar(emu), lambda b: train(b, task, cfg))
     epochs = len(direct.history)
     direct_s = t_direct / (args.runs * epochs)
-    print(f"device: {'trace ' + str(args.trace) if args.trace else 'built-in'}, seed {args.seed}; "
-          f"{args.runs} runs of {epochs} epochs ({direct.outcome}, {direct.total_pulses} pulses each)")
+    print(
+        f"device: {'trace ' + str(args.trace) if args.trace else 'built-in'}, seed {args.seed}; "
+        f"{args.runs} runs of {epochs} epochs ({direct.outcome}, {direct.total_pulses} pulses each)"
+    )
     print(f"{'direct':<11} {1 / direct_s:>7.0f} epochs/s {direct_s * 1e6:8.1f} us/epoch")
 
     for name in args.transport or list(CONNECT):

@@ -13,13 +13,10 @@ can converge. Needs scipy (``pip install -e '.[dev]'``).
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
+from seed_args import chosen_trace, sweep_parser
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.resources import trace_from_env
 from hil.task import Task
 
 
@@ -46,14 +43,10 @@ def best_margins(xb: EmulatedCrossbar, task: Task) -> np.ndarray:
 
 def main() -> None:
     """Print the feasible share and the margin needed versus reached."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=200)
-    ap.add_argument("--trace", type=Path, default=trace_from_env())
-    ap.add_argument("--builtin", action="store_true", help="Ignore HIL_TRACE: use the built-in device.")
-    ap.add_argument("--beta", type=float, default=6e6)
+    ap = sweep_parser(__doc__ or "")
     ap.add_argument("--f-plus", type=float, default=0.8)
     args = ap.parse_args()
-    trace = None if args.builtin else args.trace
+    trace = chosen_trace(args)
     task = Task.reference()
     need = np.arctanh(args.f_plus) / args.beta
     crossbars = (EmulatedCrossbar(EmulatorConfig(seed=s, trace=trace)) for s in range(args.seeds))

@@ -9,14 +9,13 @@ converged runs (by sign, per pattern and per output).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
+from seed_args import chosen_trace, sweep_parser
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from hil.config import TrainingConfig
-from hil.resources import trace_from_env
 from hil.task import Task
 from hil.trainer import train
 
@@ -46,16 +45,11 @@ def sweep(seeds: int, trace: Path | None, cfg: TrainingConfig) -> dict[str, floa
 
 def main() -> None:
     """Run the sweep and print its figures."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=200)
-    ap.add_argument("--trace", type=Path, default=trace_from_env())
-    ap.add_argument("--builtin", action="store_true", help="Ignore HIL_TRACE: use the built-in device.")
-    ap.add_argument("--beta", type=float, default=6e6)
+    ap = sweep_parser(__doc__ or "")
     ap.add_argument("--max-epochs", type=int, default=50)
     ap.add_argument("--ignore-in-band", action="store_true")
     args = ap.parse_args()
-    if args.builtin:
-        args.trace = None
+    args.trace = chosen_trace(args)
     cfg = TrainingConfig(beta=args.beta, max_epochs=args.max_epochs, ignore_in_band=args.ignore_in_band)
     s = sweep(args.seeds, args.trace, cfg)
     print(f"device: {args.trace or 'built-in device'}; beta={cfg.beta:g} 1/A, bands +-{cfg.f_plus}")

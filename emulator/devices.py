@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -57,21 +57,26 @@ def _cached_trace(path: Path) -> Trace:
     return load_trace(path)
 
 
-class ExponentialDevice(_Model):
-    """Lim et al. nonlinear potentiation with a state-dependent step."""
+class _Bounded(_Model):
+    """A parametric device between a lowest and a highest conductance."""
 
-    kind: Literal["exponential"] = "exponential"
-    g_min_s: float = Field(gt=0, description="Conductance after reset (S).")
-    g_max_s: float = Field(gt=0, description="Saturation conductance (S).")
-    alpha_s: float = Field(gt=0, description="Step at Gmin (S).")
-    beta_nl: float = Field(ge=0, description="Nonlinearity (dimensionless); 0 is linear.")
-    n_max: int = Field(50, ge=1, le=100_000, description="Pulse positions in the table.")
+    g_min_s: float = Field(gt=0, description="Conductance after reset, the lowest (S).")
+    g_max_s: float = Field(gt=0, description="Saturation conductance, the highest (S).")
 
     @model_validator(mode="after")
-    def _ordered(self) -> ExponentialDevice:
+    def _ordered(self) -> Self:
         if self.g_max_s <= self.g_min_s:
             raise ValueError(f"g_max_s={self.g_max_s} S must exceed g_min_s={self.g_min_s} S")
         return self
+
+
+class ExponentialDevice(_Bounded):
+    """Lim et al. nonlinear potentiation with a state-dependent step."""
+
+    kind: Literal["exponential"] = "exponential"
+    alpha_s: float = Field(gt=0, description="Step at Gmin (S).")
+    beta_nl: float = Field(ge=0, description="Nonlinearity (dimensionless); 0 is linear.")
+    n_max: int = Field(50, ge=1, le=100_000, description="Pulse positions in the table.")
 
     def table(self) -> NDArray[np.float64]:
         return exponential_tables(
@@ -103,20 +108,12 @@ def exponential_tables(
     return g
 
 
-class LtpLtdDevice(_Model):
+class LtpLtdDevice(_Bounded):
     """Huang et al. LTP curve: ``G(P) = B (1 - exp(-P / A_p)) + Gmin`` for P = 0..2**bits - 1."""
 
     kind: Literal["ltp_ltd"] = "ltp_ltd"
-    g_min_s: float = Field(gt=0, description="Lowest conductance (S).")
-    g_max_s: float = Field(gt=0, description="Highest conductance (S).")
     a_p: float = Field(gt=0, description="Potentiation nonlinearity, in pulses (large = linear).")
     bits: int = Field(6, ge=1, le=16, description="Levels are 2**bits; 2**bits - 1 pulses.")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> LtpLtdDevice:
-        if self.g_max_s <= self.g_min_s:
-            raise ValueError(f"g_max_s={self.g_max_s} S must exceed g_min_s={self.g_min_s} S")
-        return self
 
     def table(self) -> NDArray[np.float64]:
         p_max = 2**self.bits - 1
