@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hil.errors import BackendClosed, LimitError
+from hil.errors import BackendClosed, DeviceFault, LimitError
 
 
 class Limits(BaseModel):
@@ -103,7 +103,7 @@ class CrossbarBackend(ABC):
         self._check_read_voltage("v_read", v_read)
         with self._use():
             g = np.asarray(self._read_conductances(float(v_read)), dtype=float)
-        return g.reshape(self.info.shape)
+        return _finite(g, "read_conductances").reshape(self.info.shape)
 
     def apply(self, voltages: ArrayLike) -> NDArray[np.float64]:
         """Drive the rows with ``voltages`` (V, one per row); returns column currents (A).
@@ -120,7 +120,7 @@ class CrossbarBackend(ABC):
             self._check_read_voltage(f"voltages[{j}]", float(vj))
         with self._use():
             i = np.asarray(self._apply(v), dtype=float)
-        return i.reshape(self.info.cols)
+        return _finite(i, "apply").reshape(self.info.cols)
 
     def pulse(self, row: int, col: int, amplitude_v: float, width_s: float) -> None:
         """Apply one pulse of ``amplitude_v`` (V) for ``width_s`` (s) to device (row, col)."""
@@ -233,3 +233,14 @@ class CrossbarBackend(ABC):
 
     def _close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release the connection. Called once, after :meth:`_abort`."""
+
+
+def _finite(values: NDArray[np.float64], what: str) -> NDArray[np.float64]:
+    """``values`` unchanged, or :class:`DeviceFault` when a measurement is NaN or infinite.
+
+    A non-finite reading would silently poison every update computed from it.
+    """
+    if not np.all(np.isfinite(values)):
+        bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+        raise DeviceFault(f"{what}: {bad} of {np.size(values)} values are not finite (NaN or inf)")
+    return values

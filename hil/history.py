@@ -34,8 +34,8 @@ class EpochRecord:
     """State at the start of an epoch, and the update sent in it.
 
     Epoch 0 is the initial state. ``conductances_s`` and the activations are
-    measured before the epoch's update; ``pulses`` and ``resets`` count what
-    the update then sent (0 in the final epoch of a converged run).
+    measured before the epoch's update; ``pulses`` counts what the update then
+    sent (0 in the final epoch of a converged run).
     """
 
     epoch: int
@@ -46,7 +46,6 @@ class EpochRecord:
     in_band: NDArray[np.bool_]
     error: float
     pulses: int = 0
-    resets: int = 0
 
     @property
     def misses(self) -> int:
@@ -71,7 +70,6 @@ class EpochRecord:
             "misses": self.misses,
             "converged": self.converged,
             "pulses": self.pulses,
-            "resets": self.resets,
         }
 
 
@@ -145,7 +143,7 @@ class TrainingResult:
 
     @property
     def total_pulses(self) -> int:
-        """Pulses sent over the run, resets not included."""
+        """Pulses sent over the run."""
         return sum(r.pulses for r in self.history)
 
     def stalled_epochs(self, rel_tol: float = 1e-3) -> int:

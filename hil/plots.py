@@ -202,15 +202,13 @@ def plot_error(result: TrainingResult) -> Figure:
 
     The error is ``0.5 * mean((target - f)**2)`` over patterns and neurons; misses
     count (pattern, neuron) pairs outside their band, on a twin axis since they are
-    integers on another scale. Pulses are bars below, resets stacked on them when
-    any were sent. The last epoch is marked with the outcome.
+    integers on another scale. Pulses are bars below. The last epoch is marked with the outcome.
     """
     epochs, error = _series(result, "error")
     if error is None:
         return _empty_figure("Error, misses and pulses", result)
     misses = np.array([r.misses for r in result.history])
     pulses = np.array([r.pulses for r in result.history])
-    resets = np.array([r.resets for r in result.history])
     fig = _figure((9.0, 6.2))
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
 
@@ -231,12 +229,9 @@ def plot_error(result: TrainingResult) -> Figure:
     _epoch_axis(top, epochs, label=False)
 
     bottom.bar(epochs, pulses, width=0.8, color="0.45", label="pulses")
-    if resets.any():
-        bottom.bar(epochs, resets, width=0.8, bottom=pulses, color="tab:orange", label="resets")
-        bottom.legend(loc="upper right", fontsize=9)
     bottom.set_ylabel("pulses sent (count)")
     bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
-    bottom.set_ylim(0, max(int((pulses + resets).max()), 1) * 1.15)
+    bottom.set_ylim(0, max(int(pulses.max()), 1) * 1.15)
     bottom.grid(alpha=0.3, axis="y")
     _epoch_axis(bottom, epochs)
     bottom.set_title(_summary(result), fontsize=9, loc="left")

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from hil.backend import BackendInfo, CrossbarBackend, Limits, Pulse
-from hil.errors import BackendClosed, CommunicationError, LimitError
+from hil.errors import BackendClosed, CommunicationError, DeviceFault, LimitError
 
 
 class Spy(CrossbarBackend):
@@ -108,3 +108,18 @@ def test_close_releases_even_when_abort_fails() -> None:
 def test_limits_validate_themselves() -> None:
     with pytest.raises(ValidationError, match="width_min_s"):
         Limits(width_min_s=1.0, width_max_s=0.1)
+
+
+def test_non_finite_measurements_are_a_device_fault() -> None:
+    class NanSpy(Spy):
+        def _apply(self, voltages: np.ndarray) -> np.ndarray:
+            return np.array([0.0, np.nan, 0.0])
+
+        def _read_conductances(self, v_read: float) -> np.ndarray:
+            return np.r_[np.ones(5), np.inf]
+
+    spy = NanSpy()
+    with pytest.raises(DeviceFault, match="apply: 1 of 3 values are not finite"):
+        spy.apply([0.1, 0.1])
+    with pytest.raises(DeviceFault, match="read_conductances: 1 of 6"):
+        spy.read_conductances()
