@@ -45,15 +45,21 @@ class TraceDevice(_Model):
     path: Path = Field(description="Trace file: instrument .dat or one-column CSV of S.")
 
     def table(self) -> NDArray[np.float64]:
-        return _cached_trace(self.path.resolve()).conductances_s
+        return self.trace().conductances_s
 
     def trace(self) -> Trace:
-        """The parsed trace, with its header."""
-        return _cached_trace(self.path.resolve())
+        """The parsed trace, with its header (parsed once per file version)."""
+        path = self.path.resolve()
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"trace file not found: {path}") from None
+        return _cached_trace(path, st.st_mtime_ns, st.st_size)
 
 
 @cache
-def _cached_trace(path: Path) -> Trace:
+def _cached_trace(path: Path, mtime_ns: int, size: int) -> Trace:
+    """Parse ``path``; the modification time and size key the cache to the file's content."""
     return load_trace(path)
 
 

@@ -62,8 +62,8 @@ def fit_record(path: Path, tolerance_s: float) -> DefaultDeviceRecord:
         fitted_to=path.name,
         source_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         method=(
-            "emulator.fit.fit_exponential: least squares over all 51 positions, Gmin pinned to "
-            f"the first read, {_GRID}^3 grid refined {_REFINE_ROUNDS} times"
+            f"emulator.fit.fit_exponential: least squares over all {trace.n_pulses + 1} positions, "
+            f"Gmin pinned to the first read, {_GRID}^3 grid refined {_REFINE_ROUNDS} times"
         ),
         rms_residual_s=float(np.sqrt(np.mean(r**2))),
         max_abs_residual_s=float(np.abs(r).max()),

@@ -84,20 +84,26 @@ class Trace:
         return int(self.conductances_s.size - 1)
 
 
-# Header name (before the unit) -> (PulseProtocol field, factor to SI).
-_HEADER_FIELDS: dict[str, tuple[str, float]] = {
-    "number of pulses": ("n_pulses", 1.0),
-    "initial voltage": ("reset_v", 1.0),
-    "initial voltage duration": ("reset_width_s", 1.0),
-    "read voltage": ("read_v", 1.0),
-    "on voltage": ("on_v", 1.0),
-    "ton": ("on_width_s", 1.0),
-    "off voltage": ("off_v", 1.0),
-    "toff": ("off_width_s", 1.0),
-    "twait": ("wait_s", 1.0),
-    "temperature": ("temperature_k", 1.0),
+# Allowed units of each kind of header value, with their factor to SI.
+_UNITS: dict[str, dict[str, float]] = {
+    "count": {"": 1.0},
+    "voltage": {"v": 1.0, "mv": 1e-3},
+    "time": {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6},
+    "temperature": {"k": 1.0},
 }
-_UNIT_TO_SI = {"ms": 1e-3, "s": 1.0, "us": 1e-6, "v": 1.0, "mv": 1e-3, "k": 1.0}
+# Header name (before the unit) -> (PulseProtocol field, kind of value).
+_HEADER_FIELDS: dict[str, tuple[str, str]] = {
+    "number of pulses": ("n_pulses", "count"),
+    "initial voltage": ("reset_v", "voltage"),
+    "initial voltage duration": ("reset_width_s", "time"),
+    "read voltage": ("read_v", "voltage"),
+    "on voltage": ("on_v", "voltage"),
+    "ton": ("on_width_s", "time"),
+    "off voltage": ("off_v", "voltage"),
+    "toff": ("off_width_s", "time"),
+    "twait": ("wait_s", "time"),
+    "temperature": ("temperature_k", "temperature"),
+}
 _HEADER_RE = re.compile(r"^\s*(?P<name>[^():]+?)\s*(?:\((?P<unit>[^)]*)\))?\s*:\s*(?P<value>.*?)\s*$")
 _REQUIRED = ("n_pulses", "reset_v", "reset_width_s", "read_v", "on_v", "on_width_s")
 _COLUMNS = 6
@@ -133,19 +139,20 @@ def parse_dat(lines: Sequence[str], source: str | Path = "<memory>") -> Trace:
             break
         m = _HEADER_RE.match(line)
         if m is None:
-            raise TraceFormatError(
-                source, n, f"expected a header line 'Name (unit):value' or the column titles, got {line!r}"
-            )
+            raise bad(n, f"expected a header line 'Name (unit):value' or the column titles, got {line!r}")
         name = m["name"].strip().lower()
         if name not in _HEADER_FIELDS:
             continue  # Unknown header fields are kept out, not fatal: instruments add fields.
-        key, _ = _HEADER_FIELDS[name]
+        key, kind = _HEADER_FIELDS[name]
         unit = (m["unit"] or "").strip().lower()
+        if unit not in _UNITS[kind]:
+            allowed = ", ".join(repr(u) for u in _UNITS[kind]) if kind != "count" else "no unit"
+            raise bad(n, f"expected a {kind} unit ({allowed}) for {m['name'].strip()!r}, got {m['unit']!r}")
         try:
             value = float(m["value"])
         except ValueError:
             raise bad(n, f"expected a number for {m['name'].strip()!r}, got {m['value']!r}") from None
-        values[key] = value * _UNIT_TO_SI.get(unit, 1.0)
+        values[key] = value * _UNITS[kind][unit]
     if body_start is None:
         raise bad(None, "expected a column-title line starting with 'Time stamp'")
     missing = [k for k in _REQUIRED if k not in values]

@@ -63,3 +63,13 @@ def test_stored_fit_is_reproducible_from_the_trace(reference_trace_path: Path) -
     refit = fit_exponential(load_trace(reference_trace_path))
     assert refit.g_min_s == stored.g_min_s
     np.testing.assert_allclose(refit.table(), stored.table(), rtol=1e-12)
+
+
+def test_a_trace_rewritten_under_the_same_name_is_read_again(tmp_path: Path) -> None:
+    from emulator.devices import TraceDevice
+
+    f = tmp_path / "dev.csv"
+    f.write_text("1e-7\n2e-7\n")
+    assert TraceDevice(path=f).table().tolist() == [1e-7, 2e-7]
+    f.write_text("1e-7\n3e-7\n4e-7\n")
+    assert TraceDevice(path=f).table().tolist() == [1e-7, 3e-7, 4e-7]

@@ -70,6 +70,8 @@ def _mangle(path: Path, lineno: int, new: str) -> Path:
     [
         (3, "Initial Voltage (V):minus two", 3, "expected a number for 'Initial Voltage'"),
         (3, "this is not a header", 3, "expected a header line"),
+        (6, "tON (ns):1000", 6, "expected a time unit ('s', 'ms', 'us', 'µs') for 'tON', got 'ns'"),
+        (1, "Number of Pulses (V): 3", 1, "expected a count unit (no unit)"),
         (12, "1.0,5.0E-2,2.4E-8,-5.0E-2", 12, "expected 6 comma-separated columns, got 4"),
         (14, "1.0,5.0E-2,2.4E-8,-5.0E-2,-2.1E-8,abc", 14, "resistance (Ohm) in column 6"),
         (14, "1.0,5.0E-2,2.4E-8,-5.0E-2,-2.1E-8,-5", 14, "positive finite resistance"),
