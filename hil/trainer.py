@@ -78,12 +78,11 @@ class Trainer:
             if self.task.test:
                 result.test = self.evaluate("test")
         except RunStopped as e:
-            result.outcome, result.error_message = "stopped", str(e)
-            self._safe_abort()
+            result.outcome, result.error_message = "stopped", str(e) + self._safe_abort()
         except Exception as e:
             log.error("training fault: %s", e)
-            result.outcome, result.error_message = "fault", f"{type(e).__name__}: {e}"
-            self._safe_abort()
+            result.outcome = "fault"
+            result.error_message = f"{type(e).__name__}: {e}" + self._safe_abort()
         except BaseException:  # Ctrl-C or interpreter exit: 0 V first, then let it through.
             self._safe_abort()
             raise
@@ -164,11 +163,17 @@ class Trainer:
         out[:, : v.shape[1]] = v
         return out
 
-    def _safe_abort(self) -> None:
+    def _safe_abort(self) -> str:
+        """Outputs to 0 V; returns "" or, when that could not be confirmed, a warning to report."""
         try:
             self.backend.abort()
         except Exception as e:  # The link may be the thing that failed.
-            log.warning("abort after stop/fault failed: %s", e)
+            log.error("abort after stop/fault failed: %s", e)
+            return (
+                f"; WARNING: the abort (outputs to 0 V) could not be confirmed ({type(e).__name__}: {e})"
+                " - check the instrument"
+            )
+        return ""
 
 
 def train(

@@ -144,7 +144,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         with backend:
             identity = backend.info.identity
-            result = Trainer(backend, config.task, config.training, observers, stop).run()
+            try:
+                trainer = Trainer(backend, config.task, config.training, observers, stop)
+            except ValueError as e:  # LimitError is one: the pulse or task does not fit the backend
+                print(f"hil train: {e}", file=sys.stderr)
+                return 2
+            result = trainer.run()
     finally:
         signal.signal(signal.SIGINT, previous)
     out = sys.stderr if args.json == "-" else sys.stdout

@@ -67,3 +67,22 @@ def test_an_unreachable_instrument_exits_3_with_the_reason(capsys: pytest.Captur
     rc = main(["train", "-q", "--backend", "visa", "--resource", f"TCPIP::127.0.0.1::{port}::SOCKET"])
     assert rc == 3
     assert "cannot connect to 'visa' backend: ConnectionLost" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"training": {"pulse_v": 3.0}}, "training pulse.amplitude_v=3.0 V is out of range"),
+        (
+            {"task": {"train": [{"pattern": "01010", "target": "1"}]}},
+            "task has 5 inputs but the crossbar has 4 rows",
+        ),
+    ],
+)
+def test_a_run_that_does_not_fit_the_backend_exits_2_before_any_pulse(
+    tmp_path: Path, config: dict, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "run.json"
+    f.write_text(json.dumps(config))
+    assert main(["train", "-q", "--builtin", "--config", str(f)]) == 2
+    assert message in capsys.readouterr().err

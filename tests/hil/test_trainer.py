@@ -189,3 +189,31 @@ def test_saturation_is_reported_as_stalled_epochs() -> None:
     assert result.stalled_epochs() >= 8
     fresh = train(EmulatedCrossbar(EmulatorConfig(seed=0)), TASK, TrainingConfig(max_epochs=3))
     assert fresh.stalled_epochs() == 0
+
+
+def test_a_stop_between_the_forward_pass_and_the_update_sends_no_pulse() -> None:
+    stop = StopSignal()
+
+    class StopDuringRead(CountingCrossbar):
+        def _read_conductances(self, v_read: float) -> np.ndarray:
+            if self.calls["read"] == 2:  # the third epoch's measurement, before its update
+                stop.set("stop pressed mid-epoch")
+            return super()._read_conductances(v_read)
+
+    xb = StopDuringRead(EmulatorConfig(seed=0))
+    result = Trainer(xb, TASK, TrainingConfig(), stop=stop).run()
+    assert result.outcome == "stopped"
+    assert [(r.epoch, r.pulses) for r in result.history] == [(0, 8), (1, 8), (2, 0)]
+    assert xb.calls["pulse_many"] == 2 and xb.aborts == 1
+
+
+def test_an_abort_that_fails_after_a_fault_is_reported_not_hidden() -> None:
+    class DeadLink(CountingCrossbar):
+        def _abort(self) -> None:
+            raise ConnectionLost("no route to instrument")
+
+    result = Trainer(DeadLink(EmulatorConfig(seed=0), fail_on_batch=2), TASK).run()
+    assert result.outcome == "fault"
+    assert result.error_message is not None
+    assert result.error_message.startswith("ConnectionLost: link dropped (injected)")
+    assert "abort (outputs to 0 V) could not be confirmed" in result.error_message
