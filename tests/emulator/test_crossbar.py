@@ -10,7 +10,7 @@ import pytest
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig, ShiftDistribution
 from emulator.devices import ExponentialDevice, LtpLtdDevice
 from hil.backend import Pulse
-from hil.errors import LimitError
+from hil.errors import BackendClosed, LimitError
 
 SET = (2.0, 1e-3)
 
@@ -189,5 +189,5 @@ def test_closing_aborts_and_refuses_further_use() -> None:
     with xb:
         xb.pulse(0, 0, *SET)
     assert xb.aborts == 1 and xb.closed
-    with pytest.raises(Exception, match="closed"):
+    with pytest.raises(BackendClosed, match="closed"):
         xb.pulse(0, 0, *SET)

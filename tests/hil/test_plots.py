@@ -184,7 +184,7 @@ def test_error_figure_shows_error_misses_and_pulses(result: TrainingResult) -> N
     np.testing.assert_array_equal(twin.get_lines()[0].get_ydata(), [r.misses for r in history])
     heights = [bar.get_height() for bar in bottom.patches]
     assert heights == [r.pulses for r in result.history]
-    assert "total pulses: 40" in bottom.get_title(loc="left")
+    assert f"total pulses: {result.total_pulses}" in bottom.get_title(loc="left")
     assert any(t.get_text() == "max epochs" for t in top.texts)
 
 
