@@ -191,3 +191,20 @@ def test_closing_aborts_and_refuses_further_use() -> None:
     assert xb.aborts == 1 and xb.closed
     with pytest.raises(BackendClosed, match="closed"):
         xb.pulse(0, 0, *SET)
+
+
+@pytest.mark.parametrize("config", [{}, {"stuck_fraction": 0.3}, {"step_noise": 0.2}])
+def test_a_batch_equals_the_same_pulses_one_by_one(config: dict) -> None:
+    rng = np.random.default_rng(11)
+    pulses = [Pulse(int(r), int(c), *SET) for r, c in rng.integers(0, 4, size=(120, 2))]
+    pulses.insert(60, Pulse(2, 2, -2.0, 1.0))  # a reset in the middle of a batch
+    short = ExponentialDevice(g_min_s=1e-7, g_max_s=2e-7, alpha_s=3e-8, beta_nl=2.0, n_max=6)
+    batch, single = (EmulatedCrossbar(EmulatorConfig(seed=3, device=short, **config)) for _ in range(2))
+    batch.pulse_many(pulses[:60])
+    batch.pulse_many(pulses[60:])
+    batch.pulse_many(pulses[:30])
+    for p in pulses + pulses[:30]:
+        single.pulse(*p)
+    assert batch.position.max() == 6  # saturation is exercised
+    np.testing.assert_array_equal(batch.position, single.position)
+    np.testing.assert_array_equal(batch.read_conductances(), single.read_conductances())
