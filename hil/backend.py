@@ -17,11 +17,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import NamedTuple, Self
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hil.errors import BackendClosed, DeviceFault, LimitError
 
@@ -46,6 +46,76 @@ class Limits(BaseModel):
             )
         return self
 
+    # The one implementation of the range checks: the backend's public methods and the
+    # protocol's server-side validation (hil.protocol.codec) both call these.
+    def check_read_v(self, field: str, v: float) -> None:
+        """Raise :class:`LimitError` unless ``v`` (V) is finite and ``|v| <= read_v_max``."""
+        _check_symmetric(field, v, self.read_v_max, "V")
+
+    def check_amplitude(self, field: str, v: float) -> None:
+        """Raise :class:`LimitError` unless ``v`` (V) is finite and ``|v| <= pulse_v_max``."""
+        _check_symmetric(field, v, self.pulse_v_max, "V")
+
+    def check_width(self, field: str, width_s: float) -> None:
+        """Raise :class:`LimitError` unless ``width_min_s <= width_s <= width_max_s`` (s)."""
+        if not (np.isfinite(width_s) and self.width_min_s <= width_s <= self.width_max_s):
+            raise LimitError(field, width_s, f"[{self.width_min_s}, {self.width_max_s}]", "s")
+
+    def check_batch(self, field: str, n: int) -> None:
+        """Raise :class:`LimitError` unless ``1 <= n <= max_batch`` (pulses in one command)."""
+        if not 1 <= n <= self.max_batch:
+            raise LimitError(field, n, f"[1, {self.max_batch}]")
+
+    def stricter(self, user: UserLimits | None) -> Limits:
+        """These limits narrowed by ``user``: the stricter of each value.
+
+        Raises ValueError when the two leave no pulse width at all.
+        """
+        if user is None:
+            return self
+        try:
+            return Limits(
+                read_v_max=_least(self.read_v_max, user.read_v_max),
+                pulse_v_max=_least(self.pulse_v_max, user.pulse_v_max),
+                width_min_s=max(self.width_min_s, user.width_min_s or 0.0),
+                width_max_s=_least(self.width_max_s, user.width_max_s),
+                compliance_a=self.compliance_a,
+                max_batch=int(_least(self.max_batch, user.max_batch)),
+            )
+        except ValidationError as e:
+            raise ValueError(
+                f"user limits {user.model_dump(exclude_none=True)} and the instrument's "
+                f"{self.model_dump()} leave no allowed pulse width"
+            ) from e
+
+
+class UserLimits(BaseModel):
+    """Limits a lab sets to protect its device; each optional, each only ever *narrows*.
+
+    Combined with the instrument's own (:meth:`Limits.stricter`): the smaller
+    maximum, the larger minimum. ``compliance_a`` is not accepted: protocol 1.0
+    cannot set the instrument's current compliance, so a lower value here would
+    protect nothing; set it on the controller itself.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    read_v_max: float | None = Field(None, gt=0, description="Largest |read or VMM row voltage| (V).")
+    pulse_v_max: float | None = Field(None, gt=0, description="Largest |pulse amplitude| (V).")
+    width_min_s: float | None = Field(None, gt=0, description="Shortest pulse (s).")
+    width_max_s: float | None = Field(None, gt=0, description="Longest pulse (s).")
+    max_batch: int | None = Field(None, ge=1, description="Most pulses in one batched command.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_compliance(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "compliance_a" in data:
+            raise ValueError(
+                "compliance_a cannot be a user limit: protocol 1.0 has no command to set the "
+                "instrument's current compliance, so it would not be enforced; set it on the controller"
+            )
+        return data
+
 
 class BackendInfo(BaseModel):
     """Identity, shape, limits and capabilities of a backend."""
@@ -63,6 +133,30 @@ class BackendInfo(BaseModel):
     def shape(self) -> tuple[int, int]:
         """(rows, cols)."""
         return (self.rows, self.cols)
+
+    def check_row(self, field: str, row: int) -> None:
+        """Raise :class:`LimitError` unless ``row`` is an integer in ``[0, rows - 1]``."""
+        _check_index(field, row, self.rows)
+
+    def check_col(self, field: str, col: int) -> None:
+        """Raise :class:`LimitError` unless ``col`` is an integer in ``[0, cols - 1]``."""
+        _check_index(field, col, self.cols)
+
+    def check_device(self, field: str, row: int, col: int) -> None:
+        """Raise :class:`LimitError` unless (row, col) is a device of this crossbar."""
+        self.check_row(f"{field}.row", row)
+        self.check_col(f"{field}.col", col)
+
+    def check_pulse(self, field: str, p: Pulse) -> None:
+        """Raise :class:`LimitError` unless pulse ``p`` (V, s) is within the limits."""
+        self.check_device(field, p.row, p.col)
+        self.limits.check_amplitude(f"{field}.amplitude_v", p.amplitude_v)
+        self.limits.check_width(f"{field}.width_s", p.width_s)
+
+    def check_supports_reset(self, field: str, row: int, col: int) -> None:
+        """Raise :class:`LimitError` when this backend has no reset pulse."""
+        if not self.supports_reset:
+            raise LimitError(field, f"({row}, {col})", "nothing: this backend has no reset")
 
 
 class Pulse(NamedTuple):
@@ -100,7 +194,7 @@ class CrossbarBackend(ABC):
     # ----------------------------------------------------------------- public API
     def read_conductances(self, v_read: float = 0.05) -> NDArray[np.float64]:
         """Read every device at ``v_read`` (V); returns a rows x cols array in S."""
-        self._check_read_voltage("v_read", v_read)
+        self.info.limits.check_read_v("v_read", v_read)
         with self._use():
             g = np.asarray(self._read_conductances(float(v_read)), dtype=float)
         return _finite(g, "read_conductances").reshape(self.info.shape)
@@ -117,7 +211,7 @@ class CrossbarBackend(ABC):
         if not np.all(np.isfinite(v)):
             raise LimitError("voltages", v.tolist(), "finite values")
         for j, vj in enumerate(v):
-            self._check_read_voltage(f"voltages[{j}]", float(vj))
+            self.info.limits.check_read_v(f"voltages[{j}]", float(vj))
         with self._use():
             i = np.asarray(self._apply(v), dtype=float)
         return _finite(i, "apply").reshape(self.info.cols)
@@ -144,9 +238,8 @@ class CrossbarBackend(ABC):
 
     def reset(self, row: int, col: int) -> None:
         """Return device (row, col) to its low-conductance state with the device's reset pulse."""
-        if not self.info.supports_reset:
-            raise LimitError("reset", f"({row}, {col})", "nothing: this backend has no reset")
-        self._check_index(row, col, "reset")
+        self.info.check_supports_reset("reset", row, col)
+        self.info.check_device("reset", row, col)
         with self._use():
             self._reset(int(row), int(col))
 
@@ -183,26 +276,7 @@ class CrossbarBackend(ABC):
     # ----------------------------------------------------------------- checks
     def check_pulse(self, p: Pulse, field: str = "pulse") -> None:
         """Raise :class:`LimitError` if pulse ``p`` is outside this backend's limits."""
-        self._check_index(p.row, p.col, field)
-        lim = self.info.limits
-        if not np.isfinite(p.amplitude_v) or abs(p.amplitude_v) > lim.pulse_v_max:
-            raise LimitError(
-                f"{field}.amplitude_v", p.amplitude_v, f"[-{lim.pulse_v_max}, {lim.pulse_v_max}]", "V"
-            )
-        if not np.isfinite(p.width_s) or not lim.width_min_s <= p.width_s <= lim.width_max_s:
-            raise LimitError(f"{field}.width_s", p.width_s, f"[{lim.width_min_s}, {lim.width_max_s}]", "s")
-
-    def _check_index(self, row: int, col: int, field: str) -> None:
-        info = self.info
-        if not (isinstance(row, int | np.integer) and 0 <= row < info.rows):
-            raise LimitError(f"{field}.row", row, f"integers [0, {info.rows - 1}]")
-        if not (isinstance(col, int | np.integer) and 0 <= col < info.cols):
-            raise LimitError(f"{field}.col", col, f"integers [0, {info.cols - 1}]")
-
-    def _check_read_voltage(self, field: str, v: float) -> None:
-        vmax = self.info.limits.read_v_max
-        if not np.isfinite(v) or abs(v) > vmax:
-            raise LimitError(field, v, f"[-{vmax}, {vmax}]", "V")
+        self.info.check_pulse(field, p)
 
     def _use(self) -> AbstractContextManager[bool]:
         """The lock for one operation; refuses when the backend is closed."""
@@ -233,6 +307,23 @@ class CrossbarBackend(ABC):
 
     def _close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release the connection. Called once, after :meth:`_abort`."""
+
+
+def _check_symmetric(field: str, v: float, vmax: float, unit: str) -> None:
+    """Raise :class:`LimitError` unless ``v`` is finite and ``|v| <= vmax`` (in ``unit``)."""
+    if not (np.isfinite(v) and abs(v) <= vmax):
+        raise LimitError(field, v, f"[-{vmax}, {vmax}]", unit)
+
+
+def _check_index(field: str, index: int, size: int) -> None:
+    """Raise :class:`LimitError` unless ``index`` is an integer in ``[0, size - 1]``."""
+    if not (isinstance(index, int | np.integer) and 0 <= index < size):
+        raise LimitError(field, index, f"integers [0, {size - 1}]")
+
+
+def _least(value: float, user: float | None) -> float:
+    """The smaller of an instrument maximum and an optional user maximum."""
+    return value if user is None else min(value, user)
 
 
 def _finite(values: NDArray[np.float64], what: str) -> NDArray[np.float64]:

@@ -49,9 +49,9 @@ def record_trace(
     if n_pulses < 1:
         raise LimitError("pulses", n_pulses, "integers >= 1")
     backend.check_pulse(Pulse(row, col, amplitude_v, width_s), "characterization pulse")
-    vmax = backend.info.limits.read_v_max
-    if not 0 < read_v <= vmax:
-        raise LimitError("read_v", read_v, f"(0, {vmax}]", "V")
+    backend.info.limits.check_read_v("read_v", read_v)
+    if not read_v > 0:  # A conductance is read at a positive voltage.
+        raise LimitError("read_v", read_v, f"(0, {backend.info.limits.read_v_max}]", "V")
     backend.reset(row, col)
     start = monotonic()
     times = [0.0]

@@ -17,13 +17,13 @@ import math
 import numbers
 import operator
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any, Literal, NamedTuple
 
 from hil.backend import BackendInfo, Pulse
-from hil.errors import DeviceFault, HilError, ProtocolError
+from hil.errors import DeviceFault, HilError, LimitError, ProtocolError
 
 PROTOCOL_VERSION: str = "1.0"
 """Version of this protocol; the ``SYST:VERS?`` reply."""
@@ -446,17 +446,23 @@ def validate_command(command: ParsedCommand, info: BackendInfo) -> None:
     200 (index), 201 (voltage), 202 (width), 203 (batch too long) or 204 (not
     supported). Entries of a ``PULS:LIST`` are checked in order; the first bad one
     is reported, so a controller applies a list only when this passes.
+
+    The ranges themselves are checked by the same methods of
+    :class:`~hil.backend.BackendInfo` / :class:`~hil.backend.Limits` that guard
+    :class:`~hil.backend.CrossbarBackend`; their :class:`~hil.errors.LimitError`
+    becomes the ``ERR`` code of the quantity checked.
     """
     spec = COMMANDS[command.name]
-    if spec.needs_reset and not info.supports_reset:
-        raise CommandError(ErrorCode.NOT_SUPPORTED, f"{spec.name}: this instrument has no reset")
-    if spec.form == "list":
-        limit = info.limits.max_batch
-        if len(command.args) > limit:
+    if spec.needs_reset:
+        try:
+            info.check_supports_reset(spec.name, *command.args)
+        except LimitError:
             raise CommandError(
-                ErrorCode.BATCH_TOO_LONG,
-                f"{spec.name}: {len(command.args)} entries, at most {limit} allowed",
-            )
+                ErrorCode.NOT_SUPPORTED, f"{spec.name}: this instrument has no reset"
+            ) from None
+    if spec.form == "list":
+        _refuse_as(ErrorCode.BATCH_TOO_LONG, f"{spec.name}: ", info.limits.check_batch,
+                   "entries", len(command.args))
         for k, entry in enumerate(command.args):
             _check_all(spec.args, entry, info, f"entry {k}: ")
     elif spec.form == "per_row":
@@ -476,28 +482,36 @@ def _check_all(args: Sequence[Arg], values: Sequence[Any], info: BackendInfo, wh
         check_value(arg, value, info, where)
 
 
+_RANGE_CHECKS: dict[Quantity, tuple[ErrorCode, Callable[[BackendInfo, str, Any], None]]] = {
+    Quantity.ROW: (ErrorCode.INDEX_OUT_OF_RANGE, BackendInfo.check_row),
+    Quantity.COL: (ErrorCode.INDEX_OUT_OF_RANGE, BackendInfo.check_col),
+    Quantity.READ_V: (ErrorCode.VOLTAGE_OUT_OF_RANGE, lambda i, f, v: i.limits.check_read_v(f, v)),
+    Quantity.PULSE_V: (ErrorCode.VOLTAGE_OUT_OF_RANGE, lambda i, f, v: i.limits.check_amplitude(f, v)),
+    Quantity.WIDTH: (ErrorCode.WIDTH_OUT_OF_RANGE, lambda i, f, v: i.limits.check_width(f, v)),
+}
+"""Per quantity: the ERR code of a violation and the check (shared with the backend)."""
+
+
 def check_value(arg: Arg, value: int | float, info: BackendInfo, where: str = "") -> None:
     """Raise :class:`CommandError` if ``value`` of ``arg`` is outside the instrument's range."""
-    lim = info.limits
-    q = arg.quantity
-    if q in (Quantity.ROW, Quantity.COL):
-        size = info.rows if q is Quantity.ROW else info.cols
-        if not 0 <= value < size:
-            raise CommandError(
-                ErrorCode.INDEX_OUT_OF_RANGE, f"{where}{arg.name}={value} outside [0, {size - 1}]"
-            )
-        return
-    if q is Quantity.WIDTH:
-        code, low, high = ErrorCode.WIDTH_OUT_OF_RANGE, lim.width_min_s, lim.width_max_s
-    else:
-        vmax = lim.read_v_max if q is Quantity.READ_V else lim.pulse_v_max
-        code, low, high = ErrorCode.VOLTAGE_OUT_OF_RANGE, -vmax, vmax
-    if not low <= value <= high:
+    code, check = _RANGE_CHECKS[arg.quantity]
+    _refuse_as(code, where, check, info, arg.name, value)
+
+
+def _refuse_as(code: ErrorCode, where: str, check: Callable[..., None], *args: Any) -> None:
+    """Run ``check``; its :class:`LimitError` becomes a :class:`CommandError` with ``code``.
+
+    The message is ``<where><field>=<value> <unit> outside <allowed> <unit>``, e.g.
+    ``entry 1: col=9 outside integers [0, 3]``.
+    """
+    try:
+        check(*args)
+    except LimitError as e:
+        value = format_float(e.value) if isinstance(e.value, float) else str(e.value)
+        unit = f" {e.unit}" if e.unit else ""
         raise CommandError(
-            code,
-            f"{where}{arg.name}={format_float(value)} {arg.unit} outside "
-            f"[{format_float(low)}, {format_float(high)}] {arg.unit}",
-        )
+            code, f"{where}{e.field}={value}{unit} outside {e.allowed}{unit}"
+        ) from None
 
 
 def encode_ok() -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from hil.backend import BackendInfo, CrossbarBackend, Limits, Pulse
+from hil.backend import BackendInfo, CrossbarBackend, Limits, Pulse, UserLimits
 from hil.errors import BackendClosed, CommunicationError, DeviceFault, LimitError
 
 
@@ -123,3 +123,42 @@ def test_non_finite_measurements_are_a_device_fault() -> None:
         spy.apply([0.1, 0.1])
     with pytest.raises(DeviceFault, match="read_conductances: 1 of 6"):
         spy.read_conductances()
+
+
+def test_the_checks_name_field_value_range_and_unit() -> None:
+    info = BackendInfo(identity="x", rows=2, cols=3, limits=Limits(pulse_v_max=2.0, max_batch=4))
+    cases = [
+        (lambda: info.limits.check_read_v("v", 0.25), "v=0.25 V is out of range: allowed [-0.2, 0.2] V"),
+        (lambda: info.limits.check_amplitude("a", -2.5), "a=-2.5 V is out of range: allowed [-2.0, 2.0] V"),
+        (lambda: info.limits.check_width("w", 3.0), "w=3.0 s is out of range: allowed [1e-06, 2.0] s"),
+        (lambda: info.limits.check_batch("n", 5), "n=5 is out of range: allowed [1, 4]"),
+        (lambda: info.check_row("r", 2), "r=2 is out of range: allowed integers [0, 1]"),
+        (lambda: info.check_col("c", -1), "c=-1 is out of range: allowed integers [0, 2]"),
+    ]
+    for call, message in cases:
+        with pytest.raises(LimitError) as err:
+            call()
+        assert str(err.value) == message + "; nothing was sent"
+    for ok in (
+        lambda: info.limits.check_read_v("v", -0.2),
+        lambda: info.limits.check_width("w", 1e-6),
+        lambda: info.check_pulse("p", Pulse(1, 2, -2.0, 2.0)),
+    ):
+        ok()  # the bounds themselves are allowed
+
+
+def test_stricter_takes_the_stricter_of_each_limit() -> None:
+    own = Limits(read_v_max=0.2, pulse_v_max=2.5, width_min_s=1e-6, width_max_s=2.0, max_batch=256)
+    user = UserLimits(read_v_max=0.3, pulse_v_max=1.0, width_min_s=1e-3, max_batch=8)
+    got = own.stricter(user)
+    assert (got.read_v_max, got.pulse_v_max, got.width_min_s, got.width_max_s, got.max_batch) == (
+        0.2, 1.0, 1e-3, 2.0, 8,
+    )
+    assert got.compliance_a == own.compliance_a
+    assert own.stricter(None) is own and own.stricter(UserLimits()) == own
+    with pytest.raises(ValueError, match="no allowed pulse width"):
+        own.stricter(UserLimits(width_max_s=1e-7))
+    with pytest.raises(ValidationError, match="compliance_a"):
+        UserLimits(compliance_a=1e-4)
+    with pytest.raises(ValidationError, match="pulse_v_max"):
+        UserLimits(pulse_v_max=-1.0)

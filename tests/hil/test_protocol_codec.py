@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hil.backend import BackendInfo, Limits, Pulse
-from hil.errors import DeviceFault, ProtocolError
+from hil.errors import DeviceFault, LimitError, ProtocolError
 from hil.protocol import (
     COMMANDS,
     ERROR_CODES,
@@ -307,3 +307,41 @@ def test_protocol_page_documents_every_command_and_code() -> None:
     for code, title in ERROR_CODES.items():
         assert f"| {code} | {title} |" in page, (code, title)
     assert set(ERROR_CODES) == {int(c) for c in ErrorCode}
+
+
+# ----------------------------------------------------------------- one check for both ends
+@pytest.mark.parametrize("row", [-1, 0, 3, 4])
+@pytest.mark.parametrize("amp", [-2.6, -2.5, 0.0, 2.5, 2.5000000000000004])
+@pytest.mark.parametrize("width", [9e-7, 1e-6, 2.0, 2.0000000000000004])
+def test_the_server_refuses_exactly_what_the_backend_refuses(row: int, amp: float, width: float) -> None:
+    pulse = Pulse(row, 1, amp, width)
+    try:
+        INFO.check_pulse("pulse", pulse)
+        backend_error = None
+    except LimitError as e:
+        backend_error = e
+    line = encode_command("PULS", *pulse)
+    if backend_error is None:
+        validate_command(parse_command(line), INFO)
+        return
+    with pytest.raises(CommandError) as err:
+        validate_command(parse_command(line), INFO)
+    field = backend_error.field.rsplit(".", 1)[1]
+    code = {"row": ErrorCode.INDEX_OUT_OF_RANGE, "amplitude_v": ErrorCode.VOLTAGE_OUT_OF_RANGE,
+            "width_s": ErrorCode.WIDTH_OUT_OF_RANGE}[field]
+    assert err.value.code == code
+    assert f"outside {backend_error.allowed}" in err.value.message  # the same allowed range
+
+
+def test_refusal_messages_name_value_range_and_unit() -> None:
+    cases = {
+        "PULS 0,0,3.0,0.001": "amp_v=3.0 V outside [-2.5, 2.5] V",
+        "PULS:LIST 0,0,2.0,0.001;0,9,2.0,0.001": "entry 1: col=9 outside integers [0, 3]",
+        "VMM? 0.1,0.1,0.1,-0.3": "row 3: v=-0.3 V outside [-0.2, 0.2] V",
+        "PULS 0,0,2.0,5.0": "width_s=5.0 s outside [1e-06, 2.0] s",
+        "PULS:LIST 0,0,2,1e-3;0,0,2,1e-3;0,0,2,1e-3;0,0,2,1e-3": "PULS:LIST: entries=4 outside [1, 3]",
+    }
+    for line, message in cases.items():
+        with pytest.raises(CommandError) as err:
+            validate_command(parse_command(line), INFO)
+        assert err.value.message == message
