@@ -9,12 +9,17 @@ Valid commands go through the public :class:`~hil.backend.CrossbarBackend`
 methods, so the values returned over the line are bit for bit those the crossbar
 returns when used directly.
 
+Like a physical controller, it serves **one client at a time** over TCP: a
+connection that arrives while another is open is closed at once, with a log
+line, so two drivers can never both pulse the same crossbar (PROTOCOL.md,
+section 1).
+
 Usage::
 
     with running_server(EmulatorConfig(seed=3)) as server:
         VisaBackend.from_params({"resource": server.resource_string})
         ...
-        assert len(server.commands) == 12
+        assert server.command_counts()["PULS:LIST"] == 12
 
 :class:`FaultPlan` makes the link misbehave on purpose (delays, dropped
 connection, a garbled reply, an instrument that stops answering) so that the
@@ -29,7 +34,7 @@ import select
 import socket
 import threading
 import tty
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, Literal, Protocol, Self
@@ -40,6 +45,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from hil.backend import CrossbarBackend
 from hil.errors import HilError
+from hil.history import EpochRecord
+from hil.observers import TrainingObserver
 from hil.protocol.codec import (
     ERROR_CODES,
     ERROR_QUEUE_SIZE,
@@ -63,6 +70,12 @@ Transport = Literal["tcp", "pty"]
 
 _READ_CHUNK = 65536
 _JOIN_TIMEOUT_S = 5.0
+
+HANDOVER_S = 0.5
+"""How long (s) a new TCP connection waits for the current one to end before it is refused.
+
+A client that closes and at once reconnects would otherwise race the server noticing the
+close; a session in use does not end within this time, so the newcomer is then refused."""
 
 
 class FaultPlan(BaseModel):
@@ -266,13 +279,22 @@ class _PtyStream:
             os.close(self.slave)
 
 
+def command_name(line: str) -> str:
+    """The command name (header, upper case) of a received line, e.g. ``PULS:LIST``."""
+    return line.strip().partition(" ")[0].upper()
+
+
 class InstrumentServer:
     """Serves a crossbar over the wire protocol, on TCP or on a pseudo-terminal.
 
     Use :meth:`start` / :meth:`stop` or a ``with`` block (or :func:`running_server`).
-    TCP serves any number of connections, each in its own thread, one command at a
-    time on the crossbar. Attributes for tests: :attr:`commands` (every command
-    line received, in order), :attr:`connections` (TCP connections accepted).
+    TCP serves **one connection at a time** (like a physical controller): a second
+    connection while one is open is closed at once and logged (after waiting up to
+    :data:`HANDOVER_S` for the first to end). A pty is one device; the server cannot
+    tell who opened it (the serial driver locks it, see :mod:`drivers.serial_backend`).
+    Attributes for tests: :attr:`commands` (every command line received, in order),
+    :attr:`connections` (TCP connections served), :attr:`refused` (TCP connections
+    closed because another was open); :meth:`command_counts` counts by command name.
     """
 
     def __init__(
@@ -293,7 +315,10 @@ class InstrumentServer:
         self.commands: list[str] = []
         """Every command line received (terminator removed), in order, over all connections."""
         self.connections = 0
+        self.refused = 0
         self._host, self._port = host, port
+        self._idle = threading.Event()
+        self._idle.set()
         self._count = threading.Condition()
         self._dropped = False
         self._stopping = threading.Event()
@@ -343,6 +368,16 @@ class InstrumentServer:
     def command_count(self) -> int:
         """How many command lines the server has received."""
         return len(self.commands)
+
+    def command_names(self, start: int = 0, stop: int | None = None) -> list[str]:
+        """Names of the commands ``start`` to ``stop`` (indices into :attr:`commands`)."""
+        with self._count:
+            lines = self.commands[start:stop]
+        return [command_name(line) for line in lines]
+
+    def command_counts(self, start: int = 0, stop: int | None = None) -> Counter[str]:
+        """How many commands of each name the server received, in ``commands[start:stop]``."""
+        return Counter(self.command_names(start, stop))
 
     def wait_for_commands(self, count: int, timeout_s: float = 5.0) -> bool:
         """Block until at least ``count`` commands were received; False on timeout."""
@@ -423,6 +458,16 @@ class InstrumentServer:
                 conn, peer = self._listener.accept()
             except OSError:
                 return
+            if not self._idle.wait(HANDOVER_S) or self._stopping.is_set():
+                self.refused += 1
+                log.warning(
+                    "refused connection from %s:%d: connection %d is using the instrument "
+                    "(one client at a time)", *peer[:2], self.connections,
+                )
+                with suppress(OSError):
+                    conn.close()
+                continue
+            self._idle.clear()
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connections += 1
             log.info("connection %d from %s:%d", self.connections, *peer[:2])
@@ -442,6 +487,7 @@ class InstrumentServer:
                 self._streams.discard(stream)
             if isinstance(stream, _SocketStream):
                 stream.close()
+                self._idle.set()
 
     def _session(self, stream: _Stream) -> None:
         buffer = bytearray()
@@ -496,6 +542,35 @@ class InstrumentServer:
         log.debug("-> [%d] %.200s", n, reply)
         stream.send((reply + TERMINATOR).encode("ascii"))
         return True
+
+
+class CommandsPerEpoch(TrainingObserver):
+    """Counts, per epoch of a training run, the commands a server received (by name).
+
+    Pass it to :func:`hil.trainer.train` as an observer of a run through a driver to
+    ``server``; :meth:`per_epoch` then has one :class:`~collections.Counter` per
+    :class:`~hil.history.EpochRecord`: the commands of that epoch, its update included.
+    A new run starts a new count.
+    """
+
+    def __init__(self, server: InstrumentServer) -> None:
+        self.server = server
+        self.marks: list[int] = []
+        """``server.command_count`` at the start of the run and after each epoch."""
+
+    def on_start(self, *args: object) -> None:
+        """Mark the start of a run."""
+        self.marks = [self.server.command_count]
+
+    def on_epoch(self, record: EpochRecord) -> None:
+        """Mark the end of an epoch (its update sent)."""
+        self.marks.append(self.server.command_count)
+
+    def per_epoch(self) -> list[Counter[str]]:
+        """Commands by name, one counter per epoch of the last run."""
+        return [
+            self.server.command_counts(a, b) for a, b in zip(self.marks, self.marks[1:], strict=False)
+        ]
 
 
 @contextmanager

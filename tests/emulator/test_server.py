@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import select
@@ -81,9 +82,12 @@ class LineClient:
         assert reply is not None, f"no reply to {line!r}"
         return reply
 
-    def lines_until_quiet(self, quiet_s: float = 0.3) -> list[str]:
+    def readlines(self, n: int, timeout_s: float = TIMEOUT_S) -> list[str]:
+        """Exactly ``n`` reply lines; fails if they do not all come within ``timeout_s`` each."""
         lines = []
-        while (line := self.readline(quiet_s)) is not None:
+        for k in range(n):
+            line = self.readline(timeout_s)
+            assert line is not None, f"only {k} of {n} reply lines came"
             lines.append(line)
         return lines
 
@@ -169,10 +173,11 @@ def test_exactly_one_reply_line_per_command_even_when_pipelined(
         "PULS 9,0,2.0,0.001", "VMM? 0.1,0.1,0.1,0.1", "SYST:ERR?", "ABOR", "MEAS:G? 0,0,x",
     ]
     client.send("".join(line + ("\r\n" if k % 2 else "\n") for k, line in enumerate(lines)))
-    replies = client.lines_until_quiet()
     commands = [line for line in lines if line.strip()]
-    assert len(replies) == len(commands) == len(server.commands)
-    assert server.commands == commands
+    replies = client.readlines(len(commands))
+    # No extra line hides behind them: the next line read answers the next command.
+    assert client.query("SYST:VERS?") == "1.0"
+    assert server.commands == [*commands, "SYST:VERS?"]
     kinds = ["text", "values", "OK", "ERR 100", "ERR 101", "ERR 200", "values", "100,", "OK",
              "ERR 102"]
     for reply, kind in zip(replies, kinds, strict=True):
@@ -283,13 +288,22 @@ def test_execution_failure_is_err_300() -> None:
     assert processor.queued_errors[0][0] == 300
 
 
-def test_connections_share_one_instrument(server: InstrumentServer) -> None:
-    with tcp_client(server) as a, tcp_client(server) as b:
+def test_one_client_at_a_time(server: InstrumentServer, caplog: pytest.LogCaptureFixture) -> None:
+    with tcp_client(server) as a:
         assert a.query("PULS 2,2,2.0,0.001") == "OK"
-        assert b.query("XYZ").startswith("ERR 100")
-        assert a.query("SYST:ERR?").startswith("100,")
-    assert server.crossbar.position[2, 2] == 1
+        with tcp_client(server) as b:
+            b.send("PULS 2,2,2.0,0.001\nXYZ\n")
+            with pytest.raises((EOFError, ConnectionResetError)):  # closed, never answered
+                b.readline()
+        assert server.refused == 1
+        assert any("refused connection" in r.getMessage() for r in caplog.records)
+        assert a.query("SYST:ERR?") == "0,No error"  # b's lines were never executed
+        assert a.query("PULS 2,2,2.0,0.001") == "OK"  # a still owns the instrument
+    with tcp_client(server) as c:  # once a has gone, the next client is served
+        assert c.query("MEAS:G? 2,2,0.05")
+    assert server.crossbar.position[2, 2] == 2
     assert server.connections == 2
+    assert server.command_counts() == {"PULS": 2, "SYST:ERR?": 1, "MEAS:G?": 1}
 
 
 # ----------------------------------------------------------------- pty
@@ -326,13 +340,14 @@ def test_session_over_the_pty_with_os_open() -> None:
 
 # ----------------------------------------------------------------- faults, seen from the client
 def test_reply_delay() -> None:
-    with running_server(faults=FaultPlan(reply_delay_s=0.4)) as srv, tcp_client(srv) as c:
+    delay_s = 0.8
+    with running_server(faults=FaultPlan(reply_delay_s=delay_s)) as srv, tcp_client(srv) as c:
         c.send("*IDN?\n")
-        assert c.readline(timeout_s=0.15) is None
+        assert c.readline(timeout_s=delay_s / 4) is None  # the reply cannot be early
         assert c.readline(timeout_s=TIMEOUT_S).startswith("crossbar-hil")
         t0 = time.monotonic()
         c.query("ABOR")
-        assert time.monotonic() - t0 >= 0.39
+        assert time.monotonic() - t0 >= delay_s * 0.99
 
 
 def test_drop_after_closes_the_connection_without_executing() -> None:
@@ -394,11 +409,31 @@ def test_fault_plan_is_validated() -> None:
 
 
 # ----------------------------------------------------------------- life cycle
+def listening_tcp_ports() -> set[int]:
+    """TCP ports on which THIS process has a listening socket (Linux /proc)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for row in f.read().splitlines()[1:]:
+                fields = row.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def test_stop_releases_port_threads_and_connections() -> None:
-    threads_before = threading.active_count()
+    threads_before = set(threading.enumerate())
     with running_server(faults=FaultPlan(reply_delay_s=30)) as srv:
         address = srv.address
         assert address[0] == "127.0.0.1" and address[1] > 0
+        assert address[1] in listening_tcp_ports()
+        assert any(t.name.startswith("instrument-server") for t in threading.enumerate())
         assert srv.resource_string == f"TCPIP::127.0.0.1::{address[1]}::SOCKET"
         assert srv.serial_url == f"socket://127.0.0.1:{address[1]}"
         sock = socket.create_connection(address, timeout=TIMEOUT_S)
@@ -411,9 +446,8 @@ def test_stop_releases_port_threads_and_connections() -> None:
     sock.settimeout(TIMEOUT_S)
     assert sock.recv(100) == b""
     sock.close()
-    with pytest.raises(OSError):
-        socket.create_connection(address, timeout=1).close()
-    assert threading.active_count() == threads_before
+    assert address[1] not in listening_tcp_ports()  # the listener is closed
+    assert set(threading.enumerate()) - threads_before == set()  # every server thread ended
 
 
 def test_pty_server_stops_and_closes_fds() -> None:
