@@ -19,17 +19,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from drivers.link import ProtocolBackend
 from drivers.serial_backend import SerialBackend
 from drivers.visa_backend import VisaBackend
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.server import InstrumentServer, running_server
+from emulator.server import CommandsPerEpoch, InstrumentServer, running_server
 from hil.backend import CrossbarBackend
 from hil.config import TrainingConfig
-from hil.history import EpochRecord, TrainingResult
-from hil.observers import TrainingObserver
+from hil.history import TrainingResult, first_difference
 from hil.resources import trace_from_env
 from hil.task import Task
 from hil.trainer import train
@@ -40,29 +37,6 @@ CONNECT: dict[str, tuple[str, Connect]] = {
     "serial-tcp": ("tcp", lambda s: SerialBackend.from_params({"port": s.serial_url})),
     "serial-pty": ("pty", lambda s: SerialBackend.from_params({"port": s.device_path})),
 }
-
-
-class CommandCounter(TrainingObserver):
-    """Marks the server's command log at the start of a run and after its last update epoch."""
-
-    def __init__(self, server: InstrumentServer) -> None:
-        self.server = server
-        self.start = self.end = 0
-
-    def on_start(self, *args: object) -> None:
-        self.start = self.server.command_count
-
-    def on_epoch(self, record: EpochRecord) -> None:
-        if record.pulses:
-            self.end = self.server.command_count
-
-
-def same(a: TrainingResult, b: TrainingResult) -> bool:
-    """Same trajectory, epoch by epoch."""
-    return len(a.history) == len(b.history) and all(
-        np.array_equal(x.conductances_s, y.conductances_s) and np.array_equal(x.activations, y.activations)
-        for x, y in zip(a.history, b.history, strict=True)
-    )
 
 
 def timed(
@@ -125,20 +99,23 @@ def main() -> None:
     for name in args.transport or list(CONNECT):
         transport, connect = CONNECT[name]
         with running_server(emu, transport=transport) as server:
-            counter = CommandCounter(server)
+            counter = CommandsPerEpoch(server)
 
-            def run(backend: CrossbarBackend, counter: CommandCounter = counter) -> TrainingResult:
+            def run(backend: CrossbarBackend, counter: CommandsPerEpoch = counter) -> TrainingResult:
                 return train(backend, task, cfg, observers=[counter])
 
             t_link, through = timed(args.runs, connected(server, connect), run)
-            trips = (counter.end - counter.start) / (epochs - 1)
-            per_run = server.command_count - counter.start
+            # Every epoch but the last sends an update; the last only measures.
+            updates = counter.per_epoch()[:-1]
+            trips = sum(sum(c.values()) for c in updates) / max(1, len(updates))
+            per_run = server.command_count - counter.marks[0]
         link_s = t_link / (args.runs * epochs)
+        difference = first_difference(through, direct)
         print(
             f"{name:<11} {1 / link_s:>7.0f} epochs/s {link_s * 1e6:8.1f} us/epoch  "
             f"overhead {(link_s - direct_s) * 1e6:7.1f} us/epoch (x{link_s / direct_s:.1f} direct)  "
             f"{trips:.2f} round trips/update epoch ({per_run}/run with evaluation and close)  "
-            f"trajectory {'identical' if same(through, direct) else 'DIFFERENT'}"
+            f"trajectory {'identical' if difference is None else 'DIFFERENT: ' + difference}"
         )
 
 

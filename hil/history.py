@@ -6,7 +6,7 @@ CLI's JSON output, a database or a web stream.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -175,3 +175,48 @@ class TrainingResult:
         if with_history:
             out["history"] = [r.to_dict() for r in self.history]
         return out
+
+
+def first_difference(a: TrainingResult, b: TrainingResult) -> str | None:
+    """Where run ``a`` first differs from run ``b``, bit for bit; None when they are identical.
+
+    Compares every field of every :class:`EpochRecord` in epoch order (conductances
+    in S, currents in A, activations, bands, error, pulses), then the number of
+    epochs, the outcome and the train/test evaluations. NaN equals NaN. The error
+    message is not compared: it names the transport. Used to check that a run
+    through a driver reproduces the same run on the emulator.
+    """
+    for x, y in zip(a.history, b.history, strict=False):
+        if (diff := _record_difference(x, y)) is not None:
+            return f"epoch {x.epoch}: {diff}"
+    if len(a.history) != len(b.history):
+        return f"history: {len(a.history)} epochs != {len(b.history)} epochs"
+    if a.outcome != b.outcome:
+        return f"outcome: {a.outcome!r} != {b.outcome!r}"
+    for split in ("train", "test"):
+        ea, eb = getattr(a, split), getattr(b, split)
+        if (ea is None) != (eb is None):
+            return f"{split}: {_presence(ea)} != {_presence(eb)}"
+        if ea is not None and (diff := _record_difference(ea, eb)) is not None:
+            return f"{split}: {diff}"
+    return None
+
+
+def _record_difference(x: EpochRecord | Evaluation, y: EpochRecord | Evaluation) -> str | None:
+    """The first field of two records of the same type that differs, described; or None."""
+    for f in fields(x):
+        u, v = np.asarray(getattr(x, f.name)), np.asarray(getattr(y, f.name))
+        if u.shape != v.shape:
+            return f"{f.name}: shape {u.shape} != {v.shape}"
+        same = u == v
+        if np.issubdtype(u.dtype, np.inexact) and np.issubdtype(v.dtype, np.inexact):
+            same = same | (np.isnan(u) & np.isnan(v))
+        if not np.all(same):
+            where = tuple(int(i) for i in np.argwhere(~np.asarray(same))[0])
+            at = f"[{', '.join(map(str, where))}]" if where else ""
+            return f"{f.name}{at}: {u[where]!r} != {v[where]!r}"
+    return None
+
+
+def _presence(evaluation: Evaluation | None) -> str:
+    return "missing" if evaluation is None else "present"
