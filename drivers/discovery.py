@@ -1,9 +1,12 @@
 """What instruments this machine can see: VISA resources (pyvisa-py) and serial ports.
 
-Discovery only lists; it never writes to a port unless asked to :func:`probe` one
-(which connects with the matching backend and asks for its identity). Nothing
-here raises because a bus, a library or a port is missing: problems come back
-as notes.
+Discovery only lists; it never writes to a port unless asked to :func:`probe` one.
+A probe opens the port, writes the one line ``*IDN?``, reads one reply line and
+closes: no other command (no configuration queries, no ``ABOR``), so nothing on an
+instrument moves. Opening a serial port may still toggle its DTR/RTS lines, which
+resets some boards (e.g. Arduino-style controllers); that is the port, not a command.
+Nothing here raises because a bus, a library or a port is missing: problems come
+back as notes.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from hil.errors import HilError
-from hil.registry import create_backend
+from hil.protocol.codec import decode_reply, encode_command
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,11 @@ def list_visa_resources(query: str = "?*::INSTR", visa_library: str = "@py") -> 
         try:
             import pyvisa
 
+            # Not closed after: PyVISA shares one resource manager per library in a
+            # process, and closing it would close the sessions of open backends.
             rm = pyvisa.ResourceManager(visa_library)
-            try:
-                resources = rm.list_resources(query)
-                details = {r: rm.resource_info(r) for r in resources}
-            finally:
-                rm.close()
+            resources = rm.list_resources(query)
+            details = {r: rm.resource_info(r) for r in resources}
         except Exception as e:  # A missing library or bus must not end the listing.
             out.notes.append(f"VISA ({visa_library}): {type(e).__name__}: {e}")
             resources, details = (), {}
@@ -94,10 +96,25 @@ def list_serial_ports() -> Discovery:
 
 
 def probe(found: Found, timeout_s: float = 1.0) -> Found:
-    """Connect with the matching backend and read its identity; the error text if it fails."""
+    """Ask ``found`` for its identity with ``*IDN?`` only; the error text if it fails.
+
+    Opens the link of the matching driver, writes ``*IDN?``, waits up to ``timeout_s``
+    (s) for one reply line, closes. Sends nothing else.
+    """
+    from drivers.link import ProtocolBackend
+    from drivers.serial_backend import SerialBackend
+    from drivers.visa_backend import VisaBackend
+
+    cls: type[ProtocolBackend] = VisaBackend if found.backend == "visa" else SerialBackend
     try:
-        with create_backend(found.backend, {**found.params, "timeout_s": timeout_s}) as backend:
-            return Found(found.backend, found.address, found.description, backend.info.identity)
+        params = cls.params_model.model_validate({**found.params, "timeout_s": timeout_s})
+        link = cls.open_link(params)
+        try:
+            link.write_line(encode_command("*IDN?"))
+            identity = decode_reply("*IDN?", link.read_line())
+        finally:
+            link.close()
+        return Found(found.backend, found.address, found.description, str(identity))
     except (HilError, ValueError, OSError) as e:
         return Found(found.backend, found.address, found.description, None, f"{type(e).__name__}: {e}")
 

@@ -21,7 +21,20 @@ operation              command
 
 At connect the backend asks ``*IDN?``, ``SYST:VERS?``, ``CONF:SHAPE?``,
 ``CONF:LIM?`` and ``CONF:CAP?`` and builds its :class:`BackendInfo` from the
-answers, so limits are the instrument's own.
+answers, so limits are the instrument's own, narrowed by the optional user
+``limits`` (:class:`~hil.backend.UserLimits`: the stricter of each value).
+
+**Reply timeouts.** A controller replies only after a command has completed
+(``PROTOCOL.md`` section 5), so the wait for one reply is the base ``timeout_s``
+plus the command's own duration: for ``PULS:LIST`` the sum of its pulse widths
+plus ``switch_time_s`` per pulse (the controller's switching and settling,
+default :data:`SWITCH_TIME_S`); for ``RST:DEV`` the device's reset pulse, which
+protocol 1.0 cannot report, so ``reset_time_s`` (default: the instrument's
+``width_max_s``, the longest pulse it can apply at all) plus ``switch_time_s``.
+
+**One client.** A controller serves one connection at a time and closes any
+other at once (``PROTOCOL.md`` section 1): a connection closed during the
+handshake raises :class:`ConnectionLost` saying the instrument may be in use.
 
 **Failures.** A reply that does not come within the timeout raises
 :class:`InstrumentTimeout`, a closed or dropped link :class:`ConnectionLost`, a
@@ -61,7 +74,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hil.backend import BackendInfo, CrossbarBackend, Limits, Pulse
+from hil.backend import BackendInfo, CrossbarBackend, Limits, Pulse, UserLimits
 from hil.config import describe_validation_error
 from hil.errors import (
     BackendClosed,
@@ -74,6 +87,11 @@ from hil.errors import (
 from hil.protocol.codec import PROTOCOL_VERSION, decode_reply, encode_command
 
 TRAFFIC_LOGGER = "crossbar_hil.traffic"
+
+SWITCH_TIME_S = 0.01
+"""Default allowance per pulse (s) for the controller's switching and settling, added to
+the reply timeout of pulse commands on top of the pulse widths. Generous on purpose: a
+timeout that is too long costs nothing, one that is too short faults a run."""
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +116,14 @@ class Link(Protocol):
     description: str
     """Where the link goes, for messages (e.g. the resource string)."""
 
+    timeout_s: float
+    """Base reply timeout (s): the wait for a command that takes no time itself."""
+
     def write_line(self, line: str) -> None:
         """Send one line (without terminator)."""
 
-    def read_line(self) -> str:
-        """Receive one line (terminator stripped)."""
+    def read_line(self, timeout_s: float | None = None) -> str:
+        """Receive one line (terminator stripped) within ``timeout_s`` (s; default :attr:`timeout_s`)."""
 
     def close(self) -> None:
         """Release the transport. Idempotent."""
@@ -146,7 +167,22 @@ class LinkParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timeout_s: float = Field(2.0, gt=0, le=3600, description="Longest wait for one reply (s).")
+    timeout_s: float = Field(
+        2.0, gt=0, le=3600,
+        description="Longest wait for one reply (s), on top of the command's pulse time.",
+    )
+    switch_time_s: float = Field(
+        SWITCH_TIME_S, ge=0, le=60,
+        description="Allowance per pulse for switching and settling (s), added to the reply timeout.",
+    )
+    reset_time_s: float | None = Field(
+        None, gt=0, le=3600,
+        description="Duration of the device's reset pulse (s), added to the RST:DEV reply timeout "
+        "(default: the instrument's width_max_s).",
+    )
+    limits: UserLimits | None = Field(
+        None, description="Stricter limits for this device; the stricter of these and CONF:LIM? apply.",
+    )
     traffic_log: Path | None = Field(
         None, description="Append every command and reply, timestamped, to this file."
     )
@@ -163,18 +199,44 @@ class ProtocolBackend(CrossbarBackend):
     params_model: ClassVar[type[LinkParams]] = LinkParams
     backend_name: ClassVar[str] = "protocol"
 
-    def __init__(self, link: Link, *, traffic_log: Path | None = None) -> None:
+    def __init__(
+        self,
+        link: Link,
+        *,
+        traffic_log: Path | None = None,
+        limits: UserLimits | None = None,
+        switch_time_s: float = SWITCH_TIME_S,
+        reset_time_s: float | None = None,
+    ) -> None:
         super().__init__()
         self._link = link
         self._traffic = TrafficLog(traffic_log, link.description)
         self._owed = 0
         self._fault: CommunicationError | None = None
         self._link_lost = False
+        self._shape: tuple[int, int] | None = None
+        self.switch_time_s = switch_time_s
+        """Allowance per pulse (s) added to the reply timeout of pulse commands."""
         try:
-            self._info = self._handshake()
+            self.instrument_info = self._handshake()
+            """What the instrument reported, before the user limits."""
+            self._info = self.instrument_info.model_copy(
+                update={"limits": self.instrument_info.limits.stricter(limits)}
+            )
+        except ConnectionLost as e:
+            self._release()
+            raise ConnectionLost(
+                f"{link.description}: the instrument closed the connection during the handshake; "
+                f"it may be in use by another client (a controller serves one at a time): {e}"
+            ) from e
         except BaseException:
             self._release()
             raise
+        self._shape = self._info.shape
+        self.reset_time_s = (
+            reset_time_s if reset_time_s is not None else self.instrument_info.limits.width_max_s
+        )
+        """Duration (s) allowed for the device's reset pulse in the RST:DEV reply timeout."""
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -193,7 +255,10 @@ class ProtocolBackend(CrossbarBackend):
             ) from None
         link = cls.open_link(p)
         try:
-            return cls(link, traffic_log=p.traffic_log)
+            return cls(
+                link, traffic_log=p.traffic_log, limits=p.limits,
+                switch_time_s=p.switch_time_s, reset_time_s=p.reset_time_s,
+            )
         except BaseException:
             link.close()
             raise
@@ -205,9 +270,9 @@ class ProtocolBackend(CrossbarBackend):
             raise ProtocolError(
                 f"{identity!r} speaks protocol {version}; this driver speaks {PROTOCOL_VERSION}"
             )
-        rows, cols = (_count(x, "CONF:SHAPE?") for x in self._query_values("CONF:SHAPE?", 2))
-        lim = self._query_values("CONF:LIM?", 6)
-        reset, depression = self._query_values("CONF:CAP?", 2)
+        rows, cols = (_count(x, "CONF:SHAPE?") for x in self._query_values("CONF:SHAPE?"))
+        lim = self._query_values("CONF:LIM?")
+        reset, depression = self._query_values("CONF:CAP?")
         try:
             limits = Limits(
                 read_v_max=lim[0], pulse_v_max=lim[1], width_min_s=lim[2],
@@ -260,13 +325,29 @@ class ProtocolBackend(CrossbarBackend):
             self._fault = None
             log.info("%s: resynchronised", self._link.description)
 
+    def reply_timeout_s(self, name: str, *args: Any) -> float:
+        """How long to wait (s) for the reply to command ``name`` with ``args``.
+
+        The link's base timeout plus what the command takes on the instrument:
+        the pulse widths and :attr:`switch_time_s` per pulse for ``PULS`` and
+        ``PULS:LIST``, :attr:`reset_time_s` and :attr:`switch_time_s` for ``RST:DEV``.
+        """
+        base = self._link.timeout_s
+        if name == "PULS":
+            return base + args[3] + self.switch_time_s
+        if name == "PULS:LIST":
+            pulses = [Pulse(*p) for p in args[0]]
+            return base + sum(p.width_s for p in pulses) + len(pulses) * self.switch_time_s
+        if name == "RST:DEV":
+            return base + self.reset_time_s + self.switch_time_s
+        return base
+
     # ------------------------------------------------------------ CrossbarBackend
     def _read_conductances(self, v_read: float) -> NDArray[np.float64]:
-        rows, cols = self._info.shape
-        return np.array(self._query_values("MEAS:ALL?", rows * cols, float(v_read)))
+        return np.array(self._query_values("MEAS:ALL?", float(v_read)))
 
     def _apply(self, voltages: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.array(self._query_values("VMM?", self._info.cols, list(voltages)))
+        return np.array(self._query_values("VMM?", list(voltages)))
 
     def _pulse_many(self, pulses: Sequence[Pulse]) -> None:
         # The base class caps a batch at max_batch, so one batch is one line.
@@ -295,8 +376,11 @@ class ProtocolBackend(CrossbarBackend):
             self._traffic.close()
 
     # ------------------------------------------------------------ one exchange
-    def _query(self, name: str, *args: Any, n: int | None = None) -> Any:
-        """Send command ``name`` and decode its one reply; fault the backend on link errors."""
+    def _query(self, name: str, *args: Any) -> Any:
+        """Send command ``name`` and decode its one reply; fault the backend on link errors.
+
+        Once the shape is known, replies of shape-dependent length are checked by the codec.
+        """
         with self._lock:
             if self._fault is not None:
                 raise LinkFaulted(
@@ -306,10 +390,8 @@ class ProtocolBackend(CrossbarBackend):
                 )
             try:
                 self._send(encode_command(name, *args))
-                line = self._receive()
-                reply = decode_reply(name, line)
-                if n is not None and (not isinstance(reply, list) or len(reply) != n):
-                    raise ProtocolError(f"{name}: expected {n} values, got {line!r}")
+                line = self._receive(self.reply_timeout_s(name, *args))
+                reply = decode_reply(name, line, shape=self._shape)
             except DeviceFault:
                 raise  # The instrument answered, in sync: the link is fine.
             except CommunicationError as e:
@@ -321,8 +403,11 @@ class ProtocolBackend(CrossbarBackend):
                 raise lost from e
             return reply
 
-    def _query_values(self, name: str, n: int, *args: Any) -> list[float]:
-        return self._query(name, *args, n=n)  # type: ignore[no-any-return]
+    def _query_values(self, name: str, *args: Any) -> list[float]:
+        reply = self._query(name, *args)
+        if not isinstance(reply, list):  # Only if COMMANDS gave ``name`` another reply kind.
+            raise ProtocolError(f"{name}: expected values, got {reply!r}")
+        return reply
 
     def _query_text(self, name: str) -> str:
         reply = self._query(name)
@@ -335,10 +420,11 @@ class ProtocolBackend(CrossbarBackend):
         self._link.write_line(line)
         self._owed += 1
 
-    def _receive(self) -> str:
+    def _receive(self, timeout_s: float | None = None) -> str:
+        """One reply line within ``timeout_s`` (s; default: the link's base timeout)."""
         start = perf_counter()
         try:
-            line = self._link.read_line()
+            line = self._link.read_line(timeout_s)
         except CommunicationError as e:
             self._traffic.record("!", f"{type(e).__name__}: {e}", perf_counter() - start)
             raise

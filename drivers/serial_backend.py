@@ -2,8 +2,13 @@
 
 ``port`` is a port name (``/dev/ttyUSB0``, ``COM3``, a pty such as
 ``/dev/pts/5``) or a pyserial URL (``socket://127.0.0.1:5025``,
-``rfc2217://...``). Real ports are opened exclusively by default, so a second
-program cannot interleave commands. Lines end in ``\\n``.
+``rfc2217://...``). Real ports (and ptys) are opened with ``exclusive=True`` by
+default: pyserial then takes an advisory ``flock`` on the port, so a second
+program that also asks for exclusive access (every crossbar-hil driver) is
+refused instead of interleaving its commands with ours. A program that opens
+the port without asking for a lock is not stopped by it. URLs are not locked;
+a ``socket://`` instrument refuses a second connection itself (``PROTOCOL.md``).
+Lines end in ``\\n``.
 
 Everything else (commands, limits, faults) is :class:`~drivers.link.ProtocolBackend`.
 """
@@ -31,7 +36,9 @@ class SerialParams(LinkParams):
         min_length=1, description="Port name or pyserial URL, e.g. /dev/ttyUSB0 or socket://host:5025."
     )
     baudrate: int = Field(115200, gt=0, description="Baud rate (bit/s); ignored by sockets and ptys.")
-    exclusive: bool = Field(True, description="Lock a real port against other programs.")
+    exclusive: bool = Field(
+        True, description="Take an advisory exclusive lock on a real port (not on URLs)."
+    )
 
 
 class SerialLink:
@@ -41,7 +48,7 @@ class SerialLink:
         self, port: str, *, timeout_s: float, baudrate: int = 115200, exclusive: bool = True
     ) -> None:
         self.description = port
-        self._timeout_s = timeout_s
+        self.timeout_s = timeout_s
         self._buffer = bytearray()
         options: dict[str, Any] = {"baudrate": baudrate, "timeout": timeout_s, "write_timeout": timeout_s}
         if "://" not in port:
@@ -67,23 +74,25 @@ class SerialLink:
             self._port.write(line.encode("ascii") + b"\n")
         except serial.SerialTimeoutException as e:
             raise InstrumentTimeout(
-                f"{self.description}: write not accepted within {self._timeout_s:g} s"
+                f"{self.description}: write not accepted within {self.timeout_s:g} s"
             ) from e
         except (serial.SerialException, OSError) as e:
             raise ConnectionLost(f"{self.description}: {e}") from e
 
-    def read_line(self) -> str:
-        """Receive one line within the timeout."""
-        deadline = monotonic() + self._timeout_s
+    def read_line(self, timeout_s: float | None = None) -> str:
+        """Receive one line within ``timeout_s`` (s; default :attr:`timeout_s`)."""
+        wait_s = self.timeout_s if timeout_s is None else timeout_s
+        deadline = monotonic() + wait_s
         while (end := self._buffer.find(b"\n")) < 0:
             remaining = deadline - monotonic()
             if remaining <= 0:
                 raise InstrumentTimeout(
-                    f"{self.description}: no complete reply within {self._timeout_s:g} s"
+                    f"{self.description}: no complete reply within {wait_s:g} s"
                     + (f" (partial: {bytes(self._buffer)!r})" if self._buffer else "")
                 )
             try:
                 if self._fd is None:
+                    self._port.timeout = remaining
                     self._buffer += self._port.read(max(1, self._port.in_waiting))
                 elif chunk := self._port.read(_CHUNK):
                     self._buffer += chunk

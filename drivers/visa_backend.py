@@ -5,12 +5,22 @@ the emulator server), ``ASRL/dev/ttyUSB0::INSTR``, ``USB0::...::INSTR``. The
 default VISA library is ``@py`` (pyvisa-py, pure Python); give ``visa_library``
 (e.g. ``""`` for the system's NI-VISA) to use another. Lines end in ``\\n``.
 
+**Exclusive access.** The session asks VISA for an exclusive lock
+(``viLock``) right after opening, so another VISA session on the same resource
+cannot interleave commands; a resource locked by someone else is refused with
+:class:`~hil.errors.CommunicationError` ("in use"). Where the library or the
+resource does not support locks, e.g. pyvisa-py (all of it, including
+``TCPIP::...::SOCKET``), the session opens without one (``VisaLink.locked`` is
+False) and exclusivity rests on the instrument, which serves one connection at
+a time (``PROTOCOL.md`` section 1).
+
 Everything else (commands, limits, faults) is :class:`~drivers.link.ProtocolBackend`.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 from contextlib import suppress
 from typing import Any, ClassVar
@@ -19,6 +29,8 @@ from pydantic import Field
 
 from drivers.link import LinkParams, ProtocolBackend
 from hil.errors import CommunicationError, ConnectionLost, InstrumentTimeout, ProtocolError
+
+log = logging.getLogger(__name__)
 
 
 class VisaParams(LinkParams):
@@ -37,6 +49,9 @@ class VisaLink:
         import pyvisa
 
         self.description = resource
+        self.timeout_s = timeout_s
+        self.locked = False
+        """True when VISA granted this session an exclusive lock on the resource."""
         self._errors = pyvisa.errors
         self._timeout_code = pyvisa.constants.StatusCode.error_timeout
         try:
@@ -49,9 +64,9 @@ class VisaLink:
                 timeout=round(timeout_s * 1000),
             )
         except (pyvisa.errors.Error, OSError, ValueError) as e:
-            self._rm.close()
             raise CommunicationError(f"cannot open VISA resource {resource!r}: {e}") from e
         self._open = True
+        self._lock_exclusively(pyvisa)
         if resource.upper().endswith("::SOCKET"):
             # One short request, one short reply: Nagle's algorithm only adds latency.
             with suppress(Exception):  # Optional in VISA; pyvisa-py raises its own error type.
@@ -67,9 +82,12 @@ class VisaLink:
         except (self._errors.VisaIOError, OSError) as e:
             raise self._map(e) from e
 
-    def read_line(self) -> str:
-        """Receive one line."""
+    def read_line(self, timeout_s: float | None = None) -> str:
+        """Receive one line within ``timeout_s`` (s; default :attr:`timeout_s`)."""
+        wait_ms = round((self.timeout_s if timeout_s is None else timeout_s) * 1000)
         try:
+            if self._inst.timeout != wait_ms:
+                self._inst.timeout = wait_ms
             return str(self._inst.read())
         except UnicodeDecodeError as e:
             raise ProtocolError(f"{self.description}: reply is not ASCII text: {e}") from e
@@ -77,13 +95,34 @@ class VisaLink:
             raise self._map(e) from e
 
     def close(self) -> None:
-        """Close the resource and the resource manager. Idempotent."""
+        """Close the resource. Idempotent.
+
+        The resource manager stays open: PyVISA shares one per VISA library in a
+        process, and closing it would close every other session of the process.
+        """
         if self._open:
             self._open = False
-            try:
-                self._inst.close()
-            finally:
-                self._rm.close()
+            self._inst.close()
+
+    def _lock_exclusively(self, pyvisa: Any) -> None:
+        """Take an exclusive VISA lock where supported; refuse a resource locked by another session."""
+        status = pyvisa.constants.StatusCode
+        try:
+            self._inst.lock_excl(timeout=0)
+        except pyvisa.errors.VisaIOError as e:
+            if e.error_code == status.error_nonsupported_operation:
+                log.debug("%s: no exclusive VISA lock (not supported here)", self.description)
+                return
+            self.close()
+            if e.error_code == status.error_resource_locked:
+                raise CommunicationError(
+                    f"cannot open VISA resource {self.description!r}: it is locked by another "
+                    "session; the instrument is in use"
+                ) from e
+            raise CommunicationError(
+                f"cannot lock VISA resource {self.description!r}: {e}"
+            ) from e
+        self.locked = True
 
     def _map(self, e: Exception) -> CommunicationError:
         if isinstance(e, self._errors.VisaIOError) and e.error_code == self._timeout_code:

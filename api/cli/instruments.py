@@ -20,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     p.add_argument("--probe", action="store_true",
-                   help="Connect to each and ask its identity (writes *IDN? to every port found).")
+                   help="Ask each its identity: open it, write the one line *IDN?, read one reply, "
+                        "close. Nothing else is sent (no ABOR, no configuration). Opening a serial "
+                        "port may toggle DTR/RTS, which resets some boards.")
     p.add_argument("--timeout", type=float, default=1.0, metavar="S",
                    help="Reply timeout of --probe (s, default 1).")
     p.add_argument("--visa-library", default="@py", help="PyVISA library spec (default @py).")

@@ -33,14 +33,17 @@ class FakeLink:
 
     A reply of None means the instrument stays silent (the read times out);
     ``drop()`` makes the link behave as a closed connection. ``sent`` lists every
-    line written. Replies are queued, so a late reply is read by the next read.
+    line written, ``waits`` the timeout (s) of every read. Replies are queued, so a
+    late reply is read by the next read.
     """
 
     description = "fake"
 
-    def __init__(self, replies: dict[str, Reply] | None = None) -> None:
+    def __init__(self, replies: dict[str, Reply] | None = None, timeout_s: float = 2.0) -> None:
         self.replies: dict[str, Reply] = {**HANDSHAKE, **(replies or {})}
+        self.timeout_s = timeout_s
         self.sent: list[str] = []
+        self.waits: list[float] = []
         self.queue: deque[str] = deque()
         self.closed = False
         self.dropped = False
@@ -58,7 +61,8 @@ class FakeLink:
         if reply is not None:
             self.queue.append(reply)
 
-    def read_line(self) -> str:
+    def read_line(self, timeout_s: float | None = None) -> str:
+        self.waits.append(self.timeout_s if timeout_s is None else timeout_s)
         if self.dropped:
             raise ConnectionLost("fake: connection dropped")
         if not self.queue:
@@ -111,13 +115,18 @@ def served(
             backend.close()
 
 
-def free_tcp_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (bound, then released)."""
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that nothing listens on, for the whole test.
+
+    A socket is bound to it but never listens, so no other program can take the
+    port meanwhile, and a connection to it is refused.
+    """
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        yield int(s.getsockname()[1])
 
 
 def check_operations_against_the_served_crossbar(server: Any, backend: ProtocolBackend) -> None:
@@ -137,7 +146,7 @@ def check_operations_against_the_served_crossbar(server: Any, backend: ProtocolB
     assert np.array_equal(backend.apply(v), v @ xbar.conductances())
     backend.abort()
     assert xbar.aborts == 1
-    assert [c.split(" ")[0] for c in server.commands[5:]] == [
+    assert server.command_names(5) == [
         "MEAS:ALL?", "RST:DEV", "PULS:LIST", "PULS:LIST", "MEAS:ALL?", "VMM?", "ABOR",
     ]
 

@@ -14,7 +14,7 @@ from conftest import FakeLink
 from drivers.link import TRAFFIC_LOGGER, LinkFaulted, ProtocolBackend
 from drivers.serial_backend import SerialBackend
 from drivers.visa_backend import VisaBackend
-from hil.backend import Pulse
+from hil.backend import Pulse, UserLimits
 from hil.errors import (
     BackendClosed,
     ConnectionLost,
@@ -277,3 +277,81 @@ def test_one_thread_at_a_time_keeps_request_and_reply_together() -> None:
 def test_bad_params_name_the_field(cls, params, field: str) -> None:
     with pytest.raises(ValueError, match=rf"(?s)backend '{cls.backend_name}'.*{field}"):
         cls.from_params(params)
+
+
+# ------------------------------------------------------------------ reply timeouts
+def test_the_reply_timeout_grows_with_the_pulse_time(fake_link: FakeLink) -> None:
+    base, switch = fake_link.timeout_s, 0.01
+    with ProtocolBackend(fake_link, switch_time_s=switch) as b:
+        assert fake_link.waits == [base] * 5  # the handshake takes no time
+        fake_link.waits.clear()
+        b.read_conductances()
+        b.apply([0.1, 0.1, 0.1, 0.1])
+        b.pulse(0, 0, 2.0, 1e-3)
+        b.pulse_many([(0, 0, 2.0, 0.5)] * 3)
+        b.pulse_many([(1, 1, 2.0, 2.0)] * 300)  # 256 + 44, one command each
+        b.reset(1, 1)  # the instrument's width_max_s (2.0 s) stands in for the reset
+    assert fake_link.waits[:7] == pytest.approx([
+        base,
+        base,
+        base + 1e-3 + switch,
+        base + 3 * 0.5 + 3 * switch,
+        base + 256 * 2.0 + 256 * switch,
+        base + 44 * 2.0 + 44 * switch,
+        base + 2.0 + switch,
+    ])
+
+
+def test_the_reset_allowance_can_be_given(fake_link: FakeLink) -> None:
+    with ProtocolBackend(fake_link, switch_time_s=0.0, reset_time_s=1.0) as b:
+        b.reset(0, 0)
+    assert fake_link.waits[-2:] == pytest.approx([fake_link.timeout_s + 1.0, fake_link.timeout_s])
+
+
+def test_params_carry_the_timing_allowances() -> None:
+    from drivers.link import SWITCH_TIME_S, LinkParams
+
+    p = LinkParams.model_validate({})
+    assert (p.timeout_s, p.switch_time_s, p.reset_time_s, p.limits) == (2.0, SWITCH_TIME_S, None, None)
+    with pytest.raises(ValueError, match="switch_time_s"):
+        LinkParams.model_validate({"switch_time_s": -1})
+
+
+# ------------------------------------------------------------------ user limits
+def test_user_limits_narrow_what_the_instrument_allows(fake_link: FakeLink) -> None:
+    user = UserLimits(pulse_v_max=1.5, width_max_s=0.01, read_v_max=0.5, max_batch=2)
+    with ProtocolBackend(fake_link, limits=user) as b:
+        lim, own = b.info.limits, b.instrument_info.limits
+        assert (lim.pulse_v_max, lim.width_max_s, lim.max_batch) == (1.5, 0.01, 2)
+        assert lim.read_v_max == own.read_v_max == 0.2  # a looser user limit widens nothing
+        assert lim.width_min_s == own.width_min_s and own.pulse_v_max == 2.5
+        fake_link.sent.clear()
+        # 2.0 V and 0.1 s are fine for the instrument, not for this device.
+        with pytest.raises(LimitError, match=r"amplitude_v=2\.0 V .*allowed \[-1\.5, 1\.5\] V"):
+            b.pulse(0, 0, 2.0, 1e-3)
+        with pytest.raises(LimitError, match="width_s"):
+            b.pulse_many([(0, 0, 1.0, 1e-3), (0, 1, 1.0, 0.1)])
+        assert fake_link.sent == []
+        assert b.pulse_many([(0, 0, 1.0, 1e-3)] * 3) == 3
+        assert [line.count(";") + 1 for line in fake_link.sent] == [2, 1]
+
+
+def test_user_limits_that_leave_nothing_are_refused_at_connect(fake_link: FakeLink) -> None:
+    with pytest.raises(ValueError, match="no allowed pulse width"):
+        ProtocolBackend(fake_link, limits=UserLimits(width_min_s=3.0))
+    assert fake_link.closed
+
+
+def test_compliance_is_not_a_user_limit() -> None:
+    with pytest.raises(ValueError, match=r"compliance_a .*not be enforced"):
+        VisaBackend.from_params(
+            {"resource": "TCPIP::127.0.0.1::1::SOCKET", "limits": {"compliance_a": 1e-4}}
+        )
+
+
+def test_the_instrument_closing_the_handshake_says_it_may_be_in_use() -> None:
+    link = FakeLink()
+    link.drop()
+    with pytest.raises(ConnectionLost, match="may be in use by another client"):
+        ProtocolBackend(link)
+    assert link.closed

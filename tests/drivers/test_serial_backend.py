@@ -9,14 +9,13 @@ import pytest
 from conftest import (
     check_limits_send_nothing,
     check_operations_against_the_served_crossbar,
-    free_tcp_port,
     served,
 )
 
 from drivers.serial_backend import SerialBackend, SerialLink
 from emulator.crossbar import EmulatorConfig
 from emulator.server import running_server
-from hil.errors import CommunicationError, InstrumentTimeout
+from hil.errors import CommunicationError, ConnectionLost, InstrumentTimeout
 from hil.registry import create_backend
 
 
@@ -40,16 +39,35 @@ def test_built_by_name_from_the_registry() -> None:
 
 
 def test_a_real_port_is_opened_exclusively() -> None:
-    with served("serial-pty", EmulatorConfig()) as (server, _):
-        with pytest.raises(CommunicationError, match="cannot open serial port"):
-            SerialBackend.from_params({"port": server.device_path})
-        shared = SerialBackend.from_params
-        with pytest.raises(CommunicationError):
-            shared({"port": server.device_path, "exclusive": True})
+    with served("serial-pty", EmulatorConfig()) as (server, backend):
+        path = server.device_path
+        # The port itself opens: without asking for the lock, a second open succeeds...
+        SerialLink(path, timeout_s=1.0, exclusive=False).close()
+        # ...so it is the lock that refuses a second exclusive user, by default too.
+        with pytest.raises(CommunicationError, match=r"(?i)cannot open serial port.*lock"):
+            SerialLink(path, timeout_s=1.0, exclusive=True)
+        with pytest.raises(CommunicationError, match=r"(?i)lock"):
+            SerialBackend.from_params({"port": path})
+        assert backend.read_conductances().shape == (4, 4)  # the first user is unaffected
+        commands = len(server.commands)
+    # Once the first user has closed, the lock is free again.
+    with running_server(transport="pty") as server:
+        SerialLink(server.device_path, timeout_s=1.0, exclusive=True).close()
+    assert commands == 6  # the refused openers sent nothing
 
 
-@pytest.mark.parametrize("port", ["/dev/does-not-exist", f"socket://127.0.0.1:{free_tcp_port()}"])
-def test_a_missing_port_is_a_communication_error(port: str) -> None:
+def test_a_socket_instrument_in_use_refuses_a_second_driver() -> None:
+    with served("serial-tcp", EmulatorConfig()) as (server, backend):
+        with pytest.raises(ConnectionLost, match="may be in use"):
+            SerialBackend.from_params({"port": server.serial_url})
+        backend.pulse(0, 0, 2.0, 1e-3)
+        assert server.refused == 1 and server.connections == 1
+        assert server.crossbar.position[0, 0] == 1
+
+
+@pytest.mark.parametrize("kind", ["missing-device", "nobody-listening"])
+def test_a_missing_port_is_a_communication_error(kind: str, closed_port: int) -> None:
+    port = "/dev/does-not-exist" if kind == "missing-device" else f"socket://127.0.0.1:{closed_port}"
     with pytest.raises(CommunicationError, match="cannot open serial port"):
         SerialBackend.from_params({"port": port})
 
