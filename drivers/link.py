@@ -168,20 +168,27 @@ class LinkParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timeout_s: float = Field(
-        2.0, gt=0, le=3600,
+        2.0,
+        gt=0,
+        le=3600,
         description="Longest wait for one reply (s), on top of the command's pulse time.",
     )
     switch_time_s: float = Field(
-        SWITCH_TIME_S, ge=0, le=60,
+        SWITCH_TIME_S,
+        ge=0,
+        le=60,
         description="Allowance per pulse for switching and settling (s), added to the reply timeout.",
     )
     reset_time_s: float | None = Field(
-        None, gt=0, le=3600,
+        None,
+        gt=0,
+        le=3600,
         description="Duration of the device's reset pulse (s), added to the RST:DEV reply timeout "
         "(default: the instrument's width_max_s).",
     )
     limits: UserLimits | None = Field(
-        None, description="Stricter limits for this device; the stricter of these and CONF:LIM? apply.",
+        None,
+        description="Stricter limits for this device; the stricter of these and CONF:LIM? apply.",
     )
     traffic_log: Path | None = Field(
         None, description="Append every command and reply, timestamped, to this file."
@@ -250,14 +257,15 @@ class ProtocolBackend(CrossbarBackend):
         try:
             p = cls.params_model.model_validate(dict(params or {}))
         except ValidationError as e:
-            raise ValueError(
-                f"backend {cls.backend_name!r}: {describe_validation_error(e)}"
-            ) from None
+            raise ValueError(f"backend {cls.backend_name!r}: {describe_validation_error(e)}") from None
         link = cls.open_link(p)
         try:
             return cls(
-                link, traffic_log=p.traffic_log, limits=p.limits,
-                switch_time_s=p.switch_time_s, reset_time_s=p.reset_time_s,
+                link,
+                traffic_log=p.traffic_log,
+                limits=p.limits,
+                switch_time_s=p.switch_time_s,
+                reset_time_s=p.reset_time_s,
             )
         except BaseException:
             link.close()
@@ -275,12 +283,20 @@ class ProtocolBackend(CrossbarBackend):
         reset, depression = self._query_values("CONF:CAP?")
         try:
             limits = Limits(
-                read_v_max=lim[0], pulse_v_max=lim[1], width_min_s=lim[2],
-                width_max_s=lim[3], compliance_a=lim[4], max_batch=_count(lim[5], "CONF:LIM?"),
+                read_v_max=lim[0],
+                pulse_v_max=lim[1],
+                width_min_s=lim[2],
+                width_max_s=lim[3],
+                compliance_a=lim[4],
+                max_batch=_count(lim[5], "CONF:LIM?"),
             )
             return BackendInfo(
-                identity=identity, rows=rows, cols=cols, limits=limits,
-                supports_reset=bool(reset), supports_depression=bool(depression),
+                identity=identity,
+                rows=rows,
+                cols=cols,
+                limits=limits,
+                supports_reset=bool(reset),
+                supports_depression=bool(depression),
             )
         except ValidationError as e:
             raise ProtocolError(f"{identity!r} reported an impossible configuration: {e}") from None

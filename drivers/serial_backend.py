@@ -36,9 +36,7 @@ class SerialParams(LinkParams):
         min_length=1, description="Port name or pyserial URL, e.g. /dev/ttyUSB0 or socket://host:5025."
     )
     baudrate: int = Field(115200, gt=0, description="Baud rate (bit/s); ignored by sockets and ptys.")
-    exclusive: bool = Field(
-        True, description="Take an advisory exclusive lock on a real port (not on URLs)."
-    )
+    exclusive: bool = Field(True, description="Take an advisory exclusive lock on a real port (not on URLs).")
 
 
 class SerialLink:

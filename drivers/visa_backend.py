@@ -60,7 +60,9 @@ class VisaLink:
             raise CommunicationError(f"VISA library {visa_library!r} unavailable: {e}") from e
         try:
             self._inst: Any = self._rm.open_resource(
-                resource, read_termination="\n", write_termination="\n",
+                resource,
+                read_termination="\n",
+                write_termination="\n",
                 timeout=round(timeout_s * 1000),
             )
         except (pyvisa.errors.Error, OSError, ValueError) as e:
@@ -119,9 +121,7 @@ class VisaLink:
                     f"cannot open VISA resource {self.description!r}: it is locked by another "
                     "session; the instrument is in use"
                 ) from e
-            raise CommunicationError(
-                f"cannot lock VISA resource {self.description!r}: {e}"
-            ) from e
+            raise CommunicationError(f"cannot lock VISA resource {self.description!r}: {e}") from e
         self.locked = True
 
     def _map(self, e: Exception) -> CommunicationError:

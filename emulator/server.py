@@ -89,18 +89,20 @@ class FaultPlan(BaseModel):
 
     reply_delay_s: float = Field(0.0, ge=0, le=60, description="Every reply is delayed (s).")
     drop_after: int | None = Field(
-        None, ge=0,
+        None,
+        ge=0,
         description="Answer N commands, then close the connection when command N+1 arrives "
         "(without executing it). Happens once; later connections are served normally. "
         "Over a pty the device is hung up for good.",
     )
     garble_at: int | None = Field(
-        None, ge=1,
-        description="Command N is executed but its reply line is corrupted "
-        "(non-printable characters).",
+        None,
+        ge=1,
+        description="Command N is executed but its reply line is corrupted (non-printable characters).",
     )
     mute_after: int | None = Field(
-        None, ge=0,
+        None,
+        ge=0,
         description="Answer N commands, then read but neither execute nor answer any "
         "further command; the connection stays open.",
     )
@@ -189,8 +191,14 @@ class CommandProcessor:
     def _limits(self, _: tuple[Any, ...]) -> str:
         lim = self.backend.info.limits
         return encode_values(
-            (lim.read_v_max, lim.pulse_v_max, lim.width_min_s, lim.width_max_s,
-             lim.compliance_a, lim.max_batch)
+            (
+                lim.read_v_max,
+                lim.pulse_v_max,
+                lim.width_min_s,
+                lim.width_max_s,
+                lim.compliance_a,
+                lim.max_batch,
+            )
         )
 
     def _pop_error(self, _: tuple[Any, ...]) -> str:
@@ -462,7 +470,9 @@ class InstrumentServer:
                 self.refused += 1
                 log.warning(
                     "refused connection from %s:%d: connection %d is using the instrument "
-                    "(one client at a time)", *peer[:2], self.connections,
+                    "(one client at a time)",
+                    *peer[:2],
+                    self.connections,
                 )
                 with suppress(OSError):
                     conn.close()
@@ -528,9 +538,7 @@ class InstrumentServer:
             log.warning("fault: not answering command %d", n)
             return True
         if too_long:
-            error = CommandError(
-                ErrorCode.LINE_TOO_LONG, f"line longer than {MAX_LINE_CHARS} characters"
-            )
+            error = CommandError(ErrorCode.LINE_TOO_LONG, f"line longer than {MAX_LINE_CHARS} characters")
             reply = self.processor.refuse(error)
         else:
             reply = self.processor.handle(line)
@@ -568,9 +576,7 @@ class CommandsPerEpoch(TrainingObserver):
 
     def per_epoch(self) -> list[Counter[str]]:
         """Commands by name, one counter per epoch of the last run."""
-        return [
-            self.server.command_counts(a, b) for a, b in zip(self.marks, self.marks[1:], strict=False)
-        ]
+        return [self.server.command_counts(a, b) for a, b in zip(self.marks, self.marks[1:], strict=False)]
 
 
 @contextmanager
@@ -593,9 +599,7 @@ def running_server(
     owned = crossbar is None
     backend = crossbar if crossbar is not None else EmulatedCrossbar(config)
     try:
-        with InstrumentServer(
-            backend, transport=transport, host=host, port=port, faults=faults
-        ) as server:
+        with InstrumentServer(backend, transport=transport, host=host, port=port, faults=faults) as server:
             yield server
     finally:
         if owned:

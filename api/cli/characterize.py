@@ -63,8 +63,12 @@ def record_trace(
         if progress is not None:
             progress(k, n_pulses, g[-1])
     protocol = PulseProtocol(
-        n_pulses=n_pulses, reset_v=reset_v, reset_width_s=reset_width_s, read_v=read_v,
-        on_v=amplitude_v, on_width_s=width_s,
+        n_pulses=n_pulses,
+        reset_v=reset_v,
+        reset_width_s=reset_width_s,
+        read_v=read_v,
+        on_v=amplitude_v,
+        on_width_s=width_s,
     )
     return Trace(np.array(g), protocol, f"{backend.info.identity} ({row},{col})", np.array(times))
 
@@ -83,10 +87,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--amplitude", type=float, default=2.0, help="Pulse amplitude (V, default 2).")
     p.add_argument("--width", type=float, default=1e-3, help="Pulse width (s, default 1e-3).")
     p.add_argument("--read-v", type=float, default=0.05, help="Read voltage (V, default 0.05).")
-    p.add_argument("--reset-v", type=float, default=-2.0,
-                   help="Reset amplitude to note in the header (V, default -2); the device's own is used.")
-    p.add_argument("--reset-width", type=float, default=1.0,
-                   help="Reset width to note in the header (s, default 1).")
+    p.add_argument(
+        "--reset-v",
+        type=float,
+        default=-2.0,
+        help="Reset amplitude to note in the header (V, default -2); the device's own is used.",
+    )
+    p.add_argument(
+        "--reset-width", type=float, default=1.0, help="Reset width to note in the header (s, default 1)."
+    )
     p.add_argument("-o", "--out", type=Path, required=True, help="The .dat file to write.")
     p.add_argument("-q", "--quiet", action="store_true", help="No progress display.")
     p.set_defaults(func=run)
@@ -122,8 +131,15 @@ def run(args: argparse.Namespace) -> int:
     with backend:
         try:
             trace = record_trace(
-                backend, args.row, args.col, args.pulses, args.amplitude, args.width, args.read_v,
-                reset_v=args.reset_v, reset_width_s=args.reset_width,
+                backend,
+                args.row,
+                args.col,
+                args.pulses,
+                args.amplitude,
+                args.width,
+                args.read_v,
+                reset_v=args.reset_v,
+                reset_width_s=args.reset_width,
                 progress=None if args.quiet else progress_printer(),
             )
         except LimitError as e:

@@ -19,12 +19,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "(TCPIP::host::port::SOCKET) cannot be discovered: pass them with --resource."
         ),
     )
-    p.add_argument("--probe", action="store_true",
-                   help="Ask each its identity: open it, write the one line *IDN?, read one reply, "
-                        "close. Nothing else is sent (no ABOR, no configuration). Opening a serial "
-                        "port may toggle DTR/RTS, which resets some boards.")
-    p.add_argument("--timeout", type=float, default=1.0, metavar="S",
-                   help="Reply timeout of --probe (s, default 1).")
+    p.add_argument(
+        "--probe",
+        action="store_true",
+        help="Ask each its identity: open it, write the one line *IDN?, read one reply, "
+        "close. Nothing else is sent (no ABOR, no configuration). Opening a serial "
+        "port may toggle DTR/RTS, which resets some boards.",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=1.0, metavar="S", help="Reply timeout of --probe (s, default 1)."
+    )
     p.add_argument("--visa-library", default="@py", help="PyVISA library spec (default @py).")
     p.add_argument("--no-visa", action="store_true", help="Do not search VISA resources.")
     p.add_argument("--no-serial", action="store_true", help="Do not search serial ports.")
@@ -35,7 +39,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     """Run ``hil instruments``; exit status 0 (also when nothing is found)."""
     result = discover(
-        visa=not args.no_visa, serial=not args.no_serial, visa_library=args.visa_library,
+        visa=not args.no_visa,
+        serial=not args.no_serial,
+        visa_library=args.visa_library,
         probe_timeout_s=args.timeout if args.probe else None,
     )
     if args.json:

@@ -164,8 +164,12 @@ class CommandSpec:
 _ROW = Arg("row", Kind.INT, "", Quantity.ROW)
 _COL = Arg("col", Kind.INT, "", Quantity.COL)
 _READ_V = Arg("v", Kind.FLOAT, "V", Quantity.READ_V)
-_PULSE = (_ROW, _COL, Arg("amp_v", Kind.FLOAT, "V", Quantity.PULSE_V),
-          Arg("width_s", Kind.FLOAT, "s", Quantity.WIDTH))
+_PULSE = (
+    _ROW,
+    _COL,
+    Arg("amp_v", Kind.FLOAT, "V", Quantity.PULSE_V),
+    Arg("width_s", Kind.FLOAT, "s", Quantity.WIDTH),
+)
 _F = Kind.FLOAT
 
 
@@ -177,30 +181,42 @@ _SPECS: tuple[CommandSpec, ...] = (
     CommandSpec("*IDN?", "Identity text.", reply=Reply(ReplyKind.TEXT)),
     CommandSpec("*CLS", "Clear the error queue."),
     CommandSpec("SYST:VERS?", "Protocol version, e.g. 1.0.", reply=Reply(ReplyKind.TEXT)),
-    CommandSpec("SYST:ERR?", "Pop the oldest queued error: code,message (0,No error if empty).",
-                reply=Reply(ReplyKind.ERROR_ENTRY)),
+    CommandSpec(
+        "SYST:ERR?",
+        "Pop the oldest queued error: code,message (0,No error if empty).",
+        reply=Reply(ReplyKind.ERROR_ENTRY),
+    ),
     CommandSpec("CONF:SHAPE?", "rows,cols.", reply=_values(None, "", Kind.INT, Kind.INT)),
-    CommandSpec("CONF:LIM?",
-                "read_v_max (V),pulse_v_max (V),width_min_s (s),width_max_s (s),"
-                "compliance_a (A),max_batch.",
-                reply=_values(None, "", _F, _F, _F, _F, _F, Kind.INT)),
-    CommandSpec("CONF:CAP?", "supports_reset,supports_depression (1 or 0).",
-                reply=_values(None, "", Kind.INT, Kind.INT)),
-    CommandSpec("MEAS:G?", "Conductance of one device (S).", (_ROW, _COL, _READ_V),
-                _values(None, "S")),
-    CommandSpec("MEAS:ROW?", "Conductances of one row, cols values (S).", (_ROW, _READ_V),
-                _values("cols", "S")),
-    CommandSpec("MEAS:COL?", "Conductances of one column, rows values (S).", (_COL, _READ_V),
-                _values("rows", "S")),
-    CommandSpec("MEAS:ALL?", "All conductances, row-major, rows*cols values (S).", (_READ_V,),
-                _values("cells", "S")),
-    CommandSpec("VMM?", "Drive row j with v_j (V); column currents, cols values (A).",
-                (_READ_V,), _values("cols", "A"), form="per_row"),
+    CommandSpec(
+        "CONF:LIM?",
+        "read_v_max (V),pulse_v_max (V),width_min_s (s),width_max_s (s),compliance_a (A),max_batch.",
+        reply=_values(None, "", _F, _F, _F, _F, _F, Kind.INT),
+    ),
+    CommandSpec(
+        "CONF:CAP?",
+        "supports_reset,supports_depression (1 or 0).",
+        reply=_values(None, "", Kind.INT, Kind.INT),
+    ),
+    CommandSpec("MEAS:G?", "Conductance of one device (S).", (_ROW, _COL, _READ_V), _values(None, "S")),
+    CommandSpec(
+        "MEAS:ROW?", "Conductances of one row, cols values (S).", (_ROW, _READ_V), _values("cols", "S")
+    ),
+    CommandSpec(
+        "MEAS:COL?", "Conductances of one column, rows values (S).", (_COL, _READ_V), _values("rows", "S")
+    ),
+    CommandSpec(
+        "MEAS:ALL?", "All conductances, row-major, rows*cols values (S).", (_READ_V,), _values("cells", "S")
+    ),
+    CommandSpec(
+        "VMM?",
+        "Drive row j with v_j (V); column currents, cols values (A).",
+        (_READ_V,),
+        _values("cols", "A"),
+        form="per_row",
+    ),
     CommandSpec("PULS", "One pulse on device (row, col).", _PULSE),
-    CommandSpec("PULS:LIST", "A batch of pulses, applied in order, all or nothing.", _PULSE,
-                form="list"),
-    CommandSpec("RST:DEV", "The device's reset pulse on (row, col).", (_ROW, _COL),
-                needs_reset=True),
+    CommandSpec("PULS:LIST", "A batch of pulses, applied in order, all or nothing.", _PULSE, form="list"),
+    CommandSpec("RST:DEV", "The device's reset pulse on (row, col).", (_ROW, _COL), needs_reset=True),
     CommandSpec("ABOR", "All outputs to 0 V."),
 )
 
@@ -298,9 +314,7 @@ def _encode_arg(spec: CommandSpec, arg: Arg, value: Any) -> str:
     return text
 
 
-def decode_reply(
-    name: str, line: str, *, shape: tuple[int, int] | None = None
-) -> str | list[float] | None:
+def decode_reply(name: str, line: str, *, shape: tuple[int, int] | None = None) -> str | list[float] | None:
     """Decode the reply ``line`` to command ``name`` (a trailing ``\\n`` / ``\\r\\n`` is ignored).
 
     Returns None for ``OK``; the text for ``*IDN?``, ``SYST:VERS?`` and ``SYST:ERR?``
@@ -434,9 +448,7 @@ def _parse_arg(arg: Arg, text: str, where: str) -> int | float:
         return _parse_number(text, arg.kind, reply=False)
     except ValueError:
         want = "an integer" if arg.kind is Kind.INT else "a finite decimal number"
-        raise CommandError(
-            ErrorCode.BAD_NUMBER, f"{where}{arg.name}={text!r} is not {want}"
-        ) from None
+        raise CommandError(ErrorCode.BAD_NUMBER, f"{where}{arg.name}={text!r} is not {want}") from None
 
 
 def validate_command(command: ParsedCommand, info: BackendInfo) -> None:
@@ -461,8 +473,9 @@ def validate_command(command: ParsedCommand, info: BackendInfo) -> None:
                 ErrorCode.NOT_SUPPORTED, f"{spec.name}: this instrument has no reset"
             ) from None
     if spec.form == "list":
-        _refuse_as(ErrorCode.BATCH_TOO_LONG, f"{spec.name}: ", info.limits.check_batch,
-                   "entries", len(command.args))
+        _refuse_as(
+            ErrorCode.BATCH_TOO_LONG, f"{spec.name}: ", info.limits.check_batch, "entries", len(command.args)
+        )
         for k, entry in enumerate(command.args):
             _check_all(spec.args, entry, info, f"entry {k}: ")
     elif spec.form == "per_row":
@@ -509,9 +522,7 @@ def _refuse_as(code: ErrorCode, where: str, check: Callable[..., None], *args: A
     except LimitError as e:
         value = format_float(e.value) if isinstance(e.value, float) else str(e.value)
         unit = f" {e.unit}" if e.unit else ""
-        raise CommandError(
-            code, f"{where}{e.field}={value}{unit} outside {e.allowed}{unit}"
-        ) from None
+        raise CommandError(code, f"{where}{e.field}={value}{unit} outside {e.allowed}{unit}") from None
 
 
 def encode_ok() -> str:
@@ -521,9 +532,7 @@ def encode_ok() -> str:
 
 def encode_values(values: Iterable[Any]) -> str:
     """A value-list reply: ints as decimal integers, other numbers as ``repr(float)``."""
-    parts = [
-        format_int(v) if isinstance(v, numbers.Integral) else format_float(v) for v in values
-    ]
+    parts = [format_int(v) if isinstance(v, numbers.Integral) else format_float(v) for v in values]
     if not parts:
         raise ValueError("a value reply needs at least one value")
     return ",".join(parts)
@@ -532,8 +541,7 @@ def encode_values(values: Iterable[Any]) -> str:
 def clean_text(text: str, limit: int | None = None) -> str:
     """``text`` made safe for one reply line: non-printable-ASCII characters become ``?``,
     runs of whitespace one space; cut to ``limit`` characters."""
-    cleaned = " ".join("".join(c if " " <= c <= "~" else "?" for c in part)
-                       for part in str(text).split())
+    cleaned = " ".join("".join(c if " " <= c <= "~" else "?" for c in part) for part in str(text).split())
     return cleaned if limit is None else cleaned[:limit]
 
 

@@ -147,7 +147,13 @@ def check_operations_against_the_served_crossbar(server: Any, backend: ProtocolB
     backend.abort()
     assert xbar.aborts == 1
     assert server.command_names(5) == [
-        "MEAS:ALL?", "RST:DEV", "PULS:LIST", "PULS:LIST", "MEAS:ALL?", "VMM?", "ABOR",
+        "MEAS:ALL?",
+        "RST:DEV",
+        "PULS:LIST",
+        "PULS:LIST",
+        "MEAS:ALL?",
+        "VMM?",
+        "ABOR",
     ]
 
 

@@ -121,8 +121,9 @@ def test_training_under_a_fault(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_reply_slower_than_the_timeout_at_connect(transport: str) -> None:
-    with pytest.raises(InstrumentTimeout), served(
-        transport, EMU, faults=FaultPlan(reply_delay_s=DELAY_S), timeout_s=FAULT_TIMEOUT_S
+    with (
+        pytest.raises(InstrumentTimeout),
+        served(transport, EMU, faults=FaultPlan(reply_delay_s=DELAY_S), timeout_s=FAULT_TIMEOUT_S),
     ):
         pass
 
@@ -145,9 +146,10 @@ def test_resync_after_a_garbled_reply(transport: str) -> None:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_slow_replies_within_the_timeout_are_fine(transport: str) -> None:
-    with served(
-        transport, EMU, faults=FaultPlan(reply_delay_s=0.05), timeout_s=RUN_TIMEOUT_S
-    ) as (server, backend):
+    with served(transport, EMU, faults=FaultPlan(reply_delay_s=0.05), timeout_s=RUN_TIMEOUT_S) as (
+        server,
+        backend,
+    ):
         backend.pulse(1, 1, 2.0, 1e-3)
         assert backend.fault is None
         assert server.crossbar.position[1, 1] == 1

@@ -132,9 +132,7 @@ def test_device_error_keeps_the_link_usable(fake_backend: ProtocolBackend, fake_
     assert fake_link.sent[-1].startswith("PULS:LIST")
 
 
-def test_timeout_aborts_then_refuses_until_resync(
-    fake_backend: ProtocolBackend, fake_link: FakeLink
-) -> None:
+def test_timeout_aborts_then_refuses_until_resync(fake_backend: ProtocolBackend, fake_link: FakeLink) -> None:
     late: list[str] = []
 
     def silent(line: str) -> None:
@@ -207,9 +205,7 @@ def test_connection_lost_sends_nothing_more(fake_backend: ProtocolBackend, fake_
         fake_backend.read_conductances()
 
 
-def test_traffic_log_file_and_logger(
-    fake_link: FakeLink, tmp_path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_traffic_log_file_and_logger(fake_link: FakeLink, tmp_path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "traffic.log"
     caplog.set_level(logging.DEBUG, logger=TRAFFIC_LOGGER)
     fake_link.replies["PULS:LIST"] = None
@@ -291,15 +287,17 @@ def test_the_reply_timeout_grows_with_the_pulse_time(fake_link: FakeLink) -> Non
         b.pulse_many([(0, 0, 2.0, 0.5)] * 3)
         b.pulse_many([(1, 1, 2.0, 2.0)] * 300)  # 256 + 44, one command each
         b.reset(1, 1)  # the instrument's width_max_s (2.0 s) stands in for the reset
-    assert fake_link.waits[:7] == pytest.approx([
-        base,
-        base,
-        base + 1e-3 + switch,
-        base + 3 * 0.5 + 3 * switch,
-        base + 256 * 2.0 + 256 * switch,
-        base + 44 * 2.0 + 44 * switch,
-        base + 2.0 + switch,
-    ])
+    assert fake_link.waits[:7] == pytest.approx(
+        [
+            base,
+            base,
+            base + 1e-3 + switch,
+            base + 3 * 0.5 + 3 * switch,
+            base + 256 * 2.0 + 256 * switch,
+            base + 44 * 2.0 + 44 * switch,
+            base + 2.0 + switch,
+        ]
+    )
 
 
 def test_the_reset_allowance_can_be_given(fake_link: FakeLink) -> None:
@@ -344,9 +342,7 @@ def test_user_limits_that_leave_nothing_are_refused_at_connect(fake_link: FakeLi
 
 def test_compliance_is_not_a_user_limit() -> None:
     with pytest.raises(ValueError, match=r"compliance_a .*not be enforced"):
-        VisaBackend.from_params(
-            {"resource": "TCPIP::127.0.0.1::1::SOCKET", "limits": {"compliance_a": 1e-4}}
-        )
+        VisaBackend.from_params({"resource": "TCPIP::127.0.0.1::1::SOCKET", "limits": {"compliance_a": 1e-4}})
 
 
 def test_the_instrument_closing_the_handshake_says_it_may_be_in_use() -> None:

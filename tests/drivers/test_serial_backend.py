@@ -74,6 +74,7 @@ def test_a_missing_port_is_a_communication_error(kind: str, closed_port: int) ->
 
 def test_a_reply_without_terminator_times_out_and_shows_what_came() -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener:
+
         def answer_half() -> None:
             conn, _ = listener.accept()
             with conn:

@@ -93,9 +93,7 @@ def test_visa_sessions_ask_for_an_exclusive_lock(outcome: str, monkeypatch) -> N
 
     code = None if outcome == "granted" else pyvisa.constants.StatusCode.error_resource_locked
     resource = _LockingResource(code)
-    monkeypatch.setattr(
-        pyvisa.ResourceManager, "open_resource", lambda self, *a, **k: resource
-    )
+    monkeypatch.setattr(pyvisa.ResourceManager, "open_resource", lambda self, *a, **k: resource)
     if outcome == "granted":
         link = VisaLink("ASRL/dev/ttyUSB9::INSTR", timeout_s=1.0)
         assert link.locked and not resource.closed

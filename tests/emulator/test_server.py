@@ -113,8 +113,10 @@ def client(server: InstrumentServer) -> Iterator[LineClient]:
 def state(crossbar: EmulatedCrossbar) -> tuple:
     """Everything a command could change: positions, conductances, RNG states, aborts."""
     return (
-        crossbar.position.copy(), crossbar.conductances().copy(),
-        crossbar._step_rng.bit_generator.state, crossbar._read_rng.bit_generator.state,
+        crossbar.position.copy(),
+        crossbar.conductances().copy(),
+        crossbar._step_rng.bit_generator.state,
+        crossbar._read_rng.bit_generator.state,
         crossbar.aborts,
     )
 
@@ -136,7 +138,12 @@ def test_raw_tcp_session_matches_the_crossbar_bit_for_bit(
     assert decode_reply("CONF:SHAPE?", client.query("CONF:SHAPE?")) == [4, 4]
     lim = info.limits
     assert decode_reply("CONF:LIM?", client.query("CONF:LIM?")) == [
-        lim.read_v_max, lim.pulse_v_max, lim.width_min_s, lim.width_max_s, lim.compliance_a, 4,
+        lim.read_v_max,
+        lim.pulse_v_max,
+        lim.width_min_s,
+        lim.width_max_s,
+        lim.compliance_a,
+        4,
     ]
     assert client.query("CONF:CAP?") == "1,0"
 
@@ -169,8 +176,18 @@ def test_exactly_one_reply_line_per_command_even_when_pipelined(
     server: InstrumentServer, client: LineClient
 ) -> None:
     lines = [
-        "*IDN?", "", "MEAS:ALL? 0.05", "   ", "PULS 0,0,2.0,0.001", "BOGUS", "PULS 0,0",
-        "PULS 9,0,2.0,0.001", "VMM? 0.1,0.1,0.1,0.1", "SYST:ERR?", "ABOR", "MEAS:G? 0,0,x",
+        "*IDN?",
+        "",
+        "MEAS:ALL? 0.05",
+        "   ",
+        "PULS 0,0,2.0,0.001",
+        "BOGUS",
+        "PULS 0,0",
+        "PULS 9,0,2.0,0.001",
+        "VMM? 0.1,0.1,0.1,0.1",
+        "SYST:ERR?",
+        "ABOR",
+        "MEAS:G? 0,0,x",
     ]
     client.send("".join(line + ("\r\n" if k % 2 else "\n") for k, line in enumerate(lines)))
     commands = [line for line in lines if line.strip()]
@@ -178,8 +195,7 @@ def test_exactly_one_reply_line_per_command_even_when_pipelined(
     # No extra line hides behind them: the next line read answers the next command.
     assert client.query("SYST:VERS?") == "1.0"
     assert server.commands == [*commands, "SYST:VERS?"]
-    kinds = ["text", "values", "OK", "ERR 100", "ERR 101", "ERR 200", "values", "100,", "OK",
-             "ERR 102"]
+    kinds = ["text", "values", "OK", "ERR 100", "ERR 101", "ERR 200", "values", "100,", "OK", "ERR 102"]
     for reply, kind in zip(replies, kinds, strict=True):
         if kind == "text":
             assert reply.startswith("crossbar-hil")
@@ -239,9 +255,7 @@ def test_refused_command_gets_documented_reply_and_changes_nothing(
     assert client.query("SYST:ERR?") == "0,No error"
 
 
-def test_garbage_bytes_and_overlong_lines_are_refused(
-    server: InstrumentServer, client: LineClient
-) -> None:
+def test_garbage_bytes_and_overlong_lines_are_refused(server: InstrumentServer, client: LineClient) -> None:
     before = state(server.crossbar)
     client.send(b"PULS 0,0,2.0,0.001\xff\n")
     assert client.readline().startswith("ERR 101,")
@@ -258,8 +272,7 @@ def test_valid_batch_is_applied_in_order_like_pulse_many(
     server: InstrumentServer, client: LineClient
 ) -> None:
     twin = EmulatedCrossbar(NOISY)
-    batch = [Pulse(3, 0, 2.0, 1e-3), Pulse(3, 0, 2.0, 1e-3), Pulse(3, 0, -2.0, 1.0),
-             Pulse(3, 0, 2.0, 1e-3)]
+    batch = [Pulse(3, 0, 2.0, 1e-3), Pulse(3, 0, 2.0, 1e-3), Pulse(3, 0, -2.0, 1.0), Pulse(3, 0, 2.0, 1e-3)]
     assert client.query(encode_command("PULS:LIST", batch)) == "OK"
     twin.pulse_many(batch)
     assert_same_state(state(server.crossbar), state(twin))

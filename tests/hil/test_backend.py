@@ -152,7 +152,11 @@ def test_stricter_takes_the_stricter_of_each_limit() -> None:
     user = UserLimits(read_v_max=0.3, pulse_v_max=1.0, width_min_s=1e-3, max_batch=8)
     got = own.stricter(user)
     assert (got.read_v_max, got.pulse_v_max, got.width_min_s, got.width_max_s, got.max_batch) == (
-        0.2, 1.0, 1e-3, 2.0, 8,
+        0.2,
+        1.0,
+        1e-3,
+        2.0,
+        8,
     )
     assert got.compliance_a == own.compliance_a
     assert own.stricter(None) is own and own.stricter(UserLimits()) == own

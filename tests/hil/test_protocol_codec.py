@@ -33,9 +33,24 @@ from hil.protocol.codec import MAX_LINE_CHARS, MAX_MESSAGE_CHARS
 INFO = BackendInfo(identity="test", rows=4, cols=4, limits=Limits(max_batch=3))
 
 HARD_FLOATS = [
-    0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
-    -1.7976931348623157e308, 0.1 + 0.2, 1 / 3, 1e-7, 5.3e-07, 4.5123456789012345e-7,
-    123456789.123456789, 1e22, 1e23, 9007199254740993.0, math.pi, -math.e,
+    0.0,
+    -0.0,
+    5e-324,
+    -5e-324,
+    2.2250738585072014e-308,
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+    0.1 + 0.2,
+    1 / 3,
+    1e-7,
+    5.3e-07,
+    4.5123456789012345e-7,
+    123456789.123456789,
+    1e22,
+    1e23,
+    9007199254740993.0,
+    math.pi,
+    -math.e,
 ]
 
 
@@ -66,14 +81,15 @@ def test_command_floats_round_trip_bit_exact() -> None:
 def test_numpy_scalars_encode_like_python_numbers() -> None:
     x = np.float64(4.5123456789012345e-7)
     assert encode_values([x, np.int64(3), np.float32(0.5)]) == f"{float(x)!r},3,0.5"
-    assert encode_command("MEAS:G?", np.int64(1), np.int32(2), np.float64(0.05)) == (
-        "MEAS:G? 1,2,0.05"
-    )
+    assert encode_command("MEAS:G?", np.int64(1), np.int32(2), np.float64(0.05)) == ("MEAS:G? 1,2,0.05")
 
 
 def test_nonfinite_values_may_be_replied_but_never_commanded() -> None:
     assert [repr(v) for v in decode_reply("MEAS:ROW?", "nan,inf,-inf,1.0")] == [
-        "nan", "inf", "-inf", "1.0",
+        "nan",
+        "inf",
+        "-inf",
+        "1.0",
     ]
     with pytest.raises(ValueError, match="finite"):
         encode_command("PULS", 0, 0, math.nan, 1e-3)
@@ -150,7 +166,8 @@ def test_decode_kinds() -> None:
     assert lim == [0.2, 2.5, 1e-6, 2.0, 1e-3, 256] and isinstance(lim[-1], int)
     assert decode_reply("SYST:ERR?", "0,No error") == "0,No error"
     assert parse_error_entry(encode_error_entry(201, "Voltage, out of range")) == (
-        201, "Voltage, out of range",
+        201,
+        "Voltage, out of range",
     )
 
 
@@ -327,8 +344,11 @@ def test_the_server_refuses_exactly_what_the_backend_refuses(row: int, amp: floa
     with pytest.raises(CommandError) as err:
         validate_command(parse_command(line), INFO)
     field = backend_error.field.rsplit(".", 1)[1]
-    code = {"row": ErrorCode.INDEX_OUT_OF_RANGE, "amplitude_v": ErrorCode.VOLTAGE_OUT_OF_RANGE,
-            "width_s": ErrorCode.WIDTH_OUT_OF_RANGE}[field]
+    code = {
+        "row": ErrorCode.INDEX_OUT_OF_RANGE,
+        "amplitude_v": ErrorCode.VOLTAGE_OUT_OF_RANGE,
+        "width_s": ErrorCode.WIDTH_OUT_OF_RANGE,
+    }[field]
     assert err.value.code == code
     assert f"outside {backend_error.allowed}" in err.value.message  # the same allowed range
 
