@@ -61,8 +61,11 @@ class Trainer:
                 f"task has {task.n_outputs} neurons, needing {2 * task.n_outputs} columns; "
                 f"the crossbar has {info.cols}"
             )
-        # Validate the pulse once against the backend's limits, before any run starts.
+        # Everything the run will send is checked once here, before the first operation.
         backend.check_pulse(Pulse(0, 0, self.config.pulse_v, self.config.pulse_width_s), "training pulse")
+        info.limits.check_read_v("training.read_v", self.config.read_v)
+        info.limits.check_read_v("task.v_low", task.v_low)
+        info.limits.check_read_v("task.v_high", task.v_high)
         self._row_v = self._pad(task.voltages("train"))
         self._targets = task.targets("train")
 

@@ -217,3 +217,21 @@ def test_an_abort_that_fails_after_a_fault_is_reported_not_hidden() -> None:
     assert result.error_message is not None
     assert result.error_message.startswith("ConnectionLost: link dropped (injected)")
     assert "abort (outputs to 0 V) could not be confirmed" in result.error_message
+
+
+@pytest.mark.parametrize(
+    ("task_change", "config", "field"),
+    [
+        ({"v_high": 0.5}, {}, "task.v_high=0.5 V"),
+        ({"v_low": -0.3}, {}, "task.v_low=-0.3 V"),
+        ({}, {"read_v": 0.4}, "training.read_v=0.4 V"),
+    ],
+)
+def test_task_and_read_voltages_beyond_the_read_limit_are_refused_up_front(
+    task_change: dict, config: dict, field: str
+) -> None:
+    xb = CountingCrossbar(EmulatorConfig(seed=0))
+    task = TASK.model_copy(update=task_change)
+    with pytest.raises(LimitError, match=field):
+        Trainer(xb, task, TrainingConfig(**config))
+    assert sum(xb.calls.values()) == 0
