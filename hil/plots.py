@@ -132,15 +132,23 @@ def plot_weights(result: TrainingResult) -> Figure:
     for i in range(n_out):
         for j in range(n_in):
             ax.plot(
-                epochs, w[:, i, j],
-                color=_cycle(INPUT_COLORS, j), ls=_cycle(NEURON_STYLES, i),
-                label=f"W_{i}{j}", **_marker_kw(epochs),
+                epochs,
+                w[:, i, j],
+                color=_cycle(INPUT_COLORS, j),
+                ls=_cycle(NEURON_STYLES, i),
+                label=f"W_{i}{j}",
+                **_marker_kw(epochs),
             )
     _epoch_axis(ax, epochs)
     ax.set_ylabel("logic weight W_ij = G+ - G- (µS)")
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside right upper", fontsize=8, title="W_ij: neuron i, input j",
-               title_fontsize=8, frameon=False)
+    fig.legend(
+        loc="outside right upper",
+        fontsize=8,
+        title="W_ij: neuron i, input j",
+        title_fontsize=8,
+        frameon=False,
+    )
     return _finish(fig, "Logic weights", result)
 
 
@@ -191,8 +199,9 @@ def plot_activations(result: TrainingResult, task: Task, config: TrainingConfig)
     if result.converged:
         converged = Line2D([], [], color=OUTCOME_COLORS["converged"], ls="--", label="converged")
         handles.append(converged)
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5),
-               frameon=False, fontsize=9)
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=min(len(handles), 5), frameon=False, fontsize=9
+    )
     bands = f"bands: class 1 f > {config.f_plus:g}, class 0 f < {config.f_minus:g}"
     return _finish(fig, f"Neuron outputs per training pattern ({bands})", result)
 
@@ -217,15 +226,28 @@ def plot_error(result: TrainingResult) -> Figure:
     top.set_ylim(bottom=0.0, top=max(float(error.max()) * 1.1, 1e-3))
     top.grid(alpha=0.3)
     twin = top.twinx()
-    twin.plot(epochs, misses, color="tab:red", ls="--", drawstyle="steps-mid",
-              label="misses", **_marker_kw(epochs, "s"))
+    twin.plot(
+        epochs,
+        misses,
+        color="tab:red",
+        ls="--",
+        drawstyle="steps-mid",
+        label="misses",
+        **_marker_kw(epochs, "s"),
+    )
     twin.set_ylabel("misses (pattern-neuron pairs out of band)", color="tab:red")
     # More headroom than the error's, so the two curves' maxima (often both at epoch 0) differ.
     twin.set_ylim(bottom=0.0, top=max(int(misses.max()), 1) * 1.3)
     twin.yaxis.set_major_locator(MaxNLocator(integer=True))
     # Legend above the frame: inside it would cover the misses when they stay at their maximum.
-    top.legend(handles=[*top.get_lines(), *twin.get_lines()], loc="lower left",
-               bbox_to_anchor=(0.0, 1.0), ncols=2, fontsize=9, frameon=False)
+    top.legend(
+        handles=[*top.get_lines(), *twin.get_lines()],
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
+        ncols=2,
+        fontsize=9,
+        frameon=False,
+    )
     _epoch_axis(top, epochs, label=False)
 
     bottom.bar(epochs, pulses, width=0.8, color="0.45", label="pulses")
@@ -260,11 +282,17 @@ def plot_final_conductances(result: TrainingResult) -> Figure:
     for j in range(n_rows):
         for k in range(n_cols):
             dark = (g[j, k] - lo) < 0.5 * (hi - lo) if hi > lo else True
-            ax.text(k, j, f"{g[j, k]:.3f}", ha="center", va="center", fontsize=10,
-                    color="white" if dark else "black")
+            ax.text(
+                k,
+                j,
+                f"{g[j, k]:.3f}",
+                ha="center",
+                va="center",
+                fontsize=10,
+                color="white" if dark else "black",
+            )
     ax.set_xticks(range(n_cols), [f"col {k}\n{_column_role(k, n_out)[0]}" for k in range(n_cols)])
-    ax.set_yticks(range(n_rows), [f"input {j}" if j < n_in else f"row {j} (unused)"
-                                  for j in range(n_rows)])
+    ax.set_yticks(range(n_rows), [f"input {j}" if j < n_in else f"row {j} (unused)" for j in range(n_rows)])
     ax.set_xlabel("crossbar column k (role in the differential pair)")
     ax.set_ylabel("crossbar row j")
     fig.colorbar(image, ax=ax, label="conductance G (µS)")
@@ -321,14 +349,19 @@ def _empty_figure(title: str, result: TrainingResult) -> Figure:
     fig = _figure((7.0, 3.5))
     ax = fig.add_subplot()
     ax.set_axis_off()
-    ax.text(0.5, 0.5, "no epoch recorded: nothing to plot", ha="center", va="center",
-            fontsize=12, transform=ax.transAxes)
+    ax.text(
+        0.5,
+        0.5,
+        "no epoch recorded: nothing to plot",
+        ha="center",
+        va="center",
+        fontsize=12,
+        transform=ax.transAxes,
+    )
     return _finish(fig, title, result)
 
 
-def _series(
-    result: TrainingResult, attr: str
-) -> tuple[NDArray[np.int64], NDArray[np.float64] | None]:
+def _series(result: TrainingResult, attr: str) -> tuple[NDArray[np.int64], NDArray[np.float64] | None]:
     """Epoch numbers and one history attribute stacked along a leading epoch axis.
 
     Returns ``(epochs, None)`` for an empty history.
@@ -393,9 +426,18 @@ def _mark_outcome(ax: Axes, result: TrainingResult, text: bool) -> None:
     if text:
         label = result.outcome.replace("_", " ")
         # Just above the frame, where neither data nor the legend (at the left) can be.
-        ax.annotate(label, xy=(result.epochs, 1.0), xycoords=("data", "axes fraction"),
-                    xytext=(0, 3), textcoords="offset points", ha="right", va="bottom",
-                    color=color, fontsize=9, fontweight="bold")
+        ax.annotate(
+            label,
+            xy=(result.epochs, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            color=color,
+            fontsize=9,
+            fontweight="bold",
+        )
 
 
 def _summary(result: TrainingResult) -> str:

@@ -48,13 +48,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument(
-        "--tcp", type=tcp_address, metavar="HOST:PORT",
+        "--tcp",
+        type=tcp_address,
+        metavar="HOST:PORT",
         help=f"Listen on TCP (default {DEFAULT_TCP[0]}:{DEFAULT_TCP[1]}; port 0 = a free port).",
     )
     where.add_argument("--pty", action="store_true", help="Serve on a new pseudo-terminal.")
     add_emulator_options(p)
     p.add_argument(
-        "--reply-delay", type=float, default=0.0, metavar="S",
+        "--reply-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
         help="Delay every reply by S seconds (to try client timeouts).",
     )
     p.set_defaults(func=run)
@@ -74,9 +79,7 @@ def describe(server: InstrumentServer) -> str:
     return "\n".join(lines)
 
 
-def run(
-    args: argparse.Namespace, *, stop: threading.Event | None = None, out: TextIO | None = None
-) -> int:
+def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: TextIO | None = None) -> int:
     """Serve until Ctrl-C, SIGTERM or ``stop`` is set; returns the exit status."""
     out = out or sys.stdout
     stop = stop or threading.Event()
@@ -94,9 +97,12 @@ def run(
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with crossbar, running_server(
-            crossbar=crossbar, transport=transport, host=host, port=port, faults=faults
-        ) as server:
+        with (
+            crossbar,
+            running_server(
+                crossbar=crossbar, transport=transport, host=host, port=port, faults=faults
+            ) as server,
+        ):
             print(describe(server), file=out)
             print("Serving; press Ctrl-C to stop.", file=out, flush=True)
             with suppress(KeyboardInterrupt):

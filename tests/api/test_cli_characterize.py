@@ -46,10 +46,26 @@ def test_recorded_trace_replays_as_the_served_device(
             if transport == "tcp"
             else ["--backend", "serial", "--port", server.device_path]
         )
-        status = main([
-            "characterize", *link, "--param", "timeout_s=2", "--row", str(ROW), "--col", str(COL),
-            "--pulses", str(PULSES), "--amplitude", "2.0", "--width", "0.001", "-o", str(out),
-        ])
+        status = main(
+            [
+                "characterize",
+                *link,
+                "--param",
+                "timeout_s=2",
+                "--row",
+                str(ROW),
+                "--col",
+                str(COL),
+                "--pulses",
+                str(PULSES),
+                "--amplitude",
+                "2.0",
+                "--width",
+                "0.001",
+                "-o",
+                str(out),
+            ]
+        )
         expected = served_device(server.crossbar, PULSES)
         heads = [c.split(" ")[0] for c in server.commands[5:]]
     assert status == 0
@@ -70,10 +86,23 @@ def test_recorded_trace_replays_as_the_served_device(
 
 def test_directly_on_the_emulator(tmp_path: Path) -> None:
     out = tmp_path / "emu.dat"
-    status = main([
-        "characterize", "--builtin", "--param", "seed=5", "--row", str(ROW), "--col", str(COL),
-        "--pulses", "10", "-q", "-o", str(out),
-    ])
+    status = main(
+        [
+            "characterize",
+            "--builtin",
+            "--param",
+            "seed=5",
+            "--row",
+            str(ROW),
+            "--col",
+            str(COL),
+            "--pulses",
+            "10",
+            "-q",
+            "-o",
+            str(out),
+        ]
+    )
     assert status == 0
     expected = served_device(EmulatedCrossbar(EmulatorConfig(seed=5)), 10)
     np.testing.assert_allclose(load_trace(out).conductances_s, expected, rtol=1e-6)
@@ -87,8 +116,9 @@ def test_out_of_limits_sends_nothing(
 ) -> None:
     out = tmp_path / "x.dat"
     with running_server(EmulatorConfig()) as server:
-        status = main(["characterize", "--backend", "visa", "--resource", server.resource_string,
-                       *bad, "-o", str(out)])
+        status = main(
+            ["characterize", "--backend", "visa", "--resource", server.resource_string, *bad, "-o", str(out)]
+        )
         heads = [c.split(" ")[0] for c in server.commands[5:]]
     assert status == 2
     assert heads == ["ABOR"]  # Only the abort of close(); no reset, no pulse.
@@ -98,8 +128,20 @@ def test_out_of_limits_sends_nothing(
 
 def test_instrument_fault_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with running_server(EmulatorConfig(), faults=FaultPlan(mute_after=10)) as server:
-        status = main(["characterize", "--backend", "visa", "--resource", server.resource_string,
-                       "--param", "timeout_s=0.2", "-q", "-o", str(tmp_path / "x.dat")])
+        status = main(
+            [
+                "characterize",
+                "--backend",
+                "visa",
+                "--resource",
+                server.resource_string,
+                "--param",
+                "timeout_s=0.2",
+                "-q",
+                "-o",
+                str(tmp_path / "x.dat"),
+            ]
+        )
     assert status == 3
     assert "InstrumentTimeout" in capsys.readouterr().err
 

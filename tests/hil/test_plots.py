@@ -103,9 +103,7 @@ def test_save_all_writes_five_non_blank_pngs(
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.png" for n in NAMES)
 
 
-def test_axis_labels_carry_units(
-    result: TrainingResult, task: Task, config: TrainingConfig
-) -> None:
+def test_axis_labels_carry_units(result: TrainingResult, task: Task, config: TrainingConfig) -> None:
     figs = _all_figures(result, task, config)
     assert any("(µS)" in lab for lab in _labels(figs["conductances"]))
     assert any("(µS)" in lab for lab in _labels(figs["weights"]))
@@ -168,9 +166,7 @@ def test_activations_panel_per_pattern_with_bands(
     assert [ln.get_linestyle() for ln in visible[0].get_lines()] == ["-", "-", "-"]
 
 
-def test_activations_reject_a_task_of_another_shape(
-    result: TrainingResult, config: TrainingConfig
-) -> None:
+def test_activations_reject_a_task_of_another_shape(result: TrainingResult, config: TrainingConfig) -> None:
     other = Task.model_validate({"train": [{"pattern": "01", "target": "1"}]})
     with pytest.raises(ValueError, match="task the run was trained on"):
         plot_activations(result, other, config)
@@ -194,7 +190,10 @@ def test_final_conductance_map_writes_values(result: TrainingResult) -> None:
     g = result.history[-1].conductances_s * 1e6
     assert [t.get_text() for t in ax.texts] == [f"{v:.3f}" for v in g.ravel()]
     assert [t.get_text() for t in ax.get_xticklabels()] == [
-        "col 0\nG+ n0", "col 1\nG- n0", "col 2\nG+ n1", "col 3\nG- n1"
+        "col 0\nG+ n0",
+        "col 1\nG- n0",
+        "col 2\nG+ n1",
+        "col 3\nG- n1",
     ]
     assert [t.get_text() for t in ax.get_yticklabels()] == [f"input {j}" for j in range(4)]
 
