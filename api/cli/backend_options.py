@@ -98,12 +98,15 @@ def open_backend(prog: str, name: str, params: dict[str, Any]) -> CrossbarBacken
     """
     try:
         return create_backend(name, params)
-    except ValidationError as e:
-        print(f"{prog}: {describe_validation_error(e)}", file=sys.stderr)
-        return 2
     except (ValueError, FileNotFoundError) as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        return 2
+        return bad_input(prog, e)
     except (HilError, OSError) as e:
         print(f"{prog}: cannot connect to {name!r} backend: {type(e).__name__}: {e}", file=sys.stderr)
         return 3
+
+
+def bad_input(prog: str, error: Exception) -> int:
+    """Tell the user what was wrong with their input (one line per field); returns exit status 2."""
+    text = describe_validation_error(error) if isinstance(error, ValidationError) else str(error)
+    print(f"{prog}: {text}", file=sys.stderr)
+    return 2

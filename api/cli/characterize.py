@@ -18,7 +18,7 @@ from typing import TextIO
 
 import numpy as np
 
-from api.cli.backend_options import add_backend_options, backend_params, open_backend
+from api.cli.backend_options import add_backend_options, backend_params, bad_input, open_backend
 from emulator.trace import PulseProtocol, Trace, write_dat
 from hil.backend import CrossbarBackend, Pulse
 from hil.errors import HilError, LimitError
@@ -123,8 +123,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         params = backend_params(args, name)
     except (ValueError, FileNotFoundError) as e:
-        print(f"hil characterize: {e}", file=sys.stderr)
-        return 2
+        return bad_input("hil characterize", e)
     backend = open_backend("hil characterize", name, params)
     if isinstance(backend, int):
         return backend
@@ -143,8 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=None if args.quiet else progress_printer(),
             )
         except LimitError as e:
-            print(f"hil characterize: {e}", file=sys.stderr)
-            return 2
+            return bad_input("hil characterize", e)
         except (HilError, ValueError) as e:
             print(f"hil characterize: {type(e).__name__}: {e}", file=sys.stderr)
             return 3

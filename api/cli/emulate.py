@@ -15,12 +15,9 @@ import threading
 from contextlib import suppress
 from typing import TextIO
 
-from pydantic import ValidationError
-
-from api.cli.backend_options import add_emulator_options, emulator_params
+from api.cli.backend_options import add_emulator_options, bad_input, emulator_params
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from emulator.server import FaultPlan, InstrumentServer, running_server
-from hil.config import describe_validation_error
 from hil.protocol import PROTOCOL_VERSION
 from hil.resources import TRACE_ENV
 
@@ -86,12 +83,8 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
     try:
         faults = FaultPlan(reply_delay_s=args.reply_delay)
         crossbar = EmulatedCrossbar(emulator_config(args))
-    except ValidationError as exc:
-        print(f"hil emulate: {describe_validation_error(exc)}", file=sys.stderr)
-        return 2
     except (ValueError, OSError) as exc:
-        print(f"hil emulate: {exc}", file=sys.stderr)
-        return 2
+        return bad_input("hil emulate", exc)
     host, port = args.tcp or DEFAULT_TCP
     transport = "pty" if args.pty else "tcp"
     if threading.current_thread() is threading.main_thread():

@@ -9,10 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import ValidationError
-
-from api.cli.backend_options import add_backend_options, backend_params, open_backend
-from hil.config import RunConfig, describe_validation_error
+from api.cli.backend_options import add_backend_options, backend_params, bad_input, open_backend
+from hil.config import RunConfig
 from hil.history import EpochRecord, TrainingResult
 from hil.observers import TrainingObserver
 from hil.resources import TRACE_ENV
@@ -127,12 +125,8 @@ def run(args: argparse.Namespace) -> int:
     see the summary or --json), 2 for bad input, 3 for a stop or a fault."""
     try:
         config = build_config(args)
-    except ValidationError as e:
-        print(f"hil train: {describe_validation_error(e)}", file=sys.stderr)
-        return 2
     except (ValueError, FileNotFoundError) as e:
-        print(f"hil train: {e}", file=sys.stderr)
-        return 2
+        return bad_input("hil train", e)
     backend = open_backend("hil train", config.backend.name, config.backend.params)
     if isinstance(backend, int):
         return backend
@@ -147,8 +141,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 trainer = Trainer(backend, config.task, config.training, observers, stop)
             except ValueError as e:  # LimitError is one: the pulse or task does not fit the backend
-                print(f"hil train: {e}", file=sys.stderr)
-                return 2
+                return bad_input("hil train", e)
             result = trainer.run()
     finally:
         signal.signal(signal.SIGINT, previous)
