@@ -48,8 +48,9 @@ class Limits(BaseModel):
 
     # The one implementation of the range checks: the backend's public methods and the
     # protocol's server-side validation (hil.protocol.codec) both call these.
-    def check_read_v(self, field: str, v: float) -> None:
-        """Raise :class:`LimitError` unless ``v`` (V) is finite and ``|v| <= read_v_max``."""
+    def check_read_v(self, field: str, v: float | NDArray[np.float64]) -> None:
+        """Raise :class:`LimitError` unless ``v`` (V, a value or an array) is finite and
+        ``|v| <= read_v_max``."""
         _check_symmetric(field, v, self.read_v_max, "V")
 
     def check_amplitude(self, field: str, v: float) -> None:
@@ -208,10 +209,7 @@ class CrossbarBackend(ABC):
         rows = self.info.rows
         if v.shape != (rows,):
             raise LimitError("voltages", f"shape {v.shape}", f"shape ({rows},)")
-        if not np.all(np.isfinite(v)):
-            raise LimitError("voltages", v.tolist(), "finite values")
-        for j, vj in enumerate(v):
-            self.info.limits.check_read_v(f"voltages[{j}]", float(vj))
+        self.info.limits.check_read_v("voltages", v)
         with self._use():
             i = np.asarray(self._apply(v), dtype=float)
         return _finite(i, "apply").reshape(self.info.cols)
@@ -309,10 +307,19 @@ class CrossbarBackend(ABC):
         """Release the connection. Called once, after :meth:`_abort`."""
 
 
-def _check_symmetric(field: str, v: float, vmax: float, unit: str) -> None:
-    """Raise :class:`LimitError` unless ``v`` is finite and ``|v| <= vmax`` (in ``unit``)."""
-    if not (np.isfinite(v) and abs(v) <= vmax):
-        raise LimitError(field, v, f"[-{vmax}, {vmax}]", unit)
+def _check_symmetric(field: str, v: float | NDArray[np.float64], vmax: float, unit: str) -> None:
+    """Raise :class:`LimitError` unless ``v`` (a value or an array) is finite and ``|v| <= vmax``.
+
+    For an array the error names the first offending element, ``field[j]``.
+    """
+    a = np.asarray(v, dtype=float)
+    ok = np.isfinite(a) & (np.abs(a) <= vmax)
+    if ok.all():
+        return
+    if a.ndim:
+        j = int(np.argmin(ok.ravel()))
+        field, v = f"{field}[{j}]", float(a.ravel()[j])
+    raise LimitError(field, v, f"[-{vmax}, {vmax}]", unit)
 
 
 def _check_index(field: str, index: int, size: int) -> None:
