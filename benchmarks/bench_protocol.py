@@ -19,17 +19,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from drivers.link import ProtocolBackend
+from drivers.protocol_backend import ProtocolBackend
 from drivers.serial_backend import SerialBackend
 from drivers.visa_backend import VisaBackend
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.server import CommandsPerEpoch, InstrumentServer, running_server
-from hil.backend import CrossbarBackend
-from hil.config import TrainingConfig
-from hil.history import TrainingResult, first_difference
+from emulator.instrument.server import CommandsPerEpoch, InstrumentServer, running_server
 from hil.resources import trace_from_env
-from hil.task import Task
-from hil.trainer import train
+from hil.seam import CrossbarBackend
+from hil.training.config import TrainingConfig
+from hil.training.history import TrainingResult, first_difference
+from hil.training.task import Task
+from hil.training.trainer import train
 
 Connect = Callable[[InstrumentServer], ProtocolBackend]
 CONNECT: dict[str, tuple[str, Connect]] = {

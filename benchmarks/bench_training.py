@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.config import TrainingConfig
 from hil.resources import trace_from_env
-from hil.task import Task
-from hil.trainer import train
+from hil.training.config import TrainingConfig
+from hil.training.task import Task
+from hil.training.trainer import train
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from seed_args import chosen_trace, sweep_parser
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.task import Task
+from hil.training.task import Task
 
 
 def best_margins(xb: EmulatedCrossbar, task: Task) -> np.ndarray:
@@ -27,7 +27,7 @@ def best_margins(xb: EmulatedCrossbar, task: Task) -> np.ndarray:
     v, t = task.voltages("train"), task.targets("train")
     k = xb.config.scale_k
     reach = k * (xb.table.max() - xb.table[0])
-    shifts = k * xb.shifts_s
+    shifts = k * xb.shifts_siemens
     out = []
     for i in range(task.n_outputs):
         base = shifts[: task.n_inputs, 2 * i] - shifts[: task.n_inputs, 2 * i + 1]

@@ -15,9 +15,9 @@ import numpy as np
 from seed_args import chosen_trace, sweep_parser
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.config import TrainingConfig
-from hil.task import Task
-from hil.trainer import train
+from hil.training.config import TrainingConfig
+from hil.training.task import Task
+from hil.training.trainer import train
 
 
 def sweep(seeds: int, trace: Path | None, cfg: TrainingConfig) -> dict[str, float]:

@@ -6,5 +6,5 @@
   or pyserial URL.
 * :mod:`drivers.discovery`: which VISA resources and serial ports are visible.
 
-Both are :class:`~drivers.link.ProtocolBackend` with a different link.
+Both are :class:`~drivers.protocol_backend.ProtocolBackend` with a different link.
 """

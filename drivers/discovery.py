@@ -15,8 +15,8 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from hil.errors import HilError
 from hil.protocol.codec import decode_reply, encode_command
+from hil.seam.errors import HilError
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def probe(found: Found, timeout_s: float = 1.0) -> Found:
     Opens the link of the matching driver, writes ``*IDN?``, waits up to ``timeout_s``
     (s) for one reply line, closes. Sends nothing else.
     """
-    from drivers.link import ProtocolBackend
+    from drivers.protocol_backend import ProtocolBackend
     from drivers.serial_backend import SerialBackend
     from drivers.visa_backend import VisaBackend
 

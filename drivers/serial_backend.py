@@ -10,7 +10,7 @@ the port without asking for a lock is not stopped by it. URLs are not locked;
 a ``socket://`` instrument refuses a second connection itself (``PROTOCOL.md``).
 Lines end in ``\\n``.
 
-Everything else (commands, limits, faults) is :class:`~drivers.link.ProtocolBackend`.
+Everything else (commands, limits, faults) is :class:`~drivers.protocol_backend.ProtocolBackend`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any, ClassVar
 import serial
 from pydantic import Field
 
-from drivers.link import LinkParams, ProtocolBackend
-from hil.errors import CommunicationError, ConnectionLost, InstrumentTimeout, ProtocolError
+from drivers.link import LinkParams
+from drivers.protocol_backend import ProtocolBackend
+from hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout, ProtocolError
 
 _CHUNK = 65536
 

@@ -8,13 +8,13 @@ default VISA library is ``@py`` (pyvisa-py, pure Python); give ``visa_library``
 **Exclusive access.** The session asks VISA for an exclusive lock
 (``viLock``) right after opening, so another VISA session on the same resource
 cannot interleave commands; a resource locked by someone else is refused with
-:class:`~hil.errors.CommunicationError` ("in use"). Where the library or the
+:class:`~hil.seam.errors.CommunicationError` ("in use"). Where the library or the
 resource does not support locks, e.g. pyvisa-py (all of it, including
 ``TCPIP::...::SOCKET``), the session opens without one (``VisaLink.locked`` is
 False) and exclusivity rests on the instrument, which serves one connection at
 a time (``PROTOCOL.md`` section 1).
 
-Everything else (commands, limits, faults) is :class:`~drivers.link.ProtocolBackend`.
+Everything else (commands, limits, faults) is :class:`~drivers.protocol_backend.ProtocolBackend`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from drivers.link import LinkParams, ProtocolBackend
-from hil.errors import CommunicationError, ConnectionLost, InstrumentTimeout, ProtocolError
+from drivers.link import LinkParams
+from drivers.protocol_backend import ProtocolBackend
+from hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout, ProtocolError
 
 log = logging.getLogger(__name__)
 

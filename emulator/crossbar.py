@@ -8,7 +8,7 @@ has a fixed device-to-device shift ``shift_jk``::
 
 A potentiating pulse moves ``m`` one step up (saturating at the end of the
 table), the reset pulse returns it to 0. Shifts are lognormal, min-max rescaled
-into ``[shift_low_s, shift_high_s]`` (DESIGN.md section 1). Optional
+into ``[shift_low_siemens, shift_high_siemens]`` (DESIGN.md section 1). Optional
 cycle-to-cycle step noise, read noise and stuck devices make it less kind than
 the reference. Every random draw comes from generators seeded by ``seed``, with
 one independent stream per purpose so that turning noise on does not change the
@@ -27,26 +27,32 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emulator.devices import DeviceModel, TraceDevice, default_device
-from hil.backend import BackendInfo, CrossbarBackend, Limits, Pulse
+from hil.seam import BackendInfo, CrossbarBackend, Limits, Pulse
 
-_REF_LOW_S, _REF_HIGH_S = 1e-8, 1e-7
+_REF_LOW_SIEMENS, _REF_HIGH_SIEMENS = 1e-8, 1e-7
 
 
 class ShiftDistribution(BaseModel):
-    """Lognormal device-to-device shifts (S), min-max rescaled into [low_s, high_s]."""
+    """Lognormal device-to-device shifts (S), min-max rescaled into [low_siemens, high_siemens]."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    mu: float = Field(math.log((_REF_LOW_S + _REF_HIGH_S) / 2), description="Mean of log(shift / S).")
-    sigma: float = Field(abs(math.log(_REF_HIGH_S / _REF_LOW_S)) / 5, ge=0, description="Sd of log.")
-    low_s: float = Field(_REF_LOW_S, ge=0, description="Smallest shift after rescaling (S).")
-    high_s: float = Field(_REF_HIGH_S, ge=0, description="Largest shift after rescaling (S).")
-    rescale: bool = Field(True, description="Min-max rescale the draws into [low_s, high_s].")
+    mu: float = Field(
+        math.log((_REF_LOW_SIEMENS + _REF_HIGH_SIEMENS) / 2), description="Mean of log(shift / S)."
+    )
+    sigma: float = Field(
+        abs(math.log(_REF_HIGH_SIEMENS / _REF_LOW_SIEMENS)) / 5, ge=0, description="Sd of log."
+    )
+    low_siemens: float = Field(_REF_LOW_SIEMENS, ge=0, description="Smallest shift after rescaling (S).")
+    high_siemens: float = Field(_REF_HIGH_SIEMENS, ge=0, description="Largest shift after rescaling (S).")
+    rescale: bool = Field(True, description="Min-max rescale the draws into [low_siemens, high_siemens].")
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
-        if self.high_s < self.low_s:
-            raise ValueError(f"high_s={self.high_s} S must be >= low_s={self.low_s} S")
+        if self.high_siemens < self.low_siemens:
+            raise ValueError(
+                f"high_siemens={self.high_siemens} S must be >= low_siemens={self.low_siemens} S"
+            )
         return self
 
     def draw(self, rng: np.random.Generator, shape: tuple[int, int]) -> NDArray[np.float64]:
@@ -56,8 +62,8 @@ class ShiftDistribution(BaseModel):
             return x
         span = x.max() - x.min()
         if span == 0:
-            return np.full(shape, self.low_s)
-        return self.low_s + (x - x.min()) / span * (self.high_s - self.low_s)
+            return np.full(shape, self.low_siemens)
+        return self.low_siemens + (x - x.min()) / span * (self.high_siemens - self.low_siemens)
 
 
 class EmulatorConfig(BaseModel):
@@ -107,7 +113,7 @@ class EmulatedCrossbar(CrossbarBackend):
         self._steps = np.diff(self.table)
         shape = (cfg.rows, cfg.cols)
         shift_ss, step_ss, read_ss, stuck_ss = np.random.SeedSequence(cfg.seed).spawn(4)
-        self.shifts_s = cfg.shifts.draw(np.random.default_rng(shift_ss), shape)
+        self.shifts_siemens = cfg.shifts.draw(np.random.default_rng(shift_ss), shape)
         self._step_rng = np.random.default_rng(step_ss)
         self._read_rng = np.random.default_rng(read_ss)
         self.stuck = np.random.default_rng(stuck_ss).random(shape) < cfg.stuck_fraction
@@ -140,7 +146,7 @@ class EmulatedCrossbar(CrossbarBackend):
 
     def conductances(self) -> NDArray[np.float64]:
         """True (noise-free) conductances in S; for tests and plots, not a hardware read."""
-        return self.config.scale_k * ((self._g_dev - self.table[0]) + self.shifts_s)
+        return self.config.scale_k * ((self._g_dev - self.table[0]) + self.shifts_siemens)
 
     def _noisy(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         sd = self.config.read_noise

@@ -26,8 +26,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from emulator.trace import Trace, load_trace
 from hil.resources import data_path
+from hil.trace_file import Trace, load_trace
 
 
 class _Model(BaseModel):
@@ -45,7 +45,7 @@ class TraceDevice(_Model):
     path: Path = Field(description="Trace file: instrument .dat or one-column CSV of S.")
 
     def table(self) -> NDArray[np.float64]:
-        return self.trace().conductances_s
+        return self.trace().conductances_siemens
 
     def trace(self) -> Trace:
         """The parsed trace, with its header (parsed once per file version)."""
@@ -66,13 +66,15 @@ def _cached_trace(path: Path, mtime_ns: int, size: int) -> Trace:
 class _Bounded(_Model):
     """A parametric device between a lowest and a highest conductance."""
 
-    g_min_s: float = Field(gt=0, description="Conductance after reset, the lowest (S).")
-    g_max_s: float = Field(gt=0, description="Saturation conductance, the highest (S).")
+    g_min_siemens: float = Field(gt=0, description="Conductance after reset, the lowest (S).")
+    g_max_siemens: float = Field(gt=0, description="Saturation conductance, the highest (S).")
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
-        if self.g_max_s <= self.g_min_s:
-            raise ValueError(f"g_max_s={self.g_max_s} S must exceed g_min_s={self.g_min_s} S")
+        if self.g_max_siemens <= self.g_min_siemens:
+            raise ValueError(
+                f"g_max_siemens={self.g_max_siemens} S must exceed g_min_siemens={self.g_min_siemens} S"
+            )
         return self
 
 
@@ -80,15 +82,15 @@ class ExponentialDevice(_Bounded):
     """Lim et al. nonlinear potentiation with a state-dependent step."""
 
     kind: Literal["exponential"] = "exponential"
-    alpha_s: float = Field(gt=0, description="Step at Gmin (S).")
+    alpha_siemens: float = Field(gt=0, description="Step at Gmin (S).")
     beta_nl: float = Field(ge=0, description="Nonlinearity (dimensionless); 0 is linear.")
     n_max: int = Field(50, ge=1, le=100_000, description="Pulse positions in the table.")
 
     def table(self) -> NDArray[np.float64]:
         return exponential_tables(
-            np.array([self.g_min_s]),
-            np.array([self.g_max_s]),
-            np.array([self.alpha_s]),
+            np.array([self.g_min_siemens]),
+            np.array([self.g_max_siemens]),
+            np.array([self.alpha_siemens]),
             np.array([self.beta_nl]),
             self.n_max,
         )[0]
@@ -124,8 +126,8 @@ class LtpLtdDevice(_Bounded):
     def table(self) -> NDArray[np.float64]:
         p_max = 2**self.bits - 1
         p = np.arange(p_max + 1, dtype=float)
-        b = (self.g_max_s - self.g_min_s) / (1.0 - np.exp(-p_max / self.a_p))
-        return b * (1.0 - np.exp(-p / self.a_p)) + self.g_min_s
+        b = (self.g_max_siemens - self.g_min_siemens) / (1.0 - np.exp(-p_max / self.a_p))
+        return b * (1.0 - np.exp(-p / self.a_p)) + self.g_min_siemens
 
 
 DeviceModel = Annotated[TraceDevice | ExponentialDevice | LtpLtdDevice, Field(discriminator="kind")]
@@ -138,9 +140,9 @@ class DefaultDeviceRecord(BaseModel):
     fitted_to: str
     source_sha256: str
     method: str
-    rms_residual_s: float
-    max_abs_residual_s: float
-    tolerance_s: float = Field(description="Stated bound on |model - trace| at every pulse (S).")
+    rms_residual_siemens: float
+    max_abs_residual_siemens: float
+    tolerance_siemens: float = Field(description="Stated bound on |model - trace| at every pulse (S).")
 
 
 DEFAULT_DEVICE_FILE = "devices/default_device.json"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from emulator.devices import DefaultDeviceRecord, ExponentialDevice, exponential_tables
-from emulator.trace import Trace, load_trace
+from hil.trace_file import Trace, load_trace
 
 _GRID = 40
 _REFINE_ROUNDS = 3
@@ -25,7 +25,7 @@ _REFINE_ROUNDS = 3
 
 def fit_exponential(trace: Trace) -> ExponentialDevice:
     """Least-squares Lim model for ``trace`` (Gmin pinned to position 0)."""
-    g = trace.conductances_s
+    g = trace.conductances_siemens
     n_max = trace.n_pulses
     rise = float(g.max() - g[0])
     # Search box: Gmax from the trace maximum's neighbourhood, alpha up to the whole rise,
@@ -44,19 +44,19 @@ def fit_exponential(trace: Trace) -> ExponentialDevice:
         half = (hi - lo) / _GRID * 2
         lo, hi = np.maximum(best - half, [g[0] * (1 + 1e-9), rise * 1e-6, 0.0]), best + half
     return ExponentialDevice(
-        g_min_s=float(g[0]),
-        g_max_s=float(best[0]),
-        alpha_s=float(best[1]),
+        g_min_siemens=float(g[0]),
+        g_max_siemens=float(best[0]),
+        alpha_siemens=float(best[1]),
         beta_nl=float(best[2]),
         n_max=n_max,
     )
 
 
-def fit_record(path: Path, tolerance_s: float) -> DefaultDeviceRecord:
+def fit_record(path: Path, tolerance_siemens: float) -> DefaultDeviceRecord:
     """Fit the trace at ``path`` and describe how the fit was obtained."""
     trace = load_trace(path)
     model = fit_exponential(trace)
-    r = model.table() - trace.conductances_s
+    r = model.table() - trace.conductances_siemens
     return DefaultDeviceRecord(
         model=model,
         fitted_to=path.name,
@@ -65,9 +65,9 @@ def fit_record(path: Path, tolerance_s: float) -> DefaultDeviceRecord:
             f"emulator.fit.fit_exponential: least squares over all {trace.n_pulses + 1} positions, "
             f"Gmin pinned to the first read, {_GRID}^3 grid refined {_REFINE_ROUNDS} times"
         ),
-        rms_residual_s=float(np.sqrt(np.mean(r**2))),
-        max_abs_residual_s=float(np.abs(r).max()),
-        tolerance_s=tolerance_s,
+        rms_residual_siemens=float(np.sqrt(np.mean(r**2))),
+        max_abs_residual_siemens=float(np.abs(r).max()),
+        tolerance_siemens=tolerance_siemens,
     )
 
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         raise SystemExit("usage: python -m emulator.fit TRACE")
-    print(fit_record(Path(args[0]), tolerance_s=1.5e-8).model_dump_json(indent=2))
+    print(fit_record(Path(args[0]), tolerance_siemens=1.5e-8).model_dump_json(indent=2))
 
 
 if __name__ == "__main__":

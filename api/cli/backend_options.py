@@ -16,11 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hil.backend import CrossbarBackend
-from hil.config import describe_validation_error
-from hil.errors import HilError
-from hil.registry import create_backend
 from hil.resources import TRACE_ENV, trace_from_env
+from hil.seam import CrossbarBackend
+from hil.seam.errors import HilError, describe_validation_error
+from hil.seam.registry import create_backend
 
 
 def add_emulator_options(p: argparse.ArgumentParser) -> None:

@@ -11,66 +11,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from time import monotonic
 from typing import TextIO
 
-import numpy as np
-
 from api.cli.backend_options import add_backend_options, backend_params, bad_input, open_backend
-from emulator.trace import PulseProtocol, Trace, write_dat
-from hil.backend import CrossbarBackend, Pulse
-from hil.errors import HilError, LimitError
-
-Progress = Callable[[int, int, float], None]
-"""Called after each read with (pulses done, pulses in all, conductance in S)."""
-
-
-def record_trace(
-    backend: CrossbarBackend,
-    row: int,
-    col: int,
-    n_pulses: int,
-    amplitude_v: float,
-    width_s: float,
-    read_v: float = 0.05,
-    *,
-    reset_v: float = -2.0,
-    reset_width_s: float = 1.0,
-    progress: Progress | None = None,
-) -> Trace:
-    """Reset device (row, col), pulse it ``n_pulses`` times, read after each; the trace in S.
-
-    Everything is checked against the backend's limits before the reset is sent.
-    ``reset_v`` (V) and ``reset_width_s`` (s) only document, in the trace header,
-    the reset pulse the backend's device uses.
-    """
-    if n_pulses < 1:
-        raise LimitError("pulses", n_pulses, "integers >= 1")
-    backend.check_pulse(Pulse(row, col, amplitude_v, width_s), "characterization pulse")
-    backend.info.limits.check_read_v("read_v", read_v)
-    if not read_v > 0:  # A conductance is read at a positive voltage.
-        raise LimitError("read_v", read_v, f"(0, {backend.info.limits.read_v_max}]", "V")
-    backend.reset(row, col)
-    start = monotonic()
-    times = [0.0]
-    g = [float(backend.read_conductances(read_v)[row, col])]
-    for k in range(1, n_pulses + 1):
-        backend.pulse(row, col, amplitude_v, width_s)
-        g.append(float(backend.read_conductances(read_v)[row, col]))
-        times.append(monotonic() - start)
-        if progress is not None:
-            progress(k, n_pulses, g[-1])
-    protocol = PulseProtocol(
-        n_pulses=n_pulses,
-        reset_v=reset_v,
-        reset_width_s=reset_width_s,
-        read_v=read_v,
-        on_v=amplitude_v,
-        on_width_s=width_s,
-    )
-    return Trace(np.array(g), protocol, f"{backend.info.identity} ({row},{col})", np.array(times))
+from hil.procedures.characterize import Progress, record_trace
+from hil.seam.errors import HilError, LimitError
+from hil.trace_file import write_dat
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,10 +54,10 @@ def progress_printer(stream: TextIO | None = None) -> Progress:
     out = stream or sys.stderr
     tty = out.isatty()
 
-    def show(done: int, total: int, g_s: float) -> None:
+    def show(done: int, total: int, g_siemens: float) -> None:
         width = 24
         bar = "#" * (width * done // total) + "." * (width - width * done // total)
-        text = f"[{bar}] pulse {done:>4}/{total}  G = {g_s:.6e} S"
+        text = f"[{bar}] pulse {done:>4}/{total}  G = {g_siemens:.6e} S"
         out.write(("\r" + text + ("\n" if done == total else "")) if tty else text + "\n")
         out.flush()
 
@@ -147,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"hil characterize: {type(e).__name__}: {e}", file=sys.stderr)
             return 3
     path = write_dat(args.out, trace)
-    g = trace.conductances_s
+    g = trace.conductances_siemens
     print(
         f"{trace.source}: {trace.n_pulses} pulses of {args.amplitude:g} V / {args.width:g} s, "
         f"G {g[0]:.6e} S -> {g[-1]:.6e} S (x{g[-1] / g[0]:.3f}); written to {path}"

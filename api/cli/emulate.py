@@ -17,7 +17,8 @@ from typing import TextIO
 
 from api.cli.backend_options import add_emulator_options, bad_input, emulator_params
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.server import FaultPlan, InstrumentServer, running_server
+from emulator.instrument.faults import FaultPlan
+from emulator.instrument.server import InstrumentServer, running_server
 from hil.protocol import PROTOCOL_VERSION
 from hil.resources import TRACE_ENV
 

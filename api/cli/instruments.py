@@ -6,7 +6,7 @@ import argparse
 import json
 
 from drivers.discovery import discover
-from hil.registry import available_backends
+from hil.seam.registry import available_backends
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

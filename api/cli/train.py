@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from api.cli.backend_options import add_backend_options, backend_params, bad_input, open_backend
-from hil.config import RunConfig
-from hil.history import EpochRecord, TrainingResult
-from hil.observers import TrainingObserver
+from hil.procedures.training import run_training, save_plots
 from hil.resources import TRACE_ENV
-from hil.stop import StopSignal
-from hil.task import Task
-from hil.trainer import Trainer
+from hil.training.config import RunConfig
+from hil.training.history import EpochRecord, TrainingResult
+from hil.training.observers import TrainingObserver
+from hil.training.stop import StopSignal
+from hil.training.task import Task
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -136,27 +136,20 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         observers.append(ProgressLine(config.training.max_epochs))
     try:
-        with backend:
-            identity = backend.info.identity
-            try:
-                trainer = Trainer(backend, config.task, config.training, observers, stop)
-            except ValueError as e:  # LimitError is one: the pulse or task does not fit the backend
-                return bad_input("hil train", e)
-            result = trainer.run()
+        run_ = run_training(config, backend=backend, observers=observers, stop=stop)
+    except ValueError as e:  # LimitError is one: the pulse or task does not fit the backend
+        return bad_input("hil train", e)
     finally:
         signal.signal(signal.SIGINT, previous)
+    result = run_.result
     out = sys.stderr if args.json == "-" else sys.stdout
-    print(summary(result, identity), file=out)
+    print(summary(result, run_.identity), file=out)
     if args.plots is not None:
-        from hil.plots import save_all
-
-        paths = save_all(result, config.task, config.training, args.plots)
+        paths = save_plots(run_, args.plots)
         print(f"plots: {', '.join(str(p) for p in paths.values())}", file=out)
     if args.json:
-        payload = {"config": config.model_dump(mode="json"), "backend": identity, **result.to_dict()}
-        text = json.dumps(payload, indent=2)
         if args.json == "-":
-            print(text)
+            print(run_.to_json())
         else:
-            Path(args.json).write_text(text, encoding="utf-8")
+            Path(args.json).write_text(run_.to_json(), encoding="utf-8")
     return 0 if result.outcome in ("converged", "max_epochs") else 3

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any, Literal, NamedTuple
 
-from hil.backend import BackendInfo, Pulse
-from hil.errors import DeviceFault, HilError, LimitError, ProtocolError
+from hil.seam import BackendInfo, Pulse
+from hil.seam.errors import DeviceFault, HilError, LimitError, ProtocolError
 
 PROTOCOL_VERSION: str = "1.0"
 """Version of this protocol; the ``SYST:VERS?`` reply."""
@@ -274,7 +274,7 @@ def encode_command(name: str, *args: Any) -> str:
 
     Indices are ints, voltages/widths are floats (V, s). ``VMM?`` takes the row
     voltages as one sequence (or as separate arguments); ``PULS:LIST`` takes a
-    sequence of :class:`~hil.backend.Pulse` (or 4-tuples), or the pulses as
+    sequence of :class:`~hil.seam.Pulse` (or 4-tuples), or the pulses as
     separate arguments. Raises ValueError for an unknown command, a wrong number of
     arguments or a non-finite float, TypeError for a wrong argument type.
     """
@@ -323,8 +323,8 @@ def decode_reply(name: str, line: str, *, shape: tuple[int, int] | None = None) 
     fields (``CONF:SHAPE?``, ``CONF:CAP?``, the last field of ``CONF:LIM?``).
     With ``shape`` = (rows, cols) the length of row/column/all/VMM replies is checked.
 
-    Raises :class:`~hil.errors.DeviceFault` (with ``.code``) for an ``ERR`` reply and
-    :class:`~hil.errors.ProtocolError` for a garbled reply or one of the wrong kind
+    Raises :class:`~hil.seam.errors.DeviceFault` (with ``.code``) for an ``ERR`` reply and
+    :class:`~hil.seam.errors.ProtocolError` for a garbled reply or one of the wrong kind
     or length, which is how a reply that belongs to another command is detected.
     """
     spec = command_spec(name)
@@ -390,7 +390,7 @@ class ParsedCommand(NamedTuple):
     """A syntactically valid command: canonical name and typed arguments.
 
     ``args`` holds ints and floats in the order of the spec; for ``VMM?`` one float
-    per row voltage (V); for ``PULS:LIST`` one :class:`~hil.backend.Pulse` per entry.
+    per row voltage (V); for ``PULS:LIST`` one :class:`~hil.seam.Pulse` per entry.
     """
 
     name: str
@@ -460,8 +460,8 @@ def validate_command(command: ParsedCommand, info: BackendInfo) -> None:
     is reported, so a controller applies a list only when this passes.
 
     The ranges themselves are checked by the same methods of
-    :class:`~hil.backend.BackendInfo` / :class:`~hil.backend.Limits` that guard
-    :class:`~hil.backend.CrossbarBackend`; their :class:`~hil.errors.LimitError`
+    :class:`~hil.seam.BackendInfo` / :class:`~hil.seam.Limits` that guard
+    :class:`~hil.seam.CrossbarBackend`; their :class:`~hil.seam.errors.LimitError`
     becomes the ``ERR`` code of the quantity checked.
     """
     spec = COMMANDS[command.name]

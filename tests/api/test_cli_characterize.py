@@ -9,23 +9,24 @@ import pytest
 
 from api.cli import main
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig, ShiftDistribution
-from emulator.server import FaultPlan, running_server
-from emulator.trace import load_trace
+from emulator.instrument.faults import FaultPlan
+from emulator.instrument.server import running_server
+from hil.trace_file import load_trace
 
 ROW, COL, PULSES = 1, 2, 30
 
 
 def served_device(xbar: EmulatedCrossbar, n: int) -> np.ndarray:
     """Conductance (S) of device (ROW, COL) of the served crossbar at positions 0..n."""
-    k, shift = xbar.config.scale_k, xbar.shifts_s[ROW, COL]
+    k, shift = xbar.config.scale_k, xbar.shifts_siemens[ROW, COL]
     return k * ((xbar.table[: n + 1] - xbar.table[0]) + shift)
 
 
 def replay(path: Path, n: int) -> np.ndarray:
     """Reset and pulse device (ROW, COL) of an emulator replaying ``path`` with K=1, shift=G(0)."""
-    g0 = load_trace(path).conductances_s[0]
+    g0 = load_trace(path).conductances_siemens[0]
     xbar = EmulatedCrossbar(
-        EmulatorConfig(trace=path, scale_k=1.0, shifts=ShiftDistribution(low_s=g0, high_s=g0))
+        EmulatorConfig(trace=path, scale_k=1.0, shifts=ShiftDistribution(low_siemens=g0, high_siemens=g0))
     )
     xbar.reset(ROW, COL)
     g = [xbar.read_conductances()[ROW, COL]]
@@ -75,8 +76,8 @@ def test_recorded_trace_replays_as_the_served_device(
     assert trace.n_pulses == PULSES
     assert trace.protocol is not None
     assert (trace.protocol.on_v, trace.protocol.on_width_s, trace.protocol.read_v) == (2.0, 1e-3, 0.05)
-    np.testing.assert_allclose(trace.conductances_s, expected, rtol=1e-6)
-    np.testing.assert_allclose(replay(out, PULSES), trace.conductances_s, rtol=1e-12)
+    np.testing.assert_allclose(trace.conductances_siemens, expected, rtol=1e-6)
+    np.testing.assert_allclose(replay(out, PULSES), trace.conductances_siemens, rtol=1e-12)
     np.testing.assert_allclose(replay(out, PULSES), expected, rtol=1e-6)
 
     captured = capsys.readouterr()
@@ -105,7 +106,7 @@ def test_directly_on_the_emulator(tmp_path: Path) -> None:
     )
     assert status == 0
     expected = served_device(EmulatedCrossbar(EmulatorConfig(seed=5)), 10)
-    np.testing.assert_allclose(load_trace(out).conductances_s, expected, rtol=1e-6)
+    np.testing.assert_allclose(load_trace(out).conductances_siemens, expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from drivers.link import ProtocolBackend
+from drivers.protocol_backend import ProtocolBackend
 from drivers.serial_backend import SerialBackend
 from drivers.visa_backend import VisaBackend
-from hil.errors import ConnectionLost, InstrumentTimeout
+from hil.seam.errors import ConnectionLost, InstrumentTimeout
 
 HANDSHAKE = {
     "*IDN?": "ACME,XB44,0001,fw1",
@@ -99,7 +99,7 @@ def served(
     transport: str, config: Any = None, faults: Any = None, timeout_s: float = 2.0, **params: Any
 ) -> Iterator[tuple[Any, ProtocolBackend]]:
     """The emulator's instrument server and a driver connected to it; both always stopped."""
-    from emulator.server import running_server
+    from emulator.instrument.server import running_server
 
     kind = "tcp" if transport.endswith("tcp") else "pty"
     with running_server(config, transport=kind, faults=faults) as server:
@@ -161,7 +161,7 @@ def check_limits_send_nothing(server: Any, backend: ProtocolBackend) -> None:
     """Out-of-range requests raise LimitError and the instrument receives nothing."""
     import pytest
 
-    from hil.errors import LimitError
+    from hil.seam.errors import LimitError
 
     before = list(server.commands)
     for call in (

@@ -15,11 +15,11 @@ import pytest
 from conftest import TRANSPORTS, served
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.server import CommandsPerEpoch
-from hil.config import TrainingConfig
-from hil.history import first_difference
-from hil.task import Task
-from hil.trainer import train
+from emulator.instrument.server import CommandsPerEpoch
+from hil.training.config import TrainingConfig
+from hil.training.history import first_difference
+from hil.training.task import Task
+from hil.training.trainer import train
 
 CASES = {
     "builtin-seed1": (EmulatorConfig(seed=1), TrainingConfig(max_epochs=40)),
@@ -46,11 +46,11 @@ def test_a_one_bit_difference_is_found() -> None:
     b = train(EmulatedCrossbar(emu), Task.reference(), cfg)
     assert first_difference(a, b) is None
     record = b.history[7]
-    record.conductances_s[2, 1] = np.nextafter(record.conductances_s[2, 1], 1.0)
+    record.conductances_siemens[2, 1] = np.nextafter(record.conductances_siemens[2, 1], 1.0)
     b.history[9].currents_a[0, 0] = np.nan
     assert first_difference(a, b) == (
-        f"epoch 7: conductances_s[2, 1]: {a.history[7].conductances_s[2, 1]!r} != "
-        f"{record.conductances_s[2, 1]!r}"
+        f"epoch 7: conductances_siemens[2, 1]: {a.history[7].conductances_siemens[2, 1]!r} != "
+        f"{record.conductances_siemens[2, 1]!r}"
     )
 
 

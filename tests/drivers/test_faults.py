@@ -1,6 +1,6 @@
 """Injected link faults during training: typed errors, outcome "fault", no pulse after the fault.
 
-The emulator server's :class:`~emulator.server.FaultPlan` is armed from an
+The emulator server's :class:`~emulator.instrument.faults.FaultPlan` is armed from an
 observer at the end of epoch 4, aimed at a command of epoch 5 (its first VMM,
 or its pulse batch). Each case checks the error type, that nothing but ``ABOR``
 reached the instrument after the faulty command, that the history up to the
@@ -25,13 +25,13 @@ from conftest import TRANSPORTS, served
 
 from drivers.link import LinkFaulted
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.server import FaultPlan
-from hil.config import TrainingConfig
-from hil.errors import ConnectionLost, InstrumentTimeout, ProtocolError
-from hil.history import EpochRecord
-from hil.observers import TrainingObserver
-from hil.task import Task
-from hil.trainer import train
+from emulator.instrument.faults import FaultPlan
+from hil.seam.errors import ConnectionLost, InstrumentTimeout, ProtocolError
+from hil.training.config import TrainingConfig
+from hil.training.history import EpochRecord
+from hil.training.observers import TrainingObserver
+from hil.training.task import Task
+from hil.training.trainer import train
 
 RUN_TIMEOUT_S = 30.0
 """Reply timeout (s) while no fault is armed: no healthy reply comes near it."""
@@ -114,7 +114,7 @@ def test_training_under_a_fault(
     fault_epoch = ARM_EPOCH + 1
     assert len(history) == (fault_epoch if target == "vmm" else fault_epoch + 1)
     for got, ref in zip(history, fault_free, strict=False):
-        assert np.array_equal(got.conductances_s, ref.conductances_s)
+        assert np.array_equal(got.conductances_siemens, ref.conductances_siemens)
         assert np.array_equal(got.activations, ref.activations)
         assert got.pulses == (ref.pulses if got.epoch < fault_epoch else 0)
 

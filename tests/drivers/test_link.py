@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 from conftest import FakeLink
 
-from drivers.link import TRAFFIC_LOGGER, LinkFaulted, ProtocolBackend
+from drivers.link import LinkFaulted
+from drivers.protocol_backend import ProtocolBackend
 from drivers.serial_backend import SerialBackend
+from drivers.traffic import TRAFFIC_LOGGER
 from drivers.visa_backend import VisaBackend
-from hil.backend import Pulse, UserLimits
-from hil.errors import (
+from hil.seam import Pulse, UserLimits
+from hil.seam.errors import (
     BackendClosed,
     ConnectionLost,
     DeviceFault,

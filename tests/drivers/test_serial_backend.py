@@ -14,9 +14,9 @@ from conftest import (
 
 from drivers.serial_backend import SerialBackend, SerialLink
 from emulator.crossbar import EmulatorConfig
-from emulator.server import running_server
-from hil.errors import CommunicationError, ConnectionLost, InstrumentTimeout
-from hil.registry import create_backend
+from emulator.instrument.server import running_server
+from hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
+from hil.seam.registry import create_backend
 
 
 @pytest.mark.parametrize("transport", ["serial-pty", "serial-tcp"])

@@ -11,9 +11,10 @@ from conftest import (
 
 from drivers.visa_backend import VisaBackend
 from emulator.crossbar import EmulatorConfig
-from emulator.server import FaultPlan, running_server
-from hil.errors import CommunicationError, ConnectionLost, LimitError
-from hil.registry import create_backend
+from emulator.instrument.faults import FaultPlan
+from emulator.instrument.server import running_server
+from hil.seam.errors import CommunicationError, ConnectionLost, LimitError
+from hil.seam.registry import create_backend
 
 
 def test_operations_are_bit_exact_over_visa() -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig, ShiftDistribution
 from emulator.devices import ExponentialDevice, LtpLtdDevice
-from hil.backend import Pulse
-from hil.errors import BackendClosed, LimitError
+from hil.seam import Pulse
+from hil.seam.errors import BackendClosed, LimitError
 
 SET = (2.0, 1e-3)
 
@@ -28,7 +28,7 @@ def test_conductance_follows_the_stated_formula() -> None:
     xb = EmulatedCrossbar(EmulatorConfig(seed=4, scale_k=10.0))
     xb.pulse_many([Pulse(1, 2, *SET)] * 3)
     m = xb.position
-    expected = 10.0 * ((xb.table[m] - xb.table[0]) + xb.shifts_s)
+    expected = 10.0 * ((xb.table[m] - xb.table[0]) + xb.shifts_siemens)
     np.testing.assert_allclose(xb.read_conductances(0.05), expected, rtol=1e-12)
     assert m[1, 2] == 3 and m.sum() == 3
 
@@ -78,23 +78,23 @@ def test_depression_when_enabled_steps_back_down() -> None:
 
 def test_shifts_are_rescaled_into_the_reference_range() -> None:
     for seed in range(20):
-        s = EmulatedCrossbar(EmulatorConfig(seed=seed)).shifts_s
+        s = EmulatedCrossbar(EmulatorConfig(seed=seed)).shifts_siemens
         assert s.min() == pytest.approx(1e-8) and s.max() == pytest.approx(1e-7)
         assert np.unique(s).size == 16
 
 
 def test_shift_distribution_parameters_are_configurable() -> None:
-    dist = ShiftDistribution(low_s=2e-8, high_s=3e-8)
-    s = EmulatedCrossbar(EmulatorConfig(shifts=dist)).shifts_s
+    dist = ShiftDistribution(low_siemens=2e-8, high_siemens=3e-8)
+    s = EmulatedCrossbar(EmulatorConfig(shifts=dist)).shifts_siemens
     assert s.min() == pytest.approx(2e-8) and s.max() == pytest.approx(3e-8)
-    with pytest.raises(ValueError, match="high_s"):
-        ShiftDistribution(low_s=1e-7, high_s=1e-8)
+    with pytest.raises(ValueError, match="high_siemens"):
+        ShiftDistribution(low_siemens=1e-7, high_siemens=1e-8)
 
 
 def test_same_seed_same_crossbar_different_seed_different() -> None:
     a, b, c = (EmulatedCrossbar(EmulatorConfig(seed=s, step_noise=0.3)) for s in (5, 5, 6))
-    np.testing.assert_array_equal(a.shifts_s, b.shifts_s)
-    assert not np.array_equal(a.shifts_s, c.shifts_s)
+    np.testing.assert_array_equal(a.shifts_siemens, b.shifts_siemens)
+    assert not np.array_equal(a.shifts_siemens, c.shifts_siemens)
     for xb in (a, b):
         xb.pulse_many([Pulse(j, k, *SET) for j in range(4) for k in range(4)] * 3)
     np.testing.assert_array_equal(a.read_conductances(), b.read_conductances())
@@ -103,7 +103,7 @@ def test_same_seed_same_crossbar_different_seed_different() -> None:
 def test_noise_does_not_change_the_shifts_of_a_seed() -> None:
     quiet = EmulatedCrossbar(EmulatorConfig(seed=9))
     noisy = EmulatedCrossbar(EmulatorConfig(seed=9, read_noise=0.05, step_noise=0.2))
-    np.testing.assert_array_equal(quiet.shifts_s, noisy.shifts_s)
+    np.testing.assert_array_equal(quiet.shifts_siemens, noisy.shifts_siemens)
 
 
 def test_read_noise_perturbs_reads_not_the_state() -> None:
@@ -170,8 +170,8 @@ def test_read_voltage_limits() -> None:
 
 
 def test_parametric_models_can_be_replayed() -> None:
-    exp = ExponentialDevice(g_min_s=1e-7, g_max_s=2e-7, alpha_s=1e-8, beta_nl=3.0, n_max=20)
-    ltp = LtpLtdDevice(g_min_s=1e-7, g_max_s=2e-7, a_p=10.0, bits=4)
+    exp = ExponentialDevice(g_min_siemens=1e-7, g_max_siemens=2e-7, alpha_siemens=1e-8, beta_nl=3.0, n_max=20)
+    ltp = LtpLtdDevice(g_min_siemens=1e-7, g_max_siemens=2e-7, a_p=10.0, bits=4)
     for dev, n in ((exp, 20), (ltp, 15)):
         xb = EmulatedCrossbar(EmulatorConfig(device=dev, seed=0))
         assert xb.n_max == n
@@ -179,7 +179,7 @@ def test_parametric_models_can_be_replayed() -> None:
 
 
 def test_trace_and_device_are_exclusive(tmp_path: Path) -> None:
-    dev = ExponentialDevice(g_min_s=1e-7, g_max_s=2e-7, alpha_s=1e-8, beta_nl=3.0)
+    dev = ExponentialDevice(g_min_siemens=1e-7, g_max_siemens=2e-7, alpha_siemens=1e-8, beta_nl=3.0)
     with pytest.raises(ValueError, match="either trace or device"):
         EmulatorConfig(trace=tmp_path / "x.dat", device=dev)
 
@@ -198,7 +198,9 @@ def test_a_batch_equals_the_same_pulses_one_by_one(config: dict) -> None:
     rng = np.random.default_rng(11)
     pulses = [Pulse(int(r), int(c), *SET) for r, c in rng.integers(0, 4, size=(120, 2))]
     pulses.insert(60, Pulse(2, 2, -2.0, 1.0))  # a reset in the middle of a batch
-    short = ExponentialDevice(g_min_s=1e-7, g_max_s=2e-7, alpha_s=3e-8, beta_nl=2.0, n_max=6)
+    short = ExponentialDevice(
+        g_min_siemens=1e-7, g_max_siemens=2e-7, alpha_siemens=3e-8, beta_nl=2.0, n_max=6
+    )
     batch, single = (EmulatedCrossbar(EmulatorConfig(seed=3, device=short, **config)) for _ in range(2))
     batch.pulse_many(pulses[:60])
     batch.pulse_many(pulses[60:])

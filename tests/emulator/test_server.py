@@ -19,17 +19,12 @@ import serial
 
 from api.cli import emulate
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.server import (
-    CommandProcessor,
-    FaultPlan,
-    InstrumentServer,
-    garble,
-    running_server,
-)
-from hil.backend import Limits, Pulse
-from hil.errors import DeviceFault, ProtocolError
+from emulator.instrument.faults import FaultPlan, garble
+from emulator.instrument.server import CommandProcessor, InstrumentServer, running_server
 from hil.protocol import COMMANDS, ERROR_CODES, ErrorCode, decode_reply, encode_command
 from hil.protocol.codec import ERROR_QUEUE_SIZE, MAX_LINE_CHARS
+from hil.seam import Limits, Pulse
+from hil.seam.errors import DeviceFault, ProtocolError
 
 NOISY = EmulatorConfig(seed=7, read_noise=0.02, step_noise=0.2, limits=Limits(max_batch=4))
 TIMEOUT_S = 5.0

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emulator.trace import PulseProtocol, Trace, TraceFormatError, load_trace, write_dat
+from hil.trace_file import PulseProtocol, Trace, TraceFormatError, load_trace, write_dat
 
 PROTOCOL = PulseProtocol(
     n_pulses=3,
@@ -37,7 +37,7 @@ def test_reference_trace_parses_with_its_header(reference_trace_path: Path) -> N
     assert p.on_width_s == pytest.approx(1e-3) and p.reset_width_s == pytest.approx(1.0)
     assert p.temperature_k == pytest.approx(449.1)
     assert trace.n_pulses == 50
-    g = trace.conductances_s
+    g = trace.conductances_siemens
     assert g[0] == pytest.approx(1 / 2.200317e6)  # first read after the reset
     assert g[-1] == pytest.approx(1 / 1.921340e6)
     assert g.min() > 4.4e-7 and g.max() < 5.4e-7
@@ -48,14 +48,14 @@ def test_reference_trace_parses_with_its_header(reference_trace_path: Path) -> N
 
 def test_dat_round_trip_keeps_conductances_and_header(dat_file: Path) -> None:
     trace = load_trace(dat_file)
-    np.testing.assert_allclose(trace.conductances_s, G, rtol=1e-6)
+    np.testing.assert_allclose(trace.conductances_siemens, G, rtol=1e-6)
     assert trace.protocol == PROTOCOL
 
 
 def test_csv_with_title_and_comments(tmp_path: Path) -> None:
     f = tmp_path / "g.csv"
     f.write_text("conductance_S\n# after reset\n4.5e-7\n4.9e-7,\n\n5.0e-7\n")
-    np.testing.assert_array_equal(load_trace(f).conductances_s, [4.5e-7, 4.9e-7, 5.0e-7])
+    np.testing.assert_array_equal(load_trace(f).conductances_siemens, [4.5e-7, 4.9e-7, 5.0e-7])
 
 
 def _mangle(path: Path, lineno: int, new: str) -> Path:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from hil.backend import BackendInfo, CrossbarBackend, Limits, Pulse, UserLimits
-from hil.errors import BackendClosed, CommunicationError, DeviceFault, LimitError
+from hil.seam import BackendInfo, CrossbarBackend, Limits, Pulse, UserLimits
+from hil.seam.errors import BackendClosed, CommunicationError, DeviceFault, LimitError
 
 
 class Spy(CrossbarBackend):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hil.backend import Pulse
-from hil.config import TrainingConfig
-from hil.network import in_band, logic_currents, logic_weights, target_values
-from hil.rules.manhattan import manhattan_signs, potentiation_pulses
+from hil.seam import Pulse
+from hil.training.config import TrainingConfig
+from hil.training.network import in_band, logic_currents, logic_weights, target_values
+from hil.training.rules.manhattan import manhattan_signs, potentiation_pulses
 
 
 def test_signs_match_a_hand_computed_case() -> None:

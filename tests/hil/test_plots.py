@@ -12,10 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.backend import Pulse
-from hil.config import TrainingConfig
-from hil.history import TrainingResult
-from hil.plots import (
+from hil.reports.plots import (
     PLOTS,
     outcome_text,
     plot_activations,
@@ -25,8 +22,11 @@ from hil.plots import (
     plot_weights,
     save_all,
 )
-from hil.task import Task
-from hil.trainer import train
+from hil.seam import Pulse
+from hil.training.config import TrainingConfig
+from hil.training.history import TrainingResult
+from hil.training.task import Task
+from hil.training.trainer import train
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAMES = {"conductances", "weights", "activations", "error", "final_conductances"}
@@ -127,7 +127,7 @@ def test_conductance_panels_show_every_device_in_us(result: TrainingResult) -> N
     assert titles[0] == "in 0, col 0: G+ n0" and titles[3] == "in 0, col 3: G- n1"
     assert titles[13] == "in 3, col 1: G- n0"
     # Panel (j, k) plots device (j, k) over every epoch, in µS.
-    g = np.array([r.conductances_s for r in result.history]) * 1e6
+    g = np.array([r.conductances_siemens for r in result.history]) * 1e6
     x, y = axes[6].get_lines()[0].get_data()
     np.testing.assert_array_equal(x, np.arange(len(result.history)))
     np.testing.assert_allclose(y, g[:, 1, 2])
@@ -143,7 +143,7 @@ def test_weights_one_line_per_neuron_input(result: TrainingResult) -> None:
     ax = fig.axes[0]
     lines = [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")]
     assert [ln.get_label() for ln in lines] == [f"W_{i}{j}" for i in range(2) for j in range(4)]
-    w11 = [r.weights_s[1, 1] * 1e6 for r in result.history]
+    w11 = [r.weights_siemens[1, 1] * 1e6 for r in result.history]
     np.testing.assert_allclose(lines[5].get_ydata(), w11)
     assert len(fig.legends) == 1
 
@@ -187,7 +187,7 @@ def test_error_figure_shows_error_misses_and_pulses(result: TrainingResult) -> N
 def test_final_conductance_map_writes_values(result: TrainingResult) -> None:
     fig = plot_final_conductances(result)
     ax = fig.axes[0]
-    g = result.history[-1].conductances_s * 1e6
+    g = result.history[-1].conductances_siemens * 1e6
     assert [t.get_text() for t in ax.texts] == [f"{v:.3f}" for v in g.ravel()]
     assert [t.get_text() for t in ax.get_xticklabels()] == [
         "col 0\nG+ n0",

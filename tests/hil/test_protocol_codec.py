@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hil.backend import BackendInfo, Limits, Pulse
-from hil.errors import DeviceFault, LimitError, ProtocolError
 from hil.protocol import (
     COMMANDS,
     ERROR_CODES,
@@ -29,6 +27,8 @@ from hil.protocol import (
     validate_command,
 )
 from hil.protocol.codec import MAX_LINE_CHARS, MAX_MESSAGE_CHARS
+from hil.seam import BackendInfo, Limits, Pulse
+from hil.seam.errors import DeviceFault, LimitError, ProtocolError
 
 INFO = BackendInfo(identity="test", rows=4, cols=4, limits=Limits(max_batch=3))
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from hil.task import Task
+from hil.training.task import Task
 
 
 def test_reference_task_is_the_design_task() -> None:

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.backend import Pulse
-from hil.config import TrainingConfig
-from hil.errors import ConnectionLost, LimitError
-from hil.history import EpochRecord, TrainingResult
-from hil.network import activation, in_band, logic_currents
-from hil.observers import TrainingObserver
-from hil.stop import StopSignal
-from hil.task import Task
-from hil.trainer import Trainer, train
+from hil.seam import Pulse
+from hil.seam.errors import ConnectionLost, LimitError
+from hil.training.config import TrainingConfig
+from hil.training.history import EpochRecord, TrainingResult
+from hil.training.network import activation, in_band, logic_currents
+from hil.training.observers import TrainingObserver
+from hil.training.stop import StopSignal
+from hil.training.task import Task
+from hil.training.trainer import Trainer, train
 
 TASK = Task.reference()
 EASY = TrainingConfig(beta=3e7)  # a gain at which most seeds converge in a few epochs
@@ -145,7 +145,7 @@ def test_a_fault_keeps_the_history_up_to_it_and_aborts() -> None:
     assert [r.epoch for r in result.history] == [0, 1, 2, 3]
     assert result.history[3].pulses == 0  # the failed batch is not counted as sent
     for got, want in zip(result.history[:3], clean.history[:3], strict=True):
-        np.testing.assert_array_equal(got.conductances_s, want.conductances_s)
+        np.testing.assert_array_equal(got.conductances_siemens, want.conductances_siemens)
         assert got.pulses == want.pulses
     assert xb.aborts == 1 and xb.calls["pulse_many"] == 4
 
@@ -177,11 +177,17 @@ def test_history_serialises_to_plain_json_types() -> None:
     result = train(EmulatedCrossbar(EmulatorConfig(seed=0)), TASK, TrainingConfig(max_epochs=2))
     data = json.loads(json.dumps(result.to_dict()))
     assert data["outcome"] == "max_epochs" and len(data["history"]) == 3
-    assert np.array(data["history"][0]["conductances_s"]).shape == (4, 4)
+    assert np.array(data["history"][0]["conductances_siemens"]).shape == (4, 4)
 
 
 def test_saturation_is_reported_as_stalled_epochs() -> None:
-    dev = {"kind": "exponential", "g_min_s": 1e-7, "g_max_s": 1.1e-7, "alpha_s": 5e-9, "beta_nl": 0.0}
+    dev = {
+        "kind": "exponential",
+        "g_min_siemens": 1e-7,
+        "g_max_siemens": 1.1e-7,
+        "alpha_siemens": 5e-9,
+        "beta_nl": 0.0,
+    }
     xb = EmulatedCrossbar(EmulatorConfig.model_validate({"seed": 0, "device": dev}))
     result = train(xb, TASK, TrainingConfig(max_epochs=12))
     # Linear device with two steps of range: every pulsed device is saturated after 2 pulses.

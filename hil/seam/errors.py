@@ -8,6 +8,8 @@ instrument or device itself reported a problem" (:class:`DeviceFault`).
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class HilError(Exception):
     """Base of every error raised by crossbar-hil."""
@@ -61,3 +63,13 @@ class BackendClosed(HilError):
 
 class RunStopped(HilError):
     """A stop was requested; raised inside a run to end it before the next pulse."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem: the field path, the value given and what is allowed."""
+    lines = []
+    for e in error.errors(include_url=False):
+        where = ".".join(str(p) for p in e["loc"]) or "(config)"
+        given = f"={e['input']!r}" if "input" in e and not isinstance(e["input"], dict) else ""
+        lines.append(f"{where}{given}: {e['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

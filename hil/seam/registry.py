@@ -12,7 +12,7 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
-from hil.backend import CrossbarBackend
+from hil.seam import CrossbarBackend
 
 GROUP = "crossbar_hil.backends"
 

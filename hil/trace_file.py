@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from hil.errors import HilError
+from hil.seam.errors import HilError
 
 
 class TraceFormatError(HilError, ValueError):
@@ -64,24 +64,24 @@ class PulseProtocol(BaseModel):
 class Trace:
     """Conductance (S) at position m = 0 (after reset) .. n_pulses (after the last pulse)."""
 
-    conductances_s: NDArray[np.float64]
+    conductances_siemens: NDArray[np.float64]
     protocol: PulseProtocol | None = None
     source: str = "<memory>"
     timestamps_s: NDArray[np.float64] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        g = np.asarray(self.conductances_s, dtype=float)
+        g = np.asarray(self.conductances_siemens, dtype=float)
         if g.ndim != 1 or g.size < 2:
             raise ValueError(f"{self.source}: a trace needs at least 2 conductances, got {g.shape}")
         if not np.all(np.isfinite(g)) or np.any(g <= 0):
             raise ValueError(f"{self.source}: conductances must be finite and > 0 S")
         g.setflags(write=False)
-        object.__setattr__(self, "conductances_s", g)
+        object.__setattr__(self, "conductances_siemens", g)
 
     @property
     def n_pulses(self) -> int:
         """Number of pulses the trace covers (positions 0..n_pulses)."""
-        return int(self.conductances_s.size - 1)
+        return int(self.conductances_siemens.size - 1)
 
 
 # Allowed units of each kind of header value, with their factor to SI.
@@ -237,7 +237,7 @@ def write_dat(path: str | Path, trace: Trace, protocol: PulseProtocol | None = N
         raise ValueError("write_dat needs the pulse protocol (amplitudes and widths) for the header")
     if proto.n_pulses != trace.n_pulses:
         raise ValueError(f"protocol has {proto.n_pulses} pulses, trace has {trace.n_pulses}")
-    g = trace.conductances_s
+    g = trace.conductances_siemens
     times = trace.timestamps_s if trace.timestamps_s is not None else np.arange(g.size, dtype=float)
     out = [
         f"Number of Pulses: {proto.n_pulses}",

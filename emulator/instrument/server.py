@@ -5,7 +5,7 @@ exercised over a real transport. Each command line is parsed and range-checked
 against the crossbar's shape, limits and capabilities *before* the crossbar is
 touched (:func:`hil.protocol.codec.validate_command`): a refused command gets its
 ``ERR`` reply and changes nothing, and a ``PULS:LIST`` is applied all or nothing.
-Valid commands go through the public :class:`~hil.backend.CrossbarBackend`
+Valid commands go through the public :class:`~hil.seam.CrossbarBackend`
 methods, so the values returned over the line are bit for bit those the crossbar
 returns when used directly.
 
@@ -33,42 +33,22 @@ import os
 import select
 import socket
 import threading
-import tty
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, Literal, Protocol, Self
-
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any, Self
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.backend import CrossbarBackend
-from hil.errors import HilError
-from hil.history import EpochRecord
-from hil.observers import TrainingObserver
-from hil.protocol.codec import (
-    ERROR_CODES,
-    ERROR_QUEUE_SIZE,
-    MAX_LINE_CHARS,
-    PROTOCOL_VERSION,
-    TERMINATOR,
-    CommandError,
-    ErrorCode,
-    ParsedCommand,
-    encode_error_entry,
-    encode_ok,
-    encode_text,
-    encode_values,
-    parse_command,
-    validate_command,
-)
+from emulator.instrument.controller import CommandProcessor
+from emulator.instrument.faults import FaultPlan, garble
+from emulator.instrument.transports import PtyStream, SocketStream, Stream, Transport
+from hil.protocol.codec import MAX_LINE_CHARS, TERMINATOR, CommandError, ErrorCode
+from hil.seam import CrossbarBackend
+from hil.training.history import EpochRecord
+from hil.training.observers import TrainingObserver
 
 log = logging.getLogger(__name__)
 
-Transport = Literal["tcp", "pty"]
-
-_READ_CHUNK = 65536
 _JOIN_TIMEOUT_S = 5.0
 
 HANDOVER_S = 0.5
@@ -76,215 +56,6 @@ HANDOVER_S = 0.5
 
 A client that closes and at once reconnects would otherwise race the server noticing the
 close; a session in use does not end within this time, so the newcomer is then refused."""
-
-
-class FaultPlan(BaseModel):
-    """Faults the server injects on purpose; all off by default.
-
-    Commands are counted per server from 1, over all connections; every non-empty
-    line received counts, including refused ones.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    reply_delay_s: float = Field(0.0, ge=0, le=60, description="Every reply is delayed (s).")
-    drop_after: int | None = Field(
-        None,
-        ge=0,
-        description="Answer N commands, then close the connection when command N+1 arrives "
-        "(without executing it). Happens once; later connections are served normally. "
-        "Over a pty the device is hung up for good.",
-    )
-    garble_at: int | None = Field(
-        None,
-        ge=1,
-        description="Command N is executed but its reply line is corrupted (non-printable characters).",
-    )
-    mute_after: int | None = Field(
-        None,
-        ge=0,
-        description="Answer N commands, then read but neither execute nor answer any "
-        "further command; the connection stays open.",
-    )
-
-
-# ----------------------------------------------------------------- the controller logic
-class CommandProcessor:
-    """What a controller does with one command line: validate, execute, reply.
-
-    Keeps the instrument's error queue (``SYST:ERR?``). Thread-safe: one command
-    at a time, whatever the number of connections. ``MEAS:G?``, ``MEAS:ROW?`` and
-    ``MEAS:COL?`` read the whole array and reply with a part, so with read noise
-    they draw from the emulator's read-noise stream exactly like ``MEAS:ALL?``.
-    """
-
-    def __init__(self, backend: CrossbarBackend) -> None:
-        self.backend = backend
-        self._errors: deque[tuple[int, str]] = deque()
-        self._lock = threading.Lock()
-        self._handlers: dict[str, Callable[[tuple[Any, ...]], str]] = {
-            "*IDN?": lambda a: encode_text(self.backend.info.identity),
-            "*CLS": self._clear_errors,
-            "SYST:VERS?": lambda a: encode_text(PROTOCOL_VERSION),
-            "SYST:ERR?": self._pop_error,
-            "CONF:SHAPE?": lambda a: encode_values(self.backend.info.shape),
-            "CONF:LIM?": self._limits,
-            "CONF:CAP?": lambda a: encode_values(
-                (self.backend.info.supports_reset, self.backend.info.supports_depression)
-            ),
-            "MEAS:G?": lambda a: encode_values([self._read(a[-1])[a[0], a[1]]]),
-            "MEAS:ROW?": lambda a: encode_values(self._read(a[-1])[a[0], :]),
-            "MEAS:COL?": lambda a: encode_values(self._read(a[-1])[:, a[0]]),
-            "MEAS:ALL?": lambda a: encode_values(self._read(a[-1]).ravel()),
-            "VMM?": lambda a: encode_values(self.backend.apply(np.array(a, dtype=float))),
-            "PULS": lambda a: self._ok(self.backend.pulse(*a)),
-            "PULS:LIST": lambda a: self._ok(self.backend.pulse_many(a)),
-            "RST:DEV": lambda a: self._ok(self.backend.reset(*a)),
-            "ABOR": lambda a: self._ok(self.backend.abort()),
-        }
-
-    def handle(self, line: str) -> str:
-        """The reply line (without terminator) to one command line."""
-        with self._lock:
-            try:
-                command = parse_command(line)
-                validate_command(command, self.backend.info)
-                return self._execute(command)
-            except CommandError as exc:
-                return self._refuse(exc)
-
-    def refuse(self, error: CommandError) -> str:
-        """Queue ``error`` and return its ``ERR`` reply (for lines the transport rejects)."""
-        with self._lock:
-            return self._refuse(error)
-
-    @property
-    def queued_errors(self) -> list[tuple[int, str]]:
-        """A snapshot of the error queue, oldest first."""
-        with self._lock:
-            return list(self._errors)
-
-    def _execute(self, command: ParsedCommand) -> str:
-        try:
-            return self._handlers[command.name](command.args)
-        except HilError as exc:
-            raise CommandError(ErrorCode.EXECUTION_FAULT, f"{command.name}: {exc}") from exc
-        except Exception as exc:
-            log.exception("%s failed while executing", command.name)
-            raise CommandError(
-                ErrorCode.EXECUTION_FAULT, f"{command.name}: {type(exc).__name__}: {exc}"
-            ) from exc
-
-    def _refuse(self, error: CommandError) -> str:
-        reply = error.reply()
-        entry = (error.code, reply.partition(",")[2])
-        if len(self._errors) < ERROR_QUEUE_SIZE:
-            self._errors.append(entry)
-        elif self._errors[-1][0] != ErrorCode.QUEUE_OVERFLOW:
-            self._errors[-1] = (ErrorCode.QUEUE_OVERFLOW, ERROR_CODES[ErrorCode.QUEUE_OVERFLOW])
-        log.debug("refused: %s", reply)
-        return reply
-
-    def _read(self, v_read: float) -> np.ndarray:
-        return self.backend.read_conductances(v_read)
-
-    def _limits(self, _: tuple[Any, ...]) -> str:
-        lim = self.backend.info.limits
-        return encode_values(
-            (
-                lim.read_v_max,
-                lim.pulse_v_max,
-                lim.width_min_s,
-                lim.width_max_s,
-                lim.compliance_a,
-                lim.max_batch,
-            )
-        )
-
-    def _pop_error(self, _: tuple[Any, ...]) -> str:
-        if not self._errors:
-            return encode_error_entry(ErrorCode.NO_ERROR, ERROR_CODES[ErrorCode.NO_ERROR])
-        return encode_error_entry(*self._errors.popleft())
-
-    def _clear_errors(self, _: tuple[Any, ...]) -> str:
-        self._errors.clear()
-        return encode_ok()
-
-    @staticmethod
-    def _ok(_: object) -> str:
-        return encode_ok()
-
-
-def garble(reply: str) -> str:
-    """A corrupted version of ``reply`` that no decoder can take for a valid line."""
-    return "\x15" + reply[: max(1, len(reply) // 2)] + "\x7f"
-
-
-# ----------------------------------------------------------------- transports
-class _Stream(Protocol):
-    def recv(self) -> bytes: ...  # b"" at end of stream or on stop
-    def send(self, data: bytes) -> None: ...  # raises OSError when the peer is gone
-    def close(self) -> None: ...
-
-
-class _SocketStream:
-    def __init__(self, conn: socket.socket, wake_fd: int) -> None:
-        self.conn = conn
-        self._wake_fd = wake_fd
-
-    def recv(self) -> bytes:
-        try:
-            ready, _, _ = select.select([self.conn, self._wake_fd], [], [])
-            return b"" if self._wake_fd in ready else self.conn.recv(_READ_CHUNK)
-        except (OSError, ValueError):
-            return b""
-
-    def send(self, data: bytes) -> None:
-        self.conn.sendall(data)
-
-    def close(self) -> None:
-        with suppress(OSError):
-            self.conn.shutdown(socket.SHUT_RDWR)
-        self.conn.close()
-
-
-class _PtyStream:
-    """The master side of a pseudo-terminal; the server keeps a slave fd open too, so that
-    clients may open and close the device path any number of times."""
-
-    def __init__(self, wake_fd: int) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        os.set_blocking(self.master, False)
-        self.path = os.ttyname(self.slave)
-        self._wake_fd = wake_fd
-        self._closed = False
-
-    def recv(self) -> bytes:
-        while True:
-            try:
-                ready, _, _ = select.select([self.master, self._wake_fd], [], [])
-                return b"" if self._wake_fd in ready else os.read(self.master, _READ_CHUNK)
-            except BlockingIOError:
-                continue
-            except (OSError, ValueError):
-                return b""
-
-    def send(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            _, writable, _ = select.select([], [self.master], [], 0.1)
-            if self._closed or select.select([self._wake_fd], [], [], 0)[0]:
-                raise OSError("pty server stopped")
-            if writable:
-                with suppress(BlockingIOError):
-                    view = view[os.write(self.master, view) :]
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            os.close(self.master)
-            os.close(self.slave)
 
 
 def command_name(line: str) -> str:
@@ -333,8 +104,8 @@ class InstrumentServer:
         self._wake_r, self._wake_w = -1, -1
         self._listener: socket.socket | None = None
         self._bound: tuple[str, int] | None = None
-        self._pty: _PtyStream | None = None
-        self._streams: set[_Stream] = set()
+        self._pty: PtyStream | None = None
+        self._streams: set[Stream] = set()
         self._threads: list[threading.Thread] = []
         self._streams_lock = threading.Lock()
         self._started = False
@@ -406,7 +177,7 @@ class InstrumentServer:
                 self._bound = (host, port)
                 self._spawn(self._accept_loop, "accept")
             else:
-                self._pty = _PtyStream(self._wake_r)
+                self._pty = PtyStream(self._wake_r)
                 self._spawn(lambda: self._serve(self._pty), "pty")
         except BaseException:
             self.stop()
@@ -425,7 +196,7 @@ class InstrumentServer:
         with self._streams_lock:
             streams = list(self._streams)
         for stream in streams:
-            if isinstance(stream, _SocketStream):
+            if isinstance(stream, SocketStream):
                 with suppress(OSError):
                     stream.conn.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
@@ -481,7 +252,7 @@ class InstrumentServer:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connections += 1
             log.info("connection %d from %s:%d", self.connections, *peer[:2])
-            stream = _SocketStream(conn, self._wake_r)
+            stream = SocketStream(conn, self._wake_r)
             self._spawn(lambda s=stream: self._serve(s), f"conn-{self.connections}")
 
     def _serve(self, stream: Any) -> None:
@@ -495,11 +266,11 @@ class InstrumentServer:
         finally:
             with self._streams_lock:
                 self._streams.discard(stream)
-            if isinstance(stream, _SocketStream):
+            if isinstance(stream, SocketStream):
                 stream.close()
                 self._idle.set()
 
-    def _session(self, stream: _Stream) -> None:
+    def _session(self, stream: Stream) -> None:
         buffer = bytearray()
         too_long = False
         while not self._stopping.is_set():
@@ -517,7 +288,7 @@ class InstrumentServer:
                 too_long = True
                 del buffer[:-16]
 
-    def _on_line(self, stream: _Stream, raw: bytes, too_long: bool) -> bool:
+    def _on_line(self, stream: Stream, raw: bytes, too_long: bool) -> bool:
         """Handle one received line; False when the connection must end."""
         line = raw.decode("latin-1").removesuffix("\r")
         if not line.strip() and not too_long:
@@ -531,7 +302,7 @@ class InstrumentServer:
         if faults.drop_after is not None and n > faults.drop_after and not self._dropped:
             self._dropped = True
             log.warning("fault: dropping the connection at command %d", n)
-            if isinstance(stream, _PtyStream):
+            if isinstance(stream, PtyStream):
                 stream.close()
             return False
         if faults.mute_after is not None and n > faults.mute_after:
@@ -555,9 +326,9 @@ class InstrumentServer:
 class CommandsPerEpoch(TrainingObserver):
     """Counts, per epoch of a training run, the commands a server received (by name).
 
-    Pass it to :func:`hil.trainer.train` as an observer of a run through a driver to
+    Pass it to :func:`hil.training.trainer.train` as an observer of a run through a driver to
     ``server``; :meth:`per_epoch` then has one :class:`~collections.Counter` per
-    :class:`~hil.history.EpochRecord`: the commands of that epoch, its update included.
+    :class:`~hil.training.history.EpochRecord`: the commands of that epoch, its update included.
     A new run starts a new count.
     """
 

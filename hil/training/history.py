@@ -33,14 +33,14 @@ def _plain(value: Any) -> Any:
 class EpochRecord:
     """State at the start of an epoch, and the update sent in it.
 
-    Epoch 0 is the initial state. ``conductances_s`` and the activations are
+    Epoch 0 is the initial state. ``conductances_siemens`` and the activations are
     measured before the epoch's update; ``pulses`` counts what the update then
     sent (0 in the final epoch of a converged run).
     """
 
     epoch: int
-    conductances_s: NDArray[np.float64]
-    weights_s: NDArray[np.float64]
+    conductances_siemens: NDArray[np.float64]
+    weights_siemens: NDArray[np.float64]
     currents_a: NDArray[np.float64]
     activations: NDArray[np.float64]
     in_band: NDArray[np.bool_]
@@ -61,8 +61,8 @@ class EpochRecord:
         """JSON-ready view."""
         return {
             "epoch": self.epoch,
-            "conductances_s": _plain(self.conductances_s),
-            "weights_s": _plain(self.weights_s),
+            "conductances_siemens": _plain(self.conductances_siemens),
+            "weights_siemens": _plain(self.weights_siemens),
             "currents_a": _plain(self.currents_a),
             "activations": _plain(self.activations),
             "in_band": _plain(self.in_band),
@@ -154,8 +154,8 @@ class TrainingResult:
         """
         n = 0
         for before, after in zip(self.history[-2::-1], self.history[:0:-1], strict=False):
-            moved = np.abs(after.conductances_s - before.conductances_s)
-            if before.pulses == 0 or np.any(moved > rel_tol * np.abs(before.conductances_s)):
+            moved = np.abs(after.conductances_siemens - before.conductances_siemens)
+            if before.pulses == 0 or np.any(moved > rel_tol * np.abs(before.conductances_siemens)):
                 break
             n += 1
         return n

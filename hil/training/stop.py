@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from hil.errors import RunStopped
+from hil.seam.errors import RunStopped
 
 
 class StopSignal:

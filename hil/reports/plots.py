@@ -1,7 +1,7 @@
 """Figures of a training run: conductances, weights, outputs, error and the final map.
 
-Every function takes a :class:`~hil.history.TrainingResult` (plus the
-:class:`~hil.task.Task` and :class:`~hil.config.TrainingConfig` where the plot
+Every function takes a :class:`~hil.training.history.TrainingResult` (plus the
+:class:`~hil.training.task.Task` and :class:`~hil.training.config.TrainingConfig` where the plot
 needs the patterns or the target bands) and returns a
 :class:`matplotlib.figure.Figure`. Figures are built from ``Figure`` objects,
 never through ``pyplot``: no global figure registry, no GUI backend, so they
@@ -30,10 +30,10 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 
-from hil.config import TrainingConfig
-from hil.history import TrainingResult
-from hil.network import minus_col, plus_col
-from hil.task import Task
+from hil.training.config import TrainingConfig
+from hil.training.history import TrainingResult
+from hil.training.network import minus_col, plus_col
+from hil.training.task import Task
 
 US_PER_S = 1e6
 """Conductances are recorded in S and plotted in µS."""
@@ -86,7 +86,7 @@ def plot_conductances(result: TrainingResult) -> Figure:
     device-to-device shift (about 0.1 to 1 µS at K = 10) is of the same order as
     a device's whole dynamic range, so per-panel scales would mislead.
     """
-    epochs, g = _series(result, "conductances_s")
+    epochs, g = _series(result, "conductances_siemens")
     if g is None:
         return _empty_figure("Conductance per device", result)
     g = g * US_PER_S
@@ -121,7 +121,7 @@ def plot_weights(result: TrainingResult) -> Figure:
     be compared across neurons; the legend sits outside the axes so it never
     hides a line.
     """
-    epochs, w = _series(result, "weights_s")
+    epochs, w = _series(result, "weights_siemens")
     if w is None:
         return _empty_figure("Logic weights", result)
     w = w * US_PER_S
@@ -272,9 +272,9 @@ def plot_final_conductances(result: TrainingResult) -> Figure:
     if not result.history:
         return _empty_figure("Final conductance map", result)
     last = result.history[-1]
-    g = np.asarray(last.conductances_s) * US_PER_S
+    g = np.asarray(last.conductances_siemens) * US_PER_S
     n_rows, n_cols = g.shape
-    n_out, n_in = np.shape(last.weights_s)
+    n_out, n_in = np.shape(last.weights_siemens)
     fig = _figure((1.5 * n_cols + 2.6, 1.05 * n_rows + 1.9))
     ax = fig.add_subplot()
     image = ax.imshow(g, cmap="viridis", aspect="auto")
@@ -374,7 +374,7 @@ def _series(result: TrainingResult, attr: str) -> tuple[NDArray[np.int64], NDArr
 
 def _n_outputs(result: TrainingResult) -> int:
     """Number of neurons of the run, from the shape of its recorded weights."""
-    return int(np.shape(result.history[0].weights_s)[0]) if result.history else 0
+    return int(np.shape(result.history[0].weights_siemens)[0]) if result.history else 0
 
 
 def _column_role(col: int, n_outputs: int) -> tuple[str, str]:

@@ -18,21 +18,22 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from hil.backend import CrossbarBackend, Pulse
-from hil.config import TrainingConfig
-from hil.errors import RunStopped
-from hil.history import EpochRecord, Evaluation, Outcome, TrainingResult
-from hil.network import (
+from hil.seam import CrossbarBackend, Pulse
+from hil.seam.errors import RunStopped
+from hil.training.config import TrainingConfig
+from hil.training.device_access import DeviceAccess, column_currents
+from hil.training.history import EpochRecord, Evaluation, Outcome, TrainingResult
+from hil.training.network import (
     activation,
     in_band,
     logic_currents,
     logic_weights,
     target_values,
 )
-from hil.observers import TrainingObserver
-from hil.rules.manhattan import manhattan_signs, potentiation_pulses
-from hil.stop import StopSignal
-from hil.task import Task
+from hil.training.observers import TrainingObserver
+from hil.training.rules import EpochContext, make_rule
+from hil.training.stop import StopSignal
+from hil.training.task import Task
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Trainer:
         info.limits.check_read_v("task.v_high", task.v_high)
         self._row_v = self._pad(task.voltages("train"))
         self._targets = task.targets("train")
+        self.rule = make_rule(self.config)
 
     # ------------------------------------------------------------------ run
     def run(self) -> TrainingResult:
@@ -98,17 +100,14 @@ class Trainer:
         for epoch in range(cfg.max_epochs + 1):
             self.stop.check()
             record = self._measure(epoch)
-            pulses: list[Pulse] = []
-            if not record.converged and epoch < cfg.max_epochs:
-                pulses = self._update(record)
-            sent = 0
+            device = DeviceAccess(self.backend, self.stop)
             try:
-                if pulses:
-                    self.stop.check()
-                    sent = self.backend.pulse_many(pulses)
+                if not record.converged and epoch < cfg.max_epochs:
+                    ctx = EpochContext(record, self._row_v, self._targets, self.task.n_inputs, cfg)
+                    self.rule.update(ctx, device)
             finally:
                 # The record of the epoch is kept even when its update failed or was stopped.
-                self._emit(history, record, sent)
+                self._emit(history, record, device.pulses)
             if record.converged:
                 return "converged"
         return "max_epochs"
@@ -129,25 +128,13 @@ class Trainer:
         err = 0.5 * float(np.mean((target_values(self._targets, cfg) - f) ** 2))
         return EpochRecord(
             epoch=epoch,
-            conductances_s=g,
-            weights_s=logic_weights(g, task.n_inputs, task.n_outputs),
+            conductances_siemens=g,
+            weights_siemens=logic_weights(g, task.n_inputs, task.n_outputs),
             currents_a=currents,
             activations=f,
             in_band=in_band(f, self._targets, cfg),
             error=err,
         )
-
-    def _update(self, record: EpochRecord) -> list[Pulse]:
-        cfg = self.config
-        active = ~record.in_band if cfg.ignore_in_band else None
-        signs = manhattan_signs(
-            self._row_v[:, : self.task.n_inputs],
-            record.activations,
-            target_values(self._targets, cfg),
-            cfg.beta,
-            active,
-        )
-        return potentiation_pulses(signs, cfg.pulse_v, cfg.pulse_width_s)
 
     def evaluate(self, split: str = "test") -> Evaluation:
         """Outputs of the network on ``split``, measured with VMMs on the backend."""
@@ -157,8 +144,7 @@ class Trainer:
         return Evaluation(self.task.patterns(split), targets, f, in_band(f, targets, self.config))
 
     def _logic_currents(self, row_v: NDArray[np.float64]) -> NDArray[np.float64]:
-        cols = np.array([self.backend.apply(v) for v in row_v]).reshape(len(row_v), -1)
-        return logic_currents(cols, self.task.n_outputs)
+        return logic_currents(column_currents(self.backend, row_v), self.task.n_outputs)
 
     def _pad(self, v: NDArray[np.float64]) -> NDArray[np.float64]:
         """Row voltages for the whole crossbar: unused rows at 0 V."""

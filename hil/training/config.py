@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hil.task import Task
+from hil.training.task import Task
 
 RuleName = Literal["manhattan"]
 
@@ -54,13 +54,3 @@ class RunConfig(BaseModel):
     backend: BackendSpec = Field(default_factory=BackendSpec)
     task: Task = Field(default_factory=Task.reference)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem: the field path, the value given and what is allowed."""
-    lines = []
-    for e in error.errors(include_url=False):
-        where = ".".join(str(p) for p in e["loc"]) or "(config)"
-        given = f"={e['input']!r}" if "input" in e and not isinstance(e["input"], dict) else ""
-        lines.append(f"{where}{given}: {e['msg']}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)

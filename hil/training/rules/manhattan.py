@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from hil.backend import Pulse
-from hil.network import activation_slope, minus_col, plus_col
+from hil.seam import Pulse
+from hil.training.device_access import DeviceAccess
+from hil.training.network import activation_slope, minus_col, plus_col, target_values
+from hil.training.rules.base import EpochContext, UpdateRule
 
 
 def manhattan_signs(
@@ -39,3 +41,21 @@ def potentiation_pulses(signs: NDArray[np.int8], amplitude_v: float, width_s: fl
         Pulse(int(j), plus_col(int(i)) if signs[i, j] > 0 else minus_col(int(i)), amplitude_v, width_s)
         for i, j in zip(neurons, rows, strict=True)
     ]
+
+
+class Manhattan(UpdateRule):
+    """Batch Manhattan rule: after each epoch, one potentiating pulse per nonzero summed sign."""
+
+    name = "manhattan"
+
+    def update(self, ctx: EpochContext, device: DeviceAccess) -> None:
+        cfg = self.config
+        active = ~ctx.record.in_band if cfg.ignore_in_band else None
+        signs = manhattan_signs(
+            ctx.row_voltages[:, : ctx.n_inputs],
+            ctx.record.activations,
+            target_values(ctx.targets, cfg),
+            cfg.beta,
+            active,
+        )
+        device.potentiate(potentiation_pulses(signs, cfg.pulse_v, cfg.pulse_width_s))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from hil.config import TrainingConfig
+from hil.training.config import TrainingConfig
 
 
 def plus_col(neuron: int) -> int:

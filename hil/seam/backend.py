@@ -1,0 +1,175 @@
+"""`CrossbarBackend`: the one seam between the core and any crossbar.
+
+A backend is a rows x cols crossbar of two-terminal devices that can be read
+(small read voltage, non-disturbing), used as an analog vector-matrix multiplier
+(row voltages in, column currents out) and programmed with voltage pulses.
+Real instruments (``drivers``) and the emulator (``emulator``) implement it.
+
+Subclasses implement the underscore methods; the public methods check every
+value against :attr:`BackendInfo.limits` first, so a request out of range
+raises :class:`~hil.seam.errors.LimitError` and nothing reaches the hardware.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Self
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from hil.seam.errors import BackendClosed, DeviceFault, LimitError
+from hil.seam.limits import BackendInfo, Pulse
+
+
+class CrossbarBackend(ABC):
+    """Abstract crossbar. Use as a context manager: leaving it aborts (0 V) and closes.
+
+    Implementations provide :attr:`info` and the ``_``-prefixed methods. They may
+    assume their arguments have passed the limit checks here. Calls are serialised
+    by a lock, so one thread at a time talks to an instrument.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # ----------------------------------------------------------------- identity
+    @property
+    @abstractmethod
+    def info(self) -> BackendInfo:
+        """Shape, limits, capabilities and identity of this backend."""
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._closed
+
+    # ----------------------------------------------------------------- public API
+    def read_conductances(self, v_read: float = 0.05) -> NDArray[np.float64]:
+        """Read every device at ``v_read`` (V); returns a rows x cols array in S."""
+        self.info.limits.check_read_v("v_read", v_read)
+        with self._use():
+            g = np.asarray(self._read_conductances(float(v_read)), dtype=float)
+        return _finite(g, "read_conductances").reshape(self.info.shape)
+
+    def apply(self, voltages: ArrayLike) -> NDArray[np.float64]:
+        """Drive the rows with ``voltages`` (V, one per row); returns column currents (A).
+
+        This is the analog vector-matrix multiply ``I_k = sum_j G_jk V_j``.
+        """
+        v = np.asarray(voltages, dtype=float)
+        rows = self.info.rows
+        if v.shape != (rows,):
+            raise LimitError("voltages", f"shape {v.shape}", f"shape ({rows},)")
+        self.info.limits.check_read_v("voltages", v)
+        with self._use():
+            i = np.asarray(self._apply(v), dtype=float)
+        return _finite(i, "apply").reshape(self.info.cols)
+
+    def pulse(self, row: int, col: int, amplitude_v: float, width_s: float) -> None:
+        """Apply one pulse of ``amplitude_v`` (V) for ``width_s`` (s) to device (row, col)."""
+        self.pulse_many([Pulse(row, col, amplitude_v, width_s)])
+
+    def pulse_many(self, pulses: Iterable[Pulse | tuple[int, int, float, float]]) -> int:
+        """Apply a batch of pulses, in order; returns how many were sent.
+
+        The whole batch is checked first: one bad pulse rejects the batch and none
+        is sent. A batch longer than ``limits.max_batch`` goes out in consecutive
+        chunks of at most that many pulses (one command each on an instrument).
+        """
+        batch = [Pulse(*p) for p in pulses]
+        for k, p in enumerate(batch):
+            self.check_pulse(p, field=f"pulses[{k}]")
+        size = self.info.limits.max_batch
+        with self._use():
+            for start in range(0, len(batch), size):
+                self._pulse_many(batch[start : start + size])
+        return len(batch)
+
+    def reset(self, row: int, col: int) -> None:
+        """Return device (row, col) to its low-conductance state with the device's reset pulse."""
+        self.info.check_supports_reset("reset", row, col)
+        self.info.check_device("reset", row, col)
+        with self._use():
+            self._reset(int(row), int(col))
+
+    def abort(self) -> None:
+        """Bring every output to 0 V now. Safe to call at any time, also after a fault."""
+        with self._lock:
+            if not self._closed:
+                self._abort()
+
+    def close(self) -> None:
+        """Leave the instrument at 0 V and release it. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._abort()
+            except Exception:
+                pass  # The link may be what failed; releasing it still matters.
+            finally:
+                self._closed = True
+                self._close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- checks
+    def check_pulse(self, p: Pulse, field: str = "pulse") -> None:
+        """Raise :class:`LimitError` if pulse ``p`` is outside this backend's limits."""
+        self.info.check_pulse(field, p)
+
+    def _use(self) -> AbstractContextManager[bool]:
+        """The lock for one operation; refuses when the backend is closed."""
+        if self._closed:
+            raise BackendClosed(f"{self.info.identity}: backend is closed")
+        return self._lock
+
+    # ----------------------------------------------------------------- to implement
+    @abstractmethod
+    def _read_conductances(self, v_read: float) -> ArrayLike:
+        """Conductances in S, rows x cols, read at ``v_read`` V (already checked)."""
+
+    @abstractmethod
+    def _apply(self, voltages: NDArray[np.float64]) -> ArrayLike:
+        """Column currents in A for row voltages in V (already checked)."""
+
+    @abstractmethod
+    def _pulse_many(self, pulses: Sequence[Pulse]) -> None:
+        """Send the (already checked) pulses in order."""
+
+    @abstractmethod
+    def _reset(self, row: int, col: int) -> None:
+        """Apply the device's reset pulse to (row, col)."""
+
+    @abstractmethod
+    def _abort(self) -> None:
+        """All outputs to 0 V, now."""
+
+    def _close(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Release the connection. Called once, after :meth:`_abort`."""
+
+
+def _finite(values: NDArray[np.float64], what: str) -> NDArray[np.float64]:
+    """``values`` unchanged, or :class:`DeviceFault` when a measurement is NaN or infinite.
+
+    A non-finite reading would silently poison every update computed from it.
+    """
+    if not np.all(np.isfinite(values)):
+        bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+        raise DeviceFault(f"{what}: {bad} of {np.size(values)} values are not finite (NaN or inf)")
+    return values

@@ -1,0 +1,45 @@
+"""The interface every update rule implements, and what it is given each epoch."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hil.training.config import TrainingConfig
+from hil.training.device_access import DeviceAccess
+from hil.training.history import EpochRecord
+
+
+@dataclass(frozen=True)
+class EpochContext:
+    """One epoch as a rule sees it.
+
+    ``record`` holds the forward pass and the conductance read made at the start
+    of the epoch, on the crossbar. ``row_voltages`` (N, rows) V are the training
+    patterns on every crossbar row (unused rows at 0 V); ``targets`` (N, n_outputs)
+    the expected output bits.
+    """
+
+    record: EpochRecord
+    row_voltages: NDArray[np.float64]
+    targets: NDArray[np.int8]
+    n_inputs: int
+    config: TrainingConfig
+
+
+class UpdateRule(ABC):
+    """A learning rule: decides and sends one epoch's update through :class:`DeviceAccess`."""
+
+    name: ClassVar[str]
+    """The name a :class:`TrainingConfig` selects the rule by."""
+
+    def __init__(self, config: TrainingConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def update(self, ctx: EpochContext, device: DeviceAccess) -> None:
+        """Send this epoch's update (pulses, resets) through ``device``."""
