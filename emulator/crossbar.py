@@ -8,7 +8,7 @@ has a fixed device-to-device shift ``shift_jk``::
 
 A potentiating pulse moves ``m`` one step up (saturating at the end of the
 table), the reset pulse returns it to 0. Shifts are lognormal, min-max rescaled
-into ``[shift_low_siemens, shift_high_siemens]`` (DESIGN.md section 1). Optional
+into ``[shift_low_siemens, shift_high_siemens]`` (ARCHITECTURE.md section 1). Optional
 cycle-to-cycle step noise, read noise and stuck devices make it less kind than
 the reference. Every random draw comes from generators seeded by ``seed``, with
 one independent stream per purpose so that turning noise on does not change the

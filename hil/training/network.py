@@ -1,4 +1,4 @@
-"""The differential perceptron on a crossbar (DESIGN.md section 1).
+"""The differential perceptron on a crossbar (ARCHITECTURE.md section 1).
 
 Neuron i uses the column pair (2i, 2i+1): logic weight ``W_ij = G_j,2i - G_j,2i+1``
 (S), logic current ``I_i = I_2i - I_2i+1`` (A), output ``f_i = tanh(beta * I_i)``.

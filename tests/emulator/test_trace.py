@@ -41,7 +41,7 @@ def test_reference_trace_parses_with_its_header(reference_trace_path: Path) -> N
     assert g[0] == pytest.approx(1 / 2.200317e6)  # first read after the reset
     assert g[-1] == pytest.approx(1 / 1.921340e6)
     assert g.min() > 4.4e-7 and g.max() < 5.4e-7
-    # DESIGN.md facts: spike at pulse 18, 18 of 49 later steps go down.
+    # Facts of the reference trace (ARCHITECTURE.md): spike at pulse 18, 18 of 49 later steps go down.
     assert int(np.argmax(g)) == 18
     assert int(np.sum(np.diff(g)[1:] < 0)) == 18
 
