@@ -1,0 +1,149 @@
+"""Device physics of emulated crossbars, on arrays with a leading batch axis.
+
+Every function here works on ``B`` independent crossbars at once: positions,
+conductances and shifts have shape ``(B, rows, cols)``. The single-crossbar
+backend (:class:`emulator.crossbar.EmulatedCrossbar`) is the case ``B = 1`` of
+:class:`emulator.batched.CrossbarBatch`, which calls these functions; there is
+no second implementation.
+
+Device (b, j, k) sits at position ``m`` of the device table ``G_exp`` (S) and
+has a fixed shift (S); its conductance is ``K * ((g_dev - G_exp[0]) + shift)``
+where ``g_dev = G_exp[m]`` without step noise. A potentiating step moves ``m``
+one position up and saturates at the end of the table; a reset returns it to 0.
+
+Sums are written out in a fixed order instead of going through BLAS, whose
+summation order depends on the CPU: a batch and a single crossbar (and two
+machines) then give the same bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass
+class DeviceState:
+    """The state of ``B`` crossbars of devices that replay one device table.
+
+    Arrays are updated in place by the functions of this module.
+    """
+
+    table: NDArray[np.float64]
+    """Device table ``G_exp[m]`` (S) for positions m = 0..n_max, shape (n_max + 1,)."""
+    scale_k: float
+    """Scale factor K from the table to the crossbar (dimensionless)."""
+    shifts_siemens: NDArray[np.float64]
+    """Device-to-device shift of every device (S), shape (B, rows, cols)."""
+    stuck: NDArray[np.bool_]
+    """Devices that never move, shape (B, rows, cols)."""
+    position: NDArray[np.int64]
+    """Position of every device along the table, shape (B, rows, cols)."""
+    g_dev: NDArray[np.float64]
+    """Table-scale conductance of every device (S); ``table[position]`` without step noise."""
+
+    @classmethod
+    def initial(
+        cls,
+        table: NDArray[np.float64],
+        scale_k: float,
+        shifts_siemens: NDArray[np.float64],
+        stuck: NDArray[np.bool_],
+    ) -> DeviceState:
+        """Every device at position 0 (just reset)."""
+        shape = shifts_siemens.shape
+        return cls(
+            table=table,
+            scale_k=scale_k,
+            shifts_siemens=shifts_siemens,
+            stuck=stuck,
+            position=np.zeros(shape, dtype=np.int64),
+            g_dev=np.full(shape, table[0]),
+        )
+
+    @property
+    def n_max(self) -> int:
+        """Last position of the table (saturation)."""
+        return int(self.table.size - 1)
+
+
+def conductances(state: DeviceState) -> NDArray[np.float64]:
+    """True (noise-free) conductances (S), shape (B, rows, cols)."""
+    return state.scale_k * ((state.g_dev - state.table[0]) + state.shifts_siemens)
+
+
+def column_currents(row_v: NDArray[np.float64], g: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Column currents (A) ``I_k = sum_j V_j G_jk``, summed over rows j in order.
+
+    ``row_v`` (N, rows) V, one row vector per pattern; ``g`` (B, rows, cols) S.
+    Returns (B, N, cols).
+    """
+    out = row_v[None, :, 0, None] * g[:, None, 0, :]
+    for j in range(1, g.shape[1]):
+        out = out + row_v[None, :, j, None] * g[:, None, j, :]
+    return out
+
+
+def potentiate(state: DeviceState, counts: NDArray[np.int64]) -> None:
+    """``counts`` (B, rows, cols) potentiating pulses per device, without step noise.
+
+    k pulses move a device to ``min(m + k, n_max)``, exactly as k pulses one after
+    the other; stuck devices stay where they are.
+    """
+    counts = np.where(state.stuck, 0, counts)
+    state.position = np.minimum(state.position + counts, state.n_max)
+    moved = counts > 0
+    state.g_dev[moved] = state.table[state.position[moved]]
+
+
+def movable(state: DeviceState, where: NDArray[np.bool_], direction: int) -> NDArray[np.bool_]:
+    """Devices of ``where`` that one step in ``direction`` (+1 up, -1 down) would move.
+
+    Stuck devices and devices at the end of the table in that direction do not move.
+    """
+    target = state.position + direction
+    return where & ~state.stuck & (target >= 0) & (target <= state.n_max)
+
+
+def step(
+    state: DeviceState,
+    moved: NDArray[np.bool_],
+    direction: int,
+    factors: NDArray[np.float64] | None = None,
+) -> None:
+    """Move the devices of ``moved`` (from :func:`movable`) one step in ``direction``.
+
+    Without ``factors`` a device lands on its table value. With step noise,
+    ``factors`` (one per moved device, in C order of ``moved``) multiply the table
+    step, and the device's conductance accumulates the noisy steps.
+    """
+    m = state.position[moved]
+    target = m + direction
+    if factors is None:
+        state.g_dev[moved] = state.table[target]
+    else:
+        steps = np.diff(state.table)
+        size = steps[m] if direction > 0 else -steps[target]
+        state.g_dev[moved] = state.g_dev[moved] + size * factors
+    state.position[moved] = target
+
+
+def reset(state: DeviceState, where: NDArray[np.bool_]) -> None:
+    """Return the devices of ``where`` (not stuck ones) to position 0."""
+    hit = where & ~state.stuck
+    state.position[hit] = 0
+    state.g_dev[hit] = state.table[0]
+
+
+def rescale_shifts(x: NDArray[np.float64], low_siemens: float, high_siemens: float) -> NDArray[np.float64]:
+    """Min-max rescale each crossbar's draws ``x`` (B, rows, cols) into [low, high] (S).
+
+    A crossbar whose draws are all equal gets ``low`` everywhere.
+    """
+    lo = x.min(axis=(1, 2), keepdims=True)
+    span = x.max(axis=(1, 2), keepdims=True) - lo
+    flat = span == 0
+    scaled = low_siemens + (x - lo) / np.where(flat, 1.0, span) * (high_siemens - low_siemens)
+    return np.where(flat, low_siemens, scaled)
