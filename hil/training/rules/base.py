@@ -31,6 +31,22 @@ class EpochContext:
     config: TrainingConfig
 
 
+@dataclass(frozen=True)
+class BatchEpochContext:
+    """One epoch of B independent crossbars, as a rule's batched form sees it.
+
+    ``activations`` and ``in_band`` (B, N, n_outputs) come from the forward pass
+    at the start of the epoch; the other fields are those of :class:`EpochContext`.
+    """
+
+    activations: NDArray[np.float64]
+    in_band: NDArray[np.bool_]
+    row_voltages: NDArray[np.float64]
+    targets: NDArray[np.int8]
+    n_inputs: int
+    config: TrainingConfig
+
+
 class UpdateRule(ABC):
     """A learning rule: decides and sends one epoch's update through :class:`DeviceAccess`."""
 
@@ -43,3 +59,15 @@ class UpdateRule(ABC):
     @abstractmethod
     def update(self, ctx: EpochContext, device: DeviceAccess) -> None:
         """Send this epoch's update (pulses, resets) through ``device``."""
+
+    def batched_devices(self, ctx: BatchEpochContext) -> tuple[NDArray[np.intp], ...]:
+        """The batched form of :meth:`update` for emulated batches (:mod:`hil.training.batched`).
+
+        Returns the devices to potentiate once each, as index arrays (crossbar,
+        row, col), crossbar by crossbar and in the order :meth:`update` would send
+        them. Rules without a batched form raise :class:`NotImplementedError`:
+        run them one crossbar at a time with :class:`~hil.training.trainer.Trainer`.
+        """
+        raise NotImplementedError(
+            f"rule {self.name!r} has no batched form; train it one crossbar at a time with Trainer"
+        )

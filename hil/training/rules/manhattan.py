@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from hil.seam import Pulse
 from hil.training.device_access import DeviceAccess
 from hil.training.network import activation_slope, minus_col, plus_col, target_values
-from hil.training.rules.base import EpochContext, UpdateRule
+from hil.training.rules.base import BatchEpochContext, EpochContext, UpdateRule
 
 
 def manhattan_signs(
@@ -23,24 +23,38 @@ def manhattan_signs(
     beta: float,
     active: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.int8]:
-    """Sign of the summed update per logic weight, shape (n_outputs, n_inputs), in {-1, 0, 1}.
+    """Sign of the summed update per logic weight, shape (..., n_outputs, n_inputs), in {-1, 0, 1}.
 
-    ``voltages`` (N, n_inputs) V; ``activations`` and ``target_values`` (N, n_outputs);
-    ``active`` (N, n_outputs) masks the (pattern, neuron) pairs that contribute.
+    ``voltages`` (N, n_inputs) V; ``activations`` (..., N, n_outputs) with any leading
+    batch axes (one per crossbar); ``target_values`` (N, n_outputs) or broadcastable;
+    ``active`` (..., N, n_outputs) masks the (pattern, neuron) pairs that contribute.
+    The sum over patterns runs in pattern order, so a batch and a single crossbar
+    give the same signs bit for bit.
     """
     delta = (target_values - activations) * activation_slope(activations, beta)
     if active is not None:
         delta = np.where(active, delta, 0.0)
-    return np.sign(delta.T @ voltages).astype(np.int8)
+    total = delta[..., 0, :, None] * voltages[0]
+    for n in range(1, voltages.shape[0]):
+        total = total + delta[..., n, :, None] * voltages[n]
+    return np.sign(total).astype(np.int8)
+
+
+def potentiated_devices(signs: NDArray[np.int8]) -> tuple[NDArray[np.intp], ...]:
+    """The device each nonzero sign pulses, in pulse order: (batch indices..., row, col).
+
+    ``signs`` (..., n_outputs, n_inputs): +1 pulses G+ of neuron i on row j, -1 pulses G-.
+    Order: crossbar by crossbar, then neuron i, then input j (C order of ``signs``).
+    """
+    *batch, neurons, rows = np.nonzero(signs)
+    cols = np.where(signs[np.nonzero(signs)] > 0, plus_col(neurons), minus_col(neurons))
+    return (*batch, rows, cols)
 
 
 def potentiation_pulses(signs: NDArray[np.int8], amplitude_v: float, width_s: float) -> list[Pulse]:
-    """One potentiating pulse per nonzero sign: on G+ for +1, on G- for -1 (row = input j)."""
-    neurons, rows = np.nonzero(signs)
-    return [
-        Pulse(int(j), plus_col(int(i)) if signs[i, j] > 0 else minus_col(int(i)), amplitude_v, width_s)
-        for i, j in zip(neurons, rows, strict=True)
-    ]
+    """One potentiating pulse per nonzero sign of one crossbar (see :func:`potentiated_devices`)."""
+    rows, cols = potentiated_devices(signs)
+    return [Pulse(int(j), int(c), amplitude_v, width_s) for j, c in zip(rows, cols, strict=True)]
 
 
 class Manhattan(UpdateRule):
@@ -49,13 +63,29 @@ class Manhattan(UpdateRule):
     name = "manhattan"
 
     def update(self, ctx: EpochContext, device: DeviceAccess) -> None:
-        cfg = self.config
-        active = ~ctx.record.in_band if cfg.ignore_in_band else None
-        signs = manhattan_signs(
-            ctx.row_voltages[:, : ctx.n_inputs],
-            ctx.record.activations,
-            target_values(ctx.targets, cfg),
-            cfg.beta,
-            active,
+        signs = self._signs(
+            ctx.record.activations, ctx.record.in_band, ctx.row_voltages, ctx.targets, ctx.n_inputs
         )
-        device.potentiate(potentiation_pulses(signs, cfg.pulse_v, cfg.pulse_width_s))
+        device.potentiate(potentiation_pulses(signs, self.config.pulse_v, self.config.pulse_width_s))
+
+    def batched_devices(self, ctx: BatchEpochContext) -> tuple[NDArray[np.intp], ...]:
+        signs = self._signs(ctx.activations, ctx.in_band, ctx.row_voltages, ctx.targets, ctx.n_inputs)
+        return potentiated_devices(signs)
+
+    def _signs(
+        self,
+        activations: NDArray[np.float64],
+        in_band: NDArray[np.bool_],
+        row_voltages: NDArray[np.float64],
+        targets: NDArray[np.int8],
+        n_inputs: int,
+    ) -> NDArray[np.int8]:
+        """The update signs, for one crossbar or a batch (leading axes of the activations)."""
+        cfg = self.config
+        return manhattan_signs(
+            row_voltages[:, :n_inputs],
+            activations,
+            target_values(targets, cfg),
+            cfg.beta,
+            ~in_band if cfg.ignore_in_band else None,
+        )
