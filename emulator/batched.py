@@ -110,49 +110,38 @@ class CrossbarBatch:
         return range(self.batch_size) if members is None else np.flatnonzero(members).tolist()
 
     # ------------------------------------------------------------ programming
-    def potentiate(
-        self,
-        b: NDArray[np.intp],
-        r: NDArray[np.intp],
-        c: NDArray[np.intp],
-        amplitude_v: float,
-    ) -> None:
-        """One pulse of ``amplitude_v`` (V, positive) on each device (b[k], r[k], c[k]).
+    def potentiate(self, mask: NDArray[np.bool_], amplitude_v: float, order: NDArray[np.intp]) -> None:
+        """One pulse of ``amplitude_v`` (V, positive) on each device of ``mask`` (B, rows, cols).
 
-        Pulses are listed crossbar by crossbar (``b`` ascending), each crossbar's in
-        the order they are applied. Below the set threshold nothing moves.
+        ``order`` lists the flat device indices (row * cols + col) in the order the
+        pulses are sent, which is the order step noise is drawn in. Below the set
+        threshold nothing moves.
         """
-        if amplitude_v < self.config.set_threshold_v or b.size == 0:
+        if amplitude_v < self.config.set_threshold_v:
             return
-        counts = np.zeros(self.state.position.shape, dtype=np.int64)
-        np.add.at(counts, (b, r, c), 1)
         if not self.config.step_noise:
-            physics.potentiate(self.state, counts)
+            physics.potentiate(self.state, mask)
             return
-        if counts.max() > 1:
-            for k in range(b.size):  # The same device twice: strictly one step after the other.
-                self.pulse_one(int(b[k]), int(r[k]), int(c[k]), amplitude_v, 0.0)
-            return
-        moved = physics.movable(self.state, counts > 0, +1)
-        self._noisy_step(moved, moved[b, r, c], b, r, c, +1)
+        moved = physics.movable(self.state, mask, +1)
+        in_order = moved.reshape(self.batch_size, -1)[:, order]
+        noise = np.ones(in_order.shape)
+        noise[in_order] = self._step_factors(in_order.sum(axis=1))
+        factors = np.empty_like(noise)
+        factors[:, order] = noise
+        physics.step(self.state, moved, +1, factors.reshape(moved.shape)[moved])
 
-    def _noisy_step(
-        self,
-        moved: NDArray[np.bool_],
-        pulse_moves: NDArray[np.bool_],
-        b: NDArray[np.intp],
-        r: NDArray[np.intp],
-        c: NDArray[np.intp],
-        direction: int,
-    ) -> None:
-        """Step the devices of ``moved``; noise drawn per crossbar in pulse order."""
-        per_b = np.bincount(b[pulse_moves], minlength=self.batch_size)
-        z = np.concatenate(
-            [self._step_rngs[k].standard_normal(int(n)) for k, n in enumerate(per_b) if n] or [np.zeros(0)]
-        )
-        factors = np.ones(moved.shape)
-        factors[b[pulse_moves], r[pulse_moves], c[pulse_moves]] = 1.0 + self.config.step_noise * z
-        physics.step(self.state, moved, direction, factors[moved])
+    def potentiate_counts(self, counts: NDArray[np.int64], amplitude_v: float) -> None:
+        """``counts`` (B, rows, cols) pulses of ``amplitude_v`` V per device; noise-free crossbars only."""
+        if self.config.step_noise:
+            raise ValueError("potentiate_counts is exact only without step noise; pulse one by one")
+        if amplitude_v >= self.config.set_threshold_v:
+            physics.potentiate(self.state, counts)
+
+    def _step_factors(self, per_crossbar: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Step-noise factors ``1 + sd * z``: ``per_crossbar[b]`` draws from crossbar b's stream, b by b."""
+        draws = [self._step_rngs[b].standard_normal(int(n)) for b, n in enumerate(per_crossbar) if n]
+        z = np.concatenate(draws) if draws else np.zeros(0)
+        return 1.0 + self.config.step_noise * z
 
     def pulse_one(self, b: int, r: int, c: int, amplitude_v: float, width_s: float) -> None:
         """One pulse of any sign on device (r, c) of crossbar b.
@@ -178,8 +167,7 @@ class CrossbarBatch:
         moved = physics.movable(self.state, where, direction)
         if not moved[b, r, c]:
             return
-        if cfg.step_noise:
-            idx = np.array([b]), np.array([r]), np.array([c])
-            self._noisy_step(moved, np.array([True]), *idx, direction)
-        else:
-            physics.step(self.state, moved, direction)
+        per_crossbar = np.zeros(self.batch_size, dtype=np.int64)
+        per_crossbar[b] = 1
+        factors = self._step_factors(per_crossbar) if cfg.step_noise else None
+        physics.step(self.state, moved, direction, factors)

@@ -110,9 +110,9 @@ class EmulatedCrossbar(CrossbarBackend):
         if cfg.step_noise == 0 and np.all(amps >= cfg.set_threshold_v):
             # Potentiation only, noise-free: k pulses on a device move it min(m + k, n_max),
             # exactly as k pulses one after the other, so the batch is applied at once.
-            rows = np.fromiter((p.row for p in pulses), np.intp, len(pulses))
-            cols = np.fromiter((p.col for p in pulses), np.intp, len(pulses))
-            self._batch.potentiate(np.zeros_like(rows), rows, cols, float(amps.min(initial=np.inf)))
+            counts = np.zeros((1, cfg.rows, cfg.cols), dtype=np.int64)
+            np.add.at(counts[0], ([p.row for p in pulses], [p.col for p in pulses]), 1)
+            self._batch.potentiate_counts(counts, float(amps.min(initial=np.inf)))
             return
         for p in pulses:
             self._batch.pulse_one(0, p.row, p.col, p.amplitude_v, p.width_s)

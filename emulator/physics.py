@@ -86,16 +86,15 @@ def column_currents(row_v: NDArray[np.float64], g: NDArray[np.float64]) -> NDArr
     return out
 
 
-def potentiate(state: DeviceState, counts: NDArray[np.int64]) -> None:
-    """``counts`` (B, rows, cols) potentiating pulses per device, without step noise.
+def potentiate(state: DeviceState, counts: NDArray[np.int64] | NDArray[np.bool_]) -> None:
+    """``counts`` (B, rows, cols) potentiating pulses per device (or a mask of one each), no step noise.
 
     k pulses move a device to ``min(m + k, n_max)``, exactly as k pulses one after
     the other; stuck devices stay where they are.
     """
     counts = np.where(state.stuck, 0, counts)
     state.position = np.minimum(state.position + counts, state.n_max)
-    moved = counts > 0
-    state.g_dev[moved] = state.table[state.position[moved]]
+    state.g_dev = np.where(counts > 0, state.table.take(state.position), state.g_dev)
 
 
 def movable(state: DeviceState, where: NDArray[np.bool_], direction: int) -> NDArray[np.bool_]:

@@ -2,7 +2,7 @@
 
 The loop is :class:`~hil.training.trainer.Trainer`'s, epoch for epoch, with a
 leading batch axis: a forward pass of every training pattern, one conductance
-read, the rule's update (its batched form, :meth:`UpdateRule.batched_devices`),
+read, the rule's update (its batched form, :meth:`UpdateRule.batched_pulses`),
 until every pattern is in its band or the epoch limit. Crossbar b of the batch
 follows exactly the trajectory a single Trainer run on crossbar b would.
 
@@ -55,10 +55,11 @@ class BatchedCrossbars(Protocol):
         """Conductances (S) as read, (B, rows, cols)."""
         ...
 
-    def potentiate(
-        self, b: NDArray[np.intp], r: NDArray[np.intp], c: NDArray[np.intp], amplitude_v: float
-    ) -> None:
-        """One pulse of ``amplitude_v`` V on each device (b[k], r[k], c[k]), in order per crossbar."""
+    def potentiate(self, mask: NDArray[np.bool_], amplitude_v: float, order: NDArray[np.intp]) -> None:
+        """One pulse of ``amplitude_v`` V on each device of ``mask`` (B, rows, cols), sent in ``order``.
+
+        ``order``: flat device indices (row * cols + col) in sending order.
+        """
         ...
 
 
@@ -141,20 +142,21 @@ def train_batch(
     last_g = np.zeros((n_b, crossbars.rows, crossbars.cols))
     records: list[tuple[NDArray, ...]] = []
     for epoch in range(cfg.max_epochs + 1):
-        currents = logic_currents(crossbars.apply(row_v, running), n_out)
+        members = None if running.all() else running
+        currents = logic_currents(crossbars.apply(row_v, members), n_out)
         f = activation(currents, cfg.beta)
-        g = crossbars.read_conductances(running)
-        last_g[running] = g[running]
+        g = crossbars.read_conductances(members)
+        np.copyto(last_g, g, where=running[:, None, None])
         band = in_band(f, targets, cfg)
         done = running & band.all(axis=(1, 2))
-        update = running & ~done if epoch < cfg.max_epochs else np.zeros(n_b, dtype=bool)
+        update = running & ~done
         sent = np.zeros(n_b, dtype=np.int64)
-        if update.any():
-            ctx = BatchEpochContext(f[update], band[update], row_v, targets, task.n_inputs, cfg)
-            sub, r, c = rule.batched_devices(ctx)
-            b = np.flatnonzero(update)[sub]
-            crossbars.potentiate(b, r, c, cfg.pulse_v)
-            sent = np.bincount(b, minlength=n_b)
+        if epoch < cfg.max_epochs and update.any():
+            ctx = BatchEpochContext(f, band, row_v, targets, task.n_inputs, crossbars.cols, cfg)
+            step = rule.batched_pulses(ctx)
+            mask = step.mask & update[:, None, None]
+            crossbars.potentiate(mask, cfg.pulse_v, step.order)
+            sent = np.count_nonzero(mask.reshape(n_b, -1), axis=1)
         pulses += sent
         if record_history:
             err = 0.5 * np.mean((wanted - f) ** 2, axis=(1, 2))

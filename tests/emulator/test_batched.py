@@ -87,7 +87,9 @@ def test_noise_and_stuck_devices_are_drawn_as_the_single_crossbar_draws_them() -
 
 
 def test_saturation_is_identical() -> None:
-    short = ExponentialDevice(g_min_siemens=1e-7, g_max_siemens=2e-7, alpha_siemens=3e-8, beta_nl=2.0, n_max=6)
+    short = ExponentialDevice(
+        g_min_siemens=1e-7, g_max_siemens=2e-7, alpha_siemens=3e-8, beta_nl=2.0, n_max=6
+    )
     cfg = TrainingConfig(max_epochs=20)
     batch = check_same(EmulatorConfig(device=short, step_noise=0.2), cfg, range(10))
     assert batch.history is not None

@@ -44,7 +44,18 @@ class BatchEpochContext:
     row_voltages: NDArray[np.float64]
     targets: NDArray[np.int8]
     n_inputs: int
+    cols: int
     config: TrainingConfig
+
+
+@dataclass(frozen=True)
+class BatchPulses:
+    """One epoch's potentiating pulses on B crossbars: at most one per device."""
+
+    mask: NDArray[np.bool_]
+    """(B, rows, cols) devices pulsed once."""
+    order: NDArray[np.intp]
+    """Flat device indices (row * cols + col): the order the single path sends the pulses in."""
 
 
 class UpdateRule(ABC):
@@ -60,13 +71,13 @@ class UpdateRule(ABC):
     def update(self, ctx: EpochContext, device: DeviceAccess) -> None:
         """Send this epoch's update (pulses, resets) through ``device``."""
 
-    def batched_devices(self, ctx: BatchEpochContext) -> tuple[NDArray[np.intp], ...]:
+    def batched_pulses(self, ctx: BatchEpochContext) -> BatchPulses:
         """The batched form of :meth:`update` for emulated batches (:mod:`hil.training.batched`).
 
-        Returns the devices to potentiate once each, as index arrays (crossbar,
-        row, col), crossbar by crossbar and in the order :meth:`update` would send
-        them. Rules without a batched form raise :class:`NotImplementedError`:
-        run them one crossbar at a time with :class:`~hil.training.trainer.Trainer`.
+        Returns the devices to potentiate once each, and the order :meth:`update`
+        would send them in. Rules without a batched form raise
+        :class:`NotImplementedError`: run them one crossbar at a time with
+        :class:`~hil.training.trainer.Trainer`.
         """
         raise NotImplementedError(
             f"rule {self.name!r} has no batched form; train it one crossbar at a time with Trainer"

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from hil.seam import Pulse
 from hil.training.device_access import DeviceAccess
 from hil.training.network import activation_slope, minus_col, plus_col, target_values
-from hil.training.rules.base import BatchEpochContext, EpochContext, UpdateRule
+from hil.training.rules.base import BatchEpochContext, BatchPulses, EpochContext, UpdateRule
 
 
 def manhattan_signs(
@@ -40,21 +40,37 @@ def manhattan_signs(
     return np.sign(total).astype(np.int8)
 
 
-def potentiated_devices(signs: NDArray[np.int8]) -> tuple[NDArray[np.intp], ...]:
-    """The device each nonzero sign pulses, in pulse order: (batch indices..., row, col).
+def pulse_mask(signs: NDArray[np.int8], rows: int, cols: int) -> NDArray[np.bool_]:
+    """Devices that the signs pulse once each, shape (..., rows, cols).
 
-    ``signs`` (..., n_outputs, n_inputs): +1 pulses G+ of neuron i on row j, -1 pulses G-.
-    Order: crossbar by crossbar, then neuron i, then input j (C order of ``signs``).
+    ``signs`` (..., n_outputs, n_inputs): +1 pulses G+ of neuron i on row j (column
+    :func:`plus_col`), -1 pulses G- (column :func:`minus_col`).
     """
-    *batch, neurons, rows = np.nonzero(signs)
-    cols = np.where(signs[np.nonzero(signs)] > 0, plus_col(neurons), minus_col(neurons))
-    return (*batch, rows, cols)
+    mask = np.zeros((*signs.shape[:-2], rows, cols), dtype=bool)
+    n_out, n_in = signs.shape[-2:]
+    by_row = np.swapaxes(signs, -1, -2)  # (..., n_inputs, n_outputs)
+    mask[..., :n_in, plus_col(np.arange(n_out))] = by_row > 0
+    mask[..., :n_in, minus_col(np.arange(n_out))] = by_row < 0
+    return mask
+
+
+def pulse_order(rows: int, cols: int) -> NDArray[np.intp]:
+    """Flat device indices (row * cols + col) in the order the pulses of one epoch are sent.
+
+    Neuron by neuron, then input row by row; the two devices of a pair share a place
+    (at most one of them is pulsed).
+    """
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    return np.lexsort((c % 2, r, c // 2))
 
 
 def potentiation_pulses(signs: NDArray[np.int8], amplitude_v: float, width_s: float) -> list[Pulse]:
-    """One potentiating pulse per nonzero sign of one crossbar (see :func:`potentiated_devices`)."""
-    rows, cols = potentiated_devices(signs)
-    return [Pulse(int(j), int(c), amplitude_v, width_s) for j, c in zip(rows, cols, strict=True)]
+    """One potentiating pulse per nonzero sign of one crossbar, in :func:`pulse_order`."""
+    n_out, n_in = signs.shape
+    rows, cols = n_in, 2 * n_out
+    order = pulse_order(rows, cols)
+    flat = order[pulse_mask(signs, rows, cols).ravel()[order]]
+    return [Pulse(int(i // cols), int(i % cols), amplitude_v, width_s) for i in flat]
 
 
 class Manhattan(UpdateRule):
@@ -68,9 +84,10 @@ class Manhattan(UpdateRule):
         )
         device.potentiate(potentiation_pulses(signs, self.config.pulse_v, self.config.pulse_width_s))
 
-    def batched_devices(self, ctx: BatchEpochContext) -> tuple[NDArray[np.intp], ...]:
+    def batched_pulses(self, ctx: BatchEpochContext) -> BatchPulses:
         signs = self._signs(ctx.activations, ctx.in_band, ctx.row_voltages, ctx.targets, ctx.n_inputs)
-        return potentiated_devices(signs)
+        rows, cols = ctx.row_voltages.shape[1], ctx.cols
+        return BatchPulses(pulse_mask(signs, rows, cols), pulse_order(rows, cols))
 
     def _signs(
         self,
