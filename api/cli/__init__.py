@@ -7,10 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from api.cli import characterize, emulate, instruments, train
+from api.cli import characterize, emulate, instruments, sweep, train
 
 # Each module here adds one subcommand: add_parser(subparsers) sets func=run(args) -> int.
-SUBCOMMANDS = [train, characterize, instruments, emulate]
+SUBCOMMANDS = [train, characterize, instruments, emulate, sweep]
 
 
 def build_parser() -> argparse.ArgumentParser:

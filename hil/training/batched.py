@@ -152,7 +152,7 @@ def train_batch(
         update = running & ~done
         sent = np.zeros(n_b, dtype=np.int64)
         if epoch < cfg.max_epochs and update.any():
-            ctx = BatchEpochContext(f, band, row_v, targets, task.n_inputs, crossbars.cols, cfg)
+            ctx = BatchEpochContext(currents, f, band, row_v, targets, task.n_inputs, crossbars.cols, cfg)
             step = rule.batched_pulses(ctx)
             mask = step.mask & update[:, None, None]
             crossbars.potentiate(mask, cfg.pulse_v, step.order)

@@ -35,10 +35,12 @@ class EpochContext:
 class BatchEpochContext:
     """One epoch of B independent crossbars, as a rule's batched form sees it.
 
-    ``activations`` and ``in_band`` (B, N, n_outputs) come from the forward pass
-    at the start of the epoch; the other fields are those of :class:`EpochContext`.
+    ``currents`` (A), ``activations`` and ``in_band`` (B, N, n_outputs) come from the
+    forward pass at the start of the epoch; ``cols`` is the crossbar's column count;
+    the other fields are those of :class:`EpochContext`.
     """
 
+    currents: NDArray[np.float64]
     activations: NDArray[np.float64]
     in_band: NDArray[np.bool_]
     row_voltages: NDArray[np.float64]

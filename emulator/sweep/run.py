@@ -1,0 +1,173 @@
+"""Running a sweep: grid points x seeds, cut into chunks, on any ``concurrent.futures`` executor.
+
+A chunk is one grid point and a run of seeds. It trains every seed's crossbar
+with the batched path (:func:`hil.training.batched.train_batch` on a
+:class:`~emulator.batched.CrossbarBatch`) or, for a rule without a batched form,
+one crossbar at a time with :class:`~hil.training.trainer.Trainer` (the same
+trajectories, slower). Chunks go to an executor: a local
+``ProcessPoolExecutor`` or a Dask cluster's ``Client.get_executor()``; results
+are put back in (point, seed) order, so the table does not depend on where or
+in which order the chunks ran.
+
+Work items are plain data (JSON-ready dicts), so any worker with crossbar-hil
+installed can run them. A trace file named by a point must exist at the same
+path on the workers.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from emulator.batched import CrossbarBatch
+from emulator.config import EmulatorConfig
+from emulator.crossbar import EmulatedCrossbar
+from emulator.sweep.grid import Grid, Value, configs, points
+from hil.training.batched import train_batch
+from hil.training.config import TrainingConfig
+from hil.training.task import Task
+from hil.training.trainer import train
+
+Progress = Callable[[int, int, int], None]
+"""Called after each chunk with (chunks done, chunks in all, trainings done)."""
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """Outcomes of one chunk: per seed, in seed order."""
+
+    point: int
+    seeds: list[int]
+    converged: list[bool]
+    epochs: list[int]
+    path: str
+    """"batched" or "single" (the rule has no batched form)."""
+    feasible: list[bool] | None = None
+    """Per seed: can reachable weights meet the bands? None when no feasibility check ran."""
+
+
+def run_chunk(
+    point: int,
+    emulator: Mapping[str, Any],
+    training: Mapping[str, Any],
+    task: Mapping[str, Any],
+    seeds: Sequence[int],
+    feasibility: bool = False,
+) -> ChunkResult:
+    """Train one crossbar per seed at one grid point (configs as JSON-ready dicts)."""
+    emu = EmulatorConfig.model_validate(emulator)
+    cfg = TrainingConfig.model_validate(training)
+    t = Task.model_validate(task)
+    batch = CrossbarBatch(emu, list(seeds))
+    feasible = feasible_draws(batch, t, cfg) if feasibility else None
+    try:
+        result = train_batch(batch, t, cfg)
+        converged, epochs, path = result.converged.tolist(), result.epochs.tolist(), "batched"
+    except NotImplementedError:
+        runs = [train(EmulatedCrossbar(emu.model_copy(update={"seed": s})), t, cfg) for s in seeds]
+        converged, epochs, path = [r.converged for r in runs], [r.epochs for r in runs], "single"
+    return ChunkResult(point, list(seeds), converged, epochs, path, feasible)
+
+
+def feasible_draws(batch: CrossbarBatch, task: Task, cfg: TrainingConfig) -> list[bool] | None:
+    """Hook for the feasibility check of issue 10 part 2: per crossbar, before training.
+
+    Fills the sweep's ``feasible*`` columns once ``hil.training.feasibility`` (another
+    branch) provides ``check_feasibility``; until then None (the columns stay empty).
+    """
+    try:
+        from hil.training.feasibility import NeedSpec, check_feasibility  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    need = NeedSpec(beta=cfg.beta, f_plus=cfg.f_plus, f_minus=cfg.f_minus)
+    curve = batch.config.scale_k * (batch.state.table - batch.state.table[0])
+    g0 = batch.conductances()
+    return [bool(check_feasibility(task, need, g, curve).feasible) for g in g0]
+
+
+@dataclass
+class SweepResult:
+    """Every grid point's per-seed outcomes, in (point, seed) order."""
+
+    grid: Grid
+    points: list[dict[str, Value]]
+    seeds: list[int]
+    converged: NDArray[np.bool_]
+    """(points, seeds)."""
+    epochs: NDArray[np.int64]
+    """(points, seeds) update epochs of each run."""
+    feasible: NDArray[np.bool_] | None
+    """(points, seeds), or None when no feasibility check ran."""
+    paths: list[str] = field(default_factory=list)
+    """Per point: "batched" or "single"."""
+
+
+def run_sweep(
+    grid: Grid,
+    seeds: Sequence[int],
+    executor: cf.Executor,
+    emulator: EmulatorConfig | None = None,
+    training: TrainingConfig | None = None,
+    task: Task | None = None,
+    chunk_size: int = 2000,
+    feasibility: bool = False,
+    progress: Progress | None = None,
+) -> SweepResult:
+    """Train every seed at every grid point on ``executor``; see the module docstring.
+
+    Every point is validated before anything runs (:class:`~emulator.sweep.grid.GridError`
+    names the parameter).
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError("a sweep needs at least one seed, each >= 0 and given once")
+    base_emu, base_cfg = emulator or EmulatorConfig(), training or TrainingConfig()
+    task_data = (task or Task.reference()).model_dump(mode="json")
+    pts = points(grid)
+    work = []
+    for k, point in enumerate(pts):
+        emu, cfg = configs(point, base_emu, base_cfg)
+        emu_data, cfg_data = emu.model_dump(mode="json"), cfg.model_dump(mode="json")
+        for start in range(0, len(seeds), chunk_size):
+            work.append((k, emu_data, cfg_data, task_data, seeds[start : start + chunk_size], feasibility))
+    futures = [executor.submit(run_chunk, *item) for item in work]
+    chunks: list[ChunkResult] = []
+    done_runs = 0
+    try:
+        for fut in cf.as_completed(futures):
+            chunk = fut.result()
+            chunks.append(chunk)
+            done_runs += len(chunk.seeds)
+            if progress:
+                progress(len(chunks), len(futures), done_runs)
+    finally:
+        for fut in futures:
+            fut.cancel()
+    return _assemble(grid, pts, seeds, chunks)
+
+
+def _assemble(
+    grid: Grid, pts: list[dict[str, Value]], seeds: list[int], chunks: list[ChunkResult]
+) -> SweepResult:
+    column = {s: i for i, s in enumerate(seeds)}
+    shape = (len(pts), len(seeds))
+    converged = np.zeros(shape, dtype=bool)
+    epochs = np.zeros(shape, dtype=np.int64)
+    feasible = np.zeros(shape, dtype=bool)
+    has_feasible = bool(chunks) and all(c.feasible is not None for c in chunks)
+    paths = [""] * len(pts)
+    for c in chunks:
+        cols = [column[s] for s in c.seeds]
+        converged[c.point, cols] = c.converged
+        epochs[c.point, cols] = c.epochs
+        if has_feasible and c.feasible is not None:
+            feasible[c.point, cols] = c.feasible
+        paths[c.point] = c.path
+    return SweepResult(grid, pts, seeds, converged, epochs, feasible if has_feasible else None, paths)
