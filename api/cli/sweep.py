@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from api.cli.backend_options import bad_input
 from emulator.config import EmulatorConfig
@@ -82,9 +83,10 @@ def executor(args: argparse.Namespace) -> Iterator[cf.Executor]:
 class ProgressLine:
     """Chunks and trainings done, rewritten in place on a terminal (one line per chunk otherwise)."""
 
-    def __init__(self, total_runs: int, stream=sys.stderr) -> None:  # type: ignore[no-untyped-def]
-        self.total_runs, self.stream, self.t0 = total_runs, stream, time.perf_counter()
-        self.tty = stream.isatty()
+    def __init__(self, total_runs: int, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.total_runs, self.t0 = total_runs, time.perf_counter()
+        self.tty = self.stream.isatty()
 
     def __call__(self, done: int, total: int, runs: int) -> None:
         dt = time.perf_counter() - self.t0

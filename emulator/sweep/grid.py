@@ -128,6 +128,8 @@ PARAMETERS: dict[str, Parameter] = {
 
 Grid = dict[str, list[Value]]
 
+_KINDS = {float: "a number", int: "an integer", bool: "true or false", str: "a name"}
+
 
 def parse_value(param: Parameter, text: str) -> Value:
     """One value of ``param`` from text; the error names the parameter and the expected type."""
@@ -142,7 +144,7 @@ def parse_value(param: Parameter, text: str) -> Value:
         if param.kind is float:
             return float(text)
     except ValueError:
-        raise GridError(f"grid parameter {param.name!r}: {text!r} is not a {param.kind.__name__}") from None
+        raise GridError(f"grid parameter {param.name!r}: {text!r} is not {_KINDS[param.kind]}") from None
     if not text:
         raise GridError(f"grid parameter {param.name!r}: empty value")
     return text
