@@ -20,7 +20,6 @@ from hil.training.observers import TrainingObserver
 from hil.training.stop import StopSignal
 from hil.training.trainer import Trainer
 
-
 RESULT_SCHEMA_VERSION = 2
 """Version of the JSON result form. 2: conductances and weights are named ``*_siemens``
 (version 1, unversioned, wrote ``*_s``, which also means seconds elsewhere)."""
