@@ -47,3 +47,27 @@ def test_bad_grid_is_refused_naming_the_parameter(
     assert rc == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "sweep.csv").exists()
+
+
+def test_scheduler_option_runs_the_same_sweep_on_dask(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    distributed = pytest.importorskip("distributed", reason="the Dask path needs the 'sweep' extra")
+    argv = [
+        "sweep",
+        "--builtin",
+        "--grid",
+        "beta=3e7,3e8",
+        "--seeds",
+        "24",
+        "--chunk-size",
+        "10",
+        "--no-plots",
+    ]
+    assert main([*argv, "--out", str(tmp_path / "local"), "--workers", "1"]) == 0
+    with distributed.LocalCluster(
+        n_workers=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        assert main([*argv, "--out", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address]) == 0
+    for name in ("sweep.csv", "epochs.csv"):
+        assert (tmp_path / "dask" / name).read_text() == (tmp_path / "local" / name).read_text()

@@ -167,3 +167,14 @@ def test_the_dask_path_returns_the_same_table_as_the_local_path(local_result, da
         remote = run_sweep(GRID, SEEDS, client.get_executor(), chunk_size=15)
     assert rows(remote) == rows(local_result)
     np.testing.assert_array_equal(remote.epochs, local_result.epochs)
+
+
+def test_feasibility_columns_when_the_check_exists() -> None:
+    """Filled by hil.training.feasibility (issue 10 part 2) once merged: a converged draw is feasible."""
+    pytest.importorskip("hil.training.feasibility", reason="the feasibility check is not merged yet")
+    with cf.ThreadPoolExecutor(max_workers=1) as ex:
+        result = run_sweep({"beta": [3e8]}, range(30), ex, feasibility=True)
+    assert result.feasible is not None
+    assert not np.any(result.converged & ~result.feasible)
+    row = rows(result)[0]
+    assert row["feasible"] == int(result.feasible.sum()) and row["feasible_share"] == row["feasible"] / 30
