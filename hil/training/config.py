@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hil.training.task import Task
 
-RuleName = Literal["manhattan"]
+UpdateMode = Literal["online", "batch"]
 
 
 class TrainingConfig(BaseModel):
@@ -16,7 +16,17 @@ class TrainingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rule: RuleName = Field("manhattan", description="Update rule.")
+    rule: str = Field(
+        "manhattan",
+        description="Update rule by its registered name (hil.training.rules.RULES): manhattan, "
+        "method_a, method_b, method_c.",
+    )
+    update: UpdateMode = Field(
+        "batch",
+        description="When the sign-only update is sent: 'batch' once per epoch from the summed "
+        "per-pattern updates, 'online' after each training pattern (a forward pass on the "
+        "crossbar per pattern).",
+    )
     beta: float = Field(6e6, gt=0, description="Gain of f = tanh(beta * I), in 1/A.")
     f_plus: float = Field(0.8, gt=-1, lt=1, description="A class-1 output must exceed this.")
     f_minus: float = Field(-0.8, gt=-1, lt=1, description="A class-0 output must stay below this.")
@@ -29,6 +39,37 @@ class TrainingConfig(BaseModel):
     read_v: float = Field(0.05, gt=0, description="Read voltage of the per-epoch conductance read (V).")
     pulse_v: float = Field(2.0, gt=0, description="Potentiating pulse amplitude (V).")
     pulse_width_s: float = Field(1e-3, gt=0, description="Potentiating pulse width (s).")
+    depress_v: float = Field(-2.0, lt=0, description="Depressing pulse amplitude of method_c (V, negative).")
+    depress_width_s: float = Field(
+        1e-3, gt=0, description="Depressing pulse width of method_c (s; short, unlike a reset)."
+    )
+    reset_time_s: float = Field(
+        1.0,
+        gt=0,
+        description="Instrument time one device reset takes (s), counted in the run's instrument "
+        "time. Default: the -2 V / 1 s reset pulse of the reference trace header.",
+    )
+    saturation_tol_siemens: float = Field(
+        0.0,
+        ge=0,
+        description="Methods a, b, c: a device counts as saturated when a pulse raised its "
+        "read-back conductance by no more than this (S). Set it above the read noise.",
+    )
+    max_verify_pulses: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Methods a, b: most read-verify pulses in one re-programming of a pair.",
+    )
+
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, rule: str) -> str:
+        from hil.training.rules import RULES  # The registry imports this module.
+
+        if rule not in RULES:
+            raise ValueError(f"rule {rule!r} is not known; known rules: {', '.join(RULES)}")
+        return rule
 
     @model_validator(mode="after")
     def _bands(self) -> Self:

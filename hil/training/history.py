@@ -34,8 +34,12 @@ class EpochRecord:
     """State at the start of an epoch, and the update sent in it.
 
     Epoch 0 is the initial state. ``conductances_siemens`` and the activations are
-    measured before the epoch's update; ``pulses`` counts what the update then
-    sent (0 in the final epoch of a converged run).
+    measured before the epoch's update; the counts say what the update then
+    sent (all 0 in the final epoch of a converged run): ``pulses`` every
+    programming pulse, ``verify_pulses`` those of them sent in read-verify loops
+    (re-programming a pair), ``resets`` device resets, ``reads`` the update's own
+    conductance reads, and ``instrument_time_s`` (s) the pulse widths plus the
+    reset time of each reset.
     """
 
     epoch: int
@@ -46,6 +50,10 @@ class EpochRecord:
     in_band: NDArray[np.bool_]
     error: float
     pulses: int = 0
+    resets: int = 0
+    verify_pulses: int = 0
+    reads: int = 0
+    instrument_time_s: float = 0.0
 
     @property
     def misses(self) -> int:
@@ -70,6 +78,10 @@ class EpochRecord:
             "misses": self.misses,
             "converged": self.converged,
             "pulses": self.pulses,
+            "resets": self.resets,
+            "verify_pulses": self.verify_pulses,
+            "reads": self.reads,
+            "instrument_time_s": self.instrument_time_s,
         }
 
 
@@ -146,6 +158,21 @@ class TrainingResult:
         """Pulses sent over the run."""
         return sum(r.pulses for r in self.history)
 
+    @property
+    def total_resets(self) -> int:
+        """Device resets over the run."""
+        return sum(r.resets for r in self.history)
+
+    @property
+    def total_verify_pulses(self) -> int:
+        """Read-verify pulses over the run (included in :attr:`total_pulses`)."""
+        return sum(r.verify_pulses for r in self.history)
+
+    @property
+    def instrument_time_s(self) -> float:
+        """Instrument time of the run's pulses and resets (s)."""
+        return float(sum(r.instrument_time_s for r in self.history))
+
     def stalled_epochs(self, rel_tol: float = 1e-3) -> int:
         """Trailing epochs in which pulses were sent yet no conductance moved by ``rel_tol``.
 
@@ -167,6 +194,9 @@ class TrainingResult:
             "converged": self.converged,
             "epochs": self.epochs,
             "total_pulses": self.total_pulses,
+            "total_resets": self.total_resets,
+            "total_verify_pulses": self.total_verify_pulses,
+            "instrument_time_s": self.instrument_time_s,
             "stalled_epochs": self.stalled_epochs(),
             "error_message": self.error_message,
             "train": _plain(self.train),

@@ -2,8 +2,10 @@
 
 The trainer uses only backend operations: forward passes are VMMs on the
 crossbar (:meth:`~CrossbarBackend.apply`), updates are pulses, and one
-conductance read per epoch feeds the history. One epoch costs one VMM per
-training pattern, one batched pulse command and one read-all.
+conductance read per epoch feeds the history. With the Manhattan rule (batch)
+one epoch costs one VMM per training pattern, one batched pulse command and
+one read-all; online updates add a VMM per pattern, and methods a, b, c add
+resets and read-verify reads when a device saturates.
 
 Ending: every training pattern inside its band (converged), the epoch limit,
 a stop request (checked before any pulse is sent), or a fault. On a stop or a
@@ -70,6 +72,7 @@ class Trainer:
         self._row_v = self._pad(task.voltages("train"))
         self._targets = task.targets("train")
         self.rule = make_rule(self.config)
+        self.rule.check_backend(backend)
 
     # ------------------------------------------------------------------ run
     def run(self) -> TrainingResult:
@@ -100,20 +103,27 @@ class Trainer:
         for epoch in range(cfg.max_epochs + 1):
             self.stop.check()
             record = self._measure(epoch)
-            device = DeviceAccess(self.backend, self.stop)
+            device = DeviceAccess(self.backend, self.stop, cfg.read_v, cfg.reset_time_s)
             try:
                 if not record.converged and epoch < cfg.max_epochs:
                     ctx = EpochContext(record, self._row_v, self._targets, self.task.n_inputs, cfg)
                     self.rule.update(ctx, device)
             finally:
                 # The record of the epoch is kept even when its update failed or was stopped.
-                self._emit(history, record, device.pulses)
+                self._emit(history, record, device)
             if record.converged:
                 return "converged"
         return "max_epochs"
 
-    def _emit(self, history: list[EpochRecord], record: EpochRecord, sent: int) -> None:
-        done = EpochRecord(**{**record.__dict__, "pulses": sent})
+    def _emit(self, history: list[EpochRecord], record: EpochRecord, device: DeviceAccess) -> None:
+        sent = {
+            "pulses": device.pulses,
+            "resets": device.resets,
+            "verify_pulses": device.verify_pulses,
+            "reads": device.reads,
+            "instrument_time_s": device.instrument_time_s,
+        }
+        done = EpochRecord(**{**record.__dict__, **sent})
         history.append(done)
         for obs in self.observers:
             obs.on_epoch(done)

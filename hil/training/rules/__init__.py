@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from hil.training.config import TrainingConfig
 from hil.training.rules.base import EpochContext, UpdateRule
+from hil.training.rules.lim import MethodA, MethodB, MethodC
 from hil.training.rules.manhattan import Manhattan
 
-RULES: dict[str, type[UpdateRule]] = {rule.name: rule for rule in (Manhattan,)}
+RULES: dict[str, type[UpdateRule]] = {rule.name: rule for rule in (Manhattan, MethodA, MethodB, MethodC)}
 """Every rule by the name a run config uses."""
 
 

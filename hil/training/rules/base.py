@@ -9,6 +9,7 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from hil.seam import CrossbarBackend
 from hil.training.config import TrainingConfig
 from hil.training.device_access import DeviceAccess
 from hil.training.history import EpochRecord
@@ -61,13 +62,21 @@ class BatchPulses:
 
 
 class UpdateRule(ABC):
-    """A learning rule: decides and sends one epoch's update through :class:`DeviceAccess`."""
+    """A learning rule: decides and sends one epoch's update through :class:`DeviceAccess`.
+
+    One instance serves one run, so a rule may keep what it learnt about the
+    devices (from reads) from one epoch to the next.
+    """
 
     name: ClassVar[str]
     """The name a :class:`TrainingConfig` selects the rule by."""
 
     def __init__(self, config: TrainingConfig) -> None:
         self.config = config
+
+    def check_backend(self, backend: CrossbarBackend) -> None:  # noqa: B027 - optional hook
+        """Raise ValueError (or :class:`~hil.seam.errors.LimitError`) when the rule cannot run
+        on ``backend``. Called before anything is sent; the default accepts every backend."""
 
     @abstractmethod
     def update(self, ctx: EpochContext, device: DeviceAccess) -> None:

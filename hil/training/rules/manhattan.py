@@ -1,8 +1,9 @@
-"""The Manhattan rule: one sign-only step per logic weight per epoch (batch).
+"""The Manhattan rule: one potentiating pulse per nonzero sign, nothing else.
 
-For each training pattern n: ``delta_i(n) = (t_i(n) - f_i(n)) * f'(I_i(n))`` and
-``Delta_ij(n) = delta_i(n) * V_j(n)``; then ``dW_ij = sgn(sum_n Delta_ij(n))``.
 Only potentiation is used: dW > 0 pulses G+ of the pair once, dW < 0 pulses G-.
+A saturated device is pulsed all the same (the rule does not look): the update
+is then lost. Batch (the reference) or online, see :mod:`.sign_update`; the
+batch update also has a batched form for emulated batches of crossbars.
 """
 
 from __future__ import annotations
@@ -12,32 +13,11 @@ from numpy.typing import NDArray
 
 from hil.seam import Pulse
 from hil.training.device_access import DeviceAccess
-from hil.training.network import activation_slope, minus_col, plus_col, target_values
-from hil.training.rules.base import BatchEpochContext, BatchPulses, EpochContext, UpdateRule
+from hil.training.network import minus_col, plus_col, target_values
+from hil.training.rules.base import BatchEpochContext, BatchPulses
+from hil.training.rules.sign_update import SignRule, manhattan_signs
 
-
-def manhattan_signs(
-    voltages: NDArray[np.float64],
-    activations: NDArray[np.float64],
-    target_values: NDArray[np.float64],
-    beta: float,
-    active: NDArray[np.bool_] | None = None,
-) -> NDArray[np.int8]:
-    """Sign of the summed update per logic weight, shape (..., n_outputs, n_inputs), in {-1, 0, 1}.
-
-    ``voltages`` (N, n_inputs) V; ``activations`` (..., N, n_outputs) with any leading
-    batch axes (one per crossbar); ``target_values`` (N, n_outputs) or broadcastable;
-    ``active`` (..., N, n_outputs) masks the (pattern, neuron) pairs that contribute.
-    The sum over patterns runs in pattern order, so a batch and a single crossbar
-    give the same signs bit for bit.
-    """
-    delta = (target_values - activations) * activation_slope(activations, beta)
-    if active is not None:
-        delta = np.where(active, delta, 0.0)
-    total = delta[..., 0, :, None] * voltages[0]
-    for n in range(1, voltages.shape[0]):
-        total = total + delta[..., n, :, None] * voltages[n]
-    return np.sign(total).astype(np.int8)
+__all__ = ["Manhattan", "manhattan_signs", "potentiation_pulses", "pulse_mask", "pulse_order"]
 
 
 def pulse_mask(signs: NDArray[np.int8], rows: int, cols: int) -> NDArray[np.bool_]:
@@ -73,36 +53,28 @@ def potentiation_pulses(signs: NDArray[np.int8], amplitude_v: float, width_s: fl
     return [Pulse(int(i // cols), int(i % cols), amplitude_v, width_s) for i in flat]
 
 
-class Manhattan(UpdateRule):
-    """Batch Manhattan rule: after each epoch, one potentiating pulse per nonzero summed sign."""
+class Manhattan(SignRule):
+    """Manhattan rule: one potentiating pulse per nonzero sign, sent as one batch."""
 
     name = "manhattan"
 
-    def update(self, ctx: EpochContext, device: DeviceAccess) -> None:
-        signs = self._signs(
-            ctx.record.activations, ctx.record.in_band, ctx.row_voltages, ctx.targets, ctx.n_inputs
-        )
-        device.potentiate(potentiation_pulses(signs, self.config.pulse_v, self.config.pulse_width_s))
+    def step(self, signs: NDArray[np.int8], device: DeviceAccess) -> None:
+        cfg = self.config
+        device.send(potentiation_pulses(signs, cfg.pulse_v, cfg.pulse_width_s))
 
     def batched_pulses(self, ctx: BatchEpochContext) -> BatchPulses:
-        signs = self._signs(ctx.activations, ctx.in_band, ctx.row_voltages, ctx.targets, ctx.n_inputs)
+        cfg = self.config
+        if cfg.update != "batch":
+            raise NotImplementedError(
+                "rule 'manhattan' has a batched form for update='batch' only; train online "
+                "updates one crossbar at a time with Trainer"
+            )
+        signs = manhattan_signs(
+            ctx.row_voltages[:, : ctx.n_inputs],
+            ctx.activations,
+            target_values(ctx.targets, cfg),
+            cfg.beta,
+            ~ctx.in_band if cfg.ignore_in_band else None,
+        )
         rows, cols = ctx.row_voltages.shape[1], ctx.cols
         return BatchPulses(pulse_mask(signs, rows, cols), pulse_order(rows, cols))
-
-    def _signs(
-        self,
-        activations: NDArray[np.float64],
-        in_band: NDArray[np.bool_],
-        row_voltages: NDArray[np.float64],
-        targets: NDArray[np.int8],
-        n_inputs: int,
-    ) -> NDArray[np.int8]:
-        """The update signs, for one crossbar or a batch (leading axes of the activations)."""
-        cfg = self.config
-        return manhattan_signs(
-            row_voltages[:, :n_inputs],
-            activations,
-            target_values(targets, cfg),
-            cfg.beta,
-            ~in_band if cfg.ignore_in_band else None,
-        )
