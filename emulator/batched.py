@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from emulator import physics
 from emulator.config import EmulatorConfig, Purpose, stream
+from emulator.depression import depress
 from emulator.devices import DeviceModel
 
 
@@ -49,7 +50,11 @@ class CrossbarBatch:
             stuck = stuck < cfg.stuck_fraction
         else:  # random() < 0 is never true: no draw needed for the same answer.
             stuck = np.zeros(shifts.shape, dtype=bool)
-        self.state = physics.DeviceState.initial(table, cfg.scale_k, shifts, stuck)
+        self.state = physics.DeviceState.initial(
+            table, cfg.scale_k, shifts, stuck, cfg.range_scales(self.seeds.tolist())
+        )
+        self.depression_table = self.device.depression_table() if cfg.depression else None
+        """Conductance (S) after k depressing pulses from the top; None without depression."""
         # Noise streams exist only when there is noise: making 10,000 generators costs time.
         self._step_rngs = self._rngs(Purpose.STEP_NOISE) if cfg.step_noise else []
         self._read_rngs = self._rngs(Purpose.READ_NOISE) if cfg.read_noise else []
@@ -147,8 +152,9 @@ class CrossbarBatch:
         """One pulse of any sign on device (r, c) of crossbar b.
 
         At or above the set threshold: one step up. At or below minus the reset
-        threshold: a reset if at least ``reset_min_width_s`` long, else one step
-        down when depression is enabled. Anything else leaves the device as it is.
+        threshold: a reset if at least ``reset_min_width_s`` long, else, when
+        depression is enabled, one pulse down the depression curve from the present
+        conductance (:mod:`emulator.depression`). Anything else leaves the device as it is.
         """
         cfg = self.config
         where = np.zeros(self.state.position.shape, dtype=bool)
@@ -159,9 +165,12 @@ class CrossbarBatch:
             if width_s >= cfg.reset_min_width_s:
                 physics.reset(self.state, where)
                 return
-            if not cfg.depression:
-                return
-            direction = -1
+            if self.depression_table is not None and not self.state.stuck[b, r, c]:
+                per_crossbar = np.zeros(self.batch_size, dtype=np.int64)
+                per_crossbar[b] = 1
+                factors = self._step_factors(per_crossbar) if cfg.step_noise else None
+                depress(self.state, where, self.depression_table, factors)
+            return
         else:
             return
         moved = physics.movable(self.state, where, direction)

@@ -30,6 +30,7 @@ class Purpose(IntEnum):
     STEP_NOISE = 1
     READ_NOISE = 2
     STUCK = 3
+    RANGE_SCALE = 4
 
 
 def stream(seed: int, purpose: Purpose) -> np.random.Generator:
@@ -100,17 +101,46 @@ class EmulatorConfig(BaseModel):
     reset_min_width_s: float = Field(0.1, gt=0, description="Shortest negative pulse that resets (s).")
     reset_v: float = Field(-2.0, lt=0, description="The device's reset pulse amplitude (V).")
     reset_width_s: float = Field(1.0, gt=0, description="The device's reset pulse width (s).")
-    depression: bool = Field(False, description="Short negative pulses depress one step.")
+    depression: bool = Field(
+        False, description="Short negative pulses depress one step, along the model's depression curve."
+    )
+    depression_trace: Path | None = Field(
+        None, description="With trace: a measured depression trace (S, from the top down)."
+    )
+    range_sigma: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Sd of the per-device Gaussian scale N(1, sigma) on dynamic range and steps (-).",
+    )
     limits: Limits = Field(default_factory=Limits)
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
         if self.trace is not None and self.device is not None:
             raise ValueError("give either trace or device, not both")
+        if self.depression_trace is not None and self.trace is None:
+            raise ValueError("depression_trace goes with trace (a device model carries its own)")
+        if self.depression:
+            model = self.device_model()
+            if isinstance(model, TraceDevice) and model.depression_path is None:
+                raise ValueError(
+                    "depression: a trace device depresses only along a measured depression trace; "
+                    "give depression_trace (or a parametric device), or leave depression off"
+                )
         return self
 
     def device_model(self) -> DeviceModel:
         """The device every cell replays: the trace, the given model, or the built-in default."""
         if self.trace is not None:
-            return TraceDevice(path=self.trace)
+            return TraceDevice(path=self.trace, depression_path=self.depression_trace)
         return self.device if self.device is not None else default_device()
+
+    def range_scales(self, seeds: Sequence[int]) -> NDArray[np.float64] | None:
+        """Per-device Gaussian scales N(1, range_sigma) of range and steps, clipped at 0 (-),
+        shape (len(seeds), rows, cols); None when ``range_sigma`` is 0 (nothing is drawn)."""
+        if self.range_sigma == 0:
+            return None
+        shape = (self.rows, self.cols)
+        draws = [stream(s, Purpose.RANGE_SCALE).normal(1.0, self.range_sigma, size=shape) for s in seeds]
+        return np.maximum(np.stack(draws), 0.0)

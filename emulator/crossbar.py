@@ -4,14 +4,20 @@ Each device (j, k) sits at a position ``m_jk`` along its device table
 ``G_exp`` (a measured trace or a parametric model, :mod:`emulator.devices`) and
 has a fixed device-to-device shift ``shift_jk``::
 
-    G_jk = K * ((G_exp(m_jk) - G_exp(0)) + shift_jk)
+    G_jk = K * (s_jk * (G_exp(m_jk) - G_exp(0)) + shift_jk)
 
 A potentiating pulse moves ``m`` one step up (saturating at the end of the
-table), the reset pulse returns it to 0. Shifts are lognormal, min-max rescaled
-into ``[shift_low_siemens, shift_high_siemens]`` (ARCHITECTURE.md section 1). Optional
-cycle-to-cycle step noise, read noise and stuck devices make it less kind than
-the reference. Every random draw comes from generators seeded by ``seed``, with
-one independent stream per purpose so that turning noise on does not change the
+table), the reset pulse returns it to 0. With ``depression`` on, a short
+negative pulse moves the device one pulse down the model's depression curve
+(:mod:`emulator.depression`). Device-to-device variation comes in two kinds,
+both configurable: additive shifts ``shift_jk``, lognormal, min-max rescaled
+into ``[shift_low_siemens, shift_high_siemens]`` (ARCHITECTURE.md section 1), and
+the kind Lim et al. use, a Gaussian scale ``s_jk ~ N(1, range_sigma)`` (clipped
+at 0) on each device's dynamic range and so on each of its steps (1 when
+``range_sigma`` is 0). Optional cycle-to-cycle step noise, read noise and stuck
+devices, for every device model, make it less kind than the reference. Every
+random draw comes from generators seeded by ``seed``, with one independent
+stream per purpose so that turning noise on does not change the
 device-to-device shifts of a seed.
 
 The crossbar is a batch of one (:class:`emulator.batched.CrossbarBatch`): the
@@ -77,6 +83,17 @@ class EmulatedCrossbar(CrossbarBackend):
     def shifts_siemens(self) -> NDArray[np.float64]:
         """Device-to-device shifts (S), rows x cols."""
         return self._batch.state.shifts_siemens[0]
+
+    @property
+    def range_scale(self) -> NDArray[np.float64] | None:
+        """Per-device scale of range and steps (-), rows x cols; None when ``range_sigma`` is 0."""
+        scale = self._batch.state.range_scale
+        return None if scale is None else scale[0]
+
+    @property
+    def depression_table(self) -> NDArray[np.float64] | None:
+        """Conductance (S) after k depressing pulses from the top; None without depression."""
+        return self._batch.depression_table
 
     @property
     def stuck(self) -> NDArray[np.bool_]:

@@ -43,6 +43,8 @@ class DeviceState:
     """Position of every device along the table, shape (B, rows, cols)."""
     g_dev: NDArray[np.float64]
     """Table-scale conductance of every device (S); ``table[position]`` without step noise."""
+    range_scale: NDArray[np.float64] | None = None
+    """Per-device scale of range and steps (B, rows, cols), or None for 1 (the default)."""
 
     @classmethod
     def initial(
@@ -51,6 +53,7 @@ class DeviceState:
         scale_k: float,
         shifts_siemens: NDArray[np.float64],
         stuck: NDArray[np.bool_],
+        range_scale: NDArray[np.float64] | None = None,
     ) -> DeviceState:
         """Every device at position 0 (just reset)."""
         shape = shifts_siemens.shape
@@ -61,6 +64,7 @@ class DeviceState:
             stuck=stuck,
             position=np.zeros(shape, dtype=np.int64),
             g_dev=np.full(shape, table[0]),
+            range_scale=range_scale,
         )
 
     @property
@@ -70,8 +74,15 @@ class DeviceState:
 
 
 def conductances(state: DeviceState) -> NDArray[np.float64]:
-    """True (noise-free) conductances (S), shape (B, rows, cols)."""
-    return state.scale_k * ((state.g_dev - state.table[0]) + state.shifts_siemens)
+    """True (noise-free) conductances (S), shape (B, rows, cols).
+
+    ``K * (s * (g_dev - G_exp[0]) + shift)`` with ``s`` the per-device range scale
+    (left out when there is none, so the default is computed exactly as before).
+    """
+    rise = state.g_dev - state.table[0]
+    if state.range_scale is not None:
+        rise = state.range_scale * rise
+    return state.scale_k * (rise + state.shifts_siemens)
 
 
 def column_currents(row_v: NDArray[np.float64], g: NDArray[np.float64]) -> NDArray[np.float64]:

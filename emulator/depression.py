@@ -1,0 +1,68 @@
+"""Depression of emulated devices along a depression table, conductance-wise.
+
+A device's depression table ``down[k]`` (S) is its conductance after k
+depressing pulses from the top of its range (:meth:`emulator.devices._Model.depression_table`).
+As in NeuroSim (Huang et al.), a depressing pulse acts on the device's present
+conductance ``g``: find where ``g`` sits on the depression curve (a fractional
+pulse count, by linear interpolation) and move one pulse further down it. A
+device above the curve's top starts from its top; a device at the bottom stays.
+
+Potentiation stays position-based (:mod:`emulator.crossbar`): after a
+depression the device's position is the highest potentiation-table position
+whose conductance is not above its new conductance, so the next potentiating
+pulse moves it up by at most one table step. Measured tables need not be
+monotone; both lookups use the monotone envelope of the table.
+
+The single and the batched crossbar share :func:`depress` (a crossbar is a batch of one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from emulator.physics import DeviceState
+
+
+def depressed(
+    g_siemens: NDArray[np.float64] | float,
+    down_table: NDArray[np.float64],
+    factor: NDArray[np.float64] | float = 1.0,
+) -> NDArray[np.float64]:
+    """Conductance (S) after one depressing pulse from ``g_siemens``.
+
+    ``factor`` (cycle-to-cycle noise, 1 = none) multiplies the step; the result
+    never goes below the bottom of the curve.
+    """
+    env = np.minimum.accumulate(np.asarray(down_table, dtype=float))  # non-increasing
+    k_axis = np.arange(env.size, dtype=float)
+    g = np.asarray(g_siemens, dtype=float)
+    k = np.interp(g, env[::-1], k_axis[::-1])  # fractional pulses from the top
+    step = (g - np.interp(k + 1.0, k_axis, env)) * factor
+    return np.maximum(g - step, env[-1])
+
+
+def position_at_or_below(
+    g_siemens: NDArray[np.float64] | float, up_table: NDArray[np.float64]
+) -> NDArray[np.int64]:
+    """Highest potentiation position whose (envelope) conductance is not above ``g_siemens``; at least 0."""
+    env = np.maximum.accumulate(np.asarray(up_table, dtype=float))  # non-decreasing
+    m = np.searchsorted(env, np.asarray(g_siemens, dtype=float), side="right") - 1
+    return np.maximum(m, 0).astype(np.int64)
+
+
+def depress(
+    state: DeviceState,
+    where: NDArray[np.bool_],
+    down_table: NDArray[np.float64],
+    factors: NDArray[np.float64] | None = None,
+) -> None:
+    """One depressing pulse on each device of ``where`` (B, rows, cols) that is not stuck.
+
+    ``factors`` (one per device of ``where & ~stuck``, C order) are the
+    cycle-to-cycle noise of the steps; None for none.
+    """
+    hit = where & ~state.stuck
+    g = depressed(state.g_dev[hit], down_table, 1.0 if factors is None else factors)
+    state.g_dev[hit] = g
+    state.position[hit] = position_at_or_below(g, state.table)
