@@ -68,6 +68,58 @@ def test_same_trajectory_with_the_reference_trace(transport: str, reference_trac
     )
 
 
+LIM_CASES = {
+    "method_b-builtin": (
+        EmulatorConfig(seed=3),
+        TrainingConfig(rule="method_b", max_epochs=40, target_high=0.8, target_low=-0.8),
+    ),
+    "method_b-online-noisy": (
+        EmulatorConfig(seed=5, read_noise=0.002, step_noise=0.3),
+        TrainingConfig(
+            rule="method_b",
+            update="online",
+            max_epochs=25,
+            saturation_tol_siemens=2e-9,
+            target_high=0.8,
+            target_low=-0.8,
+        ),
+    ),
+    "method_a-builtin": (
+        EmulatorConfig(seed=3),
+        TrainingConfig(rule="method_a", max_epochs=40, target_high=0.8, target_low=-0.8),
+    ),
+}
+
+
+def check_reprogramming_equivalence(transport: str, emu: EmulatorConfig, cfg: TrainingConfig) -> None:
+    """As :func:`check_equivalence`, for a run that resets and read-verifies through the driver."""
+    task = Task.reference()
+    direct = train(EmulatedCrossbar(emu), task, cfg)
+    with served(transport, emu) as (_, backend):
+        through = train(backend, task, cfg)
+    assert direct.outcome != "fault", direct.error_message
+    assert direct.total_resets >= 5 and direct.total_verify_pulses >= 5, "pick a run that re-programs"
+    assert first_difference(through, direct) is None
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("case", sorted(LIM_CASES))
+def test_reprogramming_rules_give_the_same_trajectory_as_direct(transport: str, case: str) -> None:
+    check_reprogramming_equivalence(transport, *LIM_CASES[case])
+
+
+@pytest.mark.reference_trace
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_method_b_same_trajectory_with_the_reference_trace(
+    transport: str, reference_trace_path: Path
+) -> None:
+    check_reprogramming_equivalence(
+        transport,
+        EmulatorConfig(seed=3, trace=reference_trace_path),
+        TrainingConfig(rule="method_b", max_epochs=50, target_high=0.8, target_low=-0.8),
+    )
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_an_epoch_costs_one_vmm_per_pattern_one_pulse_batch_one_read(transport: str) -> None:
     task = Task.reference()
