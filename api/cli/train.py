@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from api.cli.backend_options import add_backend_options, backend_params, bad_input, open_backend
+from api.cli.rule_options import add_rule_options, rule_overrides
 from hil.procedures.training import run_training, save_plots
 from hil.resources import TRACE_ENV
 from hil.training.config import RunConfig
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "train",
         help="Train the perceptron in situ (emulator by default).",
         description=(
-            "Manhattan-rule in-situ training. Without --trace (and without "
+            "In-situ training (Manhattan rule, or methods a, b, c: --rule). Without --trace (and without "
             f"{TRACE_ENV}) the emulator uses its built-in device model."
         ),
     )
@@ -42,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         help="Patterns already in their band add no update.",
     )
+    add_rule_options(p)
     p.add_argument("--plots", type=Path, metavar="DIR", help="Save PNG plots into DIR.")
     p.add_argument("--json", metavar="PATH", help="Write the result as JSON to PATH ('-' = stdout).")
     p.add_argument("-q", "--quiet", action="store_true", help="No progress display.")
@@ -61,6 +63,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     for key in ("beta", "f_plus", "f_minus", "max_epochs", "ignore_in_band"):
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
+    training.update(rule_overrides(args))
     if args.task is not None:
         base["task"] = Task.load(args.task).model_dump()
     return RunConfig.model_validate(base)
@@ -92,6 +95,14 @@ class ProgressLine(TrainingObserver):
             self.stream.flush()
 
 
+def instrument_use(result: TrainingResult) -> str:
+    """One line: resets, read-verify pulses and the instrument time the run's pulses and resets took."""
+    return (
+        f"instrument: {result.total_pulses} pulses ({result.total_verify_pulses} read-verify), "
+        f"{result.total_resets} resets, {result.instrument_time_s:.3f} s of pulses and resets"
+    )
+
+
 def summary(result: TrainingResult, identity: str) -> str:
     """Human-readable end-of-run summary."""
     lines = [f"backend: {identity}"]
@@ -107,6 +118,7 @@ def summary(result: TrainingResult, identity: str) -> str:
             )
     else:
         lines.append(f"{result.outcome.upper()} at epoch {result.epochs}: {result.error_message}")
+    lines.append(instrument_use(result))
     for name, ev in (("train", result.train), ("test", result.test)):
         if ev is None:
             continue

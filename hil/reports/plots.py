@@ -44,6 +44,7 @@ DPI = 110
 PLUS_COLOR = "tab:blue"
 MINUS_COLOR = "tab:red"
 UNUSED_COLOR = "0.55"
+RESET_COLOR = "tab:orange"
 NEURON_COLORS = ("tab:purple", "tab:green", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 INPUT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 NEURON_STYLES = ("-", "--", ":", "-.")
@@ -85,6 +86,11 @@ def plot_conductances(result: TrainingResult) -> Figure:
     the y-axis so that the devices can be compared with each other: the
     device-to-device shift (about 0.1 to 1 µS at K = 10) is of the same order as
     a device's whole dynamic range, so per-panel scales would mislead.
+
+    A device reset during an epoch's update (methods a and b re-programme a pair
+    that way) is marked in that device's panel by a dotted vertical line between
+    the epoch and the next, whose read shows the re-programmed device, and a
+    triangle at the bottom; the panel title counts its resets.
     """
     epochs, g = _series(result, "conductances_siemens")
     if g is None:
@@ -94,12 +100,28 @@ def plot_conductances(result: TrainingResult) -> Figure:
     n_out = _n_outputs(result)
     fig = _figure((2.6 * n_cols + 1.2, 1.9 * n_rows + 1.4))
     axes = fig.subplots(n_rows, n_cols, sharex=True, sharey=True, squeeze=False)
+    resets = _reset_epochs(result)
     for j in range(n_rows):
         for k in range(n_cols):
             ax = axes[j, k]
             role, color = _column_role(k, n_out)
             ax.plot(epochs, g[:, j, k], color=color, **_marker_kw(epochs))
-            ax.set_title(f"in {j}, col {k}: {role}", fontsize=9, color=color)
+            at = resets.get((j, k), [])
+            for e in at:
+                ax.axvline(e + 0.5, color=RESET_COLOR, ls=":", lw=1.2, zorder=1.5)
+            if at:
+                ax.plot(
+                    np.array(at) + 0.5,
+                    np.zeros(len(at)),
+                    ls="none",
+                    marker="^",
+                    ms=6,
+                    color=RESET_COLOR,
+                    transform=ax.get_xaxis_transform(),
+                    clip_on=False,
+                )
+            title = f"in {j}, col {k}: {role}" + (f", {len(at)} reset{'s' * (len(at) > 1)}" if at else "")
+            ax.set_title(title, fontsize=9, color=color)
             _epoch_axis(ax, epochs, label=j == n_rows - 1)
             if k == 0:
                 ax.set_ylabel(f"input {j}\nG (µS)")
@@ -110,7 +132,13 @@ def plot_conductances(result: TrainingResult) -> Figure:
     ]
     if 2 * n_out < n_cols:
         handles.append(Line2D([], [], color=UNUSED_COLOR, label="unused column"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    if resets:
+        handles.append(
+            Line2D(
+                [], [], color=RESET_COLOR, ls=":", marker="^", label="reset + re-programming in that update"
+            )
+        )
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), frameon=False)
     return _finish(fig, "Conductance per device (shared y-axis)", result)
 
 
@@ -372,6 +400,15 @@ def _series(result: TrainingResult, attr: str) -> tuple[NDArray[np.int64], NDArr
     return epochs, np.array([np.asarray(getattr(r, attr), dtype=float) for r in result.history])
 
 
+def _reset_epochs(result: TrainingResult) -> dict[tuple[int, int], list[int]]:
+    """Per device (row, col): the epochs whose update reset it (once per epoch)."""
+    out: dict[tuple[int, int], list[int]] = {}
+    for r in result.history:
+        for device in dict.fromkeys(r.reset_devices):
+            out.setdefault(device, []).append(r.epoch)
+    return out
+
+
 def _n_outputs(result: TrainingResult) -> int:
     """Number of neurons of the run, from the shape of its recorded weights."""
     return int(np.shape(result.history[0].weights_siemens)[0]) if result.history else 0
@@ -443,6 +480,11 @@ def _mark_outcome(ax: Axes, result: TrainingResult, text: bool) -> None:
 def _summary(result: TrainingResult) -> str:
     """Pulse total and, when evaluated, train / test accuracy (the run's scoreboard)."""
     parts = [f"total pulses: {result.total_pulses}"]
+    if result.total_resets or result.total_verify_pulses:
+        parts.append(
+            f"resets: {result.total_resets}, read-verify pulses: {result.total_verify_pulses}, "
+            f"instrument time: {result.instrument_time_s:.2f} s"
+        )
     for name, ev in (("train", result.train), ("test", result.test)):
         if ev is not None:
             parts.append(f"{name}: {ev.accuracy:.0%} by sign, {ev.in_band_accuracy:.0%} in band")

@@ -46,8 +46,8 @@ class DeviceAccess:
         """Programming pulses sent in this epoch (update steps and read-verify pulses)."""
         self.verify_pulses = 0
         """Of :attr:`pulses`, those sent inside a read-verify loop (each followed by a read)."""
-        self.resets = 0
-        """Device resets in this epoch."""
+        self.reset_devices: list[tuple[int, int]] = []
+        """(row, col) of every device reset in this epoch, in order."""
         self.reads = 0
         """Conductance reads made by the rule (read-verify), beyond the trainer's one per epoch."""
         self.instrument_time_s = 0.0
@@ -71,8 +71,13 @@ class DeviceAccess:
         """Reset device (row, col) to its low state; the stop is checked first."""
         self.stop.check()
         self.backend.reset(row, col)
-        self.resets += 1
+        self.reset_devices.append((int(row), int(col)))
         self.instrument_time_s += self.reset_time_s
+
+    @property
+    def resets(self) -> int:
+        """Device resets in this epoch."""
+        return len(self.reset_devices)
 
     def read_conductances(self) -> NDArray[np.float64]:
         """Every device's conductance (S), read at ``read_v``; counted as a rule read."""

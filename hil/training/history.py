@@ -37,7 +37,8 @@ class EpochRecord:
     measured before the epoch's update; the counts say what the update then
     sent (all 0 in the final epoch of a converged run): ``pulses`` every
     programming pulse, ``verify_pulses`` those of them sent in read-verify loops
-    (re-programming a pair), ``resets`` device resets, ``reads`` the update's own
+    (re-programming a pair), ``reset_devices`` the (row, col) of each device reset,
+    in order (:attr:`resets` counts them), ``reads`` the update's own
     conductance reads, and ``instrument_time_s`` (s) the pulse widths plus the
     reset time of each reset.
     """
@@ -50,10 +51,15 @@ class EpochRecord:
     in_band: NDArray[np.bool_]
     error: float
     pulses: int = 0
-    resets: int = 0
+    reset_devices: tuple[tuple[int, int], ...] = ()
     verify_pulses: int = 0
     reads: int = 0
     instrument_time_s: float = 0.0
+
+    @property
+    def resets(self) -> int:
+        """Device resets sent in this epoch's update."""
+        return len(self.reset_devices)
 
     @property
     def misses(self) -> int:
@@ -79,6 +85,7 @@ class EpochRecord:
             "converged": self.converged,
             "pulses": self.pulses,
             "resets": self.resets,
+            "reset_devices": [list(d) for d in self.reset_devices],
             "verify_pulses": self.verify_pulses,
             "reads": self.reads,
             "instrument_time_s": self.instrument_time_s,

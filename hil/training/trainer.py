@@ -118,7 +118,7 @@ class Trainer:
     def _emit(self, history: list[EpochRecord], record: EpochRecord, device: DeviceAccess) -> None:
         sent = {
             "pulses": device.pulses,
-            "resets": device.resets,
+            "reset_devices": tuple(device.reset_devices),
             "verify_pulses": device.verify_pulses,
             "reads": device.reads,
             "instrument_time_s": device.instrument_time_s,
