@@ -99,6 +99,7 @@ def main() -> None:
     ap.add_argument("--update", choices=["batch", "online"], default="batch")
     ap.add_argument("--max-epochs", type=int, default=50)
     ap.add_argument("--saturation-tol", type=float, default=0.0, help="saturation_tol_siemens (S).")
+    ap.add_argument("--saturation-pulses", type=int, default=1, help="saturation_pulses.")
     ap.add_argument("--devices", nargs="+", default=["trace", "trace+mirror", "fitted"])
     args = ap.parse_args()
     if args.trace is None and not args.builtin:
@@ -117,7 +118,8 @@ def main() -> None:
         print(
             f"trace: {args.trace}; beta={args.beta:g} 1/A; bands ±0.8; update {args.update}; "
             f"max {args.max_epochs} epochs; seeds 0..{args.seeds - 1}; "
-            f"saturation tol {args.saturation_tol:g} S; reset counted 1 s"
+            f"saturation: {args.saturation_pulses} pulse(s) rising <= {args.saturation_tol:g} S; "
+            "reset counted 1 s"
         )
         print(HEADER)
         for name in args.devices:
@@ -134,6 +136,7 @@ def main() -> None:
                         target_low=-target,
                         max_epochs=args.max_epochs,
                         saturation_tol_siemens=args.saturation_tol,
+                        saturation_pulses=args.saturation_pulses,
                     )
                     t0 = time.perf_counter()
                     conv, med, (resets, verify, pulses, secs) = run_rule(emu, args.seeds, cfg)

@@ -11,6 +11,7 @@ OPTIONS = {
     "update": "update",
     "reset_time": "reset_time_s",
     "saturation_tol": "saturation_tol_siemens",
+    "saturation_pulses": "saturation_pulses",
     "max_verify_pulses": "max_verify_pulses",
     "depress_v": "depress_v",
     "depress_width": "depress_width_s",
@@ -39,6 +40,12 @@ def add_rule_options(p: argparse.ArgumentParser) -> None:
         metavar="SIEMENS",
         help="A pulse that raised the read-back by no more than this (S) shows a saturated device "
         "(default 0; set it above the read noise).",
+    )
+    g.add_argument(
+        "--saturation-pulses",
+        type=int,
+        metavar="N",
+        help="This many pulses in a row without a rise make a device saturated (default 1).",
     )
     g.add_argument("--max-verify-pulses", type=int, help="Most read-verify pulses per re-programming.")
     g.add_argument("--depress-v", type=float, metavar="V", help="method_c depressing pulse (V, < 0).")

@@ -55,6 +55,13 @@ class TrainingConfig(BaseModel):
         description="Methods a, b, c: a device counts as saturated when a pulse raised its "
         "read-back conductance by no more than this (S). Set it above the read noise.",
     )
+    saturation_pulses: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="Methods a, b, c: this many pulses in a row without a rise (see "
+        "saturation_tol_siemens) make a device saturated; more than 1 tolerates a noisy device.",
+    )
     max_verify_pulses: int = Field(
         100,
         ge=1,

@@ -231,3 +231,17 @@ def test_a_stop_is_honoured_between_reset_and_verify_pulses(crossbar: Recording)
     with pytest.raises(RunStopped):
         rule.step(signs(+1), device)
     assert crossbar.log == [("reset", ROW, G_MINUS)]
+
+
+def test_saturation_after_n_flat_pulses_in_a_row_tolerates_a_noisy_device() -> None:
+    from hil.training.rules.device_watch import DeviceWatch
+
+    watch = DeviceWatch(tol_siemens=0.0, pulses=2)
+    g = np.zeros((1, 2))
+    watch.observe(g)
+    for rise, expect in [(-1.0, False), (+1.0, False), (0.0, False), (-0.5, True), (+0.2, False)]:
+        watch.note_pulses([Pulse(0, 0, *SET)])
+        g = g + np.array([[rise, 0.0]])
+        watch.observe(g)
+        assert bool(watch.saturated[0, 0]) is expect, rise
+    assert not watch.saturated[0, 1]  # never pulsed, never judged

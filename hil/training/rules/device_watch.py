@@ -1,8 +1,10 @@
 """What a rule knows of each device, learnt from read-back conductances only.
 
 Saturation is judged the way it can be judged on hardware: a device counts as
-saturated when its last potentiating pulse raised its read-back conductance by
-no more than a tolerance (S). Nothing here looks inside an emulator, so a rule
+saturated when its last ``pulses`` potentiating pulses in a row each raised its
+read-back conductance by no more than a tolerance (S). More than one pulse
+makes the judgement robust to a noisy device (the reference trace steps down
+after 18 of its 49 pulses). Nothing here looks inside an emulator, so a rule
 using it runs unchanged through the VISA and serial drivers.
 """
 
@@ -21,11 +23,13 @@ class DeviceWatch:
     Feed it every read (:meth:`observe`) and tell it what was sent
     (:meth:`note_pulses`, :meth:`note_reset`, :meth:`note_depressed`); it judges a
     pulsed device at the next read. ``tol_siemens`` (S): a pulse that raised the
-    conductance by no more than this did not move the device.
+    conductance by no more than this did not move the device; ``pulses`` such
+    pulses in a row make it saturated.
     """
 
-    def __init__(self, tol_siemens: float = 0.0) -> None:
+    def __init__(self, tol_siemens: float = 0.0, pulses: int = 1) -> None:
         self.tol_siemens = tol_siemens
+        self.pulses = pulses
         self.g_siemens: NDArray[np.float64] | None = None
         """The last read (S), rows x cols; None before the first."""
 
@@ -43,11 +47,14 @@ class DeviceWatch:
             self._pulsed = np.zeros(shape, dtype=bool)
             self._unjudged = np.zeros(shape, dtype=bool)
             self._after_reset = np.zeros(shape, dtype=bool)
+            self._flat = np.zeros(shape, dtype=np.int64)
         else:
             judged = self._pulsed & ~self._unjudged
             rise = g - self.g_siemens
-            self.saturated[judged] = rise[judged] <= self.tol_siemens
             moved = judged & (rise > self.tol_siemens)
+            self._flat[judged & ~moved] += 1
+            self._flat[moved] = 0
+            self.saturated[judged] = self._flat[judged] >= self.pulses
             first = moved & self._after_reset
             self.bottom_step_siemens[first] = rise[first]
             self.at_bottom[moved] = False
@@ -76,6 +83,7 @@ class DeviceWatch:
     def note_reset(self, row: int, col: int) -> None:
         """Device (row, col) was reset: at the bottom, not saturated; the next read is its new baseline."""
         self.saturated[row, col] = False
+        self._flat[row, col] = 0
         self.at_bottom[row, col] = True
         self._after_reset[row, col] = True
         self._unjudged[row, col] = True
@@ -83,6 +91,7 @@ class DeviceWatch:
     def note_depressed(self, row: int, col: int) -> None:
         """Device (row, col) got a depressing pulse: no longer saturated; not judged at the next read."""
         self.saturated[row, col] = False
+        self._flat[row, col] = 0
         self._unjudged[row, col] = True
 
     def bottom_step_estimate(self, row: int, col: int) -> float:

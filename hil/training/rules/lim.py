@@ -71,7 +71,7 @@ class LimRule(SignRule):
 
     def __init__(self, config: TrainingConfig) -> None:
         super().__init__(config)
-        self.watch = DeviceWatch(config.saturation_tol_siemens)
+        self.watch = DeviceWatch(config.saturation_tol_siemens, config.saturation_pulses)
 
     def check_backend(self, backend: CrossbarBackend) -> None:
         info = backend.info
