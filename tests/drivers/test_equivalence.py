@@ -108,6 +108,23 @@ def test_reprogramming_rules_give_the_same_trajectory_as_direct(transport: str, 
     check_reprogramming_equivalence(transport, *LIM_CASES[case])
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_method_c_depresses_through_the_driver_as_directly(transport: str) -> None:
+    emu = EmulatorConfig(seed=3, depression=True)
+    cfg = TrainingConfig(rule="method_c", max_epochs=40, target_high=0.8, target_low=-0.8)
+    task = Task.reference()
+    direct_xb = EmulatedCrossbar(emu)
+    direct = train(direct_xb, task, cfg)
+    with served(transport, emu) as (_, backend):
+        assert backend.info.supports_depression
+        through = train(backend, task, cfg)
+    assert direct.outcome != "fault", direct.error_message
+    # Depressing pulses took devices down: some conductance fell from one epoch to the next.
+    g = np.array([r.conductances_siemens for r in direct.history])
+    assert np.any(np.diff(g, axis=0) < 0)
+    assert first_difference(through, direct) is None
+
+
 @pytest.mark.reference_trace
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_method_b_same_trajectory_with_the_reference_trace(

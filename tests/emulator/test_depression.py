@@ -112,3 +112,39 @@ def test_gaussian_range_scale_multiplies_each_devices_range_and_leaves_the_shift
         [EmulatedCrossbar(EmulatorConfig(seed=k, range_sigma=0.2)).range_scale.ravel() for k in range(50)]
     )
     assert many.mean() == pytest.approx(1.0, abs=0.03) and many.std() == pytest.approx(0.2, abs=0.03)
+
+
+def _models(tmp_path: Path) -> dict[str, dict[str, object]]:
+    up, down = tmp_path / "up.csv", tmp_path / "down.csv"
+    up.write_text("\n".join(str(g) for g in np.linspace(1e-7, 2e-7, 12)))
+    down.write_text("\n".join(str(g) for g in np.linspace(2e-7, 1e-7, 12)))
+    return {
+        "trace": {"trace": up, "depression_trace": down},
+        "exponential": {
+            "device": ExponentialDevice(
+                g_min_siemens=1e-7, g_max_siemens=2e-7, alpha_siemens=1e-8, beta_nl=2.0
+            )
+        },
+        "ltp_ltd": {"device": LtpLtdDevice(g_min_siemens=1e-7, g_max_siemens=2e-7, a_p=4.0, a_d=2.0, bits=4)},
+    }
+
+
+@pytest.mark.parametrize("kind", ["trace", "exponential", "ltp_ltd"])
+def test_every_model_resets_depresses_takes_noise_and_has_stuck_devices(tmp_path: Path, kind: str) -> None:
+    params = _models(tmp_path)[kind]
+    quiet = EmulatedCrossbar(EmulatorConfig(seed=6, depression=True, **params))
+    noisy = EmulatedCrossbar(EmulatorConfig(seed=6, depression=True, step_noise=0.4, **params))
+    start = quiet.conductances().copy()
+    ops = [Pulse(0, 0, *SET)] * 5 + [Pulse(0, 0, *DEPRESS)] * 2
+    for xb in (quiet, noisy):
+        xb.pulse_many(ops)
+    assert start[0, 0] < quiet.conductances()[0, 0]
+    assert noisy.conductances()[0, 0] != quiet.conductances()[0, 0]  # cycle-to-cycle noise
+    for xb in (quiet, noisy):
+        xb.reset(0, 0)  # the reset semantics: back to the state after reset, exactly
+        assert xb.conductances()[0, 0] == start[0, 0] and xb.position[0, 0] == 0
+    stuck = EmulatedCrossbar(EmulatorConfig(seed=6, depression=True, stuck_fraction=1.0, **params))
+    before = stuck.conductances().copy()
+    stuck.pulse_many(ops)
+    stuck.reset(0, 0)
+    np.testing.assert_array_equal(stuck.conductances(), before)
