@@ -99,7 +99,7 @@ def main() -> None:
     ap.add_argument("--update", choices=["batch", "online"], default="batch")
     ap.add_argument("--max-epochs", type=int, default=50)
     ap.add_argument("--saturation-tol", type=float, default=0.0, help="saturation_tol_siemens (S).")
-    ap.add_argument("--saturation-pulses", type=int, default=1, help="saturation_pulses.")
+    ap.add_argument("--saturation-pulses", type=int, default=2, help="saturation_pulses.")
     ap.add_argument("--devices", nargs="+", default=["trace", "trace+mirror", "fitted"])
     args = ap.parse_args()
     if args.trace is None and not args.builtin:

@@ -45,7 +45,7 @@ def add_rule_options(p: argparse.ArgumentParser) -> None:
         "--saturation-pulses",
         type=int,
         metavar="N",
-        help="This many pulses in a row without a rise make a device saturated (default 1).",
+        help="This many pulses in a row without a rise make a device saturated (default 2).",
     )
     g.add_argument("--max-verify-pulses", type=int, help="Most read-verify pulses per re-programming.")
     g.add_argument("--depress-v", type=float, metavar="V", help="method_c depressing pulse (V, < 0).")

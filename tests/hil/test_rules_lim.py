@@ -74,7 +74,8 @@ def signs(sign: int) -> np.ndarray:
 
 
 def rule_on(xb: Recording, name: str, **options: object) -> tuple[LimRule, DeviceAccess]:
-    rule = make_rule(TrainingConfig(rule=name, **options))
+    """The rule, judging a device saturated after one pulse without a rise (the cases here)."""
+    rule = make_rule(TrainingConfig(rule=name, saturation_pulses=1, **options))
     assert isinstance(rule, LimRule)
     rule.watch.observe(xb.read_conductances())
     return rule, DeviceAccess(xb, StopSignal())
