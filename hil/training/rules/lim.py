@@ -28,6 +28,7 @@ pulse, read), so the methods run the same through the VISA and serial drivers.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,9 +101,9 @@ class LimRule(SignRule):
             else:
                 watch.note_depressed(p.row, p.col)
 
+    @abstractmethod
     def when_saturated(self, pair: Pair, device: DeviceAccess) -> list[Pulse]:
         """Handle a saturated ``pair.up``; return pulses to send with the epoch's batch."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------ re-programming
     def reprogram(self, pair: Pair, device: DeviceAccess, reset: tuple[int, ...]) -> None:
