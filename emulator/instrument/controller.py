@@ -10,20 +10,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from hil.protocol.codec import (
+    COMMANDS,
     ERROR_CODES,
     ERROR_QUEUE_SIZE,
     PROTOCOL_VERSION,
     CommandError,
+    CommandSpec,
     ErrorCode,
     ParsedCommand,
     encode_error_entry,
     encode_ok,
+    encode_record,
     encode_text,
     encode_values,
     parse_command,
@@ -34,6 +37,35 @@ from hil.seam.errors import HilError
 
 log = logging.getLogger(__name__)
 
+Handler = Callable[["CommandProcessor", tuple[Any, ...]], str]
+"""What the instrument does for one command: (processor, parsed arguments) -> reply line."""
+
+HANDLERS: dict[str, Handler] = {}
+"""The instrument's handler of every declared command, keyed by its name in :data:`COMMANDS`."""
+
+
+def handles(name: str) -> Callable[[Handler], Handler]:
+    """Register the decorated function as the handler of the declared command ``name``.
+
+    KeyError at import time for a name that :data:`~hil.protocol.codec.COMMANDS` does
+    not declare, so no handler can exist for a command the protocol does not have."""
+    spec = COMMANDS[name]
+
+    def register(handler: Handler) -> Handler:
+        if spec.name in HANDLERS:
+            raise ValueError(f"two handlers for {spec.name}")
+        HANDLERS[spec.name] = handler
+        return handler
+
+    return register
+
+
+def missing_handlers(
+    handlers: Mapping[str, Handler] = HANDLERS, commands: Mapping[str, CommandSpec] = COMMANDS
+) -> list[str]:
+    """Declared commands that have no handler in ``handlers`` (empty when complete)."""
+    return [name for name in commands if name not in handlers]
+
 
 class CommandProcessor:
     """What a controller does with one command line: validate, execute, reply.
@@ -42,32 +74,16 @@ class CommandProcessor:
     at a time, whatever the number of connections. ``MEAS:G?``, ``MEAS:ROW?`` and
     ``MEAS:COL?`` read the whole array and reply with a part, so with read noise
     they draw from the emulator's read-noise stream exactly like ``MEAS:ALL?``.
+    Every declared command has its handler (:data:`HANDLERS`); a processor refuses
+    to start otherwise.
     """
 
     def __init__(self, backend: CrossbarBackend) -> None:
+        if missing := missing_handlers():
+            raise RuntimeError(f"the instrument has no handler for declared commands {missing}")
         self.backend = backend
         self._errors: deque[tuple[int, str]] = deque()
         self._lock = threading.Lock()
-        self._handlers: dict[str, Callable[[tuple[Any, ...]], str]] = {
-            "*IDN?": lambda a: encode_text(self.backend.info.identity),
-            "*CLS": self._clear_errors,
-            "SYST:VERS?": lambda a: encode_text(PROTOCOL_VERSION),
-            "SYST:ERR?": self._pop_error,
-            "CONF:SHAPE?": lambda a: encode_values(self.backend.info.shape),
-            "CONF:LIM?": self._limits,
-            "CONF:CAP?": lambda a: encode_values(
-                (self.backend.info.supports_reset, self.backend.info.supports_depression)
-            ),
-            "MEAS:G?": lambda a: encode_values([self._read(a[-1])[a[0], a[1]]]),
-            "MEAS:ROW?": lambda a: encode_values(self._read(a[-1])[a[0], :]),
-            "MEAS:COL?": lambda a: encode_values(self._read(a[-1])[:, a[0]]),
-            "MEAS:ALL?": lambda a: encode_values(self._read(a[-1]).ravel()),
-            "VMM?": lambda a: encode_values(self.backend.apply(np.array(a, dtype=float))),
-            "PULS": lambda a: self._ok(self.backend.pulse(*a)),
-            "PULS:LIST": lambda a: self._ok(self.backend.pulse_many(a)),
-            "RST:DEV": lambda a: self._ok(self.backend.reset(*a)),
-            "ABOR": lambda a: self._ok(self.backend.abort()),
-        }
 
     def handle(self, line: str) -> str:
         """The reply line (without terminator) to one command line."""
@@ -92,7 +108,7 @@ class CommandProcessor:
 
     def _execute(self, command: ParsedCommand) -> str:
         try:
-            return self._handlers[command.name](command.args)
+            return HANDLERS[command.name](self, command.args)
         except HilError as exc:
             raise CommandError(ErrorCode.EXECUTION_FAULT, f"{command.name}: {exc}") from exc
         except Exception as exc:
@@ -111,31 +127,95 @@ class CommandProcessor:
         log.debug("refused: %s", reply)
         return reply
 
-    def _read(self, v_read: float) -> np.ndarray:
+    def read(self, v_read: float) -> np.ndarray:
+        """All conductances (S) read at ``v_read`` (V)."""
         return self.backend.read_conductances(v_read)
 
-    def _limits(self, _: tuple[Any, ...]) -> str:
-        lim = self.backend.info.limits
-        return encode_values(
-            (
-                lim.read_v_max,
-                lim.pulse_v_max,
-                lim.width_min_s,
-                lim.width_max_s,
-                lim.compliance_a,
-                lim.max_batch,
-            )
-        )
 
-    def _pop_error(self, _: tuple[Any, ...]) -> str:
-        if not self._errors:
-            return encode_error_entry(ErrorCode.NO_ERROR, ERROR_CODES[ErrorCode.NO_ERROR])
-        return encode_error_entry(*self._errors.popleft())
+# ------------------------------------------------------------------ the handlers
+@handles("*IDN?")
+def _identity(p: CommandProcessor, _: tuple[Any, ...]) -> str:
+    return encode_text(p.backend.info.identity)
 
-    def _clear_errors(self, _: tuple[Any, ...]) -> str:
-        self._errors.clear()
-        return encode_ok()
 
-    @staticmethod
-    def _ok(_: object) -> str:
-        return encode_ok()
+@handles("SYST:VERS?")
+def _version(p: CommandProcessor, _: tuple[Any, ...]) -> str:
+    return encode_text(PROTOCOL_VERSION)
+
+
+@handles("SYST:ERR?")
+def _pop_error(p: CommandProcessor, _: tuple[Any, ...]) -> str:
+    if not p._errors:
+        return encode_error_entry(ErrorCode.NO_ERROR, ERROR_CODES[ErrorCode.NO_ERROR])
+    return encode_error_entry(*p._errors.popleft())
+
+
+@handles("*CLS")
+def _clear_errors(p: CommandProcessor, _: tuple[Any, ...]) -> str:
+    p._errors.clear()
+    return encode_ok()
+
+
+# The configuration records: each declared reply field is read by its name.
+@handles("CONF:SHAPE?")
+def _shape(p: CommandProcessor, _: tuple[Any, ...]) -> str:
+    return encode_record("CONF:SHAPE?", p.backend.info)
+
+
+@handles("CONF:LIM?")
+def _limits(p: CommandProcessor, _: tuple[Any, ...]) -> str:
+    return encode_record("CONF:LIM?", p.backend.info.limits)
+
+
+@handles("CONF:CAP?")
+def _capabilities(p: CommandProcessor, _: tuple[Any, ...]) -> str:
+    return encode_record("CONF:CAP?", p.backend.info)
+
+
+@handles("MEAS:G?")
+def _meas_one(p: CommandProcessor, a: tuple[Any, ...]) -> str:
+    return encode_values([p.read(a[-1])[a[0], a[1]]])
+
+
+@handles("MEAS:ROW?")
+def _meas_row(p: CommandProcessor, a: tuple[Any, ...]) -> str:
+    return encode_values(p.read(a[-1])[a[0], :])
+
+
+@handles("MEAS:COL?")
+def _meas_col(p: CommandProcessor, a: tuple[Any, ...]) -> str:
+    return encode_values(p.read(a[-1])[:, a[0]])
+
+
+@handles("MEAS:ALL?")
+def _meas_all(p: CommandProcessor, a: tuple[Any, ...]) -> str:
+    return encode_values(p.read(a[-1]).ravel())
+
+
+@handles("VMM?")
+def _vmm(p: CommandProcessor, a: tuple[Any, ...]) -> str:
+    return encode_values(p.backend.apply(np.array(a, dtype=float)))
+
+
+@handles("PULS")
+def _pulse(p: CommandProcessor, a: tuple[Any, ...]) -> str:
+    p.backend.pulse(*a)
+    return encode_ok()
+
+
+@handles("PULS:LIST")
+def _pulse_list(p: CommandProcessor, a: tuple[Any, ...]) -> str:
+    p.backend.pulse_many(a)
+    return encode_ok()
+
+
+@handles("RST:DEV")
+def _reset(p: CommandProcessor, a: tuple[Any, ...]) -> str:
+    p.backend.reset(*a)
+    return encode_ok()
+
+
+@handles("ABOR")
+def _abort(p: CommandProcessor, _: tuple[Any, ...]) -> str:
+    p.backend.abort()
+    return encode_ok()

@@ -1,10 +1,15 @@
-"""The crossbar wire protocol, version 1.0: the one codec used by both ends of the line.
+"""The crossbar wire protocol, version 1.1: the one codec used by both ends of the line.
 
 Drivers (the client side) call :func:`encode_command` and :func:`decode_reply`;
 a controller or the emulator's instrument server (the server side) calls
 :func:`parse_command`, :func:`validate_command` and the ``encode_*`` functions.
-Every command is described once, in :data:`COMMANDS`: its arguments (name, kind,
-unit, the physical quantity that bounds it) and the kind of its reply. The page
+Every command is declared once, in :data:`COMMANDS` (in the spirit of PyMeasure's
+``Instrument.control``): its name, its arguments (name, kind, unit, the physical
+quantity that bounds it), its reply (kind and the names and units of its fields)
+and how long it takes on the instrument (:class:`Duration`). The codec, the
+emulated instrument's handlers (:mod:`emulator.instrument.controller`), the
+drivers' reply timeouts and maximum reply lengths, and the ``CONF:LIM?`` /
+``CONF:CAP?`` / ``CONF:SHAPE?`` field layouts all derive from it. The page
 ``PROTOCOL.md`` next to this module is the specification for firmware authors.
 
 Floats are always written with ``repr(float(x))`` (shortest round-trip form), so
@@ -25,11 +30,17 @@ from typing import Any, Literal, NamedTuple
 from hil.seam import BackendInfo, Pulse
 from hil.seam.errors import DeviceFault, HilError, LimitError, ProtocolError
 
-PROTOCOL_VERSION: str = "1.0"
+PROTOCOL_VERSION: str = "1.1"
 """Version of this protocol; the ``SYST:VERS?`` reply."""
 
 TERMINATOR: str = "\n"
 """Line terminator sent by both sides; a receiver also accepts ``\\r\\n``."""
+
+MAX_NUMBER_CHARS: int = 24
+"""Longest number in a reply: ``repr`` of a float, e.g. ``-2.2250738585072014e-308``."""
+
+MAX_TEXT_CHARS: int = 4096
+"""Longest text reply (``*IDN?``, ``SYST:VERS?``) a driver reads before refusing the reply."""
 
 MAX_LINE_CHARS: int = 1 << 20
 """Longest command line (without terminator) the emulator accepts; longer lines get ERR 103."""
@@ -57,6 +68,7 @@ class ErrorCode(IntEnum):
     EXECUTION_FAULT = 300
     COMPLIANCE = 301
     QUEUE_OVERFLOW = 350
+    IN_USE = 400
 
 
 ERROR_CODES: dict[int, str] = {
@@ -73,6 +85,7 @@ ERROR_CODES: dict[int, str] = {
     ErrorCode.EXECUTION_FAULT: "Device or execution fault",
     ErrorCode.COMPLIANCE: "Current compliance reached",
     ErrorCode.QUEUE_OVERFLOW: "Error queue overflow",
+    ErrorCode.IN_USE: "Instrument in use",
 }
 """Every error code of the protocol with its title (the start of the ERR message)."""
 
@@ -131,14 +144,46 @@ Count = Literal["rows", "cols", "cells"]
 
 
 @dataclass(frozen=True)
+class Value:
+    """One field of a value reply: its name, how it is written, its unit."""
+
+    name: str
+    kind: Kind
+    unit: str = ""
+
+
+@dataclass(frozen=True)
 class Reply:
-    """The reply of a command. ``VALUES`` replies have either ``fields`` (fixed list)
-    or one ``fields[0]`` repeated ``count`` times (rows, cols or rows*cols)."""
+    """The reply of a command. ``VALUES`` replies have either ``fields`` (a fixed record,
+    one value per field, in order) or one ``fields[0]`` repeated ``count`` times
+    (rows, cols or rows*cols)."""
 
     kind: ReplyKind
-    fields: tuple[Kind, ...] = ()
+    fields: tuple[Value, ...] = ()
     count: Count | None = None
-    unit: str = ""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The field names, in order (for a record reply)."""
+        return tuple(f.name for f in self.fields)
+
+    @property
+    def unit(self) -> str:
+        """The unit of a repeated field (``S`` or ``A``); empty for records."""
+        return self.fields[0].unit if self.count is not None else ""
+
+
+class Duration(StrEnum):
+    """How long a command takes on the instrument, on top of the driver's base timeout.
+
+    ``INSTANT``: a query or a read (the base timeout covers it). ``PULSE_WIDTHS``:
+    the sum of the ``width_s`` of its pulses plus the switching time per pulse.
+    ``RESET_PULSE``: the device's reset pulse plus one switching time.
+    """
+
+    INSTANT = "instant"
+    PULSE_WIDTHS = "pulse_widths"
+    RESET_PULSE = "reset_pulse"
 
 
 Form = Literal["fixed", "per_row", "list"]
@@ -146,7 +191,7 @@ Form = Literal["fixed", "per_row", "list"]
 
 @dataclass(frozen=True)
 class CommandSpec:
-    """One command: name, arguments, reply.
+    """One command, declared once: name, arguments, reply, duration.
 
     ``form`` says how ``args`` are used: ``fixed`` (exactly these, comma-separated),
     ``per_row`` (``args[0]`` once per row, comma-separated) or ``list`` (entries of
@@ -159,6 +204,7 @@ class CommandSpec:
     reply: Reply = Reply(ReplyKind.OK)
     form: Form = "fixed"
     needs_reset: bool = False
+    duration: Duration = Duration.INSTANT
 
 
 _ROW = Arg("row", Kind.INT, "", Quantity.ROW)
@@ -170,58 +216,116 @@ _PULSE = (
     Arg("amp_v", Kind.FLOAT, "V", Quantity.PULSE_V),
     Arg("width_s", Kind.FLOAT, "s", Quantity.WIDTH),
 )
-_F = Kind.FLOAT
+_F, _I = Kind.FLOAT, Kind.INT
 
 
-def _values(count: Count | None, unit: str, *fields: Kind) -> Reply:
-    return Reply(ReplyKind.VALUES, fields or (_F,), count, unit)
+def _record(*fields: Value) -> Reply:
+    return Reply(ReplyKind.VALUES, fields)
+
+
+def _repeated(count: Count, name: str, unit: str) -> Reply:
+    return Reply(ReplyKind.VALUES, (Value(name, _F, unit),), count)
 
 
 _SPECS: tuple[CommandSpec, ...] = (
     CommandSpec("*IDN?", "Identity text.", reply=Reply(ReplyKind.TEXT)),
     CommandSpec("*CLS", "Clear the error queue."),
-    CommandSpec("SYST:VERS?", "Protocol version, e.g. 1.0.", reply=Reply(ReplyKind.TEXT)),
+    CommandSpec("SYST:VERS?", "Protocol version, e.g. 1.1.", reply=Reply(ReplyKind.TEXT)),
     CommandSpec(
         "SYST:ERR?",
         "Pop the oldest queued error: code,message (0,No error if empty).",
         reply=Reply(ReplyKind.ERROR_ENTRY),
     ),
-    CommandSpec("CONF:SHAPE?", "rows,cols.", reply=_values(None, "", Kind.INT, Kind.INT)),
+    CommandSpec("CONF:SHAPE?", "rows,cols.", reply=_record(Value("rows", _I), Value("cols", _I))),
     CommandSpec(
         "CONF:LIM?",
-        "read_v_max (V),pulse_v_max (V),width_min_s (s),width_max_s (s),compliance_a (A),max_batch.",
-        reply=_values(None, "", _F, _F, _F, _F, _F, Kind.INT),
+        "The instrument's limits.",
+        reply=_record(
+            Value("read_v_max", _F, "V"),
+            Value("pulse_v_max", _F, "V"),
+            Value("width_min_s", _F, "s"),
+            Value("width_max_s", _F, "s"),
+            Value("compliance_a", _F, "A"),
+            Value("max_batch", _I),
+        ),
     ),
     CommandSpec(
         "CONF:CAP?",
-        "supports_reset,supports_depression (1 or 0).",
-        reply=_values(None, "", Kind.INT, Kind.INT),
-    ),
-    CommandSpec("MEAS:G?", "Conductance of one device (S).", (_ROW, _COL, _READ_V), _values(None, "S")),
-    CommandSpec(
-        "MEAS:ROW?", "Conductances of one row, cols values (S).", (_ROW, _READ_V), _values("cols", "S")
+        "Capabilities (1 or 0).",
+        reply=_record(Value("supports_reset", _I), Value("supports_depression", _I)),
     ),
     CommandSpec(
-        "MEAS:COL?", "Conductances of one column, rows values (S).", (_COL, _READ_V), _values("rows", "S")
+        "MEAS:G?", "Conductance of one device (S).", (_ROW, _COL, _READ_V), _record(Value("g", _F, "S"))
     ),
-    CommandSpec(
-        "MEAS:ALL?", "All conductances, row-major, rows*cols values (S).", (_READ_V,), _values("cells", "S")
-    ),
+    CommandSpec("MEAS:ROW?", "Conductances of one row (S).", (_ROW, _READ_V), _repeated("cols", "g", "S")),
+    CommandSpec("MEAS:COL?", "Conductances of one column (S).", (_COL, _READ_V), _repeated("rows", "g", "S")),
+    CommandSpec("MEAS:ALL?", "All conductances, row-major (S).", (_READ_V,), _repeated("cells", "g", "S")),
     CommandSpec(
         "VMM?",
-        "Drive row j with v_j (V); column currents, cols values (A).",
+        "Drive row j with v_j (V); column currents (A).",
         (_READ_V,),
-        _values("cols", "A"),
+        _repeated("cols", "i", "A"),
         form="per_row",
     ),
-    CommandSpec("PULS", "One pulse on device (row, col).", _PULSE),
-    CommandSpec("PULS:LIST", "A batch of pulses, applied in order, all or nothing.", _PULSE, form="list"),
-    CommandSpec("RST:DEV", "The device's reset pulse on (row, col).", (_ROW, _COL), needs_reset=True),
+    CommandSpec("PULS", "One pulse on device (row, col).", _PULSE, duration=Duration.PULSE_WIDTHS),
+    CommandSpec(
+        "PULS:LIST",
+        "A batch of pulses, applied in order, all or nothing.",
+        _PULSE,
+        form="list",
+        duration=Duration.PULSE_WIDTHS,
+    ),
+    CommandSpec(
+        "RST:DEV",
+        "The device's reset pulse on (row, col).",
+        (_ROW, _COL),
+        needs_reset=True,
+        duration=Duration.RESET_PULSE,
+    ),
     CommandSpec("ABOR", "All outputs to 0 V."),
 )
 
 COMMANDS: Mapping[str, CommandSpec] = {s.name: s for s in _SPECS}
 """Every command of the protocol by its (upper-case) name."""
+
+
+def command_duration_s(name: str, *args: Any, switch_time_s: float, reset_time_s: float) -> float:
+    """How long (s) command ``name`` with ``args`` (as given to :func:`encode_command`)
+    takes on the instrument, by its declared :class:`Duration`.
+
+    ``switch_time_s`` is the allowance per pulse for switching and settling,
+    ``reset_time_s`` the device's reset pulse. Non-finite widths count as 0 (such a
+    command is refused before it is sent).
+    """
+    spec = command_spec(name)
+    if spec.duration is Duration.RESET_PULSE:
+        return reset_time_s + switch_time_s
+    if spec.duration is Duration.PULSE_WIDTHS:
+        pulses = [Pulse(*p) for p in _variadic(spec, args)]
+        widths = math.fsum(w for p in pulses if math.isfinite(w := float(p.width_s)))
+        return widths + len(pulses) * switch_time_s
+    return 0.0
+
+
+def max_reply_chars(name: str, shape: tuple[int, int] | None = None) -> int:
+    """The longest reply line (without terminator) that command ``name`` can have.
+
+    Derived from the declared reply: a value list is at most its number of fields
+    times :data:`MAX_NUMBER_CHARS` plus the commas (a repeated field needs ``shape``;
+    without it the largest shape, 64 x 64... is not assumed: 1 MiB); text at most
+    :data:`MAX_TEXT_CHARS`; an ``ERR`` reply at most ``ERR 99999,`` and
+    :data:`MAX_MESSAGE_CHARS`. A driver refuses a longer reply without reading on.
+    """
+    reply = command_spec(name).reply
+    error = len("ERR 99999,") + MAX_MESSAGE_CHARS
+    if reply.kind is ReplyKind.VALUES:
+        n = len(reply.fields) if reply.count is None else _count(reply.count, shape)
+        if n is None:
+            return MAX_LINE_CHARS
+        return max(error, n * (MAX_NUMBER_CHARS + 1))
+    if reply.kind is ReplyKind.TEXT:
+        return max(error, MAX_TEXT_CHARS)
+    return error
 
 
 def command_spec(name: str) -> CommandSpec:
@@ -241,6 +345,34 @@ _ERR_RE = re.compile(r"ERR ([0-9]{1,5}),(.*)")
 _ENTRY_RE = re.compile(r"[+-]?[0-9]{1,5},.*")
 
 
+QUOTE_CHARS: int = 80
+"""How much of a received line an error message quotes (the rest is given as a length)."""
+
+
+def quote(data: str | bytes, limit: int = QUOTE_CHARS) -> str:
+    """``repr`` of the first ``limit`` characters of ``data``, and its length when it is longer.
+
+    Error messages quote received lines with this, so that an endless reply cannot
+    make an endless message."""
+    if len(data) <= limit:
+        return repr(data)
+    unit = "bytes" if isinstance(data, bytes) else "characters"
+    return f"{data[:limit]!r}... ({len(data)} {unit})"
+
+
+def strip_terminator(line: str) -> str:
+    """``line`` without its terminator: one trailing LF, then one CR before it.
+
+    The one place where the terminator is removed, on both sides of the line: any
+    other CR left in the line is a non-printable character (``ERR 101``)."""
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+def is_empty_line(line: str) -> bool:
+    """True for a line that is not a command: nothing, or only spaces, before the terminator."""
+    return not strip_terminator(line).strip(" ")
+
+
 def format_float(x: Any) -> str:
     """``repr`` of ``float(x)``: the shortest text that reads back as the same float."""
     if isinstance(x, str | bytes) or not isinstance(x, numbers.Real):
@@ -256,11 +388,38 @@ def format_int(x: Any) -> str:
         raise TypeError(f"expected an integer, got {type(x).__name__} {x!r}") from None
 
 
+class _HugeInt(int):
+    """An integer too long to convert exactly (Python refuses more than 4,300 digits):
+    a value beyond any range that prints as the start of its text and its length."""
+
+    text: str
+
+    def __new__(cls, text: str) -> _HugeInt:
+        value = super().__new__(cls, (-1 if text.startswith("-") else 1) * 10**_HUGE_DIGITS)
+        value.text = text
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.text[:20]}...({len(self.text)} characters)"
+
+    __repr__ = __str__
+
+
+_HUGE_DIGITS = 30
+"""An integer with more significant digits than this is beyond any index: kept as :class:`_HugeInt`."""
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("+-").lstrip("0")) > _HUGE_DIGITS:
+        return _HugeInt(text)
+    return int(text)
+
+
 def _parse_number(text: str, kind: Kind, *, reply: bool) -> int | float:
     """A number in the protocol grammar; ValueError if it is not one."""
     if kind is Kind.INT:
         if _INT_RE.fullmatch(text):
-            return int(text)
+            return _parse_int(text)
     elif _DEC_RE.fullmatch(text) or (reply and text in _NONFINITE):
         value = float(text)
         if reply or math.isfinite(value):
@@ -269,6 +428,13 @@ def _parse_number(text: str, kind: Kind, *, reply: bool) -> int | float:
 
 
 # --------------------------------------------------------------------- client side
+def _variadic(spec: CommandSpec, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The entries of a per-row or list command given as one sequence or as separate arguments."""
+    if spec.form != "fixed" and len(args) == 1 and _is_sequence(args[0]):
+        return tuple(args[0])
+    return args
+
+
 def encode_command(name: str, *args: Any) -> str:
     """The command line (WITHOUT terminator) for ``name`` with ``args``.
 
@@ -279,8 +445,7 @@ def encode_command(name: str, *args: Any) -> str:
     arguments or a non-finite float, TypeError for a wrong argument type.
     """
     spec = command_spec(name)
-    if spec.form != "fixed" and len(args) == 1 and _is_sequence(args[0]):
-        args = tuple(args[0])
+    args = _variadic(spec, args)
     if spec.form == "list":
         if not args:
             raise ValueError(f"{spec.name} needs at least one pulse")
@@ -328,24 +493,24 @@ def decode_reply(name: str, line: str, *, shape: tuple[int, int] | None = None) 
     or length, which is how a reply that belongs to another command is detected.
     """
     spec = command_spec(name)
-    text = line.removesuffix("\n").removesuffix("\r")
+    text = strip_terminator(line)
     if not text or not _PRINTABLE_RE.fullmatch(text):
-        raise ProtocolError(f"{spec.name}: garbled reply {line!r}")
+        raise ProtocolError(f"{spec.name}: garbled reply {quote(line)}")
     if text.startswith("ERR"):
         match = _ERR_RE.fullmatch(text)
         if match is None:
-            raise ProtocolError(f"{spec.name}: malformed error reply {line!r}")
+            raise ProtocolError(f"{spec.name}: malformed error reply {quote(line)}")
         raise DeviceFault(match.group(2), int(match.group(1)))
     reply = spec.reply
     if text == "OK" or reply.kind is ReplyKind.OK:
         if text == "OK" and reply.kind is ReplyKind.OK:
             return None
-        raise ProtocolError(f"{spec.name}: expected a {reply.kind.value} reply, got {line!r}")
+        raise ProtocolError(f"{spec.name}: expected a {reply.kind.value} reply, got {quote(line)}")
     if reply.kind is ReplyKind.TEXT:
         return text
     if reply.kind is ReplyKind.ERROR_ENTRY:
         if not _ENTRY_RE.fullmatch(text):
-            raise ProtocolError(f"{spec.name}: expected code,message, got {line!r}")
+            raise ProtocolError(f"{spec.name}: expected code,message, got {quote(line)}")
         return text
     return _decode_values(spec, text, shape)
 
@@ -354,20 +519,43 @@ def _decode_values(spec: CommandSpec, text: str, shape: tuple[int, int] | None) 
     reply = spec.reply
     parts = text.split(",")
     if reply.count is None:
-        kinds = reply.fields
+        kinds = tuple(f.kind for f in reply.fields)
     else:
         expected = _count(reply.count, shape)
         if expected is not None and len(parts) != expected:
             raise ProtocolError(
                 f"{spec.name}: expected {expected} values for shape {shape}, got {len(parts)}"
             )
-        kinds = reply.fields * len(parts)
+        kinds = (reply.fields[0].kind,) * len(parts)
     if len(parts) != len(kinds):
-        raise ProtocolError(f"{spec.name}: expected {len(kinds)} values, got {text!r}")
+        raise ProtocolError(f"{spec.name}: expected {len(kinds)} values, got {quote(text)}")
     try:
         return [_parse_number(p, k, reply=True) for p, k in zip(parts, kinds, strict=True)]
     except ValueError as exc:
-        raise ProtocolError(f"{spec.name}: bad number {exc.args[0]!r} in reply {text!r}") from None
+        raise ProtocolError(f"{spec.name}: bad number {quote(exc.args[0])} in reply {quote(text)}") from None
+
+
+def decode_record(name: str, line: str) -> dict[str, int | float]:
+    """Decode the reply to a command whose reply is a record (``CONF:LIM?``, ``CONF:CAP?``,
+    ``CONF:SHAPE?``, ``MEAS:G?``) into {declared field name: value}."""
+    spec = command_spec(name)
+    if spec.reply.kind is not ReplyKind.VALUES or spec.reply.count is not None:
+        raise ValueError(f"{spec.name} does not reply with a record")
+    values = decode_reply(name, line)
+    assert isinstance(values, list)
+    return dict(zip(spec.reply.names, values, strict=True))
+
+
+def encode_record(name: str, source: Any) -> str:
+    """The record reply to ``name``: each declared field read from ``source`` by its name
+    (an attribute, e.g. of :class:`~hil.seam.Limits` for ``CONF:LIM?``)."""
+    spec = command_spec(name)
+    if spec.reply.kind is not ReplyKind.VALUES or spec.reply.count is not None:
+        raise ValueError(f"{spec.name} does not reply with a record")
+    values = [getattr(source, f.name) for f in spec.reply.fields]
+    return encode_values(
+        int(v) if f.kind is Kind.INT else v for f, v in zip(spec.reply.fields, values, strict=True)
+    )
 
 
 def _count(count: Count, shape: tuple[int, int] | None) -> int | None:
@@ -381,7 +569,7 @@ def parse_error_entry(text: str) -> tuple[int, str]:
     """Split a ``SYST:ERR?`` reply ``code,message`` into (code, message)."""
     code, sep, message = text.partition(",")
     if not sep or not _INT_RE.fullmatch(code):
-        raise ProtocolError(f"SYST:ERR?: expected code,message, got {text!r}")
+        raise ProtocolError(f"SYST:ERR?: expected code,message, got {quote(text)}")
     return int(code), message
 
 
@@ -403,7 +591,7 @@ def parse_command(line: str) -> ParsedCommand:
     Checks syntax only (code 100, 101, 102, 103); ranges need the instrument's
     shape and limits, see :func:`validate_command`.
     """
-    text = line.removesuffix("\n").removesuffix("\r")
+    text = strip_terminator(line)
     if len(text) > MAX_LINE_CHARS:
         raise CommandError(ErrorCode.LINE_TOO_LONG, f"line longer than {MAX_LINE_CHARS} characters")
     if not _PRINTABLE_RE.fullmatch(text):
@@ -448,7 +636,7 @@ def _parse_arg(arg: Arg, text: str, where: str) -> int | float:
         return _parse_number(text, arg.kind, reply=False)
     except ValueError:
         want = "an integer" if arg.kind is Kind.INT else "a finite decimal number"
-        raise CommandError(ErrorCode.BAD_NUMBER, f"{where}{arg.name}={text!r} is not {want}") from None
+        raise CommandError(ErrorCode.BAD_NUMBER, f"{where}{arg.name}={quote(text)} is not {want}") from None
 
 
 def validate_command(command: ParsedCommand, info: BackendInfo) -> None:

@@ -21,7 +21,7 @@ from api.cli import emulate
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from emulator.instrument.faults import FaultPlan, garble
 from emulator.instrument.server import CommandProcessor, InstrumentServer, running_server
-from hil.protocol import COMMANDS, ERROR_CODES, ErrorCode, decode_reply, encode_command
+from hil.protocol import COMMANDS, ERROR_CODES, PROTOCOL_VERSION, ErrorCode, decode_reply, encode_command
 from hil.protocol.codec import ERROR_QUEUE_SIZE, MAX_LINE_CHARS
 from hil.seam import Limits, Pulse
 from hil.seam.errors import DeviceFault, ProtocolError
@@ -129,7 +129,7 @@ def test_raw_tcp_session_matches_the_crossbar_bit_for_bit(
     twin = EmulatedCrossbar(NOISY)
     info = twin.info
     assert client.query("*IDN?") == info.identity
-    assert client.query("syst:vers?") == "1.0"
+    assert client.query("syst:vers?") == PROTOCOL_VERSION
     assert decode_reply("CONF:SHAPE?", client.query("CONF:SHAPE?")) == [4, 4]
     lim = info.limits
     assert decode_reply("CONF:LIM?", client.query("CONF:LIM?")) == [
@@ -188,7 +188,7 @@ def test_exactly_one_reply_line_per_command_even_when_pipelined(
     commands = [line for line in lines if line.strip()]
     replies = client.readlines(len(commands))
     # No extra line hides behind them: the next line read answers the next command.
-    assert client.query("SYST:VERS?") == "1.0"
+    assert client.query("SYST:VERS?") == PROTOCOL_VERSION
     assert server.commands == [*commands, "SYST:VERS?"]
     kinds = ["text", "values", "OK", "ERR 100", "ERR 101", "ERR 200", "values", "100,", "OK", "ERR 102"]
     for reply, kind in zip(replies, kinds, strict=True):
@@ -496,7 +496,7 @@ def test_cli_emulate_serves_until_stopped(where: list[str], monkeypatch) -> None
         while "Serving" not in out.getvalue() and time.monotonic() < deadline:
             time.sleep(0.02)
         text = out.getvalue()
-        assert "seed=5" in text and "protocol 1.0" in text
+        assert "seed=5" in text and f"protocol {PROTOCOL_VERSION}" in text
         port = next(line.split()[-1] for line in text.splitlines() if "pyserial" in line)
         with serial.serial_for_url(port, timeout=TIMEOUT_S) as link:
             link.write(b"MEAS:ALL? 0.05\n")

@@ -157,7 +157,7 @@ def test_decode_kinds() -> None:
     assert decode_reply("PULS", "OK\n") is None
     assert decode_reply("ABOR", encode_ok()) is None
     assert decode_reply("*IDN?", "crossbar-hil,Emulated,0\r\n") == "crossbar-hil,Emulated,0"
-    assert decode_reply("SYST:VERS?", PROTOCOL_VERSION) == "1.0"
+    assert decode_reply("SYST:VERS?", PROTOCOL_VERSION) == PROTOCOL_VERSION
     shape = decode_reply("CONF:SHAPE?", "4,4")
     assert shape == [4, 4] and all(isinstance(v, int) for v in shape)
     cap = decode_reply("CONF:CAP?", encode_values([True, False]))
