@@ -23,7 +23,7 @@ from drivers.protocol_backend import ProtocolBackend
 from drivers.serial_backend import SerialBackend
 from drivers.visa_backend import VisaBackend
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.instrument.server import CommandsPerEpoch, InstrumentServer, running_server
+from emulator.testing import CommandsPerEpoch, InstrumentServer, running_server
 from hil.resources import trace_from_env
 from hil.seam import CrossbarBackend
 from hil.training.config import TrainingConfig

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from time import monotonic
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hil.protocol.codec import MAX_LINE_CHARS, quote, strip_terminator
 from hil.seam import UserLimits
-from hil.seam.errors import CommunicationError
+from hil.seam.errors import CommunicationError, InstrumentTimeout, ProtocolError
+
+MAX_REPLY_CHARS = MAX_LINE_CHARS
+"""Longest reply line a link reads when the caller gives no bound (characters)."""
+
+SLICE_S = 0.1
+"""Longest single blocking wait (s) inside a link's read: the deadline and signals
+(a second Ctrl-C) are checked at least this often."""
 
 SWITCH_TIME_S = 0.01
 """Default allowance per pulse (s) for the controller's switching and settling, added to
 the reply timeout of pulse commands on top of the pulse widths. Generous on purpose: a
 timeout that is too long costs nothing, one that is too short faults a run."""
+
+
+MAX_COMMAND_S = 3600.0
+"""The longest a single command may take on the instrument (s): an instrument that reports
+a longer pulse (``width_max_s``) is refused at the handshake, and reply timeouts derived
+from durations are clamped to this."""
 
 
 class LinkFaulted(CommunicationError):
@@ -29,8 +45,11 @@ class Link(Protocol):
 
     Implementations add and strip the line terminator, and raise
     :class:`InstrumentTimeout` when no complete line arrives within their
-    timeout, :class:`ConnectionLost` when the peer is gone, and
-    :class:`ProtocolError` for bytes that are not ASCII text.
+    timeout (a total deadline for the whole line, however the bytes drip in),
+    :class:`ConnectionLost` when the peer is gone, and :class:`ProtocolError` for
+    bytes that are not ASCII text or a line longer than ``max_chars``. Error
+    messages quote at most the start of what was received, and its length
+    (:func:`hil.protocol.codec.quote`).
     """
 
     description: str
@@ -42,17 +61,18 @@ class Link(Protocol):
     def write_line(self, line: str) -> None:
         """Send one line (without terminator)."""
 
-    def read_line(self, timeout_s: float | None = None) -> str:
-        """Receive one line (terminator stripped) within ``timeout_s`` (s; default :attr:`timeout_s`)."""
+    def read_line(self, timeout_s: float | None = None, max_chars: int | None = None) -> str:
+        """Receive one line (terminator stripped) within ``timeout_s`` (s; default
+        :attr:`timeout_s`) of at most ``max_chars`` characters (default :data:`MAX_REPLY_CHARS`)."""
 
     def close(self) -> None:
         """Release the transport. Idempotent."""
 
 
 class LinkParams(BaseModel):
-    """Parameters common to every protocol backend."""
+    """Parameters common to every protocol backend (inf and NaN are refused)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     timeout_s: float = Field(
         2.0,
@@ -80,3 +100,50 @@ class LinkParams(BaseModel):
     traffic_log: Path | None = Field(
         None, description="Append every command and reply, timestamped, to this file."
     )
+
+
+class LineReader:
+    """Assembles reply lines from the chunks of a byte stream, for every link.
+
+    :meth:`read_line` keeps a **total deadline** for the line, however slowly its
+    bytes drip in, and a **maximum length**: it never buffers more than
+    ``max_chars`` + 2 bytes of one line. It waits in slices of at most
+    :data:`SLICE_S`, so signal handlers (a second Ctrl-C) run promptly. Bytes after
+    a line stay buffered for the next read (a late reply is read by the next read).
+    """
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self.buffer = bytearray()
+
+    def read_line(self, fill: Callable[[float], bytes], timeout_s: float, max_chars: int) -> str:
+        """One line within ``timeout_s`` (s), at most ``max_chars`` characters.
+
+        ``fill(wait_s)`` returns the bytes that arrived within ``wait_s`` (s), b"" if
+        none (it raises :class:`ConnectionLost` when the peer is gone). Raises
+        :class:`InstrumentTimeout` at the deadline and :class:`ProtocolError` for a line
+        too long or not ASCII; messages quote only the start of what was received.
+        """
+        deadline = monotonic() + timeout_s
+        limit = max_chars + 1  # a CR before the LF is allowed
+        while (end := self.buffer.find(b"\n", 0, limit + 1)) < 0:
+            if len(self.buffer) > limit:
+                received = bytes(self.buffer[:limit])
+                self.buffer.clear()
+                raise ProtocolError(
+                    f"{self.description}: reply longer than {max_chars} characters, the most "
+                    f"this command can have; received {quote(received)} without a line end"
+                )
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                partial = f" (partial: {quote(bytes(self.buffer))})" if self.buffer else ""
+                raise InstrumentTimeout(
+                    f"{self.description}: no complete reply within {timeout_s:g} s{partial}"
+                )
+            self.buffer += fill(min(remaining, SLICE_S))
+        raw = bytes(self.buffer[:end])
+        del self.buffer[: end + 1]
+        try:
+            return strip_terminator(raw.decode("ascii"))
+        except UnicodeDecodeError as e:
+            raise ProtocolError(f"{self.description}: reply is not ASCII text: {quote(raw)}") from e

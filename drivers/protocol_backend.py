@@ -73,9 +73,18 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from drivers.link import SWITCH_TIME_S, Link, LinkFaulted, LinkParams
+from drivers.link import MAX_COMMAND_S, SWITCH_TIME_S, Link, LinkFaulted, LinkParams
 from drivers.traffic import TrafficLog
-from hil.protocol.codec import PROTOCOL_VERSION, decode_reply, encode_command
+from hil.protocol.codec import (
+    COMMANDS,
+    PROTOCOL_VERSION,
+    ErrorCode,
+    as_record,
+    command_duration_s,
+    decode_reply,
+    encode_command,
+    max_reply_chars,
+)
 from hil.seam import BackendInfo, CrossbarBackend, Limits, Pulse, UserLimits
 from hil.seam.errors import (
     BackendClosed,
@@ -119,6 +128,7 @@ class ProtocolBackend(CrossbarBackend):
         self._shape: tuple[int, int] | None = None
         self.switch_time_s = switch_time_s
         """Allowance per pulse (s) added to the reply timeout of pulse commands."""
+        self.reset_time_s = 0.0 if reset_time_s is None else reset_time_s
         try:
             self.instrument_info = self._handshake()
             """What the instrument reported, before the user limits."""
@@ -130,6 +140,14 @@ class ProtocolBackend(CrossbarBackend):
             raise ConnectionLost(
                 f"{link.description}: the instrument closed the connection during the handshake; "
                 f"it may be in use by another client (a controller serves one at a time): {e}"
+            ) from e
+        except DeviceFault as e:
+            self._release()
+            if e.code != ErrorCode.IN_USE:
+                raise
+            raise ConnectionLost(
+                f"{link.description}: the instrument is in use by another client "
+                f"(a controller serves one at a time): {e}"
             ) from e
         except BaseException:
             self._release()
@@ -173,25 +191,19 @@ class ProtocolBackend(CrossbarBackend):
             raise ProtocolError(
                 f"{identity!r} speaks protocol {version}; this driver speaks {PROTOCOL_VERSION}"
             )
-        rows, cols = (_count(x, "CONF:SHAPE?") for x in self._query_values("CONF:SHAPE?"))
-        lim = self._query_values("CONF:LIM?")
-        reset, depression = self._query_values("CONF:CAP?")
+        shape = self._query_record("CONF:SHAPE?")
+        rows, cols = (_count(shape[k], "CONF:SHAPE?") for k in ("rows", "cols"))
+        lim = self._query_record("CONF:LIM?")
+        caps = self._query_record("CONF:CAP?")
+        _check_limits(identity, lim)
         try:
-            limits = Limits(
-                read_v_max=lim[0],
-                pulse_v_max=lim[1],
-                width_min_s=lim[2],
-                width_max_s=lim[3],
-                compliance_a=lim[4],
-                max_batch=_count(lim[5], "CONF:LIM?"),
-            )
+            limits = Limits.model_validate({**lim, "max_batch": _count(lim["max_batch"], "CONF:LIM?")})
             return BackendInfo(
                 identity=identity,
                 rows=rows,
                 cols=cols,
                 limits=limits,
-                supports_reset=bool(reset),
-                supports_depression=bool(depression),
+                **{name: bool(value) for name, value in caps.items()},
             )
         except ValidationError as e:
             raise ProtocolError(f"{identity!r} reported an impossible configuration: {e}") from None
@@ -239,19 +251,21 @@ class ProtocolBackend(CrossbarBackend):
     def reply_timeout_s(self, name: str, *args: Any) -> float:
         """How long to wait (s) for the reply to command ``name`` with ``args``.
 
-        The link's base timeout plus what the command takes on the instrument:
-        the pulse widths and :attr:`switch_time_s` per pulse for ``PULS`` and
-        ``PULS:LIST``, :attr:`reset_time_s` and :attr:`switch_time_s` for ``RST:DEV``.
+        The link's base timeout plus what the command takes on the instrument, by
+        its declared duration (:func:`~hil.protocol.codec.command_duration_s`): the
+        pulse widths and :attr:`switch_time_s` per pulse for ``PULS`` and ``PULS:LIST``,
+        :attr:`reset_time_s` and :attr:`switch_time_s` for ``RST:DEV``. The duration is
+        clamped to :data:`~drivers.link.MAX_COMMAND_S`.
         """
-        base = self._link.timeout_s
-        if name == "PULS":
-            return base + args[3] + self.switch_time_s
-        if name == "PULS:LIST":
-            pulses = [Pulse(*p) for p in args[0]]
-            return base + sum(p.width_s for p in pulses) + len(pulses) * self.switch_time_s
-        if name == "RST:DEV":
-            return base + self.reset_time_s + self.switch_time_s
-        return base
+        duration_s = command_duration_s(
+            name, *args, switch_time_s=self.switch_time_s, reset_time_s=self.reset_time_s
+        )
+        return self._link.timeout_s + min(duration_s, MAX_COMMAND_S)
+
+    def max_reply_chars(self, name: str) -> int:
+        """The longest reply to ``name`` this backend reads (characters, terminator excluded);
+        from the declared reply and the crossbar's shape."""
+        return max_reply_chars(name, self._shape)
 
     # ------------------------------------------------------------ CrossbarBackend
     def _read_conductances(self, v_read: float) -> NDArray[np.float64]:
@@ -301,7 +315,7 @@ class ProtocolBackend(CrossbarBackend):
                 )
             try:
                 self._send(encode_command(name, *args))
-                line = self._receive(self.reply_timeout_s(name, *args))
+                line = self._receive(self.reply_timeout_s(name, *args), self.max_reply_chars(name))
                 reply = decode_reply(name, line, shape=self._shape)
             except DeviceFault:
                 raise  # The instrument answered, in sync: the link is fine.
@@ -320,6 +334,10 @@ class ProtocolBackend(CrossbarBackend):
             raise ProtocolError(f"{name}: expected values, got {reply!r}")
         return reply
 
+    def _query_record(self, name: str) -> dict[str, int | float]:
+        """A record reply as {declared field name: value}."""
+        return as_record(name, self._query_values(name))
+
     def _query_text(self, name: str) -> str:
         reply = self._query(name)
         if not isinstance(reply, str):
@@ -331,11 +349,12 @@ class ProtocolBackend(CrossbarBackend):
         self._link.write_line(line)
         self._owed += 1
 
-    def _receive(self, timeout_s: float | None = None) -> str:
-        """One reply line within ``timeout_s`` (s; default: the link's base timeout)."""
+    def _receive(self, timeout_s: float | None = None, max_chars: int | None = None) -> str:
+        """One reply line within ``timeout_s`` (s; default: the link's base timeout),
+        at most ``max_chars`` characters (default: any reply of the protocol)."""
         start = perf_counter()
         try:
-            line = self._link.read_line(timeout_s)
+            line = self._link.read_line(timeout_s, max_chars)
         except CommunicationError as e:
             self._traffic.record("!", f"{type(e).__name__}: {e}", perf_counter() - start)
             raise
@@ -370,6 +389,25 @@ class ProtocolBackend(CrossbarBackend):
             return ConnectionLost(f"{self._link.description}: {e}")
         log.warning("%s: outputs at 0 V after the fault (ABOR confirmed)", self._link.description)
         return None
+
+
+def _check_limits(identity: str, lim: Mapping[str, float]) -> None:
+    """Refuse a ``CONF:LIM?`` with a value that is not finite, or a pulse longer than
+    :data:`~drivers.link.MAX_COMMAND_S` (reply timeouts are derived from it)."""
+    spec = COMMANDS["CONF:LIM?"].reply
+    for field in spec.fields:
+        value = lim[field.name]
+        unit = f" {field.unit}" if field.unit else ""
+        if not math.isfinite(value):
+            raise ProtocolError(
+                f"{identity!r} reported {field.name}={value!r}{unit} in CONF:LIM?: "
+                "not a finite number; refusing the instrument"
+            )
+    if lim["width_max_s"] > MAX_COMMAND_S:
+        raise ProtocolError(
+            f"{identity!r} reported width_max_s={lim['width_max_s']!r} s in CONF:LIM?, "
+            f"beyond the {MAX_COMMAND_S:g} s this driver waits for one command; refusing the instrument"
+        )
 
 
 def _count(value: float, command: str) -> int:

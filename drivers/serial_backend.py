@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import select
 import socket
-from time import monotonic
 from typing import Any, ClassVar
 
 import serial
 from pydantic import Field
 
-from drivers.link import LinkParams
+from drivers.link import MAX_REPLY_CHARS, LineReader, LinkParams
 from drivers.protocol_backend import ProtocolBackend
-from hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout, ProtocolError
+from hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
 
 _CHUNK = 65536
 
@@ -48,7 +47,7 @@ class SerialLink:
     ) -> None:
         self.description = port
         self.timeout_s = timeout_s
-        self._buffer = bytearray()
+        self._reader = LineReader(port)
         options: dict[str, Any] = {"baudrate": baudrate, "timeout": timeout_s, "write_timeout": timeout_s}
         if "://" not in port:
             options["exclusive"] = exclusive
@@ -78,33 +77,24 @@ class SerialLink:
         except (serial.SerialException, OSError) as e:
             raise ConnectionLost(f"{self.description}: {e}") from e
 
-    def read_line(self, timeout_s: float | None = None) -> str:
-        """Receive one line within ``timeout_s`` (s; default :attr:`timeout_s`)."""
+    def read_line(self, timeout_s: float | None = None, max_chars: int | None = None) -> str:
+        """Receive one line within ``timeout_s`` (s; default :attr:`timeout_s`), a total
+        deadline, of at most ``max_chars`` characters (see :class:`~drivers.link.LineReader`)."""
         wait_s = self.timeout_s if timeout_s is None else timeout_s
-        deadline = monotonic() + wait_s
-        while (end := self._buffer.find(b"\n")) < 0:
-            remaining = deadline - monotonic()
-            if remaining <= 0:
-                raise InstrumentTimeout(
-                    f"{self.description}: no complete reply within {wait_s:g} s"
-                    + (f" (partial: {bytes(self._buffer)!r})" if self._buffer else "")
-                )
-            try:
-                if self._fd is None:
-                    self._port.timeout = remaining
-                    self._buffer += self._port.read(max(1, self._port.in_waiting))
-                elif chunk := self._port.read(_CHUNK):
-                    self._buffer += chunk
-                else:
-                    select.select([self._fd], [], [], remaining)
-            except (serial.SerialException, OSError, ValueError) as e:
-                raise ConnectionLost(f"{self.description}: {e}") from e
-        raw = bytes(self._buffer[:end])
-        del self._buffer[: end + 1]
+        return self._reader.read_line(self._fill, wait_s, MAX_REPLY_CHARS if max_chars is None else max_chars)
+
+    def _fill(self, wait_s: float) -> bytes:
+        """What arrives within ``wait_s`` (s)."""
         try:
-            return raw.decode("ascii").rstrip("\r")
-        except UnicodeDecodeError as e:
-            raise ProtocolError(f"{self.description}: reply is not ASCII text: {raw!r}") from e
+            if self._fd is None:
+                self._port.timeout = wait_s
+                return bytes(self._port.read(max(1, min(self._port.in_waiting, _CHUNK))))
+            if chunk := self._port.read(_CHUNK):
+                return bytes(chunk)
+            select.select([self._fd], [], [], wait_s)
+            return b""
+        except (serial.SerialException, OSError, ValueError) as e:
+            raise ConnectionLost(f"{self.description}: {e}") from e
 
     def close(self) -> None:
         """Close the port. Idempotent."""

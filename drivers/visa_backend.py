@@ -21,17 +21,20 @@ from __future__ import annotations
 
 import errno
 import logging
+import select
 import socket
 from contextlib import suppress
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from drivers.link import LinkParams
+from drivers.link import MAX_REPLY_CHARS, LineReader, LinkParams
 from drivers.protocol_backend import ProtocolBackend
-from hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout, ProtocolError
+from hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
 
 log = logging.getLogger(__name__)
+
+_CHUNK = 65536
 
 
 class VisaParams(LinkParams):
@@ -51,6 +54,7 @@ class VisaLink:
 
         self.description = resource
         self.timeout_s = timeout_s
+        self._reader = LineReader(resource)
         self.locked = False
         """True when VISA granted this session an exclusive lock on the resource."""
         self._errors = pyvisa.errors
@@ -85,16 +89,42 @@ class VisaLink:
         except (self._errors.VisaIOError, OSError) as e:
             raise self._map(e) from e
 
-    def read_line(self, timeout_s: float | None = None) -> str:
-        """Receive one line within ``timeout_s`` (s; default :attr:`timeout_s`)."""
-        wait_ms = round((self.timeout_s if timeout_s is None else timeout_s) * 1000)
+    def read_line(self, timeout_s: float | None = None, max_chars: int | None = None) -> str:
+        """Receive one line within ``timeout_s`` (s; default :attr:`timeout_s`), a total
+        deadline, of at most ``max_chars`` characters (see :class:`~drivers.link.LineReader`).
+
+        VISA's own timeout only fires when no byte arrives at all, so the line is read
+        in bounded slices: straight from the socket under a pyvisa-py ``SOCKET``
+        session, otherwise by VISA reads of at most :data:`~drivers.link.SLICE_S` each.
+        """
+        wait_s = self.timeout_s if timeout_s is None else timeout_s
+        return self._reader.read_line(self._fill, wait_s, MAX_REPLY_CHARS if max_chars is None else max_chars)
+
+    def _fill(self, wait_s: float) -> bytes:
+        """What arrives within about ``wait_s`` (s); b"" if nothing did."""
+        if (sock := self._socket()) is not None:
+            try:
+                if not select.select([sock], [], [], wait_s)[0]:
+                    return b""
+                data = sock.recv(_CHUNK)
+            except (BlockingIOError, InterruptedError):
+                return b""
+            except (OSError, ValueError) as e:
+                raise ConnectionLost(f"{self.description}: {e}") from e
+            if not data:
+                raise ConnectionLost(f"{self.description}: connection closed by the instrument")
+            return data
+        wait_ms = max(1, round(wait_s * 1000))
         try:
             if self._inst.timeout != wait_ms:
                 self._inst.timeout = wait_ms
-            return str(self._inst.read())
-        except UnicodeDecodeError as e:
-            raise ProtocolError(f"{self.description}: reply is not ASCII text: {e}") from e
+            data, _ = self._inst.visalib.read(self._inst.session, _CHUNK)
+            return bytes(data)
         except (self._errors.VisaIOError, OSError) as e:
+            if isinstance(e, self._errors.VisaIOError) and e.error_code == self._timeout_code:
+                if self._peer_closed():
+                    raise ConnectionLost(f"{self.description}: connection closed by the instrument") from e
+                return b""
             raise self._map(e) from e
 
     def close(self) -> None:

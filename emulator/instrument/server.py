@@ -10,9 +10,15 @@ methods, so the values returned over the line are bit for bit those the crossbar
 returns when used directly.
 
 Like a physical controller, it serves **one client at a time** over TCP: a
-connection that arrives while another is open is closed at once, with a log
-line, so two drivers can never both pulse the same crossbar (PROTOCOL.md,
-section 1).
+connection that arrives while another is open is answered at once with one line,
+``ERR 400,Instrument in use: ...``, and closed, without holding up the accept loop
+(PROTOCOL.md, section 1). The one session ends after :attr:`ServerOptions.idle_timeout_s`
+without a complete command (never while a command executes), and TCP keepalive
+notices a peer that vanished. Accept errors (e.g. no file descriptor left) are
+logged and retried after a short back-off: the server never stops accepting.
+Its memory stays flat: it counts every command but keeps only the most recent
+lines (:class:`~emulator.instrument.records.CommandRecord`), and forgets finished
+connection threads.
 
 Usage::
 
@@ -23,7 +29,7 @@ Usage::
 
 :class:`FaultPlan` makes the link misbehave on purpose (delays, dropped
 connection, a garbled reply, an instrument that stops answering) so that the
-drivers' error paths can be tested. See ``hil/protocol/PROTOCOL.md``.
+drivers' error paths can be tested. Test helpers: :mod:`emulator.testing`.
 """
 
 from __future__ import annotations
@@ -36,31 +42,81 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from time import monotonic
 from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from emulator.instrument.controller import CommandProcessor
 from emulator.instrument.faults import FaultPlan, garble
+from emulator.instrument.records import CommandRecord, command_name, shortened
 from emulator.instrument.transports import PtyStream, SocketStream, Stream, Transport
-from hil.protocol.codec import MAX_LINE_CHARS, TERMINATOR, CommandError, ErrorCode
+from hil.protocol.codec import (
+    MAX_LINE_CHARS,
+    TERMINATOR,
+    CommandError,
+    ErrorCode,
+    encode_error,
+    is_empty_line,
+)
 from hil.seam import CrossbarBackend
-from hil.training.history import EpochRecord
-from hil.training.observers import TrainingObserver
 
 log = logging.getLogger(__name__)
+
+__all__ = ["HANDOVER_S", "InstrumentServer", "ServerOptions", "command_name", "running_server"]
 
 _JOIN_TIMEOUT_S = 5.0
 
 HANDOVER_S = 0.5
-"""How long (s) a new TCP connection waits for the current one to end before it is refused.
+"""How long (s) a new TCP connection may wait for the current session to end, when that
+session's client has already closed its end (a client that closes and at once reconnects
+must not race the server noticing the close). A newcomer while the session's client is
+still connected is refused at once."""
 
-A client that closes and at once reconnects would otherwise race the server noticing the
-close; a session in use does not end within this time, so the newcomer is then refused."""
+LINGER_S = 1.0
+"""How long (s) a refused connection is kept half-closed, its input read and dropped, so
+that the refusal line reaches the client before the connection is closed."""
+
+MAX_LINGERING = 64
+"""Most refused connections kept lingering at once; beyond, they are closed at once."""
+
+ACCEPT_BACKOFF_S = (0.01, 1.0)
+"""First and longest pause (s) after a failed ``accept()``; doubles while failures go on."""
+
+DEFAULT_IDLE_TIMEOUT_S = 300.0
+"""Default idle timeout of a TCP session (s): see :class:`ServerOptions`."""
 
 
-def command_name(line: str) -> str:
-    """The command name (header, upper case) of a received line, e.g. ``PULS:LIST``."""
-    return line.strip().partition(" ")[0].upper()
+IN_USE_REPLY = encode_error(
+    ErrorCode.IN_USE,
+    "Instrument in use: another client is connected (one client at a time); try again when it has closed",
+)
+"""The line a refused connection receives (PROTOCOL.md, section 1)."""
+
+_IN_USE = (IN_USE_REPLY + TERMINATOR).encode("ascii")
+
+
+class ServerOptions(BaseModel):
+    """How the server treats its TCP session (PROTOCOL.md, section 1)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    idle_timeout_s: float = Field(
+        DEFAULT_IDLE_TIMEOUT_S,
+        ge=0,
+        le=7 * 86400,
+        description="Close the TCP session when no complete command line arrived for this "
+        "long (s), counted from the last reply, so never while a command executes; 0 = never.",
+    )
+    keepalive_s: float = Field(
+        30.0,
+        ge=1,
+        le=7200,
+        description="TCP keepalive: probe an idle session's peer after this long (s), then every "
+        "keepalive_s / 3 s; 3 probes unanswered end the session.",
+    )
+    recent_lines: int = Field(10_000, ge=0, le=1_000_000, description="Command lines kept for tests.")
 
 
 class InstrumentServer:
@@ -68,12 +124,13 @@ class InstrumentServer:
 
     Use :meth:`start` / :meth:`stop` or a ``with`` block (or :func:`running_server`).
     TCP serves **one connection at a time** (like a physical controller): a second
-    connection while one is open is closed at once and logged (after waiting up to
-    :data:`HANDOVER_S` for the first to end). A pty is one device; the server cannot
-    tell who opened it (the serial driver locks it, see :mod:`drivers.serial_backend`).
-    Attributes for tests: :attr:`commands` (every command line received, in order),
+    connection while one is open gets ``ERR 400`` and is closed at once, logged. A
+    pty is one device; the server cannot tell who opened it (the serial driver locks
+    it, see :mod:`drivers.serial_backend`); no idle timeout applies there.
+    Attributes for tests: :attr:`commands` (the most recent command lines received),
     :attr:`connections` (TCP connections served), :attr:`refused` (TCP connections
-    closed because another was open); :meth:`command_counts` counts by command name.
+    refused because another was open), :attr:`accept_errors`, :attr:`idle_closed`;
+    :meth:`command_counts` counts by command name.
     """
 
     def __init__(
@@ -84,21 +141,25 @@ class InstrumentServer:
         host: str = "127.0.0.1",
         port: int = 0,
         faults: FaultPlan | None = None,
+        options: ServerOptions | None = None,
     ) -> None:
         if transport not in ("tcp", "pty"):
             raise ValueError(f"transport must be 'tcp' or 'pty', not {transport!r}")
         self.crossbar = crossbar
         self.transport: Transport = transport
         self.faults = faults or FaultPlan()
+        self.options = options or ServerOptions()
         self.processor = CommandProcessor(crossbar)
-        self.commands: list[str] = []
-        """Every command line received (terminator removed), in order, over all connections."""
+        self.record = CommandRecord(self.options.recent_lines)
+        """Every command line counted, the most recent kept (cut to their start)."""
         self.connections = 0
         self.refused = 0
+        self.accept_errors = 0
+        self.idle_closed = 0
         self._host, self._port = host, port
         self._idle = threading.Event()
         self._idle.set()
-        self._count = threading.Condition()
+        self._session_conn: socket.socket | None = None
         self._dropped = False
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = -1, -1
@@ -106,8 +167,10 @@ class InstrumentServer:
         self._bound: tuple[str, int] | None = None
         self._pty: PtyStream | None = None
         self._streams: set[Stream] = set()
-        self._threads: list[threading.Thread] = []
+        self._threads: set[threading.Thread] = set()
         self._streams_lock = threading.Lock()
+        self._lingering: dict[socket.socket, float] = {}
+        self._answered_once: set[socket.socket] = set()
         self._started = False
 
     # ------------------------------------------------------------- addresses
@@ -144,24 +207,31 @@ class InstrumentServer:
         return self.device_path
 
     @property
+    def commands(self) -> list[str]:
+        """The most recent command lines received (terminator removed, long lines cut),
+        oldest first; at most :attr:`ServerOptions.recent_lines`."""
+        return self.record.lines(self.record.first_kept)
+
+    @property
     def command_count(self) -> int:
-        """How many command lines the server has received."""
-        return len(self.commands)
+        """How many command lines the server has received in all."""
+        return self.record.total
 
     def command_names(self, start: int = 0, stop: int | None = None) -> list[str]:
-        """Names of the commands ``start`` to ``stop`` (indices into :attr:`commands`)."""
-        with self._count:
-            lines = self.commands[start:stop]
-        return [command_name(line) for line in lines]
+        """Names of the commands numbered ``start`` to ``stop`` (from 0, over the server's
+        life; only recent ones are kept)."""
+        return [command_name(line) for line in self.record.lines(start, stop)]
 
     def command_counts(self, start: int = 0, stop: int | None = None) -> Counter[str]:
-        """How many commands of each name the server received, in ``commands[start:stop]``."""
+        """How many commands of each name the server received: all of them by default
+        (kept as counters), or among the recent lines numbered ``start`` to ``stop``."""
+        if start == 0 and stop is None:
+            return +self.record.counts()
         return Counter(self.command_names(start, stop))
 
     def wait_for_commands(self, count: int, timeout_s: float = 5.0) -> bool:
         """Block until at least ``count`` commands were received; False on timeout."""
-        with self._count:
-            return self._count.wait_for(lambda: len(self.commands) >= count, timeout_s)
+        return self.record.wait_for(count, timeout_s)
 
     # ------------------------------------------------------------- life cycle
     def start(self) -> Self:
@@ -199,12 +269,14 @@ class InstrumentServer:
             if isinstance(stream, SocketStream):
                 with suppress(OSError):
                     stream.conn.shutdown(socket.SHUT_RDWR)
-        for thread in self._threads:
+        for thread in list(self._threads):
             thread.join(_JOIN_TIMEOUT_S)
             if thread.is_alive():
                 log.warning("server thread %s did not stop", thread.name)
         if self._listener is not None:
             self._listener.close()
+        for sock in list(self._lingering):
+            self._drop_lingering(sock)
         if self._pty is not None:
             self._pty.close()
         for stream in streams:
@@ -222,38 +294,142 @@ class InstrumentServer:
         self.stop()
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
-        thread = threading.Thread(target=target, name=f"instrument-server-{name}", daemon=True)
-        self._threads.append(thread)
+        """Run ``target`` in a thread that is forgotten once it has finished."""
+
+        def run() -> None:
+            try:
+                target()
+            finally:
+                self._threads.discard(threading.current_thread())
+
+        thread = threading.Thread(target=run, name=f"instrument-server-{name}", daemon=True)
+        self._threads.add(thread)
         thread.start()
+
+    @property
+    def live_threads(self) -> int:
+        """Server threads still running (the accept loop and the session, at most)."""
+        return len(self._threads)
 
     # ------------------------------------------------------------- serving
     def _accept_loop(self) -> None:
+        """Accept connections until stopped; refusals never wait; accept errors are retried."""
         assert self._listener is not None
+        backoff_s = 0.0
         while not self._stopping.is_set():
+            now = monotonic()
+            for sock in [s for s, end in self._lingering.items() if end <= now]:
+                self._drop_lingering(sock)
+            wait_s = min(self._lingering.values(), default=now + 1.0) - now
+            watched = [self._listener, self._wake_r, *self._lingering]
             try:
-                ready, _, _ = select.select([self._listener, self._wake_r], [], [])
-                if self._wake_r in ready:
+                ready, _, _ = select.select(watched, [], [], max(0.0, wait_s))
+            except (OSError, ValueError):
+                if self._stopping.is_set():
                     return
-                conn, peer = self._listener.accept()
-            except OSError:
-                return
-            if not self._idle.wait(HANDOVER_S) or self._stopping.is_set():
-                self.refused += 1
-                log.warning(
-                    "refused connection from %s:%d: connection %d is using the instrument "
-                    "(one client at a time)",
-                    *peer[:2],
-                    self.connections,
-                )
-                with suppress(OSError):
-                    conn.close()
                 continue
-            self._idle.clear()
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.connections += 1
-            log.info("connection %d from %s:%d", self.connections, *peer[:2])
-            stream = SocketStream(conn, self._wake_r)
-            self._spawn(lambda s=stream: self._serve(s), f"conn-{self.connections}")
+            if self._wake_r in ready:
+                return
+            for sock in ready:
+                if sock in self._lingering:
+                    self._drain_lingering(sock)
+            if self._listener not in ready:
+                continue
+            try:
+                conn, peer = self._listener.accept()
+            except OSError as exc:
+                if self._stopping.is_set():
+                    return
+                self.accept_errors += 1
+                backoff_s = min(max(2 * backoff_s, ACCEPT_BACKOFF_S[0]), ACCEPT_BACKOFF_S[1])
+                log.warning("accept failed (%s); retrying in %.2f s", exc, backoff_s)
+                if self._stopping.wait(backoff_s):
+                    return
+                continue
+            backoff_s = 0.0
+            self._admit(conn, peer)
+
+    def _admit(self, conn: socket.socket, peer: Any) -> None:
+        """Serve ``conn`` if the instrument is free (or about to be); refuse it otherwise."""
+        free = self._idle.is_set() or (self._session_closing() and self._idle.wait(HANDOVER_S))
+        if not free or self._stopping.is_set():
+            self._refuse(conn, peer)
+            return
+        self._idle.clear()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._keepalive(conn)
+        self._session_conn = conn
+        self.connections += 1
+        log.info("connection %d from %s:%d", self.connections, *peer[:2])
+        stream = SocketStream(conn, self._wake_r)
+        self._spawn(lambda: self._serve(stream), f"conn-{self.connections}")
+
+    def _session_closing(self) -> bool:
+        """True when the client of the current session has closed its end."""
+        conn = self._session_conn
+        if conn is None:
+            return True
+        try:
+            return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def _refuse(self, conn: socket.socket, peer: Any) -> None:
+        """Answer ``ERR 400`` and close: at once, without waiting for anything."""
+        self.refused += 1
+        log.warning(
+            "refused connection from %s:%d: connection %d is using the instrument (one client at a time)",
+            *peer[:2],
+            self.connections,
+        )
+        conn.setblocking(False)
+        with suppress(OSError):
+            conn.send(_IN_USE)
+        if len(self._lingering) >= MAX_LINGERING:
+            conn.close()
+            return
+        self._lingering[conn] = monotonic() + LINGER_S
+
+    def _drain_lingering(self, sock: socket.socket) -> None:
+        """Read and drop what a refused client sent: its first command line is answered
+        with the refusal again (a client may discard what came before it asked), then the
+        connection is half-closed; it is closed when the client closes, or at its deadline."""
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_lingering(sock)
+        elif b"\n" in data and sock in self._answered_once:
+            return
+        elif b"\n" in data:
+            self._answered_once.add(sock)
+            with suppress(OSError):
+                sock.send(_IN_USE)
+                sock.shutdown(socket.SHUT_WR)
+
+    def _drop_lingering(self, sock: socket.socket) -> None:
+        self._lingering.pop(sock, None)
+        self._answered_once.discard(sock)
+        with suppress(OSError):
+            sock.close()
+
+    def _keepalive(self, conn: socket.socket) -> None:
+        """TCP keepalive on the session: a vanished peer ends it (Linux options where present)."""
+        idle = max(1, round(self.options.keepalive_s))
+        with suppress(OSError):
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            for name, value in (
+                ("TCP_KEEPIDLE", idle),
+                ("TCP_KEEPINTVL", max(1, idle // 3)),
+                ("TCP_KEEPCNT", 3),
+            ):
+                if hasattr(socket, name):
+                    conn.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
     def _serve(self, stream: Any) -> None:
         with self._streams_lock:
@@ -268,13 +444,28 @@ class InstrumentServer:
                 self._streams.discard(stream)
             if isinstance(stream, SocketStream):
                 stream.close()
+                self._session_conn = None
                 self._idle.set()
 
     def _session(self, stream: Stream) -> None:
+        """Read lines and answer them until the end of the stream, a stop or the idle timeout.
+
+        Lines are split at LF only; the terminator (LF, and one CR before it) is removed
+        in one place, :func:`hil.protocol.codec.strip_terminator`, when the line is parsed.
+        """
         buffer = bytearray()
         too_long = False
+        idle_s = self.options.idle_timeout_s if isinstance(stream, SocketStream) else 0.0
+        deadline = monotonic() + idle_s if idle_s else None
         while not self._stopping.is_set():
-            data = stream.recv()
+            wait_s = None if deadline is None else deadline - monotonic()
+            if wait_s is not None and wait_s <= 0:
+                self.idle_closed += 1
+                log.warning("closing the session: no complete command for %g s (idle timeout)", idle_s)
+                return
+            data = stream.recv(wait_s)
+            if data is None:
+                continue
             if not data:
                 return
             buffer += data
@@ -282,22 +473,20 @@ class InstrumentServer:
                 raw, too_long_line = bytes(buffer[:end]), too_long
                 del buffer[: end + 1]
                 too_long = False
-                if not self._on_line(stream, raw, too_long_line):
+                if not self._on_line(stream, raw.decode("latin-1"), too_long_line):
                     return
+                if deadline is not None:
+                    deadline = monotonic() + idle_s
             if len(buffer) > MAX_LINE_CHARS + 1:
                 too_long = True
                 del buffer[:-16]
 
-    def _on_line(self, stream: Stream, raw: bytes, too_long: bool) -> bool:
-        """Handle one received line; False when the connection must end."""
-        line = raw.decode("latin-1").removesuffix("\r")
-        if not line.strip() and not too_long:
+    def _on_line(self, stream: Stream, line: str, too_long: bool) -> bool:
+        """Handle one received line (LF removed); False when the connection must end."""
+        if is_empty_line(line) and not too_long:
             return True
-        with self._count:
-            self.commands.append(line if not too_long else f"<too long>...{line}")
-            n = len(self.commands)
-            self._count.notify_all()
-        log.debug("<- [%d] %.200s", n, line)
+        n = self.record.add(line if not too_long else f"<too long>...{line}")
+        log.debug("<- [%d] %s", n, shortened(line))
         faults = self.faults
         if faults.drop_after is not None and n > faults.drop_after and not self._dropped:
             self._dropped = True
@@ -323,33 +512,6 @@ class InstrumentServer:
         return True
 
 
-class CommandsPerEpoch(TrainingObserver):
-    """Counts, per epoch of a training run, the commands a server received (by name).
-
-    Pass it to :func:`hil.training.trainer.train` as an observer of a run through a driver to
-    ``server``; :meth:`per_epoch` then has one :class:`~collections.Counter` per
-    :class:`~hil.training.history.EpochRecord`: the commands of that epoch, its update included.
-    A new run starts a new count.
-    """
-
-    def __init__(self, server: InstrumentServer) -> None:
-        self.server = server
-        self.marks: list[int] = []
-        """``server.command_count`` at the start of the run and after each epoch."""
-
-    def on_start(self, *args: object) -> None:
-        """Mark the start of a run."""
-        self.marks = [self.server.command_count]
-
-    def on_epoch(self, record: EpochRecord) -> None:
-        """Mark the end of an epoch (its update sent)."""
-        self.marks.append(self.server.command_count)
-
-    def per_epoch(self) -> list[Counter[str]]:
-        """Commands by name, one counter per epoch of the last run."""
-        return [self.server.command_counts(a, b) for a, b in zip(self.marks, self.marks[1:], strict=False)]
-
-
 @contextmanager
 def running_server(
     config: EmulatorConfig | None = None,
@@ -359,6 +521,7 @@ def running_server(
     host: str = "127.0.0.1",
     port: int = 0,
     crossbar: CrossbarBackend | None = None,
+    options: ServerOptions | None = None,
 ) -> Iterator[InstrumentServer]:
     """A started :class:`InstrumentServer` for the ``with`` block; always stopped after.
 
@@ -370,7 +533,9 @@ def running_server(
     owned = crossbar is None
     backend = crossbar if crossbar is not None else EmulatedCrossbar(config)
     try:
-        with InstrumentServer(backend, transport=transport, host=host, port=port, faults=faults) as server:
+        with InstrumentServer(
+            backend, transport=transport, host=host, port=port, faults=faults, options=options
+        ) as server:
             yield server
     finally:
         if owned:

@@ -15,7 +15,7 @@ _READ_CHUNK = 65536
 
 
 class Stream(Protocol):
-    def recv(self) -> bytes: ...  # b"" at end of stream or on stop
+    def recv(self, timeout_s: float | None = None) -> bytes | None: ...  # b"" at end or stop, None: timeout
     def send(self, data: bytes) -> None: ...  # raises OSError when the peer is gone
     def close(self) -> None: ...
 
@@ -25,9 +25,12 @@ class SocketStream:
         self.conn = conn
         self._wake_fd = wake_fd
 
-    def recv(self) -> bytes:
+    def recv(self, timeout_s: float | None = None) -> bytes | None:
+        """Bytes received; b"" at the end of the stream or on stop; None after ``timeout_s`` (s)."""
         try:
-            ready, _, _ = select.select([self.conn, self._wake_fd], [], [])
+            ready, _, _ = select.select([self.conn, self._wake_fd], [], [], timeout_s)
+            if not ready:
+                return None
             return b"" if self._wake_fd in ready else self.conn.recv(_READ_CHUNK)
         except (OSError, ValueError):
             return b""
@@ -53,10 +56,13 @@ class PtyStream:
         self._wake_fd = wake_fd
         self._closed = False
 
-    def recv(self) -> bytes:
+    def recv(self, timeout_s: float | None = None) -> bytes | None:
+        """Bytes received; b"" on stop; None after ``timeout_s`` (s)."""
         while True:
             try:
-                ready, _, _ = select.select([self.master, self._wake_fd], [], [])
+                ready, _, _ = select.select([self.master, self._wake_fd], [], [], timeout_s)
+                if not ready:
+                    return None
                 return b"" if self._wake_fd in ready else os.read(self.master, _READ_CHUNK)
             except BlockingIOError:
                 continue

@@ -535,15 +535,20 @@ def _decode_values(spec: CommandSpec, text: str, shape: tuple[int, int] | None) 
         raise ProtocolError(f"{spec.name}: bad number {quote(exc.args[0])} in reply {quote(text)}") from None
 
 
-def decode_record(name: str, line: str) -> dict[str, int | float]:
-    """Decode the reply to a command whose reply is a record (``CONF:LIM?``, ``CONF:CAP?``,
-    ``CONF:SHAPE?``, ``MEAS:G?``) into {declared field name: value}."""
+def as_record(name: str, values: Sequence[int | float]) -> dict[str, int | float]:
+    """The decoded values of a record reply (``CONF:LIM?``, ``CONF:CAP?``, ``CONF:SHAPE?``,
+    ``MEAS:G?``) as {declared field name: value}."""
     spec = command_spec(name)
     if spec.reply.kind is not ReplyKind.VALUES or spec.reply.count is not None:
         raise ValueError(f"{spec.name} does not reply with a record")
+    return dict(zip(spec.reply.names, values, strict=True))
+
+
+def decode_record(name: str, line: str) -> dict[str, int | float]:
+    """Decode the record reply ``line`` to ``name`` into {declared field name: value}."""
     values = decode_reply(name, line)
     assert isinstance(values, list)
-    return dict(zip(spec.reply.names, values, strict=True))
+    return as_record(name, values)
 
 
 def encode_record(name: str, source: Any) -> str:

@@ -10,7 +10,7 @@ import pytest
 from api.cli import main
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig, ShiftDistribution
 from emulator.instrument.faults import FaultPlan
-from emulator.instrument.server import running_server
+from emulator.testing import running_server
 from hil.trace_file import load_trace
 
 ROW, COL, PULSES = 1, 2, 30

@@ -15,7 +15,7 @@ import pytest
 from conftest import TRANSPORTS, served
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.instrument.server import CommandsPerEpoch
+from emulator.testing import CommandsPerEpoch
 from hil.training.config import TrainingConfig
 from hil.training.history import first_difference
 from hil.training.task import Task

@@ -9,11 +9,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import FakeLink
+from conftest import READINGS
 
 from drivers.link import LinkFaulted
 from drivers.protocol_backend import ProtocolBackend
 from drivers.serial_backend import SerialBackend
+from drivers.testing import FakeLink
 from drivers.traffic import TRAFFIC_LOGGER
 from drivers.visa_backend import VisaBackend
 from hil.seam import Pulse, UserLimits
@@ -241,7 +242,7 @@ def test_one_thread_at_a_time_keeps_request_and_reply_together() -> None:
             super().write_line(line)
             time.sleep(0.0005)
 
-    link = SlowLink()
+    link = SlowLink(READINGS)
     b = ProtocolBackend(link)
     errors: list[BaseException] = []
 

@@ -14,7 +14,7 @@ from conftest import (
 
 from drivers.serial_backend import SerialBackend, SerialLink
 from emulator.crossbar import EmulatorConfig
-from emulator.instrument.server import running_server
+from emulator.testing import running_server
 from hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
 from hil.seam.registry import create_backend
 
@@ -58,7 +58,7 @@ def test_a_real_port_is_opened_exclusively() -> None:
 
 def test_a_socket_instrument_in_use_refuses_a_second_driver() -> None:
     with served("serial-tcp", EmulatorConfig()) as (server, backend):
-        with pytest.raises(ConnectionLost, match="may be in use"):
+        with pytest.raises(ConnectionLost, match="in use by another client"):
             SerialBackend.from_params({"port": server.serial_url})
         backend.pulse(0, 0, 2.0, 1e-3)
         assert server.refused == 1 and server.connections == 1

@@ -12,7 +12,7 @@ from conftest import (
 from drivers.visa_backend import VisaBackend
 from emulator.crossbar import EmulatorConfig
 from emulator.instrument.faults import FaultPlan
-from emulator.instrument.server import running_server
+from emulator.testing import running_server
 from hil.seam.errors import CommunicationError, ConnectionLost, LimitError
 from hil.seam.registry import create_backend
 
@@ -50,7 +50,7 @@ def test_nobody_listening_is_a_communication_error(closed_port: int) -> None:
 def test_a_second_client_is_refused_while_the_first_owns_the_instrument(caplog) -> None:
     with served("visa-tcp", EmulatorConfig()) as (server, first):
         assert not first.link.locked  # pyvisa-py has no VISA locks: the instrument refuses
-        with pytest.raises(ConnectionLost, match="may be in use"):
+        with pytest.raises(ConnectionLost, match="in use by another client"):
             VisaBackend.from_params({"resource": server.resource_string, "timeout_s": 5})
         assert server.refused == 1
         first.pulse(1, 1, 2.0, 1e-3)  # the owner is unaffected

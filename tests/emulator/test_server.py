@@ -19,8 +19,10 @@ import serial
 
 from api.cli import emulate
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from emulator.instrument.controller import CommandProcessor
 from emulator.instrument.faults import FaultPlan, garble
-from emulator.instrument.server import CommandProcessor, InstrumentServer, running_server
+from emulator.instrument.server import HANDOVER_S, IN_USE_REPLY, InstrumentServer
+from emulator.testing import running_server
 from hil.protocol import COMMANDS, ERROR_CODES, PROTOCOL_VERSION, ErrorCode, decode_reply, encode_command
 from hil.protocol.codec import ERROR_QUEUE_SIZE, MAX_LINE_CHARS
 from hil.seam import Limits, Pulse
@@ -301,7 +303,11 @@ def test_one_client_at_a_time(server: InstrumentServer, caplog: pytest.LogCaptur
         assert a.query("PULS 2,2,2.0,0.001") == "OK"
         with tcp_client(server) as b:
             b.send("PULS 2,2,2.0,0.001\nXYZ\n")
-            with pytest.raises((EOFError, ConnectionResetError)):  # closed, never answered
+            start = time.monotonic()
+            assert b.readline() == IN_USE_REPLY  # at once...
+            assert time.monotonic() - start < HANDOVER_S
+            assert b.readline() == IN_USE_REPLY  # ...and again for its first command line,
+            with pytest.raises((EOFError, ConnectionResetError)):  # then closed, never executed
                 b.readline()
         assert server.refused == 1
         assert any("refused connection" in r.getMessage() for r in caplog.records)
