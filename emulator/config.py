@@ -48,7 +48,7 @@ _REF_LOW_SIEMENS, _REF_HIGH_SIEMENS = 1e-8, 1e-7
 class ShiftDistribution(BaseModel):
     """Lognormal device-to-device shifts (S), min-max rescaled into [low_siemens, high_siemens]."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     mu: float = Field(
         math.log((_REF_LOW_SIEMENS + _REF_HIGH_SIEMENS) / 2), description="Mean of log(shift / S)."
@@ -84,7 +84,7 @@ class ShiftDistribution(BaseModel):
 class EmulatorConfig(BaseModel):
     """Everything that defines an emulated crossbar. Reference values are the defaults."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     rows: int = Field(4, ge=1, le=64)
     cols: int = Field(4, ge=1, le=64)

@@ -18,7 +18,7 @@ from typing import TextIO
 from api.cli.backend_options import add_emulator_options, bad_input, emulator_params
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from emulator.instrument.faults import FaultPlan
-from emulator.instrument.server import InstrumentServer, running_server
+from emulator.instrument.server import DEFAULT_IDLE_TIMEOUT_S, InstrumentServer, ServerOptions, running_server
 from hil.protocol import PROTOCOL_VERSION
 from hil.resources import TRACE_ENV
 
@@ -60,6 +60,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="S",
         help="Delay every reply by S seconds (to try client timeouts).",
     )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT_S,
+        metavar="S",
+        help="Close a TCP session that sent no complete command for S seconds (never while a "
+        f"command executes; 0 = never; default {DEFAULT_IDLE_TIMEOUT_S:g}).",
+    )
     p.set_defaults(func=run)
 
 
@@ -83,6 +91,7 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
     stop = stop or threading.Event()
     try:
         faults = FaultPlan(reply_delay_s=args.reply_delay)
+        options = ServerOptions(idle_timeout_s=args.idle_timeout)
         crossbar = EmulatedCrossbar(emulator_config(args))
     except (ValueError, OSError) as exc:
         return bad_input("hil emulate", exc)
@@ -94,7 +103,7 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
         with (
             crossbar,
             running_server(
-                crossbar=crossbar, transport=transport, host=host, port=port, faults=faults
+                crossbar=crossbar, transport=transport, host=host, port=port, faults=faults, options=options
             ) as server,
         ):
             print(describe(server), file=out)

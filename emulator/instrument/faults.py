@@ -12,7 +12,7 @@ class FaultPlan(BaseModel):
     line received counts, including refused ones.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     reply_delay_s: float = Field(0.0, ge=0, le=60, description="Every reply is delayed (s).")
     drop_after: int | None = Field(

@@ -301,7 +301,7 @@ def command_duration_s(name: str, *args: Any, switch_time_s: float, reset_time_s
     if spec.duration is Duration.RESET_PULSE:
         return reset_time_s + switch_time_s
     if spec.duration is Duration.PULSE_WIDTHS:
-        pulses = [Pulse(*p) for p in _variadic(spec, args)]
+        pulses = [Pulse(*p) for p in _variadic(spec, args)] if spec.form == "list" else [Pulse(*args)]
         widths = math.fsum(w for p in pulses if math.isfinite(w := float(p.width_s)))
         return widths + len(pulses) * switch_time_s
     return 0.0
@@ -410,9 +410,10 @@ _HUGE_DIGITS = 30
 
 
 def _parse_int(text: str) -> int:
-    if len(text.lstrip("+-").lstrip("0")) > _HUGE_DIGITS:
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > _HUGE_DIGITS:
         return _HugeInt(text)
-    return int(text)
+    return -int(digits) if text.startswith("-") else int(digits)
 
 
 def _parse_number(text: str, kind: Kind, *, reply: bool) -> int | float:

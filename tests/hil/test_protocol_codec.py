@@ -26,7 +26,20 @@ from hil.protocol import (
     parse_error_entry,
     validate_command,
 )
-from hil.protocol.codec import MAX_LINE_CHARS, MAX_MESSAGE_CHARS
+from hil.protocol.codec import (
+    MAX_LINE_CHARS,
+    MAX_MESSAGE_CHARS,
+    CommandSpec,
+    Duration,
+    ReplyKind,
+    command_duration_s,
+    decode_record,
+    encode_record,
+    is_empty_line,
+    max_reply_chars,
+    quote,
+    strip_terminator,
+)
 from hil.seam import BackendInfo, Limits, Pulse
 from hil.seam.errors import DeviceFault, LimitError, ProtocolError
 
@@ -365,3 +378,114 @@ def test_refusal_messages_name_value_range_and_unit() -> None:
         with pytest.raises(CommandError) as err:
             validate_command(parse_command(line), INFO)
         assert err.value.message == message
+
+
+# ----------------------------------------------------------------- the declaration
+def _doc_row(page: str, name: str) -> str:
+    rows = [line for line in page.splitlines() if line.startswith(f"| `{name}` |")]
+    assert len(rows) == 1, f"{name}: expected one row in the command tables of PROTOCOL.md"
+    return rows[0]
+
+
+@pytest.mark.parametrize("spec", list(COMMANDS.values()), ids=list(COMMANDS))
+def test_protocol_page_matches_the_declaration(spec: CommandSpec) -> None:
+    """Each declared command has its row: argument names, reply field names, units."""
+    import hil.protocol
+
+    page = (Path(hil.protocol.__file__).parent / "PROTOCOL.md").read_text(encoding="utf-8")
+    row = _doc_row(page, spec.name)
+    names = ",".join(a.name for a in spec.args)
+    if spec.form == "fixed":
+        assert f"| {f'`{names}`' if names else 'none'} " in row
+    elif spec.form == "list":
+        assert f"| `{names};" in row
+    else:
+        assert f"| `{spec.args[0].name}0," in row
+    reply = spec.reply
+    if reply.kind is ReplyKind.VALUES and len(reply.fields) > 1:
+        assert f"`{','.join(reply.names)}`" in row
+    for unit in {f.unit for f in reply.fields} | {a.unit for a in spec.args}:
+        assert not unit or any(f"{a}{unit}{b}" in row for a in "( " for b in "),;"), unit
+    if spec.duration is not Duration.INSTANT:
+        timing = page[page.index("## 5. Timing") : page.index("## 6.")]
+        assert f"`{spec.name}`" in timing
+
+
+def test_a_command_missing_from_the_page_fails_the_check() -> None:
+    with pytest.raises(AssertionError):
+        _doc_row("| `PULS` | `row,col,amp_v,width_s` | OK |", "PULS:LIST")
+
+
+def test_record_layouts_come_from_the_declaration() -> None:
+    limits = Limits(read_v_max=0.25, max_batch=17)
+    line = encode_record("CONF:LIM?", limits)
+    assert line == "0.25,2.5,1e-06,2.0,0.001,17"
+    assert Limits(**decode_record("CONF:LIM?", line)) == limits
+    assert decode_record("CONF:CAP?", encode_record("CONF:CAP?", INFO)) == {
+        "supports_reset": 1,
+        "supports_depression": 0,
+    }
+    assert COMMANDS["CONF:LIM?"].reply.names == tuple(Limits.model_fields)
+    with pytest.raises(ValueError, match="record"):
+        encode_record("MEAS:ALL?", INFO)
+
+
+def test_durations_follow_the_declared_rule() -> None:
+    rules = {"switch_time_s": 0.01, "reset_time_s": 1.5}
+    assert command_duration_s("MEAS:ALL?", 0.05, **rules) == 0.0
+    assert command_duration_s("PULS", 0, 0, 2.0, 0.25, **rules) == pytest.approx(0.26)
+    pulses = [Pulse(0, 0, 2.0, 0.1), Pulse(1, 1, 2.0, 0.2)]
+    assert command_duration_s("PULS:LIST", pulses, **rules) == pytest.approx(0.32)
+    assert command_duration_s("RST:DEV", 0, 0, **rules) == pytest.approx(1.51)
+    timed = {n for n, s in COMMANDS.items() if s.duration is not Duration.INSTANT}
+    assert timed == {"PULS", "PULS:LIST", "RST:DEV"}
+
+
+def test_maximum_reply_lengths_follow_the_declaration_and_the_shape() -> None:
+    longest = ",".join(["-2.2250738585072014e-308"] * 16)
+    assert len(longest) <= max_reply_chars("MEAS:ALL?", (4, 4)) < 2 * len(longest)
+    assert max_reply_chars("MEAS:ALL?", (64, 64)) == 64 * 64 * 25
+    assert max_reply_chars("VMM?", (64, 2)) < max_reply_chars("VMM?", (2, 64))
+    err = encode_error(300, "x" * 1000)
+    assert len(err) <= max_reply_chars("PULS") < 300
+    assert max_reply_chars("MEAS:ALL?") == MAX_LINE_CHARS  # shape not known yet
+
+
+# ----------------------------------------------------------------- framing (PROTOCOL.md section 1)
+@pytest.mark.parametrize("char", ["\t", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0", "\r"])
+def test_whitespace_other_than_spaces_is_a_syntax_error(char: str) -> None:
+    assert is_empty_line("   \n") and is_empty_line("\r\n") and is_empty_line("")
+    line = f" {char} \r\n"
+    assert not is_empty_line(line)
+    with pytest.raises(CommandError) as err:
+        parse_command(line)
+    assert err.value.code == ErrorCode.SYNTAX
+
+
+def test_the_terminator_is_stripped_once() -> None:
+    assert strip_terminator("RST:DEV 0,0\r\n") == "RST:DEV 0,0"
+    assert strip_terminator("RST:DEV 0,0\r\r\n") == "RST:DEV 0,0\r"
+    with pytest.raises(CommandError) as err:
+        parse_command("RST:DEV 0,0\r\r\n")
+    assert err.value.code == ErrorCode.SYNTAX
+
+
+@pytest.mark.parametrize("digits", [31, 4301, 100_000])
+def test_an_index_with_any_number_of_digits_is_out_of_range(digits: int) -> None:
+    line = f"PULS {'9' * digits},0,2.0,0.001"
+    with pytest.raises(CommandError) as err:
+        validate_command(parse_command(line), INFO)
+    assert err.value.code == ErrorCode.INDEX_OUT_OF_RANGE
+    assert len(err.value.reply()) < 300 and f"({digits} characters)" in err.value.message
+    with pytest.raises(CommandError) as neg:
+        validate_command(parse_command(f"PULS 0,-{'0' * digits}1,2.0,0.001"), INFO)
+    assert neg.value.code == ErrorCode.INDEX_OUT_OF_RANGE
+
+
+def test_quotes_are_bounded() -> None:
+    assert quote("abc") == "'abc'"
+    text = quote(b"x" * 10**6)
+    assert len(text) < 120 and "(1000000 bytes)" in text
+    with pytest.raises(ProtocolError) as err:
+        decode_reply("MEAS:G?", "1e-07," * 10**5)
+    assert len(str(err.value)) < 400
