@@ -313,8 +313,10 @@ class ProtocolBackend(CrossbarBackend):
                     f"earlier ({type(self._fault).__name__}: {self._fault}); "
                     "call resync() or open a new backend"
                 )
+            sent = False
             try:
                 self._send(encode_command(name, *args))
+                sent = True
                 line = self._receive(self.reply_timeout_s(name, *args), self.max_reply_chars(name))
                 reply = decode_reply(name, line, shape=self._shape)
             except DeviceFault:
@@ -326,6 +328,13 @@ class ProtocolBackend(CrossbarBackend):
                 lost = ConnectionLost(f"{self._link.description}: {e}")
                 self._enter_fault(lost)
                 raise lost from e
+            except BaseException:  # Interrupted (a second Ctrl-C) mid-exchange: state unknown.
+                if sent:
+                    self._fault = CommunicationError(
+                        f"{self._link.description}: interrupted while waiting for the reply to {name}"
+                    )
+                    log.error("%s", self._fault)
+                raise
             return reply
 
     def _query_values(self, name: str, *args: Any) -> list[float]:

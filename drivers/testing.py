@@ -160,19 +160,29 @@ class TranscriptLink(ScriptedLink):
         super().__init__(timeout_s)
         self.transcript = list(transcript)
         self.position = 0
+        self.mismatches: list[TranscriptMismatch] = []
+        """Every mismatch raised, kept in case the code under test swallowed it."""
 
     def reply_to(self, line: str) -> Reply:
         k = self.position
         if k >= len(self.transcript):
-            raise TranscriptMismatch(f"command {k}: {line!r} sent after the end of the transcript")
+            self._mismatch(f"command {k}: {line!r} sent after the end of the transcript")
         expected, reply = self.transcript[k]
         if line != expected:
-            raise TranscriptMismatch(f"command {k}: expected {expected!r}, got {line!r}")
+            self._mismatch(f"command {k}: expected {expected!r}, got {line!r}")
         self.position += 1
         return reply
 
+    def _mismatch(self, message: str) -> None:
+        error = TranscriptMismatch(message)
+        self.mismatches.append(error)
+        raise error
+
     def assert_done(self) -> None:
-        """Fail unless every expected command was sent."""
+        """Fail on the first mismatch (even one the code under test caught), or unless every
+        expected command was sent."""
+        if self.mismatches:
+            raise self.mismatches[0]
         rest = [c for c, _ in self.transcript[self.position :]]
         if rest:
             raise TranscriptMismatch(f"{len(rest)} expected commands never sent, from {rest[0]!r}")
@@ -184,16 +194,23 @@ def expected_protocol(
     *,
     backend: Callable[..., ProtocolBackend] = ProtocolBackend,
     info: BackendInfo | None = EXAMPLE_INFO,
+    closing: bool = True,
     **backend_options: Any,
 ) -> Iterator[ProtocolBackend]:
     """A backend connected to a :class:`TranscriptLink`; checks the whole conversation.
 
     The transcript starts with the handshake of the instrument ``info`` (give
-    ``info=None`` to script the handshake yourself). ``backend`` is the class under
-    test (called as ``backend(link, **backend_options)``). On leaving the block the
-    backend is closed and every expected command must have been sent.
+    ``info=None`` to script the handshake yourself) and ends with the ``ABOR`` that
+    closing the backend sends (``closing=False`` to script the end yourself).
+    ``backend`` is the class under test (called as ``backend(link, **backend_options)``).
+    On leaving the block the backend is closed, and every expected command must have
+    been sent, in order.
     """
-    pairs = [*(handshake(info) if info is not None else []), *transcript]
+    pairs = [
+        *(handshake(info) if info is not None else []),
+        *transcript,
+        *([("ABOR", "OK")] if closing else []),
+    ]
     link = TranscriptLink(pairs)
     with backend(link, **backend_options) as instance:
         yield instance

@@ -1,0 +1,270 @@
+"""Drivers against instruments that misbehave on the wire (issue 11): a total deadline per reply,
+a maximum reply length from the command and the shape, bounded error messages, a Ctrl-C that
+gets through, and absurd limits refused at the handshake. Through real sockets and a real pty."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from drivers.link import MAX_COMMAND_S, SLICE_S, LinkFaulted
+from drivers.protocol_backend import ProtocolBackend
+from drivers.serial_backend import SerialBackend
+from drivers.testing import FakeLink, handshake_replies
+from drivers.visa_backend import VisaBackend
+from hil.seam.errors import (
+    CommunicationError,
+    ConnectionLost,
+    InstrumentTimeout,
+    ProtocolError,
+)
+
+TIMEOUT_S = 0.5
+"""The drivers' base reply timeout in these tests (s)."""
+
+Write = Callable[[bytes], None]
+
+
+class MisbehavingInstrument:
+    """Answers the handshake like a 4 x 4 instrument, then misbehaves on ``MEAS:ALL?``:
+
+    * ``drip``: one byte every 20 ms, never a line end (VISA's own timeout never fires);
+    * ``babble``: 64 KiB chunks without a line end, as fast as the reader takes them.
+
+    Other commands answer OK. Runs in a thread on any byte stream (``read``/``write``).
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.replies = handshake_replies()
+        self.stop = threading.Event()
+        self.sent_bytes = 0
+
+    def serve(self, fd_read: Callable[[], bytes], write: Write) -> None:
+        buffer = b""
+        misbehaving = False
+        while not self.stop.is_set():
+            if misbehaving:
+                chunk = b"1" if self.mode == "drip" else b"1," * 32768
+                try:
+                    write(chunk)
+                except OSError:
+                    return
+                self.sent_bytes += len(chunk)
+                if self.mode == "drip":
+                    time.sleep(0.02)
+                continue
+            data = fd_read()
+            if data is None:
+                continue
+            if not data:
+                return
+            buffer += data
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                name = line.decode().split(" ")[0]
+                if name == "MEAS:ALL?":
+                    misbehaving = True
+                    break
+                write((self.replies.get(name, "OK") + "\n").encode())
+
+
+@contextmanager
+def tcp_instrument(mode: str) -> Iterator[tuple[str, MisbehavingInstrument]]:
+    """A misbehaving instrument on 127.0.0.1 (one connection); yields its host:port."""
+    fake = MisbehavingInstrument(mode)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+
+            def read() -> bytes | None:
+                return conn.recv(65536) if select.select([conn], [], [], 0.05)[0] else None
+
+            fake.serve(read, conn.sendall)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}", fake
+    finally:
+        fake.stop.set()
+        listener.close()
+        thread.join(5)
+
+
+@contextmanager
+def pty_instrument(mode: str) -> Iterator[tuple[str, MisbehavingInstrument]]:
+    """A misbehaving instrument on the master side of a new pty; yields the device path."""
+    import tty
+
+    fake = MisbehavingInstrument(mode)
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+
+    def read() -> bytes | None:
+        return os.read(master, 65536) if select.select([master], [], [], 0.05)[0] else None
+
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view and not fake.stop.is_set():
+            if select.select([], [master], [], 0.05)[1]:
+                try:
+                    view = view[os.write(master, view) :]
+                except BlockingIOError:
+                    continue
+
+    thread = threading.Thread(target=fake.serve, args=(read, write), daemon=True)
+    thread.start()
+    try:
+        yield os.ttyname(slave), fake
+    finally:
+        fake.stop.set()
+        thread.join(5)
+        os.close(master)
+        os.close(slave)
+
+
+DRIVERS = ("visa-tcp", "serial-tcp", "serial-pty")
+
+
+@contextmanager
+def connected(driver: str, mode: str, timeout_s: float = TIMEOUT_S) -> Iterator[ProtocolBackend]:
+    opener = pty_instrument if driver == "serial-pty" else tcp_instrument
+    with opener(mode) as (where, _):
+        if driver == "visa-tcp":
+            host, port = where.split(":")
+            params = {"resource": f"TCPIP::{host}::{port}::SOCKET", "timeout_s": timeout_s}
+            backend: ProtocolBackend = VisaBackend.from_params(params)
+        else:
+            port = where if driver == "serial-pty" else f"socket://{where}"
+            backend = SerialBackend.from_params({"port": port, "timeout_s": timeout_s})
+        with backend:
+            yield backend
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_dripping_instrument_fails_at_the_deadline_with_a_short_message(driver: str) -> None:
+    with connected(driver, "drip") as backend:
+        start = time.monotonic()
+        with pytest.raises(InstrumentTimeout) as err:
+            backend.read_conductances(0.05)
+        elapsed = time.monotonic() - start
+    # The reply's deadline, then the ABOR after the fault (also a deadline), and nothing more.
+    assert TIMEOUT_S <= elapsed < 2 * TIMEOUT_S + 4 * SLICE_S + 0.5, f"{elapsed:.2f} s"
+    message = str(err.value)
+    assert f"no complete reply within {TIMEOUT_S:g} s" in message
+    assert "partial: b'111" in message and len(message) < 300
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_babbling_instrument_is_cut_at_the_longest_possible_reply(driver: str) -> None:
+    with connected(driver, "babble", timeout_s=1.0) as backend:
+        start = time.monotonic()
+        with pytest.raises(ProtocolError) as err:
+            backend.read_conductances(0.05)
+        elapsed = time.monotonic() - start
+        limit = backend.max_reply_chars("MEAS:ALL?")
+        assert isinstance(backend.fault, ProtocolError)
+    assert limit == 16 * 25
+    message = str(err.value)
+    assert f"reply longer than {limit} characters" in message and len(message) < 400
+    assert elapsed < 2 * 1.0 + 0.5  # the reply cut by length; then the ABOR after the fault
+
+
+def test_a_second_ctrl_c_gets_through_a_dripping_reply() -> None:
+    """Well before the deadline, an interrupt (SIGINT's KeyboardInterrupt) ends the read at once
+    and leaves the backend faulted: it sends nothing more until resynchronised."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread")
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with connected("visa-tcp", "drip", timeout_s=2.0) as backend:
+            start = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            with pytest.raises(KeyboardInterrupt):
+                backend.read_conductances(0.05)
+            elapsed = time.monotonic() - start
+            assert isinstance(backend.fault, CommunicationError)
+            with pytest.raises(LinkFaulted):
+                backend.pulse(0, 0, 2.0, 1e-3)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert elapsed < 0.3 + 2 * SLICE_S + 0.3, f"{elapsed:.2f} s"
+
+
+# ----------------------------------------------------------------- absurd limits
+@pytest.mark.parametrize(
+    ("lim", "field"),
+    [
+        ("0.2,2.5,1e-06,1e308,0.001,256", "width_max_s=1e+308 s"),
+        ("0.2,2.5,1e-06,inf,0.001,256", "width_max_s=inf s"),
+        ("0.2,2.5,1e-06,7200.0,0.001,256", "width_max_s=7200.0 s"),
+        ("nan,2.5,1e-06,2.0,0.001,256", "read_v_max=nan V"),
+        ("0.2,2.5,1e-06,2.0,inf,256", "compliance_a=inf A"),
+    ],
+)
+def test_absurd_limits_are_refused_at_the_handshake(lim: str, field: str) -> None:
+    link = FakeLink({"CONF:LIM?": lim})
+    with pytest.raises(ProtocolError, match="CONF:LIM") as err:
+        ProtocolBackend(link)
+    assert field in str(err.value)
+    assert link.closed
+
+
+def test_derived_timeouts_are_clamped() -> None:
+    lim = f"0.2,2.5,1e-06,{MAX_COMMAND_S!r},0.001,256"
+    with ProtocolBackend(FakeLink({"CONF:LIM?": lim})) as backend:
+        longest = [(0, 0, 2.0, MAX_COMMAND_S)] * 256
+        assert backend.reply_timeout_s("PULS:LIST", longest) == 2.0 + MAX_COMMAND_S
+        assert backend.reply_timeout_s("RST:DEV", 0, 0) == 2.0 + MAX_COMMAND_S
+        assert backend.reply_timeout_s("MEAS:ALL?", 0.05) == 2.0
+
+
+def test_replies_are_read_with_the_longest_length_the_command_allows() -> None:
+    link = FakeLink({"MEAS:ALL?": ",".join(["1e-07"] * 16)})
+    with ProtocolBackend(link) as backend:
+        backend.read_conductances(0.05)
+        backend.pulse(0, 0, 2.0, 1e-3)
+    assert link.limits[5:7] == [16 * 25, 210]  # after the handshake
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_link_params_refuse_nonfinite_values(value: str) -> None:
+    with pytest.raises(ValueError, match="timeout_s"):
+        VisaBackend.from_params({"resource": "TCPIP::127.0.0.1::1::SOCKET", "timeout_s": float(value)})
+
+
+def test_a_refused_client_learns_at_once_that_the_instrument_is_in_use() -> None:
+    """Not "no reply within 2 s": the newcomer reads ERR 400 and says "in use", in well under
+    the timeout, even with many others refused before it."""
+    from emulator.testing import running_server
+
+    with running_server() as server, VisaBackend.from_params({"resource": server.resource_string}):
+        others = [socket.create_connection(server.address) for _ in range(20)]
+        try:
+            start = time.monotonic()
+            with pytest.raises(ConnectionLost, match="in use by another client"):
+                VisaBackend.from_params({"resource": server.resource_string, "timeout_s": 2.0})
+            assert time.monotonic() - start < 0.5
+        finally:
+            for s in others:
+                s.close()
