@@ -132,6 +132,14 @@ def summary(result: TrainingResult, identity: str) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(stop: StopSignal) -> None:
+    """Ctrl-C: the first stops the run before its next pulse (outputs kept); a second
+    gets through at once (KeyboardInterrupt: the backend is still closed, at 0 V)."""
+    if stop.is_set:
+        raise KeyboardInterrupt
+    stop.set("interrupted by Ctrl-C")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``hil train``; exit status 0 when the run ended normally (converged or not:
     see the summary or --json), 2 for bad input, 3 for a stop or a fault."""
@@ -143,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(backend, int):
         return backend
     stop = StopSignal()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set("interrupted by Ctrl-C"))
+    previous = signal.signal(signal.SIGINT, lambda *_: _interrupt(stop))
     observers: list[TrainingObserver] = []
     if not args.quiet:
         observers.append(ProgressLine(config.training.max_epochs))

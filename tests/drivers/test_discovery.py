@@ -6,7 +6,7 @@ import pytest
 
 from drivers.discovery import Found, probe
 from emulator.crossbar import EmulatorConfig
-from emulator.instrument.server import running_server
+from emulator.testing import running_server
 
 
 @pytest.mark.parametrize("transport", ["tcp", "pty"])

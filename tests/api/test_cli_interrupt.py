@@ -1,0 +1,39 @@
+"""A second Ctrl-C gets through `hil train`, even while a reply is on its way (issue 11)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from emulator.instrument.faults import FaultPlan
+from emulator.testing import running_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_second_ctrl_c_ends_hil_train_while_it_waits_for_a_reply() -> None:
+    with running_server(faults=FaultPlan(reply_delay_s=1.5)) as server:
+        command = [
+            sys.executable, "-m", "api", "train", "--backend", "visa",
+            "--resource", server.resource_string, "--param", "timeout_s=30", "-q",
+        ]  # fmt: skip
+        child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert server.wait_for_commands(6, timeout_s=30)  # the handshake done, a read sent
+            child.send_signal(signal.SIGINT)  # first: stop before the next pulse
+            time.sleep(0.2)
+            start = time.monotonic()
+            child.send_signal(signal.SIGINT)  # second: out now
+            _, err = child.communicate(timeout=30)
+            elapsed = time.monotonic() - start
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        assert child.returncode == 130, err
+        assert "interrupted" in err
+        assert "ABOR" in server.command_counts()  # closed at 0 V on the way out
+    assert elapsed < 10  # the owed reply and the ABOR's (1.5 s each), never the 30 s timeout
