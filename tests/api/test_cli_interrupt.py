@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_second_ctrl_c_ends_hil_train_while_it_waits_for_a_reply() -> None:
-    with running_server(faults=FaultPlan(reply_delay_s=1.5)) as server:
+    with running_server(faults=FaultPlan(reply_delay_s=0.5)) as server:
         command = [
             sys.executable, "-m", "api", "train", "--backend", "visa",
             "--resource", server.resource_string, "--param", "timeout_s=30", "-q",
@@ -36,4 +36,4 @@ def test_a_second_ctrl_c_ends_hil_train_while_it_waits_for_a_reply() -> None:
         assert child.returncode == 130, err
         assert "interrupted" in err
         assert "ABOR" in server.command_counts()  # closed at 0 V on the way out
-    assert elapsed < 10  # the owed reply and the ABOR's (1.5 s each), never the 30 s timeout
+    assert elapsed < 10  # the owed reply and the ABOR's (0.5 s each), never the 30 s timeout
