@@ -42,7 +42,7 @@ from hil.trace_file import Trace, load_trace
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     def table(self) -> NDArray[np.float64]:  # pragma: no cover - abstract
         """Conductance (S) at positions 0..n_max."""

@@ -17,6 +17,7 @@ import pytest
 from test_server import TIMEOUT_S, LineClient, tcp_client
 
 import hil.protocol
+from emulator.config import EmulatorConfig
 from emulator.instrument.controller import HANDLERS, missing_handlers
 from emulator.instrument.faults import FaultPlan
 from emulator.instrument.records import LINE_CHARS
@@ -310,3 +311,17 @@ def test_hil_emulate_takes_an_idle_timeout(monkeypatch) -> None:
     assert _parse(["emulate"]).idle_timeout == DEFAULT_IDLE_TIMEOUT_S
     bad = _parse(["emulate", "--idle-timeout", "inf"])
     assert re.search("idle", str(bad)) and bad.func(bad, stop=stop) == 2
+
+
+@pytest.mark.parametrize(
+    ("model", "values", "field"),
+    [
+        (EmulatorConfig, {"scale_k": float("inf")}, "scale_k"),
+        (EmulatorConfig, {"shifts": {"sigma": float("nan")}}, "sigma"),
+        (FaultPlan, {"reply_delay_s": float("nan")}, "reply_delay_s"),
+        (ServerOptions, {"keepalive_s": float("inf")}, "keepalive_s"),
+    ],
+)
+def test_emulator_models_refuse_inf_and_nan(model: type, values: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        model(**values)
