@@ -24,6 +24,7 @@ import logging
 import select
 import socket
 from contextlib import suppress
+from time import monotonic
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -59,6 +60,7 @@ class VisaLink:
         """True when VISA granted this session an exclusive lock on the resource."""
         self._errors = pyvisa.errors
         self._timeout_code = pyvisa.constants.StatusCode.error_timeout
+        self._max_count = pyvisa.constants.StatusCode.success_max_count_read
         try:
             self._rm = pyvisa.ResourceManager(visa_library)
         except (OSError, ValueError) as e:
@@ -73,6 +75,8 @@ class VisaLink:
         except (pyvisa.errors.Error, OSError, ValueError) as e:
             raise CommunicationError(f"cannot open VISA resource {resource!r}: {e}") from e
         self._open = True
+        self._deadline = 0.0
+        self._serial = resource.upper().startswith("ASRL")
         self._lock_exclusively(pyvisa)
         if resource.upper().endswith("::SOCKET"):
             # One short request, one short reply: Nagle's algorithm only adds latency.
@@ -93,11 +97,13 @@ class VisaLink:
         """Receive one line within ``timeout_s`` (s; default :attr:`timeout_s`), a total
         deadline, of at most ``max_chars`` characters (see :class:`~drivers.link.LineReader`).
 
-        VISA's own timeout only fires when no byte arrives at all, so the line is read
-        in bounded slices: straight from the socket under a pyvisa-py ``SOCKET``
-        session, otherwise by VISA reads of at most :data:`~drivers.link.SLICE_S` each.
+        VISA's own timeout only fires when no byte arrives at all (pyvisa-py), so the
+        line is read in bounded slices (:data:`~drivers.link.SLICE_S`): straight from
+        the socket under a pyvisa-py ``SOCKET`` session; byte-wise then what has arrived
+        on a serial (``ASRL``) resource; by VISA reads bounded by the deadline otherwise.
         """
         wait_s = self.timeout_s if timeout_s is None else timeout_s
+        self._deadline = monotonic() + wait_s
         return self._reader.read_line(self._fill, wait_s, MAX_REPLY_CHARS if max_chars is None else max_chars)
 
     def _fill(self, wait_s: float) -> bytes:
@@ -114,11 +120,25 @@ class VisaLink:
             if not data:
                 raise ConnectionLost(f"{self.description}: connection closed by the instrument")
             return data
+        if self._serial:
+            # Serial (ASRL): one byte within the slice (nothing is lost if none comes), then
+            # whatever has arrived; a VISA read that times out would drop its partial data.
+            data = self._visa_read(1, wait_s)
+            if data and (waiting := self._inst.bytes_in_buffer):
+                data += self._visa_read(min(waiting, _CHUNK), wait_s)
+            return data
+        # Other sessions (USB, GPIB, VXI-11) transfer whole messages: one read, bounded by
+        # the reply's deadline; an interrupt gets through between reads.
+        return self._visa_read(_CHUNK, max(wait_s, self._deadline - monotonic()))
+
+    def _visa_read(self, count: int, wait_s: float) -> bytes:
+        """One VISA read of at most ``count`` bytes within ``wait_s`` (s); b"" on its timeout."""
         wait_ms = max(1, round(wait_s * 1000))
         try:
             if self._inst.timeout != wait_ms:
                 self._inst.timeout = wait_ms
-            data, _ = self._inst.visalib.read(self._inst.session, _CHUNK)
+            with self._inst.ignore_warning(self._max_count):  # a full count is expected here
+                data, _ = self._inst.visalib.read(self._inst.session, count)
             return bytes(data)
         except (self._errors.VisaIOError, OSError) as e:
             if isinstance(e, self._errors.VisaIOError) and e.error_code == self._timeout_code:

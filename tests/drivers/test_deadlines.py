@@ -138,17 +138,20 @@ def pty_instrument(mode: str) -> Iterator[tuple[str, MisbehavingInstrument]]:
         os.close(slave)
 
 
-DRIVERS = ("visa-tcp", "serial-tcp", "serial-pty")
+DRIVERS = ("visa-tcp", "visa-pty", "serial-tcp", "serial-pty")
 
 
 @contextmanager
 def connected(driver: str, mode: str, timeout_s: float = TIMEOUT_S) -> Iterator[ProtocolBackend]:
-    opener = pty_instrument if driver == "serial-pty" else tcp_instrument
+    opener = pty_instrument if driver.endswith("pty") else tcp_instrument
     with opener(mode) as (where, _):
-        if driver == "visa-tcp":
-            host, port = where.split(":")
-            params = {"resource": f"TCPIP::{host}::{port}::SOCKET", "timeout_s": timeout_s}
-            backend: ProtocolBackend = VisaBackend.from_params(params)
+        if driver.startswith("visa"):
+            if driver == "visa-tcp":
+                host, port = where.split(":")
+                resource = f"TCPIP::{host}::{port}::SOCKET"
+            else:
+                resource = f"ASRL{where}::INSTR"
+            backend: ProtocolBackend = VisaBackend.from_params({"resource": resource, "timeout_s": timeout_s})
         else:
             port = where if driver == "serial-pty" else f"socket://{where}"
             backend = SerialBackend.from_params({"port": port, "timeout_s": timeout_s})
