@@ -108,7 +108,7 @@ def main() -> None:
             # Every epoch but the last sends an update; the last only measures.
             updates = counter.per_epoch()[:-1]
             trips = sum(sum(c.values()) for c in updates) / max(1, len(updates))
-            per_run = server.command_count - counter.marks[0]
+            per_run = sum((server.command_counts() - counter.marks[0]).values())
         link_s = t_link / (args.runs * epochs)
         difference = first_difference(through, direct)
         print(

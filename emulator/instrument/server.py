@@ -168,6 +168,7 @@ class InstrumentServer:
         self._pty: PtyStream | None = None
         self._streams: set[Stream] = set()
         self._threads: set[threading.Thread] = set()
+        self._threads_lock = threading.Lock()
         self._streams_lock = threading.Lock()
         self._lingering: dict[socket.socket, float] = {}
         self._answered_once: set[socket.socket] = set()
@@ -269,7 +270,9 @@ class InstrumentServer:
             if isinstance(stream, SocketStream):
                 with suppress(OSError):
                     stream.conn.shutdown(socket.SHUT_RDWR)
-        for thread in list(self._threads):
+        with self._threads_lock:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(_JOIN_TIMEOUT_S)
             if thread.is_alive():
                 log.warning("server thread %s did not stop", thread.name)
@@ -300,16 +303,19 @@ class InstrumentServer:
             try:
                 target()
             finally:
-                self._threads.discard(threading.current_thread())
+                with self._threads_lock:
+                    self._threads.discard(threading.current_thread())
 
         thread = threading.Thread(target=run, name=f"instrument-server-{name}", daemon=True)
-        self._threads.add(thread)
+        with self._threads_lock:
+            self._threads.add(thread)
         thread.start()
 
     @property
     def live_threads(self) -> int:
         """Server threads still running (the accept loop and the session, at most)."""
-        return len(self._threads)
+        with self._threads_lock:
+            return len(self._threads)
 
     # ------------------------------------------------------------- serving
     def _accept_loop(self) -> None:

@@ -605,7 +605,7 @@ def parse_command(line: str) -> ParsedCommand:
     header, _, body = text.strip().partition(" ")
     spec = COMMANDS.get(header.upper())
     if spec is None:
-        raise CommandError(ErrorCode.UNKNOWN_COMMAND, repr(header))
+        raise CommandError(ErrorCode.UNKNOWN_COMMAND, quote(header))
     body = body.strip()
     if spec.form == "list":
         if not body:
@@ -623,7 +623,7 @@ def parse_command(line: str) -> ParsedCommand:
 def _split(spec: CommandSpec, body: str, where: str) -> list[str]:
     fields = [f.strip() for f in body.split(",")] if body else []
     if any(not f for f in fields):
-        raise CommandError(ErrorCode.SYNTAX, f"{spec.name}: {where}empty argument in {body!r}")
+        raise CommandError(ErrorCode.SYNTAX, f"{spec.name}: {where}empty argument in {quote(body)}")
     return fields
 
 
