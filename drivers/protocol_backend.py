@@ -26,15 +26,23 @@ answers, so limits are the instrument's own, narrowed by the optional user
 
 **Reply timeouts.** A controller replies only after a command has completed
 (``PROTOCOL.md`` section 5), so the wait for one reply is the base ``timeout_s``
-plus the command's own duration: for ``PULS:LIST`` the sum of its pulse widths
-plus ``switch_time_s`` per pulse (the controller's switching and settling,
-default :data:`SWITCH_TIME_S`); for ``RST:DEV`` the device's reset pulse, which
-protocol 1.0 cannot report, so ``reset_time_s`` (default: the instrument's
-``width_max_s``, the longest pulse it can apply at all) plus ``switch_time_s``.
+plus the command's own duration, by the rule its declaration gives
+(:func:`hil.protocol.codec.command_duration_s`): for ``PULS:LIST`` the sum of its
+pulse widths plus ``switch_time_s`` per pulse (the controller's switching and
+settling, default :data:`SWITCH_TIME_S`); for ``RST:DEV`` the device's reset
+pulse, which protocol 1.1 cannot report, so ``reset_time_s`` (default: the
+instrument's ``width_max_s``, the longest pulse it can apply at all) plus
+``switch_time_s``; clamped to :data:`~drivers.link.MAX_COMMAND_S`. The wait is a
+total deadline for the whole reply line, and a reply longer than the command can
+have (:func:`hil.protocol.codec.max_reply_chars`, from the declaration and the
+shape) is refused as a :class:`ProtocolError` without reading on. A ``CONF:LIM?``
+with a value that is not finite, or a ``width_max_s`` beyond ``MAX_COMMAND_S``, is
+refused at connect.
 
-**One client.** A controller serves one connection at a time and closes any
-other at once (``PROTOCOL.md`` section 1): a connection closed during the
-handshake raises :class:`ConnectionLost` saying the instrument may be in use.
+**One client.** A controller serves one connection at a time and refuses any
+other at once with ``ERR 400`` (``PROTOCOL.md`` section 1): that reply, or a
+connection closed during the handshake, raises :class:`ConnectionLost` saying
+the instrument is in use.
 
 **Failures.** A reply that does not come within the timeout raises
 :class:`InstrumentTimeout`, a closed or dropped link :class:`ConnectionLost`, a

@@ -1,4 +1,4 @@
-"""The crossbar wire protocol (version 1.0) and its codec; specification in ``PROTOCOL.md``."""
+"""The crossbar wire protocol (version 1.1) and its codec; specification in ``PROTOCOL.md``."""
 
 from hil.protocol.codec import (
     COMMANDS,
