@@ -14,7 +14,7 @@ from conftest import READINGS
 from drivers.link import LinkFaulted
 from drivers.protocol_backend import ProtocolBackend
 from drivers.serial_backend import SerialBackend
-from drivers.testing import FakeLink
+from drivers.testing import FakeLink, expected_protocol
 from drivers.traffic import TRAFFIC_LOGGER
 from drivers.visa_backend import VisaBackend
 from hil.seam import Pulse, UserLimits
@@ -58,24 +58,24 @@ def test_connect_refuses_an_incompatible_instrument(command: str, reply: str, ma
     assert link.closed
 
 
-def test_each_operation_is_one_command(fake_backend: ProtocolBackend, fake_link: FakeLink) -> None:
-    g = fake_backend.read_conductances(0.05)
-    assert g.shape == (4, 4) and g[0, 1] == 2e-7 and g[1, 0] == 5e-7  # row-major
-    i = fake_backend.apply(np.array([0.1, -0.1, np.float64(0.1), 0]))
-    np.testing.assert_array_equal(i, [1e-8, 2e-8, 3e-8, 4e-8])
-    n = fake_backend.pulse_many([(0, 1, 2.0, 1e-3), Pulse(np.int64(3), 2, 2.0, 1e-3)])
-    fake_backend.pulse(1, 1, 2.0, 0.001)
-    fake_backend.reset(1, 2)
-    fake_backend.abort()
-    assert n == 2
-    assert fake_link.sent == [
-        "MEAS:ALL? 0.05",
-        "VMM? 0.1,-0.1,0.1,0.0",
-        "PULS:LIST 0,1,2.0,0.001;3,2,2.0,0.001",
-        "PULS:LIST 1,1,2.0,0.001",
-        "RST:DEV 1,2",
-        "ABOR",
+def test_each_operation_is_one_command() -> None:
+    transcript = [
+        ("MEAS:ALL? 0.05", READINGS["MEAS:ALL?"]),
+        ("VMM? 0.1,-0.1,0.1,0.0", READINGS["VMM?"]),
+        ("PULS:LIST 0,1,2.0,0.001;3,2,2.0,0.001", "OK"),
+        ("PULS:LIST 1,1,2.0,0.001", "OK"),
+        ("RST:DEV 1,2", "OK"),
+        ("ABOR", "OK"),
     ]
+    with expected_protocol(transcript) as backend:  # then close() sends its own ABOR
+        g = backend.read_conductances(0.05)
+        assert g.shape == (4, 4) and g[0, 1] == 2e-7 and g[1, 0] == 5e-7  # row-major
+        i = backend.apply(np.array([0.1, -0.1, np.float64(0.1), 0]))
+        np.testing.assert_array_equal(i, [1e-8, 2e-8, 3e-8, 4e-8])
+        assert backend.pulse_many([(0, 1, 2.0, 1e-3), Pulse(np.int64(3), 2, 2.0, 1e-3)]) == 2
+        backend.pulse(1, 1, 2.0, 0.001)
+        backend.reset(1, 2)
+        backend.abort()
 
 
 def test_values_cross_bit_exactly(fake_link: FakeLink) -> None:
