@@ -330,9 +330,10 @@ class InstrumentServer:
             watched = [self._listener, self._wake_r, *self._lingering]
             try:
                 ready, _, _ = select.select(watched, [], [], max(0.0, wait_s))
-            except (OSError, ValueError):
-                if self._stopping.is_set():
+            except (OSError, ValueError) as exc:
+                if self._stopping.wait(ACCEPT_BACKOFF_S[0]):
                     return
+                log.warning("waiting for connections failed: %s", exc)
                 continue
             if self._wake_r in ready:
                 return
