@@ -211,7 +211,7 @@ def test_a_second_ctrl_c_gets_through_a_dripping_reply() -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    assert elapsed < 0.3 + 2 * SLICE_S + 0.3, f"{elapsed:.2f} s"
+    assert elapsed < 1.5, f"{elapsed:.2f} s"  # the interrupt at 0.3 s, not the 2 s deadline
 
 
 # ----------------------------------------------------------------- absurd limits
@@ -267,7 +267,7 @@ def test_a_refused_client_learns_at_once_that_the_instrument_is_in_use() -> None
             start = time.monotonic()
             with pytest.raises(ConnectionLost, match="in use by another client"):
                 VisaBackend.from_params({"resource": server.resource_string, "timeout_s": 2.0})
-            assert time.monotonic() - start < 0.5
+            assert time.monotonic() - start < 1.0  # not the 2 s timeout
         finally:
             for s in others:
                 s.close()
