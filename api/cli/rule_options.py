@@ -23,9 +23,10 @@ def add_rule_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("update rule")
     g.add_argument(
         "--rule",
-        help="manhattan (default), method_a, method_b or method_c (Lim et al.: what to do when "
-        "the device to potentiate is saturated: a resets the pair and re-programmes it, b resets "
-        "and re-programmes the other device, c depresses the other device).",
+        help="planned (default: pulse towards the best reachable positions, planned from read-back "
+        "and the device curve), manhattan (the reference's), method_a, method_b or method_c (Lim et "
+        "al.: what to do when the device to potentiate is saturated: a resets the pair and "
+        "re-programmes it, b resets and re-programmes the other device, c depresses the other device).",
     )
     g.add_argument("--update", help="batch (once per epoch, default) or online (after each pattern).")
     g.add_argument(

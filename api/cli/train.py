@@ -9,11 +9,16 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from api.cli.backend_options import add_backend_options, backend_params, bad_input, open_backend
 from api.cli.rule_options import add_rule_options, rule_overrides
+from emulator.crossbar import EmulatedCrossbar
 from hil.procedures.training import run_training, save_plots
 from hil.resources import TRACE_ENV
-from hil.training.config import RunConfig
+from hil.seam import CrossbarBackend
+from hil.trace_file import load_trace
+from hil.training.config import PRESETS, RunConfig
 from hil.training.history import EpochRecord, TrainingResult
 from hil.training.observers import TrainingObserver
 from hil.training.stop import StopSignal
@@ -26,14 +31,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "train",
         help="Train the perceptron in situ (emulator by default).",
         description=(
-            "In-situ training (Manhattan rule, or methods a, b, c: --rule). Without --trace (and without "
-            f"{TRACE_ENV}) the emulator uses its built-in device model."
+            "In-situ training. Default: the recommended settings (gain calibrated from the margin "
+            "the devices can reach, the planned rule; needs a device curve, which the emulator "
+            "provides and hardware gets from --device-curve); --preset reference: the public "
+            f"reference's. Without --trace (and without {TRACE_ENV}) the emulator uses its "
+            "built-in device model."
         ),
     )
     p.add_argument("--config", type=Path, help="RunConfig JSON file; options below override it.")
     add_backend_options(p)
     p.add_argument("--task", type=Path, help="Task JSON file (default: the reference 4-bit task).")
-    p.add_argument("--beta", type=float, help="Activation gain (1/A).")
+    p.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default="recommended",
+        help="Start from named settings: 'recommended' (default) or 'reference' (the public reference "
+        "implementation: beta 6e6, bands and error targets +-0.8, every pattern in the update, "
+        "Manhattan, 50 epochs). The config file's training section and the options below override it.",
+    )
+    p.add_argument("--beta", type=float, help="Activation gain (1/A); with --gain calibrated, the start.")
+    p.add_argument("--gain", choices=("fixed", "calibrated"), help="Use --beta as given, or calibrate it.")
+    p.add_argument("--target-high", type=float, help="Error target of class 1 (e.g. 0.8 or 1).")
+    p.add_argument("--target-low", type=float, help="Error target of class 0 (e.g. -0.8 or -1).")
     p.add_argument("--f-plus", type=float, help="Class-1 outputs must exceed this.")
     p.add_argument("--f-minus", type=float, help="Class-0 outputs must stay below this.")
     p.add_argument("--max-epochs", type=int, help="Most update epochs.")
@@ -44,6 +63,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="Patterns already in their band add no update.",
     )
     add_rule_options(p)
+    p.add_argument(
+        "--device-curve",
+        type=Path,
+        metavar="TRACE",
+        help="Characterised device curve (a .dat or one-column .csv trace, e.g. from hil characterize) "
+        "for the feasibility check, the calibrated gain and the planned rule. Default with the "
+        "emulator: the curve it replays (times its K).",
+    )
+    p.add_argument(
+        "--curve-scale",
+        type=float,
+        default=1.0,
+        help="Factor from the curve file's conductances to the crossbar's (e.g. the emulator's K).",
+    )
     p.add_argument("--plots", type=Path, metavar="DIR", help="Save PNG plots into DIR.")
     p.add_argument("--json", metavar="PATH", help="Write the result as JSON to PATH ('-' = stdout).")
     p.add_argument("-q", "--quiet", action="store_true", help="No progress display.")
@@ -59,14 +92,47 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if args.backend:
         backend["name"] = args.backend
     backend["params"] = backend_params(args, backend.get("name", "emulator"), backend.get("params"))
-    training = base.setdefault("training", {})
-    for key in ("beta", "f_plus", "f_minus", "max_epochs", "ignore_in_band"):
+    training = base["training"] = {**PRESETS[args.preset], **base.get("training", {})}
+    if args.device_curve is not None:
+        training["device_curve_siemens"] = device_curve(args.device_curve, args.curve_scale)
+    keys = ("beta", "gain", "f_plus", "f_minus", "target_high", "target_low", "max_epochs", "ignore_in_band")
+    for key in keys:
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
     training.update(rule_overrides(args))
     if args.task is not None:
         base["task"] = Task.load(args.task).model_dump()
     return RunConfig.model_validate(base)
+
+
+def device_curve(path: Path, scale: float) -> list[float]:
+    """A curve file's conductances (S) times ``scale``, as gained from its first point."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--device-curve: file not found: {path}")
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"--curve-scale={scale}: must be a positive number")
+    g = load_trace(path).conductances_siemens * scale
+    return (g - g[0]).tolist()
+
+
+def with_emulator_curve(config: RunConfig, backend: CrossbarBackend) -> RunConfig:
+    """For the emulator without a curve: the curve it replays, times its K (what characterising
+    its device would give); any other backend or a given curve: ``config`` unchanged."""
+    if config.training.device_curve_siemens is not None or not isinstance(backend, EmulatedCrossbar):
+        return config
+    curve = backend.config.scale_k * (backend.table - backend.table[0])
+    training = config.training.model_copy(update={"device_curve_siemens": tuple(curve.tolist())})
+    return config.model_copy(update={"training": training})
+
+
+def before_training(result: TrainingResult) -> str:
+    """What the check before training found: notes, the gain, the feasibility verdict."""
+    lines = list(result.notes)
+    if result.feasibility is not None:
+        verdict = "feasible" if result.feasibility.feasible else "NOT feasible"
+        lines.append(f"feasibility at beta = {result.beta:.4g} 1/A: {verdict}")
+        lines += ["  " + line for line in result.feasibility.explain().splitlines()]
+    return "\n".join(lines)
 
 
 class ProgressLine(TrainingObserver):
@@ -108,14 +174,12 @@ def summary(result: TrainingResult, identity: str) -> str:
     lines = [f"backend: {identity}"]
     if result.converged:
         lines.append(f"CONVERGED after {result.epochs} epochs ({result.total_pulses} pulses)")
-    elif result.outcome == "max_epochs":
-        lines.append(f"NOT converged after {result.epochs} epochs ({result.total_pulses} pulses)")
-        stalled = result.stalled_epochs()
-        if stalled >= 3:
-            lines.append(
-                f"  no conductance moved in the last {stalled} epochs although pulses were sent: "
-                "the pulsed devices look saturated (potentiation only); more epochs will not help"
-            )
+    elif result.outcome in ("max_epochs", "infeasible"):
+        why = " (ended early: no reachable weights meet the bands)" if result.outcome == "infeasible" else ""
+        lines.append(f"NOT converged after {result.epochs} epochs ({result.total_pulses} pulses){why}")
+        if result.diagnosis is not None:
+            lines.append(f"  likely reason: {result.diagnosis.replace('_', ' ')}")
+            lines += ["    " + line for line in (result.diagnosis_detail or "").splitlines()]
     else:
         lines.append(f"{result.outcome.upper()} at epoch {result.epochs}: {result.error_message}")
     lines.append(instrument_use(result))
@@ -142,7 +206,8 @@ def _interrupt(stop: StopSignal) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hil train``; exit status 0 when the run ended normally (converged or not:
-    see the summary or --json), 2 for bad input, 3 for a stop or a fault."""
+    see the summary or --json, including a run ended early as infeasible), 2 for bad input,
+    3 for a stop or a fault."""
     try:
         config = build_config(args)
     except (ValueError, FileNotFoundError) as e:
@@ -155,8 +220,14 @@ def run(args: argparse.Namespace) -> int:
     observers: list[TrainingObserver] = []
     if not args.quiet:
         observers.append(ProgressLine(config.training.max_epochs))
+    config = with_emulator_curve(config, backend)
+
+    def show(prepared: TrainingResult) -> None:
+        if not args.quiet and (text := before_training(prepared)):
+            print(text, file=sys.stderr)
+
     try:
-        run_ = run_training(config, backend=backend, observers=observers, stop=stop)
+        run_ = run_training(config, backend=backend, observers=observers, stop=stop, on_prepared=show)
     except ValueError as e:  # LimitError is one: the pulse or task does not fit the backend
         return bad_input("hil train", e)
     finally:
@@ -172,4 +243,4 @@ def run(args: argparse.Namespace) -> int:
             print(run_.to_json())
         else:
             Path(args.json).write_text(run_.to_json(), encoding="utf-8")
-    return 0 if result.outcome in ("converged", "max_epochs") else 3
+    return 0 if result.outcome in ("converged", "max_epochs", "infeasible") else 3

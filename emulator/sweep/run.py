@@ -74,16 +74,14 @@ def run_chunk(
     return ChunkResult(point, list(seeds), converged, epochs, path, feasible)
 
 
-def feasible_draws(batch: CrossbarBatch, task: Task, cfg: TrainingConfig) -> list[bool] | None:
-    """Hook for the feasibility check of issue 10 part 2: per crossbar, before training.
+def feasible_draws(batch: CrossbarBatch, task: Task, cfg: TrainingConfig) -> list[bool]:
+    """Per crossbar, before training: can reachable weights meet the bands at ``cfg``'s gain?
 
-    Fills the sweep's ``feasible*`` columns once ``hil.training.feasibility`` (another
-    branch) provides ``check_feasibility``; until then None (the columns stay empty).
+    Decided exactly by :func:`hil.training.feasibility.check_feasibility` from the
+    crossbar's conductances and its own device curve (every position reachable).
     """
-    try:
-        from hil.training.feasibility import NeedSpec, check_feasibility  # type: ignore[import-not-found]
-    except ImportError:
-        return None
+    from hil.training.feasibility import NeedSpec, check_feasibility
+
     need = NeedSpec(beta=cfg.beta, f_plus=cfg.f_plus, f_minus=cfg.f_minus)
     curve = batch.config.scale_k * (batch.state.table - batch.state.table[0])
     g0 = batch.conductances()

@@ -8,7 +8,7 @@ writer) and presents the :class:`TrainingRun` it gets back.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,15 +53,20 @@ def run_training(
     backend: CrossbarBackend,
     observers: Sequence[TrainingObserver] = (),
     stop: StopSignal | None = None,
+    on_prepared: Callable[[TrainingResult], None] | None = None,
 ) -> TrainingRun:
     """Train ``config.task`` on ``backend`` (already open; closed here, at 0 V, whatever happens).
 
-    Raises ValueError (a :class:`~hil.seam.errors.LimitError` among them) when the
-    run does not fit the backend, before anything is sent.
+    ``on_prepared`` is shown the check before training (feasibility, calibrated
+    gain, notes: :meth:`Trainer.prepare`) before any pulse is sent. Raises
+    ValueError (a :class:`~hil.seam.errors.LimitError` among them) when the run
+    does not fit the backend, before anything is sent.
     """
     with backend:
         identity = backend.info.identity
         trainer = Trainer(backend, config.task, config.training, observers, stop)
+        if on_prepared is not None:
+            on_prepared(trainer.prepare())
         return TrainingRun(config, identity, trainer.run())
 
 

@@ -51,6 +51,7 @@ NEURON_STYLES = ("-", "--", ":", "-.")
 OUTCOME_COLORS = {
     "converged": "tab:green",
     "max_epochs": "0.35",
+    "infeasible": "0.35",
     "stopped": "tab:orange",
     "fault": "tab:red",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -9,10 +10,45 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from hil.training.task import Task
 
 UpdateMode = Literal["online", "batch"]
+GainMode = Literal["fixed", "calibrated"]
+
+REFERENCE_SETTINGS: dict[str, Any] = {
+    "rule": "manhattan",
+    "update": "batch",
+    "beta": 6e6,
+    "gain": "fixed",
+    "f_plus": 0.8,
+    "f_minus": -0.8,
+    "target_high": 0.8,
+    "target_low": -0.8,
+    "ignore_in_band": False,
+    "max_epochs": 50,
+}
+"""The public reference implementation's settings (DESIGN.md section 1). Its update uses the
+band edges themselves as the error targets, so "the reference" means targets +-0.8, not +-1."""
+
+RECOMMENDED_SETTINGS: dict[str, Any] = {
+    "rule": "planned",
+    "gain": "calibrated",
+    "gain_fraction": 0.5,
+    "target_high": 1.0,
+    "target_low": -1.0,
+    "ignore_in_band": True,
+}
+"""What ``hil train`` uses unless told otherwise: the gain calibrated from the reachable margin,
+the planned rule, in-band patterns left out of the Manhattan fallback (README, "What to expect").
+Needs a device curve; without one it is Manhattan at the given beta, and the run says so."""
+
+PRESETS: dict[str, dict[str, Any]] = {"recommended": RECOMMENDED_SETTINGS, "reference": REFERENCE_SETTINGS}
 
 
 class TrainingConfig(BaseModel):
-    """Hyper-parameters of in-situ training. Defaults are the reference values."""
+    """Hyper-parameters of in-situ training.
+
+    The field defaults are plain Manhattan training at the reference gain and bands
+    but with targets +-1 (NOT the reference, which uses +-0.8: :meth:`reference`).
+    :meth:`recommended` is what ``hil train`` uses by default.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -27,7 +63,25 @@ class TrainingConfig(BaseModel):
         "per-pattern updates, 'online' after each training pattern (a forward pass on the "
         "crossbar per pattern).",
     )
-    beta: float = Field(6e6, gt=0, description="Gain of f = tanh(beta * I), in 1/A.")
+    beta: float = Field(
+        6e6, gt=0, description="Gain of f = tanh(beta * I), in 1/A (the start, if calibrated)."
+    )
+    gain: GainMode = Field(
+        "fixed",
+        description="'calibrated': before training, set beta so that the bands need gain_fraction of "
+        "the largest margin the devices can reach (from a read of the crossbar and the device "
+        "curve; needs device_curve_siemens). 'fixed': beta as given.",
+    )
+    gain_fraction: float = Field(
+        0.5, gt=0, lt=1, description="Calibrated gain: share of the largest reachable margin the bands need."
+    )
+    device_curve_siemens: tuple[float, ...] | None = Field(
+        None,
+        min_length=2,
+        description="Conductance gained after m = 0..n_max potentiating pulses from reset (S, on "
+        "this crossbar's scale), characterised (hil characterize) or assumed. Enables the "
+        "feasibility check before training, the calibrated gain and the planned rule.",
+    )
     f_plus: float = Field(0.8, gt=-1, lt=1, description="A class-1 output must exceed this.")
     f_minus: float = Field(-0.8, gt=-1, lt=1, description="A class-0 output must stay below this.")
     target_high: float = Field(1.0, ge=-1, le=1, description="Target value of class 1 in the error.")
@@ -71,6 +125,23 @@ class TrainingConfig(BaseModel):
         le=100_000,
         description="Methods a, b: most read-verify pulses in one re-programming of a pair.",
     )
+
+    @classmethod
+    def reference(cls, **overrides: Any) -> TrainingConfig:
+        """The reference settings (:data:`REFERENCE_SETTINGS`), then ``overrides``."""
+        return cls(**{**REFERENCE_SETTINGS, **overrides})
+
+    @classmethod
+    def recommended(cls, **overrides: Any) -> TrainingConfig:
+        """The recommended settings (:data:`RECOMMENDED_SETTINGS`), then ``overrides``."""
+        return cls(**{**RECOMMENDED_SETTINGS, **overrides})
+
+    @field_validator("device_curve_siemens")
+    @classmethod
+    def _finite_curve(cls, curve: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if curve is not None and not all(math.isfinite(g) for g in curve):
+            raise ValueError("every conductance of the device curve must be finite (S)")
+        return curve
 
     @field_validator("rule")
     @classmethod

@@ -7,12 +7,19 @@ CLI's JSON output, a database or a web stream.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-Outcome = Literal["converged", "max_epochs", "stopped", "fault"]
+if TYPE_CHECKING:
+    from hil.training.feasibility import FeasibilityReport
+
+Outcome = Literal["converged", "max_epochs", "infeasible", "stopped", "fault"]
+"""``infeasible``: ended early because, from the devices' state, no reachable weights meet
+the bands (decided with the device curve): more pulses could not help."""
+Diagnosis = Literal["infeasible_draw", "gain_too_low", "saturated_pair", "overshot", "epoch_limit"]
+"""Why a run ended unconverged (see :meth:`hil.training.trainer.Trainer.diagnose`)."""
 
 
 def _plain(value: Any) -> Any:
@@ -149,6 +156,17 @@ class TrainingResult:
     train: Evaluation | None = None
     test: Evaluation | None = None
     error_message: str | None = None
+    beta: float = float("nan")
+    """The gain used (1/A): the configured one, or the calibrated one."""
+    feasibility: FeasibilityReport | None = None
+    """Before training: could reachable weights meet the bands at ``beta``? (None without a curve.)"""
+    margin_any_gain_a: float | None = None
+    """Largest smallest margin ``s_n I_n`` the devices could reach (A); <= 0: no gain helps."""
+    diagnosis: Diagnosis | None = None
+    """Why the run ended unconverged: the likely reason."""
+    diagnosis_detail: str | None = None
+    notes: list[str] = field(default_factory=list)
+    """What the check before training did (calibration, fallbacks)."""
 
     @property
     def converged(self) -> bool:
@@ -199,6 +217,13 @@ class TrainingResult:
         out: dict[str, Any] = {
             "outcome": self.outcome,
             "converged": self.converged,
+            "beta": self.beta,
+            "feasible": None if self.feasibility is None else self.feasibility.feasible,
+            "feasibility": None if self.feasibility is None else self.feasibility.explain(),
+            "margin_any_gain_a": self.margin_any_gain_a,
+            "diagnosis": self.diagnosis,
+            "diagnosis_detail": self.diagnosis_detail,
+            "notes": list(self.notes),
             "epochs": self.epochs,
             "total_pulses": self.total_pulses,
             "total_resets": self.total_resets,

@@ -39,9 +39,26 @@ def activation(currents: NDArray[np.float64], beta: float) -> NDArray[np.float64
     return np.tanh(beta * currents)
 
 
-def activation_slope(f: NDArray[np.float64], beta: float) -> NDArray[np.float64]:
-    """``df/dI = beta * (1 - f**2)`` (1/A), from the outputs f."""
-    return beta * (1.0 - f**2)
+def log_activation_slope(currents: NDArray[np.float64], beta: float) -> NDArray[np.float64]:
+    """``log(df/dI)`` with ``df/dI = beta * sech(beta * I)**2``, from the currents I (A).
+
+    ``sech(x)**2 = 4 e / (1 + e)**2`` with ``e = exp(-2 |x|)``, so the logarithm is
+    ``log(4 beta) - 2 |x| - 2 log1p(e)``: finite at any gain and any current.
+    """
+    x = np.abs(beta * np.asarray(currents, dtype=float))
+    return np.log(4.0 * beta) - 2.0 * x - 2.0 * np.log1p(np.exp(-2.0 * x))
+
+
+def activation_slope(currents: NDArray[np.float64], beta: float) -> NDArray[np.float64]:
+    """``df/dI = beta * sech(beta * I)**2`` (1/A), from the currents I (A).
+
+    Computed from the current, not as the textbook ``beta * (1 - f**2)`` from the
+    rounded output ``f``, which is exactly 0 once ``|beta I|`` passes about 19 and
+    so silently drops saturated patterns from the update at high gain. (This form
+    underflows only past ``|beta I|`` of about 370; the update rules work with
+    :func:`log_activation_slope`, which never does.)
+    """
+    return np.exp(log_activation_slope(currents, beta))
 
 
 def in_band(f: NDArray[np.float64], targets: NDArray[np.int8], cfg: TrainingConfig) -> NDArray[np.bool_]:

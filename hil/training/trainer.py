@@ -7,9 +7,18 @@ one epoch costs one VMM per training pattern, one batched pulse command and
 one read-all; online updates add a VMM per pattern, and methods a, b, c add
 resets and read-verify reads when a device saturates.
 
+Before the first epoch (:meth:`Trainer.prepare`), given a device curve
+(``TrainingConfig.device_curve_siemens``), the trainer reads the crossbar and
+decides what the devices can reach (:mod:`hil.training.feasibility`): with
+``gain="calibrated"`` it sets the gain from the largest reachable margin, and it
+records whether the bands can be met at all and, if not, which neuron and
+pattern fall short.
+
 Ending: every training pattern inside its band (converged), the epoch limit,
-a stop request (checked before any pulse is sent), or a fault. On a stop or a
-fault the backend is aborted (0 V) and the history recorded so far is kept.
+the rule giving up (``infeasible``: no reachable weights meet the bands), a stop
+request (checked before any pulse is sent), or a fault. On a stop or a fault
+the backend is aborted (0 V) and the history recorded so far is kept. A run
+that ends unconverged carries its likely reason (:meth:`Trainer.diagnose`).
 """
 
 from __future__ import annotations
@@ -24,16 +33,20 @@ from hil.seam import CrossbarBackend, Pulse
 from hil.seam.errors import RunStopped
 from hil.training.config import TrainingConfig
 from hil.training.device_access import DeviceAccess, column_currents
-from hil.training.history import EpochRecord, Evaluation, Outcome, TrainingResult
+from hil.training.feasibility import NeedSpec, check_feasibility
+from hil.training.history import Diagnosis, EpochRecord, Evaluation, Outcome, TrainingResult
 from hil.training.network import (
     activation,
     in_band,
     logic_currents,
     logic_weights,
+    minus_col,
+    plus_col,
     target_values,
 )
 from hil.training.observers import TrainingObserver
 from hil.training.rules import EpochContext, make_rule
+from hil.training.rules.sign_update import manhattan_signs
 from hil.training.stop import StopSignal
 from hil.training.task import Task
 
@@ -73,15 +86,65 @@ class Trainer:
         self._targets = task.targets("train")
         self.rule = make_rule(self.config)
         self.rule.check_backend(backend)
+        self._prepared: TrainingResult | None = None
+
+    # ------------------------------------------------------------------ before training
+    def prepare(self) -> TrainingResult:
+        """Read the crossbar; with a device curve, calibrate the gain and check feasibility.
+
+        Sends nothing but one conductance read. Returns the (empty) result that
+        :meth:`run` fills, carrying ``beta``, ``feasibility``, ``margin_any_gain_a``
+        and ``notes``; call it before :meth:`run` to show the verdict before any
+        pulse is sent (:meth:`run` calls it otherwise). The devices are assumed to
+        be at reset (pulse position 0).
+        """
+        if self._prepared is not None:
+            return self._prepared
+        cfg = self.config
+        result = TrainingResult(outcome="max_epochs", beta=cfg.beta)
+        self._prepared = result
+        if cfg.device_curve_siemens is None:
+            if cfg.rule == "planned":
+                result.notes.append("no device curve: the planned rule makes Manhattan steps only")
+            if cfg.gain == "calibrated":
+                result.notes.append(f"no device curve: gain not calibrated, beta = {cfg.beta:g} 1/A as given")
+            return result
+        curve = np.asarray(cfg.device_curve_siemens, dtype=float)
+        g = self.backend.read_conductances(cfg.read_v)
+        at_any_gain = check_feasibility(
+            self.task, NeedSpec(np.inf, cfg.f_plus, cfg.f_minus), g, curve - curve[0], can_reset=False
+        )
+        result.margin_any_gain_a = at_any_gain.margin_a
+        if cfg.gain == "calibrated":
+            if at_any_gain.margin_a > 0:
+                beta = float(_band_edge(cfg) / (cfg.gain_fraction * at_any_gain.margin_a))
+                self.config = cfg = cfg.model_copy(update={"beta": beta})
+                self.rule = make_rule(cfg)
+                result.notes.append(
+                    f"gain calibrated: the devices can reach a margin of {at_any_gain.margin_a * 1e9:.1f} "
+                    f"nA; beta = {beta:.4g} 1/A makes the bands need {cfg.gain_fraction:.0%} of it"
+                )
+            else:
+                result.notes.append(
+                    f"gain not calibrated (no positive margin is reachable): beta = {cfg.beta:g} 1/A"
+                )
+        result.beta = cfg.beta
+        result.feasibility = check_feasibility(
+            self.task, NeedSpec(cfg.beta, cfg.f_plus, cfg.f_minus), g, curve - curve[0], can_reset=False
+        )
+        return result
 
     # ------------------------------------------------------------------ run
     def run(self) -> TrainingResult:
-        """Train until convergence, the epoch limit, a stop or a fault."""
-        result = TrainingResult(outcome="max_epochs")
+        """Train until convergence, the epoch limit, the rule giving up, a stop or a fault."""
         for obs in self.observers:
             obs.on_start(self.task, self.config, self.backend.info.identity)
+        result = TrainingResult(outcome="max_epochs", beta=self.config.beta)
         try:
+            result = self.prepare()
             result.outcome = self._loop(result.history)
+            if result.outcome in ("max_epochs", "infeasible"):
+                result.diagnosis, result.diagnosis_detail = self.diagnose(result)
             result.train = self.evaluate("train")
             if self.task.test:
                 result.test = self.evaluate("test")
@@ -113,7 +176,75 @@ class Trainer:
                 self._emit(history, record, device)
             if record.converged:
                 return "converged"
+            if self.rule.gave_up:
+                return "infeasible"
         return "max_epochs"
+
+    # ------------------------------------------------------------------ after training
+    def diagnose(self, result: TrainingResult) -> tuple[Diagnosis, str]:
+        """Why an unconverged run ended: the likely reason and the evidence.
+
+        From the check before training (needs a curve): ``infeasible_draw`` when no
+        gain would do, ``gain_too_low`` when a larger one would. Otherwise from
+        read-back: ``saturated_pair`` when the update still asks for pulses on
+        devices that no longer move; ``overshot`` when the rule found the bands out
+        of reach on the way (the devices moved differently from their curve); else
+        ``epoch_limit``.
+        """
+        cfg = self.config
+        f = result.feasibility
+        if f is not None and not f.feasible:
+            if (result.margin_any_gain_a or 0.0) <= 0:
+                return "infeasible_draw", (
+                    "no reachable weights separate the training patterns at any gain:\n" + f.explain()
+                )
+            beta_min = _band_edge(cfg) / (result.margin_any_gain_a or np.inf)
+            return "gain_too_low", (
+                f"at beta = {cfg.beta:g} 1/A no reachable weights meet the bands; they can at beta > "
+                f"{beta_min:.3g} 1/A:\n" + f.explain()
+            )
+        stuck = self._stuck_pairs(result)
+        if stuck:
+            return "saturated_pair", (
+                "pulses no longer move these devices, which the update still needs to move: "
+                + ", ".join(f"neuron {i} input {j} ({side})" for i, j, side in stuck)
+            )
+        plan = getattr(self.rule, "plan", None)
+        if plan is not None and not plan.feasible:
+            return "overshot", (
+                "feasible at the start, but from the state reached no reachable weights meet the bands "
+                "(the devices moved differently from their curve):\n" + plan.explain()
+            )
+        known = "feasible" if f is not None else "feasibility unknown (no device curve)"
+        return "epoch_limit", f"{known}, but the rule did not bring every pattern into its band in time"
+
+    def _stuck_pairs(self, result: TrainingResult) -> list[tuple[int, int, str]]:
+        """(neuron, input, 'G+' or 'G-') of saturated devices that the last update wanted to pulse.
+
+        Saturated: judged so by the rule's read-back watch, or, for rules without
+        one, every pulsed device stalled for the last 3 epochs.
+        """
+        if not result.history:
+            return []
+        record = result.history[-1]
+        signs = manhattan_signs(
+            self._row_v[:, : self.task.n_inputs],
+            record.currents_a,
+            target_values(self._targets, self.config),
+            self.config.beta,
+            ~record.in_band,
+        )
+        watch = getattr(self.rule, "watch", None)
+        if watch is not None and watch.g_siemens is not None:
+            sat = watch.saturated
+        else:
+            sat = np.full(record.conductances_siemens.shape, result.stalled_epochs() >= 3)
+        out = []
+        for i, j in zip(*np.nonzero(signs), strict=True):
+            col = plus_col(int(i)) if signs[i, j] > 0 else minus_col(int(i))
+            if sat[j, col]:
+                out.append((int(i), int(j), "G+" if signs[i, j] > 0 else "G-"))
+        return out
 
     def _emit(self, history: list[EpochRecord], record: EpochRecord, device: DeviceAccess) -> None:
         sent = {
@@ -173,6 +304,11 @@ class Trainer:
                 " - check the instrument"
             )
         return ""
+
+
+def _band_edge(cfg: TrainingConfig) -> float:
+    """The larger of atanh(f+) and -atanh(f-): needed margin times beta."""
+    return float(max(np.arctanh(cfg.f_plus), -np.arctanh(cfg.f_minus)))
 
 
 def train(

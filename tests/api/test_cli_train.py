@@ -12,10 +12,13 @@ from api.cli import main
 
 def test_train_writes_a_json_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run.json"
-    rc = main(["train", "--builtin", "--seed", "0", "--beta", "3e7", "--json", str(out), "-q"])
+    rc = main(
+        ["train", "--builtin", "--seed", "0", "--gain", "fixed", "--beta", "3e7", "--json", str(out), "-q"]
+    )
     assert rc == 0
     data = json.loads(out.read_text())
     assert data["outcome"] == "converged" and data["config"]["training"]["beta"] == 3e7
+    assert data["beta"] == 3e7 and data["feasible"] is True
     assert data["config"]["backend"]["params"] == {"seed": 0}
     assert "CONVERGED after" in capsys.readouterr().out
 
@@ -23,12 +26,65 @@ def test_train_writes_a_json_result(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_progress_and_summary_on_a_run_that_does_not_converge(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    rc = main(["train", "--builtin", "--seed", "0", "--max-epochs", "3"])
+    rc = main(["train", "--builtin", "--seed", "0", "--preset", "reference", "--max-epochs", "3"])
     captured = capsys.readouterr()
     assert rc == 0
     assert "NOT converged after 3 epochs" in captured.out
     assert "test:" in captured.out
-    assert captured.err.count("epoch") == 4  # one progress line per epoch (not a terminal)
+    assert captured.err.count("epoch ") == 4  # one progress line per epoch (not a terminal)
+
+
+def test_the_reference_preset_is_the_reference_and_options_override_it(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    argv = ["train", "--builtin", "--preset", "reference", "--max-epochs", "2", "--json", str(out), "-q"]
+    assert main(argv) == 0
+    training = json.loads(out.read_text())["config"]["training"]
+    assert training["target_high"] == 0.8 and training["target_low"] == -0.8
+    assert training["beta"] == 6e6 and training["gain"] == "fixed" and training["rule"] == "manhattan"
+    assert training["max_epochs"] == 2 and not training["ignore_in_band"]
+    assert main([*argv, "--target-high", "1", "--target-low", "-1"]) == 0
+    training = json.loads(out.read_text())["config"]["training"]
+    assert training["target_high"] == 1.0 and training["target_low"] == -1.0
+
+
+def test_says_before_training_whether_the_bands_can_be_met_and_why_not(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Seed 3 of the built-in device: at the reference gain neuron 0 cannot meet its bands.
+    assert main(["train", "--builtin", "--seed", "3", "--preset", "reference"]) == 0
+    captured = capsys.readouterr()
+    before = captured.err.split("[")[0]  # what is printed before the first progress line
+    assert "feasibility at beta = 6e+06 1/A: NOT feasible" in before
+    assert "neuron 0: INFEASIBLE" in before and "nA short of the 183.1 nA it needs" in before
+    assert "likely reason: gain too low" in captured.out
+
+
+def test_the_default_calibrates_the_gain_and_converges(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--builtin", "--seed", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "gain calibrated" in captured.err and "CONVERGED after 1 epochs" in captured.out
+
+
+def test_a_characterised_curve_file_is_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A linear device of 5 steps of 20 nS (a one-column CSV of conductances, as hil characterize
+    # writes them), times K = 10: the check before training then reasons with that curve.
+    curve = tmp_path / "curve.csv"
+    curve.write_text("\n".join(str(4.5e-7 + 2e-8 * m) for m in range(6)) + "\n")
+    argv = [
+        "train",
+        "--builtin",
+        "--seed",
+        "3",
+        "--device-curve",
+        str(curve),
+        "--curve-scale",
+        "10",
+        "--json",
+        "-",
+    ]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["config"]["training"]["device_curve_siemens"] == pytest.approx([2e-7 * m for m in range(6)])
 
 
 @pytest.mark.parametrize(
@@ -41,6 +97,8 @@ def test_progress_and_summary_on_a_run_that_does_not_converge(
         (["--backend", "nope"], "backend 'nope' is not registered"),
         (["--param", "seed"], "--param expects KEY=VALUE"),
         (["--param", "scale_k=-2"], "scale_k"),
+        (["--target-high", "1.5"], "training.target_high=1.5"),
+        (["--device-curve", "/no/such/curve.dat"], "--device-curve: file not found"),
     ],
 )
 def test_bad_input_exits_2_naming_the_field(

@@ -14,7 +14,19 @@ def test_method_b_run_reports_resets_verify_pulses_and_instrument_time(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run.json"
-    argv = ["train", "--builtin", "--seed", "3", "--max-epochs", "30", "-q", "--json", str(out)]
+    argv = [
+        "train",
+        "--builtin",
+        "--seed",
+        "3",
+        "--gain",
+        "fixed",
+        "--max-epochs",
+        "30",
+        "-q",
+        "--json",
+        str(out),
+    ]
     rc = main([*argv, "--rule", "method_b", "--reset-time", "0.5", "--saturation-tol", "1e-12"])
     assert rc == 0
     data = json.loads(out.read_text())

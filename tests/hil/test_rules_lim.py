@@ -92,8 +92,8 @@ def saturate(rule: LimRule, xb: Recording, device: DeviceAccess, sign: int) -> D
 
 
 def test_the_registry_lists_every_rule_and_the_config_refuses_others() -> None:
-    assert set(RULES) == {"manhattan", "method_a", "method_b", "method_c"}
-    with pytest.raises(ValueError, match="known rules: manhattan, method_a, method_b, method_c"):
+    assert set(RULES) == {"manhattan", "method_a", "method_b", "method_c", "planned"}
+    with pytest.raises(ValueError, match="known rules: manhattan, method_a, method_b, method_c, planned"):
         TrainingConfig(rule="method_d")
     with pytest.raises(ValueError, match="update"):
         TrainingConfig(update="sometimes")  # type: ignore[arg-type]

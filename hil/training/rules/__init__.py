@@ -10,8 +10,11 @@ from hil.training.config import TrainingConfig
 from hil.training.rules.base import EpochContext, UpdateRule
 from hil.training.rules.lim import MethodA, MethodB, MethodC
 from hil.training.rules.manhattan import Manhattan
+from hil.training.rules.planned import Planned
 
-RULES: dict[str, type[UpdateRule]] = {rule.name: rule for rule in (Manhattan, MethodA, MethodB, MethodC)}
+RULES: dict[str, type[UpdateRule]] = {
+    rule.name: rule for rule in (Manhattan, MethodA, MethodB, MethodC, Planned)
+}
 """Every rule by the name a run config uses."""
 
 

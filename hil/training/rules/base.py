@@ -73,6 +73,9 @@ class UpdateRule(ABC):
 
     def __init__(self, config: TrainingConfig) -> None:
         self.config = config
+        self.gave_up = False
+        """Set by a rule that knows no update can bring the run into its bands any more
+        (e.g. the planned rule, from the device curve): the trainer then ends the run."""
 
     def check_backend(self, backend: CrossbarBackend) -> None:  # noqa: B027 - optional hook
         """Raise ValueError (or :class:`~hil.seam.errors.LimitError`) when the rule cannot run

@@ -71,7 +71,7 @@ class Manhattan(SignRule):
             )
         signs = manhattan_signs(
             ctx.row_voltages[:, : ctx.n_inputs],
-            ctx.activations,
+            ctx.currents,
             target_values(ctx.targets, cfg),
             cfg.beta,
             ~ctx.in_band if cfg.ignore_in_band else None,
