@@ -49,9 +49,8 @@ def test_method_b_run_reports_resets_verify_pulses_and_instrument_time(
 
 def test_online_update_is_passed_on(tmp_path: Path) -> None:
     out = tmp_path / "run.json"
-    assert (
-        main(["train", "--builtin", "--max-epochs", "2", "-q", "--update", "online", "--json", str(out)]) == 0
-    )
+    argv = ["train", "--builtin", "--max-epochs", "2", "-q", "--rule", "manhattan", "--update", "online"]
+    assert main([*argv, "--json", str(out)]) == 0
     assert json.loads(out.read_text())["config"]["training"]["update"] == "online"
 
 

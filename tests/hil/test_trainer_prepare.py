@@ -120,3 +120,10 @@ def test_with_step_noise_the_planned_rule_replans_from_read_back() -> None:
         outcomes.append(train(xb, TASK, TrainingConfig.recommended(device_curve_siemens=own_curve(xb))))
     assert all(r.converged for r in outcomes)
     assert any(r.converged and r.epochs > 1 for r in outcomes)  # a correction was needed and worked
+
+
+def test_the_planned_rule_refuses_online_updates_before_anything_is_sent() -> None:
+    xb = CountingCrossbar(EmulatorConfig(seed=0))
+    with pytest.raises(ValueError, match="update='batch' only"):
+        Trainer(xb, TASK, TrainingConfig.recommended(update="online"))
+    assert xb.reads == 0 and xb.pulses_applied == 0

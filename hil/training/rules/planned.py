@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from hil.seam import Pulse
+from hil.seam import CrossbarBackend, Pulse
 from hil.training.config import TrainingConfig
 from hil.training.device_access import DeviceAccess
 from hil.training.feasibility import FeasibilityReport, NeedSpec, check_patterns
@@ -62,6 +62,10 @@ class Planned(UpdateRule):
         """The last plan made (None before the first, or without a curve)."""
         self._pulsed: NDArray[np.int64] | None = None
         self._first_feasible: bool | None = None
+
+    def check_backend(self, backend: CrossbarBackend) -> None:
+        if self.config.update != "batch":
+            raise ValueError("rule 'planned' plans once per epoch: it takes update='batch' only")
 
     def positions(self) -> NDArray[np.int64]:
         """Pulse positions per device counted from reset, capped at the curve's end."""
