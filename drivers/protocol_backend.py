@@ -134,6 +134,8 @@ class ProtocolBackend(CrossbarBackend):
         self._fault: CommunicationError | None = None
         self._link_lost = False
         self._shape: tuple[int, int] | None = None
+        self.in_flight: str | None = None
+        """The command awaiting its reply, with its reply timeout (for a user waiting on a stop)."""
         self.switch_time_s = switch_time_s
         """Allowance per pulse (s) added to the reply timeout of pulse commands."""
         self.reset_time_s = 0.0 if reset_time_s is None else reset_time_s
@@ -146,8 +148,9 @@ class ProtocolBackend(CrossbarBackend):
         except ConnectionLost as e:
             self._release()
             raise ConnectionLost(
-                f"{link.description}: the instrument closed the connection during the handshake; "
-                f"it may be in use by another client (a controller serves one at a time): {e}"
+                f"{link.description}: the instrument closed the connection during the handshake: it "
+                "may be in use by another client (a controller serves one at a time); close the other "
+                f"client and try again ({e})"
             ) from e
         except DeviceFault as e:
             self._release()
@@ -321,11 +324,13 @@ class ProtocolBackend(CrossbarBackend):
                     f"earlier ({type(self._fault).__name__}: {self._fault}); "
                     "call resync() or open a new backend"
                 )
+            timeout_s = self.reply_timeout_s(name, *args)
+            self.in_flight = f"{name} (reply due within {timeout_s:.3g} s)"
             sent = False
             try:
                 self._send(encode_command(name, *args))
                 sent = True
-                line = self._receive(self.reply_timeout_s(name, *args), self.max_reply_chars(name))
+                line = self._receive(timeout_s, self.max_reply_chars(name))
                 reply = decode_reply(name, line, shape=self._shape)
             except DeviceFault:
                 raise  # The instrument answered, in sync: the link is fine.
@@ -343,6 +348,8 @@ class ProtocolBackend(CrossbarBackend):
                     )
                     log.error("%s", self._fault)
                 raise
+            finally:
+                self.in_flight = None
             return reply
 
     def _query_values(self, name: str, *args: Any) -> list[float]:

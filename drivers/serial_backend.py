@@ -20,8 +20,9 @@ import socket
 from typing import Any, ClassVar
 
 import serial
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from drivers.connect_errors import check_host_resolves, check_serial_port, explain_os_error, socket_endpoint
 from drivers.link import MAX_REPLY_CHARS, LineReader, LinkParams
 from drivers.protocol_backend import ProtocolBackend
 from hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
@@ -38,6 +39,11 @@ class SerialParams(LinkParams):
     baudrate: int = Field(115200, gt=0, description="Baud rate (bit/s); ignored by sockets and ptys.")
     exclusive: bool = Field(True, description="Take an advisory exclusive lock on a real port (not on URLs).")
 
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: str) -> str:
+        return check_serial_port(value)
+
 
 class SerialLink:
     """One serial port (or pyserial URL) as a :class:`~drivers.link.Link`; timeout in s."""
@@ -51,10 +57,15 @@ class SerialLink:
         options: dict[str, Any] = {"baudrate": baudrate, "timeout": timeout_s, "write_timeout": timeout_s}
         if "://" not in port:
             options["exclusive"] = exclusive
+        endpoint = socket_endpoint(port)
+        if endpoint is not None and (why := check_host_resolves(*endpoint)) is not None:
+            raise CommunicationError(f"cannot open serial port {port!r}: {why}")
         try:
             self._port = serial.serial_for_url(port, **options)
         except (serial.SerialException, OSError, ValueError) as e:
-            raise CommunicationError(f"cannot open serial port {port!r}: {e}") from e
+            where = port.split("://", 1)[1] if port.startswith("socket://") else port
+            reason = explain_os_error(where, e) if "lock" not in str(e) else str(e)
+            raise CommunicationError(f"cannot open serial port {port!r}: {reason}") from e
         sock = getattr(self._port, "_socket", None)  # socket:// URLs: request/reply, no Nagle.
         if isinstance(sock, socket.socket):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

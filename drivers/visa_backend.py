@@ -27,8 +27,9 @@ from contextlib import suppress
 from time import monotonic
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from drivers.connect_errors import check_host_resolves, check_visa_resource, explain_os_error, tcp_endpoint
 from drivers.link import MAX_REPLY_CHARS, LineReader, LinkParams
 from drivers.protocol_backend import ProtocolBackend
 from hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
@@ -45,6 +46,11 @@ class VisaParams(LinkParams):
         min_length=1, description="VISA resource string, e.g. TCPIP::127.0.0.1::5025::SOCKET."
     )
     visa_library: str = Field("@py", description="PyVISA library spec; '@py' is pyvisa-py.")
+
+    @field_validator("resource")
+    @classmethod
+    def _resource(cls, value: str) -> str:
+        return check_visa_resource(value)
 
 
 class VisaLink:
@@ -65,6 +71,9 @@ class VisaLink:
             self._rm = pyvisa.ResourceManager(visa_library)
         except (OSError, ValueError) as e:
             raise CommunicationError(f"VISA library {visa_library!r} unavailable: {e}") from e
+        endpoint = tcp_endpoint(resource)
+        if endpoint is not None and (why := check_host_resolves(*endpoint)) is not None:
+            raise CommunicationError(f"cannot open VISA resource {resource!r}: {why}")
         try:
             self._inst: Any = self._rm.open_resource(
                 resource,
@@ -72,11 +81,13 @@ class VisaLink:
                 write_termination="\n",
                 timeout=round(timeout_s * 1000),
             )
-        except (pyvisa.errors.Error, OSError, ValueError) as e:
+        except Exception as e:  # pyvisa-py raises a bare Exception("could not connect: ...") too.
             raise CommunicationError(f"cannot open VISA resource {resource!r}: {e}") from e
         self._open = True
         self._deadline = 0.0
         self._serial = resource.upper().startswith("ASRL")
+        if endpoint is not None:
+            self._check_connected(f"{endpoint[0]}:{endpoint[1]}")
         self._lock_exclusively(pyvisa)
         if resource.upper().endswith("::SOCKET"):
             # One short request, one short reply: Nagle's algorithm only adds latency.
@@ -156,6 +167,15 @@ class VisaLink:
         if self._open:
             self._open = False
             self._inst.close()
+
+    def _check_connected(self, where: str) -> None:
+        """pyvisa-py reports a refused TCP connection as opened: ask the socket itself."""
+        sock = self._socket()
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if sock is not None else 0
+        if code:
+            self.close()
+            reason = explain_os_error(where, OSError(code, errno.errorcode.get(code, str(code))))
+            raise CommunicationError(f"cannot open VISA resource {self.description!r}: {reason}")
 
     def _lock_exclusively(self, pyvisa: Any) -> None:
         """Take an exclusive VISA lock where supported; refuse a resource locked by another session."""

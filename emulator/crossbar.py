@@ -28,10 +28,11 @@ of seeds reproduces single crossbars bit for bit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import BaseModel
 
 from emulator.batched import CrossbarBatch
 from emulator.config import EmulatorConfig, Purpose, ShiftDistribution
@@ -42,6 +43,9 @@ __all__ = ["EmulatedCrossbar", "EmulatorConfig", "ShiftDistribution"]
 
 class EmulatedCrossbar(CrossbarBackend):
     """A rows x cols crossbar of emulated devices (no hardware, no sleeping)."""
+
+    params_model: ClassVar[type[BaseModel]] = EmulatorConfig
+    """What :meth:`from_params` accepts (listed by ``hil train --help``)."""
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         super().__init__()

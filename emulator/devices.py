@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hil.resources import data_path
+from hil.resources import read_data_text
 from hil.trace_file import Trace, load_trace
 
 
@@ -189,6 +189,8 @@ DeviceModel = Annotated[TraceDevice | ExponentialDevice | LtpLtdDevice, Field(di
 class DefaultDeviceRecord(BaseModel):
     """The stored fit behind the built-in device, with how it was obtained."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     model: ExponentialDevice
     fitted_to: str
     source_sha256: str
@@ -204,8 +206,7 @@ DEFAULT_DEVICE_FILE = "devices/default_device.json"
 @cache
 def default_device_record() -> DefaultDeviceRecord:
     """The fitted parameters stored in ``data/devices/default_device.json``."""
-    path = data_path(DEFAULT_DEVICE_FILE)
-    return DefaultDeviceRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    return DefaultDeviceRecord.model_validate(json.loads(read_data_text(DEFAULT_DEVICE_FILE)))
 
 
 def default_device() -> ExponentialDevice:

@@ -14,6 +14,17 @@ Two file formats are read:
 :func:`write_dat` writes the ``.dat`` format, so a device characterised on the
 bench can be replayed by the emulator. Malformed files raise
 :class:`TraceFormatError` naming the file, the line and what was expected.
+
+**Plausibility.** A trace drives a whole emulated crossbar, so a value no device
+can have is refused, naming the line: a resistance outside
+:data:`PLAUSIBLE_RESISTANCE_OHM` (a conductance outside its inverse), and a cell that
+is not a number where a number belongs (the current columns too; the second
+voltage and current may be empty). The resistance is not checked against the
+currents: the reference instrument repeats its current readings between reads.
+
+**Partial traces.** A recording that was stopped or faulted part way is written
+with the pulses it has and the header line ``Pulses Requested: N``
+(:attr:`PulseProtocol.pulses_requested`); :attr:`Trace.partial` tells.
 """
 
 from __future__ import annotations
@@ -31,6 +42,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hil.seam.errors import HilError
 
+PLAUSIBLE_RESISTANCE_OHM = (1.0, 1e12)
+"""Smallest and largest resistance (Ohm) a trace may hold: 1 Ohm is a short (or a value in the
+wrong unit), 1 TOhm is below what a read can resolve. Conductances: the inverse, in S."""
+
 
 class TraceFormatError(HilError, ValueError):
     """A trace file is malformed. Names the file, the 1-based line and what was expected."""
@@ -46,7 +61,7 @@ class TraceFormatError(HilError, ValueError):
 class PulseProtocol(BaseModel):
     """How a trace was recorded (the ``.dat`` header), SI units."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     n_pulses: int = Field(ge=1, description="Number of potentiating pulses after the reset.")
     reset_v: float = Field(description="Reset (initial) pulse amplitude (V).")
@@ -58,6 +73,9 @@ class PulseProtocol(BaseModel):
     off_width_s: float = Field(0.0, ge=0, description="Time at the OFF voltage (s).")
     wait_s: float = Field(0.0, ge=0, description="Wait before each read (s).")
     temperature_k: float | None = Field(None, description="Temperature (K), if recorded.")
+    pulses_requested: int | None = Field(
+        None, ge=1, description="Pulses the recording asked for, when it ended early (partial trace)."
+    )
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,12 @@ class Trace:
         """Number of pulses the trace covers (positions 0..n_pulses)."""
         return int(self.conductances_siemens.size - 1)
 
+    @property
+    def partial(self) -> bool:
+        """True when the recording ended before the pulses it asked for."""
+        p = self.protocol
+        return p is not None and p.pulses_requested is not None and p.pulses_requested > self.n_pulses
+
 
 # Allowed units of each kind of header value, with their factor to SI.
 _UNITS: dict[str, dict[str, float]] = {
@@ -103,6 +127,7 @@ _HEADER_FIELDS: dict[str, tuple[str, str]] = {
     "toff": ("off_width_s", "time"),
     "twait": ("wait_s", "time"),
     "temperature": ("temperature_k", "temperature"),
+    "pulses requested": ("pulses_requested", "count"),
 }
 _HEADER_RE = re.compile(r"^\s*(?P<name>[^():]+?)\s*(?:\((?P<unit>[^)]*)\))?\s*:\s*(?P<value>.*?)\s*$")
 _REQUIRED = ("n_pulses", "reset_v", "reset_width_s", "read_v", "on_v", "on_width_s")
@@ -161,6 +186,8 @@ def parse_dat(lines: Sequence[str], source: str | Path = "<memory>") -> Trace:
     if values["n_pulses"] != int(values["n_pulses"]):
         raise bad(None, f"expected an integer Number of Pulses, got {values['n_pulses']}")
     values["n_pulses"] = int(values["n_pulses"])
+    if "pulses_requested" in values:
+        values["pulses_requested"] = int(values["pulses_requested"])
     protocol = PulseProtocol(**values)  # type: ignore[arg-type]
 
     reads: list[float] = []
@@ -173,18 +200,10 @@ def parse_dat(lines: Sequence[str], source: str | Path = "<memory>") -> Trace:
         cells = [c.strip() for c in line.split(",")]
         if len(cells) != _COLUMNS:
             raise bad(n, f"expected {_COLUMNS} comma-separated columns, got {len(cells)}")
-        try:
-            t, v = float(cells[0]), float(cells[1])
-        except ValueError:
-            raise bad(n, "expected numeric time stamp and voltage in columns 1-2") from None
+        t, v, _, _, _, r = (_number(bad, n, cells, k, optional=k in (3, 4)) for k in range(_COLUMNS))
         if abs(v - protocol.read_v) > read_tol:
             continue  # A pulse, reset or zero row.
-        try:
-            r = float(cells[5])
-        except ValueError:
-            raise bad(n, f"expected a resistance (Ohm) in column 6 of a read row, got {cells[5]!r}") from None
-        if not (math.isfinite(r) and r > 0):
-            raise bad(n, f"expected a positive finite resistance in a read row, got {r}")
+        _check_resistance(bad, n, r)
         reads.append(1.0 / r)
         times.append(t)
     expected = protocol.n_pulses + 1
@@ -218,11 +237,50 @@ def parse_csv(lines: Sequence[str], source: str | Path = "<memory>") -> Trace:
             raise bad(n, f"expected a conductance in S, got {cells[0]!r}") from None
         if not (math.isfinite(value) and value > 0):
             raise bad(n, f"expected a positive finite conductance in S, got {value}")
+        low, high = (1.0 / x for x in reversed(PLAUSIBLE_RESISTANCE_OHM))
+        if not low <= value <= high:
+            raise bad(n, f"implausible conductance {value:g} S: a device lies within [{low:g}, {high:g}] S")
         seen_data = True
         g.append(value)
     if len(g) < 2:
         raise bad(None, f"expected at least 2 conductances, found {len(g)}")
     return Trace(np.array(g), None, str(source))
+
+
+_COLUMN_TITLES = (
+    "time stamp (s)",
+    "voltage (V)",
+    "current (A)",
+    "second voltage (V)",
+    "second current (A)",
+    "resistance (Ohm)",
+)
+
+
+def _number(
+    bad: partial[TraceFormatError], n: int, cells: list[str], k: int, optional: bool = False
+) -> float:
+    """Cell ``k`` of line ``n`` as a finite number (``nan`` when ``optional`` and empty)."""
+    text = cells[k]
+    if optional and not text:
+        return math.nan
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise bad(n, f"expected a number, the {_COLUMN_TITLES[k]} in column {k + 1}, got {text!r}")
+    return value
+
+
+def _check_resistance(bad: partial[TraceFormatError], n: int, r: float) -> None:
+    low, high = PLAUSIBLE_RESISTANCE_OHM
+    if not low <= r <= high:
+        raise bad(
+            n,
+            f"implausible resistance {r:g} Ohm in a read row: a device lies within "
+            f"[{low:g}, {high:g}] Ohm (check the unit and the value)",
+        )
 
 
 def write_dat(path: str | Path, trace: Trace, protocol: PulseProtocol | None = None) -> Path:
@@ -252,6 +310,8 @@ def write_dat(path: str | Path, trace: Trace, protocol: PulseProtocol | None = N
     ]
     if proto.temperature_k is not None:
         out.append(f"Temperature (K): {proto.temperature_k:.6E}")
+    if proto.pulses_requested is not None:
+        out.append(f"Pulses Requested: {proto.pulses_requested}")
     out.append("Time stamp (s), Voltage (V), Current (A), Voltage (V), Current (A),Resistance (Ohm)")
     for m, (gm, t) in enumerate(zip(g, times, strict=True)):
         amp = proto.reset_v if m == 0 else proto.on_v

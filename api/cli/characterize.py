@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from api.cli.backend_options import add_backend_options, backend_params, bad_input, open_backend
-from hil.procedures.characterize import Progress, record_trace
-from hil.seam.errors import HilError, LimitError
-from hil.trace_file import write_dat
+from api.cli.backend_options import add_backend_options, backend_name, backend_params, bad_input, open_backend
+from api.cli.stopping import EXIT_FAULT, EXIT_OK, EXIT_STOPPED, SignalStop, instrument_wait
+from hil.procedures.characterize import Progress, RecordingInterrupted, record_trace
+from hil.procedures.outputs import check_output_file
+from hil.seam.errors import HilError, LimitError, RunStopped
+from hil.trace_file import Trace, write_dat
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,38 +67,73 @@ def progress_printer(stream: TextIO | None = None) -> Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``hil characterize``; exit status 0, 2 for bad input, 3 for an instrument fault."""
-    name = args.backend or "emulator"
+    """Run ``hil characterize``; exit status 0, 2 for bad input, 3 for an instrument fault,
+    4 when stopped (Ctrl-C, SIGTERM, SIGHUP). A stop or a fault part way writes the partial
+    trace, marked partial (``Pulses Requested`` in its header)."""
+    prog = "hil characterize"
     try:
+        name = backend_name(args)
         params = backend_params(args, name)
+        check_output_file(args.out, "-o/--out")
     except (ValueError, FileNotFoundError) as e:
-        return bad_input("hil characterize", e)
-    backend = open_backend("hil characterize", name, params)
-    if isinstance(backend, int):
-        return backend
-    with backend:
+        return bad_input(prog, e)
+    with SignalStop(prog) as signals:
         try:
-            trace = record_trace(
-                backend,
-                args.row,
-                args.col,
-                args.pulses,
-                args.amplitude,
-                args.width,
-                args.read_v,
-                reset_v=args.reset_v,
-                reset_width_s=args.reset_width,
-                progress=None if args.quiet else progress_printer(),
-            )
-        except LimitError as e:
-            return bad_input("hil characterize", e)
-        except (HilError, ValueError) as e:
-            print(f"hil characterize: {type(e).__name__}: {e}", file=sys.stderr)
-            return 3
+            signals.phase("connecting to the instrument", immediate=True)
+        except RunStopped:
+            return EXIT_STOPPED
+        backend = open_backend(prog, name, params)
+        if isinstance(backend, int):
+            return backend
+        signals.phase("recording", immediate=False, waiting=instrument_wait(backend))
+        with backend:
+            try:
+                trace = record_trace(
+                    backend,
+                    args.row,
+                    args.col,
+                    args.pulses,
+                    args.amplitude,
+                    args.width,
+                    args.read_v,
+                    reset_v=args.reset_v,
+                    reset_width_s=args.reset_width,
+                    progress=None if args.quiet else progress_printer(),
+                    stop=signals.stop,
+                )
+            except LimitError as e:
+                return bad_input(prog, e)
+            except RunStopped as e:
+                print(f"{prog}: {e} before the first pulse; nothing recorded", file=sys.stderr)
+                return EXIT_STOPPED
+            except KeyboardInterrupt as e:  # A second stop signal.
+                if getattr(e, "partial_trace", None) is None:
+                    raise
+                print(f"{prog}: {e}", file=sys.stderr)
+                trace, status = e.partial_trace, EXIT_STOPPED  # type: ignore[attr-defined]
+            except RecordingInterrupted as e:
+                status = EXIT_STOPPED if e.stopped else EXIT_FAULT
+                if e.trace is None:
+                    print(f"{prog}: {e}; nothing recorded", file=sys.stderr)
+                    return status
+                print(f"{prog}: {e}", file=sys.stderr)
+                trace = e.trace
+            except (HilError, ValueError) as e:
+                print(f"{prog}: {type(e).__name__}: {e}", file=sys.stderr)
+                return EXIT_FAULT
+            else:
+                status = EXIT_OK
     path = write_dat(args.out, trace)
+    print(describe(trace, args.amplitude, args.width, path))
+    return status
+
+
+def describe(trace: Trace, amplitude_v: float, width_s: float, path: Path) -> str:
+    """One line on what was recorded and where it went."""
     g = trace.conductances_siemens
-    print(
-        f"{trace.source}: {trace.n_pulses} pulses of {args.amplitude:g} V / {args.width:g} s, "
+    requested = trace.protocol.pulses_requested if trace.protocol is not None else None
+    what = f"PARTIAL trace, {trace.n_pulses} of {requested}" if trace.partial else f"{trace.n_pulses}"
+    return (
+        f"{trace.source}: {what} pulses of {amplitude_v:g} V / {width_s:g} s, "
         f"G {g[0]:.6e} S -> {g[-1]:.6e} S (x{g[-1] / g[0]:.3f}); written to {path}"
     )
-    return 0

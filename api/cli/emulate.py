@@ -9,6 +9,7 @@ and the printed ``/dev/pts/N``. Serves until Ctrl-C (or SIGTERM).
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from contextlib import suppress
 from typing import TextIO
 
 from api.cli.backend_options import add_emulator_options, bad_input, emulator_params
+from api.cli.stopping import EXIT_FAULT
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from emulator.instrument.faults import FaultPlan
 from emulator.instrument.server import DEFAULT_IDLE_TIMEOUT_S, InstrumentServer, ServerOptions, running_server
@@ -58,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=float,
         default=0.0,
         metavar="S",
-        help="Delay every reply by S seconds (to try client timeouts).",
+        help="Delay every reply by S seconds, to try client timeouts (default 0).",
     )
     p.add_argument(
         "--idle-timeout",
@@ -86,7 +88,8 @@ def describe(server: InstrumentServer) -> str:
 
 
 def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: TextIO | None = None) -> int:
-    """Serve until Ctrl-C, SIGTERM or ``stop`` is set; returns the exit status."""
+    """Serve until Ctrl-C, SIGTERM, SIGHUP or ``stop`` is set; returns the exit status:
+    0 after serving, 2 for bad input, 3 when it cannot serve (e.g. the port is in use)."""
     out = out or sys.stdout
     stop = stop or threading.Event()
     try:
@@ -98,7 +101,8 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
     host, port = args.tcp or DEFAULT_TCP
     transport = "pty" if args.pty else "tcp"
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
+            signal.signal(signum, lambda *_: stop.set())
     try:
         with (
             crossbar,
@@ -113,7 +117,15 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
                     pass
             count = server.command_count
     except OSError as exc:
-        print(f"hil emulate: cannot serve on {transport}: {exc}", file=sys.stderr)
-        return 1
+        where = f"{host}:{port}" if transport == "tcp" else "a pty"
+        if exc.errno == errno.EADDRINUSE:
+            why = (
+                f"{where} is in use (another `hil emulate` or server?): "
+                f"choose another port, e.g. --tcp {host}:0"
+            )
+        else:
+            why = f"cannot serve on {where}: {exc.strerror or exc}"
+        print(f"hil emulate: {why}", file=sys.stderr)
+        return EXIT_FAULT
     print(f"stopped after {count} commands", file=out)
     return 0

@@ -1,28 +1,53 @@
-"""``hil train``: one in-situ training run from the command line, with progress and a summary."""
+"""``hil train``: one in-situ training run from the command line, with progress and a summary.
+
+Thin: parse the options, call :func:`hil.procedures.training.run_training`, print.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
-from api.cli.backend_options import add_backend_options, backend_params, bad_input, open_backend
+from api.cli.backend_options import (
+    add_backend_options,
+    backend_name,
+    backend_params,
+    bad_input,
+    open_backend,
+)
 from api.cli.rule_options import add_rule_options, rule_overrides
+from api.cli.stopping import EXIT_FAULT, EXIT_INTERNAL, EXIT_OK, EXIT_STOPPED, SignalStop, instrument_wait
 from emulator.crossbar import EmulatedCrossbar
-from hil.procedures.training import run_training, save_plots
+from hil.json_files import InputFileError, read_json_object
+from hil.procedures.training import RunOutputs, TrainingRun, run_training, save_plots, what_to_try
 from hil.resources import TRACE_ENV
 from hil.seam import CrossbarBackend
+from hil.seam.errors import RunStopped
 from hil.trace_file import load_trace
-from hil.training.config import PRESETS, RunConfig
-from hil.training.history import EpochRecord, TrainingResult
+from hil.training.config import PRESETS, RunConfig, TrainingConfig
+from hil.training.history import FINISHED, EpochRecord, Evaluation, TrainingResult
 from hil.training.observers import TrainingObserver
-from hil.training.stop import StopSignal
 from hil.training.task import Task
+
+# Options that override TrainingConfig fields: option dest -> help (the default is appended).
+TRAINING_OPTIONS = {
+    "beta": "Activation gain (1/A); with --gain calibrated, the start.",
+    "target_high": "Error target of class 1 (e.g. 0.8 or 1).",
+    "target_low": "Error target of class 0 (e.g. -0.8 or -1).",
+    "f_plus": "Class-1 outputs must exceed this.",
+    "f_minus": "Class-0 outputs must stay below this.",
+    "max_epochs": "Most update epochs.",
+    "patience": "End the run when no device moved for this many epochs (0 = never).",
+}
+
+
+def _default(field: str) -> Any:
+    """The value ``hil train`` uses without the option: the recommended preset's, else the field's."""
+    return TrainingConfig.recommended().model_dump()[field]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,10 +60,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "the devices can reach, the planned rule; needs a device curve, which the emulator "
             "provides and hardware gets from --device-curve); --preset reference: the public "
             f"reference's. Without --trace (and without {TRACE_ENV}) the emulator uses its "
-            "built-in device model."
+            "built-in device model.\n"
+            "Exit status: 0 the run ended by itself (converged or not), 2 bad input (nothing sent), "
+            "3 instrument fault, 4 stopped (Ctrl-C, SIGTERM, SIGHUP; results written)."
         ),
     )
-    p.add_argument("--config", type=Path, help="RunConfig JSON file; options below override it.")
+    p.add_argument(
+        "--config", type=Path, help="RunConfig JSON file (or a run's JSON result); options override it."
+    )
     add_backend_options(p)
     p.add_argument("--task", type=Path, help="Task JSON file (default: the reference 4-bit task).")
     p.add_argument(
@@ -49,18 +78,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "implementation: beta 6e6, bands and error targets +-0.8, every pattern in the update, "
         "Manhattan, 50 epochs). The config file's training section and the options below override it.",
     )
-    p.add_argument("--beta", type=float, help="Activation gain (1/A); with --gain calibrated, the start.")
-    p.add_argument("--gain", choices=("fixed", "calibrated"), help="Use --beta as given, or calibrate it.")
-    p.add_argument("--target-high", type=float, help="Error target of class 1 (e.g. 0.8 or 1).")
-    p.add_argument("--target-low", type=float, help="Error target of class 0 (e.g. -0.8 or -1).")
-    p.add_argument("--f-plus", type=float, help="Class-1 outputs must exceed this.")
-    p.add_argument("--f-minus", type=float, help="Class-0 outputs must stay below this.")
-    p.add_argument("--max-epochs", type=int, help="Most update epochs.")
+    p.add_argument(
+        "--gain",
+        choices=("fixed", "calibrated"),
+        help=f"Use --beta as given, or calibrate it (default {_default('gain')}).",
+    )
+    for dest, text in TRAINING_OPTIONS.items():
+        kind = int if isinstance(_default(dest), int) else float
+        p.add_argument(f"--{dest.replace('_', '-')}", type=kind, help=f"{text} (default {_default(dest):g})")
     p.add_argument(
         "--ignore-in-band",
         action="store_true",
         default=None,
-        help="Patterns already in their band add no update.",
+        help="Patterns already in their band add no update (default: they do).",
     )
     add_rule_options(p)
     p.add_argument(
@@ -75,31 +105,55 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--curve-scale",
         type=float,
         default=1.0,
-        help="Factor from the curve file's conductances to the crossbar's (e.g. the emulator's K).",
+        help="Factor from the curve file's conductances to the crossbar's (e.g. the emulator's K; "
+        "default 1).",
     )
-    p.add_argument("--plots", type=Path, metavar="DIR", help="Save PNG plots into DIR.")
-    p.add_argument("--json", metavar="PATH", help="Write the result as JSON to PATH ('-' = stdout).")
+    p.add_argument(
+        "--start",
+        choices=["reset", "as-is"],
+        help="'reset' the task's devices before training, or start from them 'as-is' "
+        f"(default {_default('start_state')}, where the instrument has a reset).",
+    )
+    p.add_argument("--plots", type=Path, metavar="DIR", help="Save PNG plots into DIR (after the JSON).")
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        help="Write the result as JSON to PATH ('-' = stdout), and the per-epoch history as CSV "
+        "next to it (PATH with .csv).",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="No progress display.")
     p.set_defaults(func=run)
 
 
+def load_config_file(path: Path) -> dict[str, Any]:
+    """A RunConfig document from ``path``; a run's JSON result gives the config it ran with."""
+    data = read_json_object(path, "--config")
+    if "schema_version" in data and isinstance(data.get("config"), dict):
+        print(f"hil train: --config {path} is a run result; using the config it ran with", file=sys.stderr)
+        return dict(data["config"])
+    return data
+
+
 def build_config(args: argparse.Namespace) -> RunConfig:
     """The run config from --config and the options that override it (validated)."""
-    base: dict[str, Any] = {}
-    if args.config is not None:
-        base = json.loads(args.config.read_text(encoding="utf-8"))
-    backend = base.setdefault("backend", {})
-    if args.backend:
-        backend["name"] = args.backend
-    backend["params"] = backend_params(args, backend.get("name", "emulator"), backend.get("params"))
-    training = base["training"] = {**PRESETS[args.preset], **base.get("training", {})}
+    base: dict[str, Any] = {} if args.config is None else load_config_file(args.config)
+    for key in ("backend", "training"):
+        if not isinstance(base.setdefault(key, {}), dict):
+            raise InputFileError(f"--config {args.config}: {key!r} must be a JSON object, got {base[key]!r}")
+    backend = base["backend"]
+    if not isinstance(backend.get("params", {}), dict):
+        raise InputFileError(f"--config {args.config}: backend.params must be a JSON object")
+    backend["name"] = backend_name(args, backend.get("name"))
+    backend["params"] = backend_params(args, backend["name"], backend.get("params"))
+    training = base["training"] = {**PRESETS[args.preset], **base["training"]}
     if args.device_curve is not None:
         training["device_curve_siemens"] = device_curve(args.device_curve, args.curve_scale)
-    keys = ("beta", "gain", "f_plus", "f_minus", "target_high", "target_low", "max_epochs", "ignore_in_band")
-    for key in keys:
+    for key in (*TRAINING_OPTIONS, "gain", "ignore_in_band"):
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
     training.update(rule_overrides(args))
+    if args.start is not None:
+        training["start_state"] = args.start.replace("-", "_")
     if args.task is not None:
         base["task"] = Task.load(args.task).model_dump()
     return RunConfig.model_validate(base)
@@ -135,8 +189,17 @@ def before_training(result: TrainingResult) -> str:
     return "\n".join(lines)
 
 
+def outputs_of(args: argparse.Namespace) -> RunOutputs:
+    """Where the options ask the results to go (JSON on stdout is printed, not written)."""
+    path = None if args.json in (None, "-") else Path(args.json)
+    return RunOutputs.beside_json(path, args.plots)
+
+
 class ProgressLine(TrainingObserver):
-    """One self-overwriting status line per epoch on a terminal (a line per epoch otherwise)."""
+    """One self-overwriting status line per epoch on a terminal (a line per epoch otherwise).
+
+    Counts what the summary counts: training patterns with every output in its band.
+    """
 
     def __init__(self, max_epochs: int, stream: TextIO | None = None) -> None:
         self.max_epochs = max_epochs
@@ -147,9 +210,9 @@ class ProgressLine(TrainingObserver):
         width = 24
         done = int(width * record.epoch / max(self.max_epochs, 1))
         bar = "#" * done + "." * (width - done)
-        n = record.in_band.size
+        band = f"{record.patterns_in_band}/{record.n_patterns}"
         text = (
-            f"[{bar}] epoch {record.epoch:>3}/{self.max_epochs}  in band {n - record.misses:>2}/{n}"
+            f"[{bar}] epoch {record.epoch:>3}/{self.max_epochs}  patterns in band {band}"
             f"  error {record.error:.3f}  pulses {record.pulses:>2}"
         )
         self.stream.write(("\r" + text) if self._tty else text + "\n")
@@ -169,78 +232,137 @@ def instrument_use(result: TrainingResult) -> str:
     )
 
 
-def summary(result: TrainingResult, identity: str) -> str:
+def summary(run: TrainingRun) -> str:
     """Human-readable end-of-run summary."""
-    lines = [f"backend: {identity}"]
+    result = run.result
+    lines = [f"backend: {run.identity}"]
+    if result.start_state == "reset":
+        lines.append(f"start: {len(result.start_reset_devices)} devices reset before training")
+    else:
+        lines.append("start: devices as they were (not reset)")
     if result.converged:
         lines.append(f"CONVERGED after {result.epochs} epochs ({result.total_pulses} pulses)")
     elif result.outcome in ("max_epochs", "infeasible"):
         why = " (ended early: no reachable weights meet the bands)" if result.outcome == "infeasible" else ""
         lines.append(f"NOT converged after {result.epochs} epochs ({result.total_pulses} pulses){why}")
-        if result.diagnosis is not None:
-            lines.append(f"  likely reason: {result.diagnosis.replace('_', ' ')}")
-            lines += ["    " + line for line in (result.diagnosis_detail or "").splitlines()]
+    elif result.outcome == "stalled":
+        patience = run.config.training.patience
+        lines.append(
+            f"NOT converged: ended at epoch {result.epochs} ({result.total_pulses} pulses) because no "
+            f"device moved in the last {patience} epochs (patience {patience}): the pulsed devices "
+            "look saturated (potentiation only); more epochs will not help"
+        )
     else:
         lines.append(f"{result.outcome.upper()} at epoch {result.epochs}: {result.error_message}")
+    if result.diagnosis is not None:
+        lines.append(f"  likely reason: {result.diagnosis.replace('_', ' ')}")
+        lines += ["    " + line for line in (result.diagnosis_detail or "").splitlines()]
+    elif result.outcome == "max_epochs" and (stalled := result.stalled_epochs()) >= 3:
+        lines.append(
+            f"  no conductance moved in the last {stalled} epochs although pulses were sent: "
+            "the pulsed devices look saturated (potentiation only); more epochs will not help"
+        )
     lines.append(instrument_use(result))
     for name, ev in (("train", result.train), ("test", result.test)):
-        if ev is None:
-            continue
-        lines.append(
-            f"{name}: {ev.correct.sum()}/{len(ev.patterns)} correct by sign "
-            f"({ev.accuracy:.0%}), {ev.in_band_accuracy:.0%} inside the target bands"
-        )
-        for pat, tgt, f, ok in zip(ev.patterns, ev.targets, ev.activations, ev.correct, strict=True):
-            outs = " ".join(f"{x:+.3f}" for x in f)
-            lines.append(f"  {pat} -> {''.join(map(str, tgt))}  f = {outs}  {'ok' if ok else 'WRONG'}")
+        if ev is not None:
+            lines += evaluation_lines(name, ev)
+    if tips := what_to_try(run):
+        lines.append("to try:")
+        lines += [f"  - {tip}" for tip in tips]
     return "\n".join(lines)
 
 
-def _interrupt(stop: StopSignal) -> None:
-    """Ctrl-C: the first stops the run before its next pulse (outputs kept); a second
-    gets through at once (KeyboardInterrupt: the backend is still closed, at 0 V)."""
-    if stop.is_set:
-        raise KeyboardInterrupt
-    stop.set("interrupted by Ctrl-C")
+def evaluation_lines(name: str, ev: Evaluation) -> list[str]:
+    """How a set of patterns came out: by sign, and in band (the progress line's count)."""
+    n = len(ev.patterns)
+    in_band = int(ev.in_band.all(axis=1).sum()) if n else 0
+    lines = [
+        f"{name}: {ev.correct.sum()}/{n} patterns correct by sign ({ev.accuracy:.0%}), "
+        f"{in_band}/{n} patterns in band ({ev.in_band_accuracy:.0%})"
+    ]
+    for pat, tgt, f, ok in zip(ev.patterns, ev.targets, ev.activations, ev.correct, strict=True):
+        outs = " ".join(f"{x:+.3f}" for x in f)
+        lines.append(f"  {pat} -> {''.join(map(str, tgt))}  f = {outs}  {'ok' if ok else 'WRONG'}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``hil train``; exit status 0 when the run ended normally (converged or not:
-    see the summary or --json, including a run ended early as infeasible), 2 for bad input,
-    3 for a stop or a fault."""
+    """Run ``hil train``; exit status 0 when the run ended by itself (converged or not: see the
+    summary or --json), 2 for bad input, 3 for a fault, 4 for a stop (Ctrl-C, SIGTERM, SIGHUP)."""
+    prog = "hil train"
     try:
         config = build_config(args)
+        outputs = outputs_of(args)
+        outputs.check()
     except (ValueError, FileNotFoundError) as e:
-        return bad_input("hil train", e)
-    backend = open_backend("hil train", config.backend.name, config.backend.params)
-    if isinstance(backend, int):
-        return backend
-    stop = StopSignal()
-    previous = signal.signal(signal.SIGINT, lambda *_: _interrupt(stop))
-    observers: list[TrainingObserver] = []
-    if not args.quiet:
-        observers.append(ProgressLine(config.training.max_epochs))
-    config = with_emulator_curve(config, backend)
+        return bad_input(prog, e)
+    with SignalStop(prog) as signals:
+        try:
+            signals.phase("connecting to the instrument", immediate=True)
+        except RunStopped:
+            return EXIT_STOPPED
+        backend = open_backend(prog, config.backend.name, config.backend.params)
+        if isinstance(backend, int):
+            return backend
+        signals.phase("training", immediate=False, waiting=instrument_wait(backend))
+        observers: list[TrainingObserver] = []
+        if not args.quiet:
+            observers.append(ProgressLine(config.training.max_epochs))
+        config = with_emulator_curve(config, backend)
 
-    def show(prepared: TrainingResult) -> None:
-        if not args.quiet and (text := before_training(prepared)):
-            print(text, file=sys.stderr)
+        def show(prepared: TrainingResult) -> None:
+            if not args.quiet and (text := before_training(prepared)):
+                print(text, file=sys.stderr)
 
-    try:
-        run_ = run_training(config, backend=backend, observers=observers, stop=stop, on_prepared=show)
-    except ValueError as e:  # LimitError is one: the pulse or task does not fit the backend
-        return bad_input("hil train", e)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        try:
+            run_ = run_training(
+                config,
+                backend=backend,
+                observers=observers,
+                stop=signals.stop,
+                outputs=outputs,
+                on_prepared=show,
+            )
+        except ValueError as e:  # LimitError is one: the pulse or task does not fit the backend
+            return bad_input(prog, e)
+        except KeyboardInterrupt as e:  # A second stop signal: the results are written already.
+            run_ = getattr(e, "training_run", None)
+            if run_ is None:
+                raise
+            print(f"{prog}: {e}", file=sys.stderr)
+            present(prog, args, run_, outputs, signals)
+            return EXIT_STOPPED
+        signals.phase("writing the results", immediate=False, waiting=lambda: "the summary to be printed")
+        return present(prog, args, run_, outputs, signals)
+
+
+def present(
+    prog: str, args: argparse.Namespace, run_: TrainingRun, outputs: RunOutputs, signals: SignalStop
+) -> int:
+    """Print the summary and where the results are, then the plots; returns the exit status."""
     result = run_.result
     out = sys.stderr if args.json == "-" else sys.stdout
-    print(summary(result, run_.identity), file=out)
+    print(summary(run_), file=out)
+    written = [p for p in (outputs.json, outputs.csv) if p is not None]
+    if written:
+        print(f"results: {', '.join(map(str, written))}", file=out)
+    if args.json == "-":
+        print(run_.to_json())
+    status = (
+        EXIT_OK if result.outcome in FINISHED else EXIT_STOPPED if result.outcome == "stopped" else EXIT_FAULT
+    )
     if args.plots is not None:
-        paths = save_plots(run_, args.plots)
-        print(f"plots: {', '.join(str(p) for p in paths.values())}", file=out)
-    if args.json:
-        if args.json == "-":
-            print(run_.to_json())
-        else:
-            Path(args.json).write_text(run_.to_json(), encoding="utf-8")
-    return 0 if result.outcome in ("converged", "max_epochs", "infeasible") else 3
+        try:
+            signals.phase("plotting", immediate=True)
+            print(f"plotting into {args.plots} ...", file=out, flush=True)
+            paths = save_plots(run_, args.plots)
+            print(f"plots: {', '.join(str(p) for p in paths.values())}", file=out)
+        except RunStopped as e:
+            print(f"{prog}: {e}; plots not (all) written; the results are kept", file=sys.stderr)
+            return EXIT_STOPPED
+        except Exception as e:  # A plot must never cost the results, which are written already.
+            print(f"{prog}: plots failed ({type(e).__name__}: {e}); the results are kept", file=sys.stderr)
+            return EXIT_INTERNAL if status == EXIT_OK else status
+    if signals.stop.is_set and status == EXIT_OK:
+        return EXIT_STOPPED  # The stop came after the last pulse: the run is complete, but stopped.
+    return status

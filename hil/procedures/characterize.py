@@ -4,6 +4,10 @@ Reset device (row, col), then N times: one pulse, one read of every
 conductance, keeping that device's. The result is a :class:`~hil.trace_file.Trace`
 that :func:`~hil.trace_file.write_dat` saves in the instrument ``.dat`` format,
 so the emulator can replay it. Used by ``hil characterize`` and the service alike.
+
+A stop request (checked before every pulse) or a fault part way does not lose
+what was measured: :class:`RecordingInterrupted` carries the partial trace,
+marked partial (``pulses_requested``), for the caller to write.
 """
 
 from __future__ import annotations
@@ -14,11 +18,25 @@ from time import monotonic
 import numpy as np
 
 from hil.seam import CrossbarBackend, Pulse
-from hil.seam.errors import LimitError
+from hil.seam.errors import HilError, LimitError, RunStopped
 from hil.trace_file import PulseProtocol, Trace
+from hil.training.stop import StopSignal
 
 Progress = Callable[[int, int, float], None]
 """Called after each read with (pulses done, pulses in all, conductance in S)."""
+
+
+class RecordingInterrupted(HilError):
+    """A recording ended early (a stop or a fault); ``trace`` holds what was measured.
+
+    ``trace`` is None when not even one pulse was read back; ``stopped`` is True for a
+    stop request and False for a fault (the cause is ``__cause__``).
+    """
+
+    def __init__(self, message: str, trace: Trace | None, stopped: bool) -> None:
+        super().__init__(message)
+        self.trace = trace
+        self.stopped = stopped
 
 
 def record_trace(
@@ -33,29 +51,29 @@ def record_trace(
     reset_v: float = -2.0,
     reset_width_s: float = 1.0,
     progress: Progress | None = None,
+    stop: StopSignal | None = None,
 ) -> Trace:
     """Reset device (row, col), pulse it ``n_pulses`` times, read after each; the trace in S.
 
     Everything is checked against the backend's limits before the reset is sent.
     ``reset_v`` (V) and ``reset_width_s`` (s) only document, in the trace header,
-    the reset pulse the backend's device uses.
+    the reset pulse the backend's device uses. ``stop`` is checked before the reset and
+    before every pulse; a stop or a fault after the reset raises
+    :class:`RecordingInterrupted` with the partial trace; a KeyboardInterrupt is let
+    through with the partial trace as its ``partial_trace``.
     """
+    stop = stop or StopSignal()
     if n_pulses < 1:
         raise LimitError("pulses", n_pulses, "integers >= 1")
     backend.check_pulse(Pulse(row, col, amplitude_v, width_s), "characterization pulse")
     backend.info.limits.check_read_v("read_v", read_v)
     if not read_v > 0:  # A conductance is read at a positive voltage.
         raise LimitError("read_v", read_v, f"(0, {backend.info.limits.read_v_max}]", "V")
+    stop.check()
     backend.reset(row, col)
     start = monotonic()
     times = [0.0]
-    g = [float(backend.read_conductances(read_v)[row, col])]
-    for k in range(1, n_pulses + 1):
-        backend.pulse(row, col, amplitude_v, width_s)
-        g.append(float(backend.read_conductances(read_v)[row, col]))
-        times.append(monotonic() - start)
-        if progress is not None:
-            progress(k, n_pulses, g[-1])
+    g: list[float] = []
     protocol = PulseProtocol(
         n_pulses=n_pulses,
         reset_v=reset_v,
@@ -64,4 +82,27 @@ def record_trace(
         on_v=amplitude_v,
         on_width_s=width_s,
     )
-    return Trace(np.array(g), protocol, f"{backend.info.identity} ({row},{col})", np.array(times))
+    source = f"{backend.info.identity} ({row},{col})"
+    try:
+        g.append(float(backend.read_conductances(read_v)[row, col]))
+        for k in range(1, n_pulses + 1):
+            stop.check()
+            backend.pulse(row, col, amplitude_v, width_s)
+            g.append(float(backend.read_conductances(read_v)[row, col]))
+            times.append(monotonic() - start)
+            if progress is not None:
+                progress(k, n_pulses, g[-1])
+    except (HilError, KeyboardInterrupt) as e:
+        done = len(g) - 1
+        partial = None
+        if done >= 1:
+            header = protocol.model_copy(update={"n_pulses": done, "pulses_requested": n_pulses})
+            partial = Trace(np.array(g), header, source, np.array(times[: len(g)]))
+        if isinstance(e, KeyboardInterrupt):  # Let through (a script stays interruptible), trace kept.
+            e.partial_trace = partial  # type: ignore[attr-defined]
+            raise
+        what = "stopped" if isinstance(e, RunStopped) else f"{type(e).__name__}"
+        raise RecordingInterrupted(
+            f"{what} after {max(done, 0)} of {n_pulses} pulses: {e}", partial, isinstance(e, RunStopped)
+        ) from e
+    return Trace(np.array(g), protocol, source, np.array(times))

@@ -1,28 +1,78 @@
-"""Running one training as a lab procedure: build the backend, train, keep the result.
+"""Running one training as a lab procedure: train, keep the result, write it where asked.
 
 ``hil train`` and the run-control service both call :func:`run_training`; an
 edge only parses its input, adds its observers (a progress line, a database
-writer) and presents the :class:`TrainingRun` it gets back.
+writer) and presents the :class:`TrainingRun` it gets back. What every edge
+needs is here, once:
+
+- every output path is checked before anything is sent (:meth:`RunOutputs.check`);
+- the start state (which devices were reset) and the stop conditions are the
+  trainer's (:class:`~hil.training.config.TrainingConfig`);
+- the JSON result is written atomically as soon as the run ends, then the CSV of
+  the per-epoch history, both before any plot, so neither a plot error nor a stop
+  while plotting can lose them;
+- the result carries its timestamps, the package version and the instrument's
+  identity, shape and limits.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hil.seam import CrossbarBackend
+from hil import __version__
+from hil.procedures.outputs import check_output_dir, check_output_file, write_text_atomic
+from hil.seam import BackendInfo, CrossbarBackend
 from hil.training.config import RunConfig
-from hil.training.history import TrainingResult
+from hil.training.history import TrainingResult, history_csv_lines
 from hil.training.observers import TrainingObserver
 from hil.training.stop import StopSignal
 from hil.training.trainer import Trainer
 
-RESULT_SCHEMA_VERSION = 2
-"""Version of the JSON result form. 2: conductances and weights are named ``*_siemens``
-(version 1, unversioned, wrote ``*_s``, which also means seconds elsewhere)."""
+RESULT_SCHEMA_VERSION = 3
+"""Version of the JSON result form. 3: adds ``package_version``, ``started_at``/``ended_at``
+(ISO 8601, UTC), ``instrument`` (identity, shape, limits, capabilities), ``start_state`` and
+``start_reset_devices``, the outcome ``stalled``, and ``history_epochs`` (the history is thinned to
+at most :data:`JSON_HISTORY_LIMIT` records; the CSV keeps every epoch). 2: conductances and
+weights are named ``*_siemens`` (version 1, unversioned, wrote ``*_s``)."""
+
+JSON_HISTORY_LIMIT = 1000
+"""Most per-epoch records in the JSON result; a longer history is thinned evenly (first and
+last epoch kept). At ~2.5 kB a record (reference task) this bounds the JSON near 2.5 MB
+whatever the run's length; the CSV export next to it has every epoch."""
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """Where a run's results go (each optional): the JSON result, the CSV history, the plots."""
+
+    json: Path | None = None
+    csv: Path | None = None
+    plots: Path | None = None
+
+    @classmethod
+    def beside_json(cls, json_path: Path | None, plots: Path | None = None) -> RunOutputs:
+        """The JSON at ``json_path`` and the CSV history next to it (same name, ``.csv``)."""
+        csv = None
+        if json_path is not None and json_path.name and not json_path.is_dir():
+            csv = json_path.with_suffix(".csv")
+            if csv == json_path:
+                csv = json_path.with_name(json_path.name + ".history.csv")
+        return cls(json=json_path, csv=csv, plots=plots)
+
+    def check(self) -> None:
+        """Raise :class:`~hil.procedures.outputs.OutputPathError` (a ValueError) for a path that
+        could not be written; call before the first pulse."""
+        if self.json is not None:
+            check_output_file(self.json, "--json")
+        if self.csv is not None:
+            check_output_file(self.csv, "CSV history")
+        if self.plots is not None:
+            check_output_dir(self.plots, "--plots")
 
 
 @dataclass
@@ -32,19 +82,44 @@ class TrainingRun:
     config: RunConfig
     identity: str
     result: TrainingResult
+    info: BackendInfo | None = None
+    """The instrument as the run saw it: shape, limits (after the user's), capabilities."""
+    started_at: str = ""
+    """When the run started (ISO 8601, UTC)."""
+    ended_at: str = ""
+    """When the run ended (ISO 8601, UTC)."""
+    package_version: str = field(default=__version__)
 
-    def to_dict(self, with_history: bool = True) -> dict[str, Any]:
+    def to_dict(
+        self, with_history: bool = True, history_limit: int | None = JSON_HISTORY_LIMIT
+    ) -> dict[str, Any]:
         """The JSON form of the run (``hil train --json``, the service's result)."""
+        instrument: dict[str, Any] = {"identity": self.identity}
+        if self.info is not None:
+            instrument.update(self.info.model_dump(mode="json"))
         return {
             "schema_version": RESULT_SCHEMA_VERSION,
+            "package_version": self.package_version,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
             "config": self.config.model_dump(mode="json"),
             "backend": self.identity,
-            **self.result.to_dict(with_history),
+            "instrument": instrument,
+            **self.result.to_dict(with_history, history_limit),
         }
 
-    def to_json(self) -> str:
+    def to_json(self, history_limit: int | None = JSON_HISTORY_LIMIT) -> str:
         """:meth:`to_dict` as indented JSON text."""
-        return json.dumps(self.to_dict(), indent=2)
+        return json.dumps(self.to_dict(history_limit=history_limit), indent=2)
+
+    def write(self, outputs: RunOutputs) -> list[Path]:
+        """Write the JSON result, then the CSV history (each atomically); returns what was written."""
+        written = []
+        if outputs.json is not None:
+            written.append(write_text_atomic(outputs.json, self.to_json()))
+        if outputs.csv is not None:
+            written.append(write_text_atomic(outputs.csv, history_csv_lines(self.result.history)))
+        return written
 
 
 def run_training(
@@ -54,20 +129,45 @@ def run_training(
     observers: Sequence[TrainingObserver] = (),
     stop: StopSignal | None = None,
     on_prepared: Callable[[TrainingResult], None] | None = None,
+    outputs: RunOutputs | None = None,
 ) -> TrainingRun:
     """Train ``config.task`` on ``backend`` (already open; closed here, at 0 V, whatever happens).
 
-    ``on_prepared`` is shown the check before training (feasibility, calibrated
-    gain, notes: :meth:`Trainer.prepare`) before any pulse is sent. Raises
-    ValueError (a :class:`~hil.seam.errors.LimitError` among them) when the run
-    does not fit the backend, before anything is sent.
+    ``on_prepared`` is shown the check before training (the start-state resets done,
+    feasibility, calibrated gain, notes: :meth:`Trainer.prepare`) before any training
+    pulse is sent. Raises ValueError (a :class:`~hil.seam.errors.LimitError` or an
+    :class:`~hil.procedures.outputs.OutputPathError` among them) when the run does
+    not fit the backend or an output cannot be written, before anything is sent.
+    ``outputs.json`` and ``outputs.csv`` are written when the run ends, whatever
+    the outcome; plots are the caller's (:func:`save_plots`), after. A KeyboardInterrupt
+    is let through once the instrument is at 0 V and the outputs are written; the
+    partial :class:`TrainingRun` rides on it as ``training_run``.
     """
     with backend:
+        if outputs is not None:
+            outputs.check()
         identity = backend.info.identity
         trainer = Trainer(backend, config.task, config.training, observers, stop)
-        if on_prepared is not None:
-            on_prepared(trainer.prepare())
-        return TrainingRun(config, identity, trainer.run())
+        started = _now()
+        try:
+            if on_prepared is not None:
+                try:
+                    prepared: TrainingResult | None = trainer.prepare()
+                except Exception:  # A stop or a fault while preparing: run() ends with it.
+                    prepared = None
+                if prepared is not None:
+                    on_prepared(prepared)
+            result = trainer.run()
+        except KeyboardInterrupt as e:  # Let through (a script must stay interruptible), results kept.
+            run = TrainingRun(config, identity, trainer.result, backend.info, started, _now())
+            e.training_run = run  # type: ignore[attr-defined]
+            if outputs is not None:
+                run.write(outputs)
+            raise
+        run = TrainingRun(config, identity, result, backend.info, started, _now())
+    if outputs is not None:
+        run.write(outputs)
+    return run
 
 
 def save_plots(run: TrainingRun, directory: Path) -> dict[str, Path]:
@@ -75,3 +175,29 @@ def save_plots(run: TrainingRun, directory: Path) -> dict[str, Path]:
     from hil.reports.plots import save_all
 
     return save_all(run.result, run.config.task, run.config.training, directory)
+
+
+def what_to_try(run: TrainingRun) -> list[str]:
+    """Suggestions for a run that ended without converging (empty otherwise), one per line."""
+    result, cfg = run.result, run.config.training
+    if result.outcome not in ("max_epochs", "stalled"):
+        return []
+    tips = []
+    if result.outcome == "stalled" or result.stalled_epochs() >= 3:
+        tips.append(
+            f"a larger gain, e.g. --beta {3 * cfg.beta:.3g} (now {cfg.beta:.3g} 1/A): the bands are then "
+            "met with smaller weights, before the pulsed devices saturate"
+        )
+        tips.append(f"wider bands, e.g. --f-plus {cfg.f_plus / 2:.2g} --f-minus {cfg.f_minus / 2:.2g}")
+    else:
+        tips.append(
+            f"more epochs, e.g. --max-epochs {2 * max(cfg.max_epochs, 1)}: the devices were still moving"
+        )
+    tips.append(
+        "another device-variation seed (--seed) or device; the README's 'What to expect' has the odds"
+    )
+    return tips
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -52,6 +52,7 @@ OUTCOME_COLORS = {
     "converged": "tab:green",
     "max_epochs": "0.35",
     "infeasible": "0.35",
+    "stalled": "0.35",
     "stopped": "tab:orange",
     "fault": "tab:red",
 }
@@ -71,6 +72,8 @@ def outcome_text(result: TrainingResult) -> str:
         return f"converged at epoch {n}"
     if result.outcome == "max_epochs":
         return f"not converged after {n} epoch{'' if n == 1 else 's'}"
+    if result.outcome == "stalled":
+        return f"not converged: devices stopped moving, ended at epoch {n}"
     if result.outcome == "stopped":
         return f"stopped after {n} epoch{'' if n == 1 else 's'}"
     message = result.error_message or "unknown error"

@@ -66,10 +66,14 @@ class RunStopped(HilError):
 
 
 def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem: the field path, the value given and what is allowed."""
+    """The field path, the value given and what is allowed: one line for one problem, else
+    one line per problem under a heading."""
     lines = []
     for e in error.errors(include_url=False):
         where = ".".join(str(p) for p in e["loc"]) or "(config)"
         given = f"={e['input']!r}" if "input" in e and not isinstance(e["input"], dict) else ""
-        lines.append(f"{where}{given}: {e['msg']}")
+        message = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}{given}: {message}")
+    if len(lines) == 1:
+        return f"invalid configuration: {lines[0]}"
     return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -20,7 +20,7 @@ from hil.seam.errors import LimitError
 class Limits(BaseModel):
     """What a backend accepts. Every value sent to hardware is checked against these."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     read_v_max: float = Field(0.2, gt=0, description="Largest |read or VMM row voltage| (V).")
     pulse_v_max: float = Field(2.5, gt=0, description="Largest |pulse amplitude| (V).")
@@ -90,7 +90,7 @@ class UserLimits(BaseModel):
     protect nothing; set it on the controller itself.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     read_v_max: float | None = Field(None, gt=0, description="Largest |read or VMM row voltage| (V).")
     pulse_v_max: float | None = Field(None, gt=0, description="Largest |pulse amplitude| (V).")
@@ -112,7 +112,7 @@ class UserLimits(BaseModel):
 class BackendInfo(BaseModel):
     """Identity, shape, limits and capabilities of a backend."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     identity: str = Field(description="Instrument identity, e.g. the *IDN? reply.")
     rows: int = Field(ge=1, description="Number of rows (inputs).")

@@ -3,7 +3,8 @@
 The loop is :class:`~hil.training.trainer.Trainer`'s, epoch for epoch, with a
 leading batch axis: a forward pass of every training pattern, one conductance
 read, the rule's update (its batched form, :meth:`UpdateRule.batched_pulses`),
-until every pattern is in its band or the epoch limit. Crossbar b of the batch
+until every pattern is in its band, the devices stopped moving (patience) or the
+epoch limit. Crossbar b of the batch
 follows exactly the trajectory a single Trainer run on crossbar b would.
 
 The batch is anything with the :class:`BatchedCrossbars` methods (the emulator's
@@ -24,6 +25,7 @@ from hil.training.config import TrainingConfig
 from hil.training.network import activation, in_band, logic_currents, target_values
 from hil.training.rules import make_rule
 from hil.training.rules.base import BatchEpochContext
+from hil.training.stop import StallWatch
 from hil.training.task import Task
 
 
@@ -98,11 +100,17 @@ class BatchResult:
     conductances_siemens: NDArray[np.float64]
     """(B, rows, cols) S, the last read of each run."""
     history: BatchHistory | None = None
+    stalled: NDArray[np.bool_] | None = None
+    """(B,) the run ended because its devices stopped moving (patience); None: none did."""
 
     @property
     def outcomes(self) -> list[str]:
-        """Per crossbar: "converged" or "max_epochs"."""
-        return ["converged" if c else "max_epochs" for c in self.converged]
+        """Per crossbar: "converged", "stalled" or "max_epochs"."""
+        stalled = self.stalled if self.stalled is not None else np.zeros_like(self.converged)
+        return [
+            "converged" if c else "stalled" if st else "max_epochs"
+            for c, st in zip(self.converged, stalled, strict=True)
+        ]
 
     def recorded(self) -> NDArray[np.bool_]:
         """(E, B): True where epoch e was part of run b."""
@@ -137,6 +145,8 @@ def train_batch(
 
     running = np.ones(n_b, dtype=bool)
     converged = np.zeros(n_b, dtype=bool)
+    stalled = np.zeros(n_b, dtype=bool)
+    watch = StallWatch(cfg.patience, cfg.stall_rel_tol)
     epochs = np.full(n_b, cfg.max_epochs, dtype=np.int64)
     pulses = np.zeros(n_b, dtype=np.int64)
     last_g = np.zeros((n_b, crossbars.rows, crossbars.cols))
@@ -149,7 +159,8 @@ def train_batch(
         np.copyto(last_g, g, where=running[:, None, None])
         band = in_band(f, targets, cfg)
         done = running & band.all(axis=(1, 2))
-        update = running & ~done
+        stuck = running & ~done & watch.still(g).all(axis=(1, 2)) if cfg.patience else np.zeros_like(done)
+        update = running & ~done & ~stuck
         sent = np.zeros(n_b, dtype=np.int64)
         if epoch < cfg.max_epochs and update.any():
             ctx = BatchEpochContext(currents, f, band, row_v, targets, task.n_inputs, crossbars.cols, cfg)
@@ -162,14 +173,15 @@ def train_batch(
             err = 0.5 * np.mean((wanted - f) ** 2, axis=(1, 2))
             records.append((g, currents, f, band, err, sent))
         converged |= done
-        epochs[done] = epoch
-        running &= ~done
+        stalled |= stuck
+        epochs[done | stuck] = epoch
+        running &= ~(done | stuck)
         if not running.any():
             break
     history = None
     if record_history:
         history = _stack(records, cfg.max_epochs + 1)
-    return BatchResult(converged, epochs, pulses, last_g, history)
+    return BatchResult(converged, epochs, pulses, last_g, history, stalled)
 
 
 def _stack(records: list[tuple[NDArray, ...]], n_epochs: int) -> BatchHistory:

@@ -41,6 +41,8 @@ Needs a device curve; without one it is Manhattan at the given beta, and the run
 
 PRESETS: dict[str, dict[str, Any]] = {"recommended": RECOMMENDED_SETTINGS, "reference": REFERENCE_SETTINGS}
 
+StartState = Literal["reset", "as_is"]
+
 
 class TrainingConfig(BaseModel):
     """Hyper-parameters of in-situ training.
@@ -50,7 +52,7 @@ class TrainingConfig(BaseModel):
     :meth:`recommended` is what ``hil train`` uses by default.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     rule: str = Field(
         "manhattan",
@@ -125,6 +127,26 @@ class TrainingConfig(BaseModel):
         le=100_000,
         description="Methods a, b: most read-verify pulses in one re-programming of a pair.",
     )
+    start_state: StartState = Field(
+        "reset",
+        description="'reset': reset every device the task uses before training (where the "
+        "instrument has a reset), so a run does not start from an earlier run's devices; "
+        "'as_is': start from the devices' present state.",
+    )
+    patience: int = Field(
+        10,
+        ge=0,
+        le=100_000,
+        description="End the run (outcome 'stalled') when no device's read-back conductance moved "
+        "by more than stall_rel_tol over this many epochs; 0 turns the check off.",
+    )
+    stall_rel_tol: float = Field(
+        1e-3,
+        gt=0,
+        lt=1,
+        description="Relative change of a conductance that counts as moving (for patience); "
+        "set it above the instrument's relative read noise.",
+    )
 
     @classmethod
     def reference(cls, **overrides: Any) -> TrainingConfig:
@@ -162,7 +184,7 @@ class TrainingConfig(BaseModel):
 class BackendSpec(BaseModel):
     """Which backend to build, by registered name, and its own parameters."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field("emulator", min_length=1, description="Registered backend name.")
     params: dict[str, Any] = Field(default_factory=dict, description="Passed to the backend.")
@@ -171,7 +193,7 @@ class BackendSpec(BaseModel):
 class RunConfig(BaseModel):
     """A whole run: backend, task, hyper-parameters."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     backend: BackendSpec = Field(default_factory=BackendSpec)
     task: Task = Field(default_factory=Task.reference)

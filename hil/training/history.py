@@ -6,6 +6,7 @@ CLI's JSON output, a database or a web stream.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,9 +16,14 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     from hil.training.feasibility import FeasibilityReport
 
-Outcome = Literal["converged", "max_epochs", "infeasible", "stopped", "fault"]
-"""``infeasible``: ended early because, from the devices' state, no reachable weights meet
-the bands (decided with the device curve): more pulses could not help."""
+Outcome = Literal["converged", "max_epochs", "infeasible", "stalled", "stopped", "fault"]
+"""How a run ended: every training pattern in its band; the epoch limit; ``infeasible``: ended
+early because, from the devices' state, no reachable weights meet the bands (decided with the
+device curve): more pulses could not help; ``stalled``: no device moved for ``patience`` epochs;
+a stop request (Ctrl-C, SIGTERM, an API call); a fault."""
+
+FINISHED: tuple[Outcome, ...] = ("converged", "max_epochs", "infeasible", "stalled")
+"""Outcomes of a run that ended by itself (not stopped, no fault)."""
 Diagnosis = Literal["infeasible_draw", "gain_too_low", "saturated_pair", "overshot", "epoch_limit"]
 """Why a run ended unconverged (see :meth:`hil.training.trainer.Trainer.diagnose`)."""
 
@@ -72,6 +78,16 @@ class EpochRecord:
     def misses(self) -> int:
         """(pattern, neuron) pairs outside their target band."""
         return int(np.size(self.in_band) - np.count_nonzero(self.in_band))
+
+    @property
+    def patterns_in_band(self) -> int:
+        """Training patterns with every neuron inside its target band."""
+        return int(np.count_nonzero(np.all(np.atleast_2d(self.in_band), axis=-1)))
+
+    @property
+    def n_patterns(self) -> int:
+        """Training patterns measured in this epoch."""
+        return int(np.atleast_2d(self.in_band).shape[0])
 
     @property
     def converged(self) -> bool:
@@ -167,6 +183,11 @@ class TrainingResult:
     diagnosis_detail: str | None = None
     notes: list[str] = field(default_factory=list)
     """What the check before training did (calibration, fallbacks)."""
+    start_state: str = "as_is"
+    """How the devices started: "reset" (the devices in ``start_reset_devices`` were reset first) or
+    "as_is" (from where an earlier run or experiment left them)."""
+    start_reset_devices: list[tuple[int, int]] = field(default_factory=list)
+    """(row, col) of every device reset before epoch 0, in order."""
 
     @property
     def converged(self) -> bool:
@@ -212,8 +233,14 @@ class TrainingResult:
             n += 1
         return n
 
-    def to_dict(self, with_history: bool = True) -> dict[str, Any]:
-        """JSON-ready view (the history can be left out for a short summary)."""
+    def to_dict(self, with_history: bool = True, history_limit: int | None = None) -> dict[str, Any]:
+        """JSON-ready view (the history can be left out for a short summary).
+
+        A history longer than ``history_limit`` records is thinned to at most that
+        many (evenly spaced, always with the first and the last epoch), so a long run
+        stays small on disk; ``history_epochs`` says how many there were (the CSV
+        export, :func:`history_csv`, keeps every epoch).
+        """
         out: dict[str, Any] = {
             "outcome": self.outcome,
             "converged": self.converged,
@@ -231,12 +258,54 @@ class TrainingResult:
             "instrument_time_s": self.instrument_time_s,
             "stalled_epochs": self.stalled_epochs(),
             "error_message": self.error_message,
+            "start_state": self.start_state,
+            "start_reset_devices": [list(d) for d in self.start_reset_devices],
             "train": _plain(self.train),
             "test": _plain(self.test),
         }
         if with_history:
-            out["history"] = [r.to_dict() for r in self.history]
+            kept = thinned(len(self.history), history_limit)
+            out["history_epochs"] = len(self.history)
+            out["history"] = [self.history[i].to_dict() for i in kept]
         return out
+
+
+def thinned(n: int, limit: int | None) -> list[int]:
+    """Indices of at most ``limit`` of ``n`` records, evenly spaced, first and last included."""
+    if limit is None or n <= limit:
+        return list(range(n))
+    if limit < 2:
+        return [n - 1][:limit]
+    return sorted({round(i * (n - 1) / (limit - 1)) for i in range(limit)})
+
+
+def history_csv(history: list[EpochRecord]) -> str:
+    """Every epoch of ``history`` as CSV text (see :func:`history_csv_lines`)."""
+    return "".join(history_csv_lines(history))
+
+
+def history_csv_lines(history: list[EpochRecord]) -> Iterator[str]:
+    """Every epoch of ``history`` as CSV lines (with their newline): one row per epoch.
+
+    Columns: epoch, error, pulses, patterns_in_band, n_patterns, pairs_in_band, n_pairs,
+    then ``g_<row>_<col>_siemens`` for every device and ``f_<pattern>_<neuron>`` for every
+    activation. Numbers are written with 17 significant digits (exact round trip).
+    A generator, so a long history is written without building the whole text.
+    """
+    if not history:
+        yield "epoch\n"
+        return
+    first = history[0]
+    g_cols = [f"g_{r}_{c}_siemens" for r, c in np.ndindex(first.conductances_siemens.shape)]
+    f_cols = [f"f_{p}_{i}" for p, i in np.ndindex(np.atleast_2d(first.activations).shape)]
+    header = ["epoch", "error", "pulses", "patterns_in_band", "n_patterns", "pairs_in_band", "n_pairs"]
+    yield ",".join([*header, *g_cols, *f_cols]) + "\n"
+    for r in history:
+        n_pairs = int(np.size(r.in_band))
+        head = [r.epoch, repr(float(r.error)), r.pulses, r.patterns_in_band, r.n_patterns]
+        head += [n_pairs - r.misses, n_pairs]
+        values = np.concatenate([np.ravel(r.conductances_siemens), np.ravel(r.activations)])
+        yield ",".join([*map(str, head), *(f"{v:.17g}" for v in values)]) + "\n"
 
 
 def first_difference(a: TrainingResult, b: TrainingResult) -> str | None:

@@ -1,8 +1,14 @@
-"""Stopping a run: a thread-safe signal checked before every pulse is sent."""
+"""Ending a run early: a thread-safe stop request checked before every pulse is sent
+(:class:`StopSignal`), and the patience that ends a run whose devices stopped moving
+(:class:`StallWatch`)."""
 
 from __future__ import annotations
 
 import threading
+from collections import deque
+
+import numpy as np
+from numpy.typing import NDArray
 
 from hil.seam.errors import RunStopped
 
@@ -28,3 +34,39 @@ class StopSignal:
         """Raise :class:`RunStopped` if a stop was requested."""
         if self._event.is_set():
             raise RunStopped(self.reason)
+
+
+class StallWatch:
+    """Patience: notices a run whose devices have stopped moving (judged from read-back conductances).
+
+    Fed the conductance map (S) read at the start of every epoch, before its update.
+    The run has stalled when, over the last ``patience`` epochs, no device's
+    conductance changed by more than ``rel_tol`` of its value: with the same
+    measurements the rule sends the same pulses into the same saturated devices, so
+    more epochs cannot help. Reads only, so it works on hardware; set ``rel_tol``
+    above the instrument's relative read noise, or the run is never judged stalled.
+    ``patience=0`` turns it off. Keeps ``patience + 1`` maps, whatever the length of
+    the run. A map may have leading batch axes (many crossbars at once: :meth:`still`).
+    """
+
+    def __init__(self, patience: int, rel_tol: float) -> None:
+        self.patience = patience
+        self.rel_tol = rel_tol
+        self._window: deque[NDArray[np.float64]] = deque(maxlen=patience + 1)
+
+    def still(self, conductances_siemens: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Record this epoch's read; per device, True once it has not moved for ``patience`` epochs."""
+        g = np.array(conductances_siemens, dtype=float, copy=True)
+        if self.patience <= 0:
+            return np.zeros(g.shape, dtype=bool)
+        self._window.append(g)
+        if len(self._window) <= self.patience:
+            return np.zeros(g.shape, dtype=bool)
+        first = self._window[0]
+        # Every read in the window counts: a device that went up and came back has moved.
+        moved = np.max(np.abs(np.stack(self._window) - first), axis=0)
+        return moved <= self.rel_tol * np.abs(first)
+
+    def stalled(self, conductances_siemens: NDArray[np.float64]) -> bool:
+        """Record this epoch's read (one crossbar); True once nothing moved for ``patience`` epochs."""
+        return bool(np.all(self.still(conductances_siemens))) and self.patience > 0

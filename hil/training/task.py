@@ -10,7 +10,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hil.resources import data_path
+from hil.json_files import load_model
+from hil.resources import read_data_text
 
 REFERENCE_TASK = "tasks/reference_4bit.json"
 
@@ -18,7 +19,7 @@ REFERENCE_TASK = "tasks/reference_4bit.json"
 class Example(BaseModel):
     """One pattern of input bits and the expected bit of each neuron, as strings of 0/1."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     pattern: str = Field(description="Input bits, one per crossbar row, e.g. '0110'.")
     target: str = Field(description="Expected output bit per neuron, e.g. '10'.")
@@ -34,7 +35,7 @@ class Example(BaseModel):
 class Task(BaseModel):
     """A training set and a test set; bit 0 -> ``v_low`` V, bit 1 -> ``v_high`` V on its row."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str = "task"
     description: str = ""
@@ -85,13 +86,13 @@ class Task(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> Task:
-        """Read a task from a JSON file."""
-        return cls.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read a task from a JSON file; :class:`~hil.json_files.InputFileError` names the file."""
+        return load_model(cls, path, "task")
 
     @classmethod
     def reference(cls) -> Task:
         """The 4-bit task of the reference crossbar work (``data/tasks/reference_4bit.json``)."""
-        return cls.load(data_path(REFERENCE_TASK))
+        return cls.model_validate(json.loads(read_data_text(REFERENCE_TASK)))
 
 
 def _bits(examples: tuple[Example, ...], attr: str) -> NDArray[np.int8]:

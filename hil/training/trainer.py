@@ -7,6 +7,11 @@ one epoch costs one VMM per training pattern, one batched pulse command and
 one read-all; online updates add a VMM per pattern, and methods a, b, c add
 resets and read-verify reads when a device saturates.
 
+Start: by default (``start_state="reset"``) every device the task uses is reset
+first, where the backend supports reset, so a run never starts from an earlier
+run's devices (and the device curve's position 0 is where they are); the result
+lists the devices reset.
+
 Before the first epoch (:meth:`Trainer.prepare`), given a device curve
 (``TrainingConfig.device_curve_siemens``), the trainer reads the crossbar and
 decides what the devices can reach (:mod:`hil.training.feasibility`): with
@@ -15,10 +20,11 @@ records whether the bands can be met at all and, if not, which neuron and
 pattern fall short.
 
 Ending: every training pattern inside its band (converged), the epoch limit,
-the rule giving up (``infeasible``: no reachable weights meet the bands), a stop
-request (checked before any pulse is sent), or a fault. On a stop or a fault
-the backend is aborted (0 V) and the history recorded so far is kept. A run
-that ends unconverged carries its likely reason (:meth:`Trainer.diagnose`).
+the rule giving up (``infeasible``: no reachable weights meet the bands), devices
+that stopped moving for ``patience`` epochs (``stalled``, judged from read-back),
+a stop request (checked before any pulse or reset is sent), or a fault. On a stop
+or a fault the backend is aborted (0 V) and the history recorded so far is kept.
+A run that ends unconverged carries its likely reason (:meth:`Trainer.diagnose`).
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ from hil.training.network import (
 from hil.training.observers import TrainingObserver
 from hil.training.rules import EpochContext, make_rule
 from hil.training.rules.sign_update import manhattan_signs
-from hil.training.stop import StopSignal
+from hil.training.start import reset_devices
+from hil.training.stop import StallWatch, StopSignal
 from hil.training.task import Task
 
 log = logging.getLogger(__name__)
@@ -87,21 +94,31 @@ class Trainer:
         self.rule = make_rule(self.config)
         self.rule.check_backend(backend)
         self._prepared: TrainingResult | None = None
+        self._started = False
+        self.result = TrainingResult(outcome="max_epochs", beta=self.config.beta)
+        """The run's result as it is recorded (also after a KeyboardInterrupt got through)."""
 
     # ------------------------------------------------------------------ before training
     def prepare(self) -> TrainingResult:
         """Read the crossbar; with a device curve, calibrate the gain and check feasibility.
 
-        Sends nothing but one conductance read. Returns the (empty) result that
-        :meth:`run` fills, carrying ``beta``, ``feasibility``, ``margin_any_gain_a``
-        and ``notes``; call it before :meth:`run` to show the verdict before any
-        pulse is sent (:meth:`run` calls it otherwise). The devices are assumed to
-        be at reset (pulse position 0).
+        First the start state: with ``start_state="reset"`` (where the backend has a
+        reset) every device of the task is reset, the stop checked before each; then
+        nothing but one conductance read. Returns the (empty) result that :meth:`run`
+        fills, carrying ``beta``, ``feasibility``, ``margin_any_gain_a``, ``notes`` and
+        the devices reset; call it before :meth:`run` to show the verdict before any
+        training pulse is sent (:meth:`run` calls it otherwise). The device curve's
+        position 0 is the reset state.
         """
         if self._prepared is not None:
             return self._prepared
+        result = self.result
+        if not self._started:
+            self._started = True
+            if self.config.start_state == "reset" and self.backend.info.supports_reset:
+                result.start_state = "reset"
+                reset_devices(self.backend, self.task, self.stop, done=result.start_reset_devices)
         cfg = self.config
-        result = TrainingResult(outcome="max_epochs", beta=cfg.beta)
         self._prepared = result
         if cfg.device_curve_siemens is None:
             if cfg.rule == "planned":
@@ -136,14 +153,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ run
     def run(self) -> TrainingResult:
-        """Train until convergence, the epoch limit, the rule giving up, a stop or a fault."""
+        """Train until convergence, the epoch limit, the rule giving up, stalled devices, a stop
+        or a fault.
+
+        A KeyboardInterrupt (a second Ctrl-C) is let through after the abort; :attr:`result`
+        then holds what was recorded, with outcome "stopped".
+        """
         for obs in self.observers:
             obs.on_start(self.task, self.config, self.backend.info.identity)
-        result = TrainingResult(outcome="max_epochs", beta=self.config.beta)
+        result = self.result
         try:
-            result = self.prepare()
+            self.prepare()
             result.outcome = self._loop(result.history)
-            if result.outcome in ("max_epochs", "infeasible"):
+            if result.outcome in ("max_epochs", "infeasible", "stalled"):
                 result.diagnosis, result.diagnosis_detail = self.diagnose(result)
             result.train = self.evaluate("train")
             if self.task.test:
@@ -154,8 +176,9 @@ class Trainer:
             log.error("training fault: %s", e)
             result.outcome = "fault"
             result.error_message = f"{type(e).__name__}: {e}" + self._safe_abort()
-        except BaseException:  # Ctrl-C or interpreter exit: 0 V first, then let it through.
-            self._safe_abort()
+        except BaseException as e:  # Ctrl-C or interpreter exit: 0 V first, then let it through.
+            result.outcome = "stopped"
+            result.error_message = f"interrupted ({type(e).__name__}: {e})" + self._safe_abort()
             raise
         for obs in self.observers:
             obs.on_end(result)
@@ -163,12 +186,14 @@ class Trainer:
 
     def _loop(self, history: list[EpochRecord]) -> Outcome:
         cfg = self.config
+        stall = StallWatch(cfg.patience, cfg.stall_rel_tol)
         for epoch in range(cfg.max_epochs + 1):
             self.stop.check()
             record = self._measure(epoch)
+            stalled = stall.stalled(record.conductances_siemens)  # judged before pulsing again
             device = DeviceAccess(self.backend, self.stop, cfg.read_v, cfg.reset_time_s)
             try:
-                if not record.converged and epoch < cfg.max_epochs:
+                if not record.converged and not stalled and epoch < cfg.max_epochs:
                     ctx = EpochContext(record, self._row_v, self._targets, self.task.n_inputs, cfg)
                     self.rule.update(ctx, device)
             finally:
@@ -178,6 +203,8 @@ class Trainer:
                 return "converged"
             if self.rule.gave_up:
                 return "infeasible"
+            if stalled:
+                return "stalled"
         return "max_epochs"
 
     # ------------------------------------------------------------------ after training

@@ -19,3 +19,21 @@ from api.cli import main
 def test_bad_options_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["emulate", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_port_in_use_exits_3_with_one_line_saying_so() -> None:
+    import socket
+
+    from tests.api.conftest import hil
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = hil("emulate", "--builtin", "--tcp", f"127.0.0.1:{port}", timeout=30)
+    assert done.returncode == 3
+    (line,) = done.stderr.strip().splitlines()
+    assert line == (
+        f"hil emulate: 127.0.0.1:{port} is in use (another `hil emulate` or server?): "
+        "choose another port, e.g. --tcp 127.0.0.1:0"
+    )

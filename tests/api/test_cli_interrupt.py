@@ -1,4 +1,5 @@
-"""A second Ctrl-C gets through `hil train`, even while a reply is on its way (issue 11)."""
+"""A second Ctrl-C gets through `hil train`, even while a reply is on its way (issue 11), and
+ends it like every stop: exit status 4 (issue 7)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def test_a_second_ctrl_c_ends_hil_train_while_it_waits_for_a_reply() -> None:
             if child.poll() is None:
                 child.kill()
                 child.wait()
-        assert child.returncode == 130, err
+        assert child.returncode == 4, err  # stopped (README: exit status)
         assert "interrupted" in err
         assert "ABOR" in server.command_counts()  # closed at 0 V on the way out
     assert elapsed < 10  # the owed reply and the ABOR's (0.5 s each), never the 30 s timeout

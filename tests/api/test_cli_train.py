@@ -116,17 +116,6 @@ def test_trace_from_environment(
     assert "EmulatedCrossbar,trace,seed=0" in capsys.readouterr().out
 
 
-def test_an_unreachable_instrument_exits_3_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
-    import socket
-
-    with socket.socket() as s:  # a port on which nothing listens once closed
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    rc = main(["train", "-q", "--backend", "visa", "--resource", f"TCPIP::127.0.0.1::{port}::SOCKET"])
-    assert rc == 3
-    assert "cannot connect to 'visa' backend: ConnectionLost" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize(
     ("config", "message"),
     [

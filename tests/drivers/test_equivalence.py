@@ -147,7 +147,10 @@ def test_an_epoch_costs_one_vmm_per_pattern_one_pulse_batch_one_read(transport: 
     assert len(epochs) == len(result.history) == 21
     n = len(task.train)
     for record, counts in zip(result.history, epochs, strict=True):
-        # Exactly: one VMM per training pattern, one read, one batch if it pulsed, nothing else.
+        # Exactly: one VMM per training pattern, one read, one batch if it pulsed, nothing else;
+        # before epoch 0, the start state: one RST:DEV per device of the task.
         expected = Counter({"VMM?": n, "MEAS:ALL?": 1, "PULS:LIST": 1 if record.pulses else 0})
+        if record.epoch == 0:
+            expected["RST:DEV"] = 16  # 4 input rows x 2 neurons x 2 columns
         assert counts == expected, (record.epoch, counts)
-    assert sum(sum(c.values()) for c in epochs[:-1]) == 20 * (n + 2)
+    assert sum(sum(c.values()) for c in epochs[:-1]) == 20 * (n + 2) + 16

@@ -105,16 +105,23 @@ def test_visa_sessions_ask_for_an_exclusive_lock(outcome: str, monkeypatch) -> N
         assert resource.closed
 
 
+def test_an_unavailable_library_is_a_communication_error() -> None:
+    params = {"resource": "TCPIP::127.0.0.1::1::SOCKET", "visa_library": "@nonexistent"}
+    with pytest.raises(CommunicationError, match="unavailable"):
+        VisaBackend.from_params(params)
+
+
 @pytest.mark.parametrize(
-    ("params", "match"),
+    ("resource", "match"),
     [
-        ({"resource": "not a resource"}, "cannot open VISA resource"),
-        ({"resource": "TCPIP::127.0.0.1::1::SOCKET", "visa_library": "@nonexistent"}, "unavailable"),
+        ("not a resource", "not a VISA resource string; expected e.g. TCPIP::"),
+        ("TCPIP::127.0.0.1::5025", "for a raw socket on port 5025 write TCPIP::127.0.0.1::5025::SOCKET"),
+        ("TCPIP::127.0.0.1::99999::SOCKET", "port 99999 is out of range: allowed 1..65535"),
     ],
 )
-def test_bad_resource_or_library(params: dict[str, str], match: str) -> None:
-    with pytest.raises(CommunicationError, match=match):
-        VisaBackend.from_params(params)
+def test_a_malformed_resource_is_bad_input_saying_what_to_write(resource: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        VisaBackend.from_params({"resource": resource})
 
 
 def test_a_closed_socket_is_a_lost_connection_not_a_timeout() -> None:

@@ -81,6 +81,13 @@ def test_reference_settings_run_all_epochs_identically() -> None:
     assert batch.history is not None and (batch.epochs == 50).any()
 
 
+def test_patience_ends_the_same_runs_at_the_same_epochs_as_the_single_trainer() -> None:
+    batch = check_same(EmulatorConfig(), TrainingConfig(max_epochs=200, patience=5), range(20))
+    assert "stalled" in batch.outcomes and batch.history is not None
+    off = check_same(EmulatorConfig(), TrainingConfig(max_epochs=60, patience=0), range(5))
+    assert "stalled" not in off.outcomes and (off.epochs == 60).any()
+
+
 def test_noise_and_stuck_devices_are_drawn_as_the_single_crossbar_draws_them() -> None:
     cfg = TrainingConfig(beta=3e8, max_epochs=30, ignore_in_band=True)
     check_same(EmulatorConfig(**NOISY), cfg, range(20))

@@ -74,8 +74,14 @@ def _mangle(path: Path, lineno: int, new: str) -> Path:
         (1, "Number of Pulses (V): 3", 1, "expected a count unit (no unit)"),
         (12, "1.0,5.0E-2,2.4E-8,-5.0E-2", 12, "expected 6 comma-separated columns, got 4"),
         (14, "1.0,5.0E-2,2.4E-8,-5.0E-2,-2.1E-8,abc", 14, "resistance (Ohm) in column 6"),
-        (14, "1.0,5.0E-2,2.4E-8,-5.0E-2,-2.1E-8,-5", 14, "positive finite resistance"),
-        (12, "x,2.0,1e-3,,,1e3", 12, "numeric time stamp and voltage"),
+        (14, "1.0,5.0E-2,2.4E-8,-5.0E-2,-2.1E-8,-5", 14, "implausible resistance -5 Ohm"),
+        (12, "x,2.0,1e-3,,,1e3", 12, "time stamp (s) in column 1, got 'x'"),
+        # Implausible values: a resistance no device has, a non-number in a current column.
+        (14, "1.0,5.0E-2,2.4E-8,-5.0E-2,-2.1E-8,1.99E-6", 14, "implausible resistance 1.99e-06 Ohm"),
+        (14, "1.0,5.0E-2,2.4E-8,-5.0E-2,-2.1E-8,2E13", 14, "implausible resistance 2e+13 Ohm"),
+        (14, "1.0,5.0E-2,n/a,-5.0E-2,-2.1E-8,2.2E6", 14, "current (A) in column 3, got 'n/a'"),
+        (14, "1.0,5.0E-2,2.4E-8,-5.0E-2,oops,2.2E6", 14, "second current (A) in column 5, got 'oops'"),
+        (12, "1.0,2.0,nan,,,1e3", 12, "current (A) in column 3, got 'nan'"),
     ],
 )
 def test_malformed_dat_names_file_line_and_expectation(
@@ -86,6 +92,21 @@ def test_malformed_dat_names_file_line_and_expectation(
     assert info.value.line == line
     assert expected in str(info.value)
     assert str(dat_file) in str(info.value)
+
+
+def test_csv_with_an_implausible_conductance_names_the_line(tmp_path: Path) -> None:
+    f = tmp_path / "g.csv"
+    f.write_text("conductance_S\n4.5e-7\n5.0e5\n")
+    with pytest.raises(TraceFormatError, match="implausible conductance 500000 S") as info:
+        load_trace(f)
+    assert info.value.line == 3
+
+
+def test_a_partial_trace_round_trips_its_marker(tmp_path: Path) -> None:
+    partial = PROTOCOL.model_copy(update={"pulses_requested": 50})
+    trace = load_trace(write_dat(tmp_path / "p.dat", Trace(G, partial)))
+    assert trace.partial and trace.protocol is not None and trace.protocol.pulses_requested == 50
+    assert not load_trace(write_dat(tmp_path / "c.dat", Trace(G, PROTOCOL))).partial
 
 
 def test_dat_without_column_titles(dat_file: Path) -> None:

@@ -56,7 +56,8 @@ class EpochOps(TrainingObserver):
 def run_logged(cfg: TrainingConfig, emu: EmulatorConfig, task: Task = TASK) -> tuple[list[list[str]], object]:
     xb = Log(emu)
     obs = EpochOps(xb)
-    return obs.per_epoch, train(xb, task, cfg, observers=[obs])
+    as_is = cfg.model_copy(update={"start_state": "as_is"})  # epochs only, not the start-state resets
+    return obs.per_epoch, train(xb, task, as_is, observers=[obs])
 
 
 def test_batch_sends_one_pulse_batch_per_epoch_after_the_forward_pass() -> None:

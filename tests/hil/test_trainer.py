@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.seam import Pulse
+from hil.seam import BackendInfo, Pulse
 from hil.seam.errors import ConnectionLost, LimitError
 from hil.training.config import TrainingConfig
-from hil.training.history import EpochRecord, TrainingResult
+from hil.training.history import EpochRecord, TrainingResult, first_difference
 from hil.training.network import activation, in_band, logic_currents
 from hil.training.observers import TrainingObserver
 from hil.training.stop import StopSignal
@@ -163,12 +163,53 @@ def test_a_task_larger_than_the_crossbar_is_refused() -> None:
         Trainer(EmulatedCrossbar(), big)
 
 
-def test_already_converged_needs_no_pulse() -> None:
+def test_already_converged_needs_no_pulse_when_started_as_is() -> None:
+    xb = EmulatedCrossbar(EmulatorConfig(seed=0))
+    as_is = EASY.model_copy(update={"start_state": "as_is"})
+    first = train(xb, TASK, as_is)
+    again = train(xb, TASK, as_is)
+    assert first.converged and again.converged
+    assert again.epochs == 0 and again.total_pulses == 0 and again.start_reset_devices == []
+
+
+def test_by_default_a_second_run_starts_from_reset_devices_and_repeats_the_first() -> None:
     xb = EmulatedCrossbar(EmulatorConfig(seed=0))
     first = train(xb, TASK, EASY)
     again = train(xb, TASK, EASY)
-    assert first.converged and again.converged
-    assert again.epochs == 0 and again.total_pulses == 0
+    assert first.converged and first_difference(first, again) is None
+    used = [(r, c) for r in range(TASK.n_inputs) for c in range(2 * TASK.n_outputs)]
+    assert again.start_state == "reset" and again.start_reset_devices == used
+
+
+class _NoReset(EmulatedCrossbar):
+    """An emulated crossbar that, like some instruments, has no reset."""
+
+    @property
+    def info(self) -> BackendInfo:
+        return super().info.model_copy(update={"supports_reset": False})
+
+
+def test_a_backend_without_reset_starts_as_is() -> None:
+    result = train(_NoReset(EmulatorConfig(seed=0)), TASK, EASY.model_copy(update={"max_epochs": 1}))
+    assert result.start_state == "as_is" and result.start_reset_devices == []
+
+
+def test_patience_ends_a_run_whose_devices_stopped_moving() -> None:
+    # The built-in device saturates after a few dozen pulses; the gain is too small to converge.
+    config = TrainingConfig(max_epochs=2000, patience=5)
+    result = train(EmulatedCrossbar(EmulatorConfig(seed=0)), TASK, config)
+    assert result.outcome == "stalled"
+    window = np.stack([r.conductances_siemens for r in result.history[-6:]])
+    moved = np.abs(window - window[0]).max(axis=0)
+    assert np.all(moved <= config.stall_rel_tol * window[0])  # five epochs without a move
+    assert result.history[-2].pulses > 0  # although pulses were sent
+    assert result.epochs < 200
+
+
+def test_patience_zero_runs_to_the_epoch_limit() -> None:
+    config = TrainingConfig(max_epochs=120, patience=0)
+    result = train(EmulatedCrossbar(EmulatorConfig(seed=0)), TASK, config)
+    assert result.outcome == "max_epochs" and result.epochs == 120
 
 
 def test_history_serialises_to_plain_json_types() -> None:

@@ -1,0 +1,71 @@
+"""The training procedure: outputs checked before anything is sent, results written whatever
+the outcome, with the metadata a lab needs; a long history stays small in the JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from hil.procedures.outputs import OutputPathError
+from hil.procedures.training import RunOutputs, run_training
+from hil.seam.errors import ConnectionLost
+from hil.training.config import RunConfig, TrainingConfig
+from hil.training.history import thinned
+
+
+class _Counting(EmulatedCrossbar):
+    """Counts pulses and resets; fails the n-th pulse batch when asked."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__(EmulatorConfig(seed=0))
+        self.sent = 0
+        self.fail_at = fail_at
+
+    def _pulse_many(self, pulses):  # type: ignore[no-untyped-def]
+        self.sent += 1
+        if self.fail_at is not None and self.sent >= self.fail_at:
+            raise ConnectionLost("cable pulled")
+        super()._pulse_many(pulses)
+
+    def _reset(self, row: int, col: int) -> None:
+        self.sent += 1
+        super()._reset(row, col)
+
+
+def test_an_unwritable_output_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    backend = _Counting()
+    outputs = RunOutputs.beside_json(tmp_path / "missing" / "run.json")
+    with pytest.raises(OutputPathError):
+        run_training(RunConfig(), backend=backend, outputs=outputs)
+    assert backend.sent == 0 and backend.closed
+
+
+def test_a_faulted_run_still_writes_its_json_and_csv(tmp_path: Path) -> None:
+    outputs = RunOutputs.beside_json(tmp_path / "run.json")
+    assert outputs.csv == tmp_path / "run.csv"
+    run = run_training(RunConfig(), backend=_Counting(fail_at=16 + 3), outputs=outputs)
+    assert run.result.outcome == "fault"
+    data = json.loads(outputs.json.read_text())  # type: ignore[union-attr]
+    assert data["outcome"] == "fault" and "cable pulled" in data["error_message"]
+    assert len(data["history"]) == 3 and data["start_reset_devices"][0] == [0, 0]
+    with outputs.csv.open() as f:  # type: ignore[union-attr]
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1", "2"]
+
+
+def test_thinning_keeps_first_and_last_and_at_most_the_limit() -> None:
+    assert thinned(5, None) == [0, 1, 2, 3, 4] and thinned(5, 10) == [0, 1, 2, 3, 4]
+    kept = thinned(100_001, 1000)
+    assert len(kept) <= 1000 and kept[0] == 0 and kept[-1] == 100_000
+    assert kept == sorted(set(kept))
+
+
+def test_the_json_is_bounded_for_a_long_run() -> None:
+    config = RunConfig(training=TrainingConfig(max_epochs=3000, patience=0))
+    run = run_training(config, backend=EmulatedCrossbar(EmulatorConfig(seed=0)))
+    assert len(run.result.history) == 3001
+    assert len(run.to_json()) < 3_000_000
+    assert len(run.to_dict(history_limit=None)["history"]) == 3001

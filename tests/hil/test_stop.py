@@ -1,0 +1,43 @@
+"""Patience: a run whose devices stopped moving is noticed from read-back conductances."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hil.training.stop import StallWatch
+
+G = np.full((2, 2), 1e-6)
+
+
+def test_stalled_after_patience_epochs_without_a_move() -> None:
+    watch = StallWatch(patience=3, rel_tol=1e-3)
+    assert [watch.stalled(G) for _ in range(5)] == [False, False, False, True, True]
+
+
+def test_a_move_beyond_the_tolerance_restarts_the_count() -> None:
+    watch = StallWatch(patience=3, rel_tol=1e-3)
+    moved = G.copy()
+    moved[1, 1] *= 1.01
+    reads = [G, G, G, moved, moved, moved, moved]
+    assert [watch.stalled(g) for g in reads] == [False, False, False, False, False, False, True]
+
+
+def test_read_noise_below_the_tolerance_does_not_count_as_moving() -> None:
+    rng = np.random.default_rng(0)
+    watch = StallWatch(patience=4, rel_tol=1e-3)
+    noisy = [G * (1 + 1e-4 * rng.standard_normal(G.shape)) for _ in range(5)]
+    assert [watch.stalled(g) for g in noisy][-1] is True
+
+
+def test_a_device_that_went_up_and_came_back_moved() -> None:
+    watch = StallWatch(patience=2, rel_tol=1e-3)
+    assert not any(watch.stalled(g) for g in (G, G * 1.1, G))
+
+
+def test_patience_zero_is_off_and_memory_is_bounded() -> None:
+    off = StallWatch(patience=0, rel_tol=1e-3)
+    assert not any(off.stalled(G) for _ in range(100))
+    on = StallWatch(patience=5, rel_tol=1e-3)
+    for _ in range(1000):
+        on.stalled(G)
+    assert len(on._window) == 6

@@ -1,0 +1,95 @@
+"""Packaging: every package ships, the project's data ships as ``hil.data``, the CI script
+stands on its own, and every configuration model refuses inf and NaN."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import tomllib
+from importlib import import_module
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+import hil
+
+ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PACKAGES = PYPROJECT["tool"]["setuptools"]["packages"]
+PACKAGE_DIR = PYPROJECT["tool"]["setuptools"]["package-dir"]
+
+
+def _directory(package: str) -> Path:
+    return ROOT / PACKAGE_DIR.get(package, package.replace(".", "/"))
+
+
+def test_the_package_list_is_the_tree() -> None:
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for top in ("hil", "drivers", "emulator", "api")
+        for p in (ROOT / top).rglob("__init__.py")
+    }
+    assert set(PACKAGES) == found | {"hil.data"}
+    assert all((_directory(p) / "__init__.py").is_file() for p in PACKAGES)
+
+
+def test_the_reference_task_and_the_built_in_device_are_package_data() -> None:
+    data = files("hil.data")
+    for name in ("tasks/reference_4bit.json", "devices/default_device.json"):
+        assert data.joinpath(*name.split("/")).is_file()
+    globs = PYPROJECT["tool"]["setuptools"]["package-data"]["hil.data"]
+    shipped = {str(p.relative_to(ROOT / "data")) for g in globs for p in (ROOT / "data").glob(g)}
+    assert {"tasks/reference_4bit.json", "devices/default_device.json"} <= shipped
+
+
+def test_the_version_is_the_installed_distribution() -> None:
+    from importlib.metadata import version
+
+    assert hil.__version__ == version("crossbar-hil") == PYPROJECT["project"]["version"]
+
+
+# Distribution name -> the module the code imports; None: used without an import statement.
+IMPORT_NAMES = {"pyserial": "serial", "pyvisa-py": None}  # pyvisa-py: PyVISA's '@py' library
+
+
+def test_every_runtime_dependency_is_imported_somewhere() -> None:
+    import re
+
+    source = "\n".join(
+        p.read_text() for top in ("hil", "drivers", "emulator", "api") for p in (ROOT / top).rglob("*.py")
+    )
+    for requirement in PYPROJECT["project"]["dependencies"]:
+        dist = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0]
+        module = IMPORT_NAMES.get(dist, dist.replace("-", "_"))
+        if module is not None:
+            assert re.search(rf"^\s*(import|from) {module}\b", source, re.M), f"{dist} is never imported"
+
+
+def _models() -> list[type[BaseModel]]:
+    out = []
+    for top in ("hil", "drivers", "emulator"):
+        for path in (ROOT / top).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            for _, obj in inspect.getmembers(import_module(name), inspect.isclass):
+                if issubclass(obj, BaseModel) and obj.__module__ == name:
+                    out.append(obj)
+    return out
+
+
+@pytest.mark.parametrize("model", _models(), ids=lambda m: f"{m.__module__}.{m.__name__}")
+def test_every_configuration_model_refuses_inf_and_nan(model: type[BaseModel]) -> None:
+    assert model.model_config.get("allow_inf_nan") is False
+
+
+def test_ci_without_the_shared_folder_says_so_itself(tmp_path: Path) -> None:
+    (tmp_path / "repo" / ".ci").mkdir(parents=True)
+    script = tmp_path / "repo" / ".ci" / "run"
+    script.write_text((ROOT / ".ci" / "run").read_text())
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"CI: {tmp_path / 'repo'}/../shared not found")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # nothing left behind
