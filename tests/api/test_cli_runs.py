@@ -21,7 +21,7 @@ from tests.api.conftest import hil as run_hil
 
 # ------------------------------------------------------------------ 3. patience
 def test_a_saturated_run_ends_by_itself_and_stays_small(tmp_path: Path) -> None:
-    args = ("train", "-q", "--builtin", "--beta", "6e6", "--max-epochs", "100000", "--patience", "10")
+    args = ("train", "-q", "--builtin", "--preset", "reference", "--max-epochs", "100000", "--patience", "10")
     done = run_hil(*args, "--json", "run.json", cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "run.json").read_text())
@@ -31,7 +31,8 @@ def test_a_saturated_run_ends_by_itself_and_stays_small(tmp_path: Path) -> None:
 
 
 def test_a_long_history_is_thinned_in_the_json_and_complete_in_the_csv(tmp_path: Path) -> None:
-    args = ("train", "-q", "--builtin", "--max-epochs", "2500", "--patience", "0", "--json", "run.json")
+    args = ("train", "-q", "--builtin", "--preset", "reference", "--max-epochs", "2500", "--patience", "0")
+    args = (*args, "--json", "run.json")
     done = run_hil(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "run.json").read_text())
@@ -56,7 +57,7 @@ def emulate(tmp_path: Path) -> Iterator[str]:
 
 
 def test_a_second_run_on_the_same_instrument_starts_from_reset_devices(emulate: str, tmp_path: Path) -> None:
-    args = ("train", "-q", "--resource", emulate, "--max-epochs", "30")
+    args = ("train", "-q", "--resource", emulate, "--preset", "reference", "--max-epochs", "30")
     first = run_hil(*args, "--json", "first.json", cwd=tmp_path)
     second = run_hil(*args, "--json", "second.json", cwd=tmp_path)
     assert first.returncode == second.returncode == 0
@@ -68,7 +69,18 @@ def test_a_second_run_on_the_same_instrument_starts_from_reset_devices(emulate: 
 
 
 def test_start_as_is_continues_from_the_devices_where_they_are(emulate: str, tmp_path: Path) -> None:
-    args = ("train", "-q", "--resource", emulate, "--max-epochs", "5", "--start", "as-is")
+    args = (
+        "train",
+        "-q",
+        "--resource",
+        emulate,
+        "--preset",
+        "reference",
+        "--max-epochs",
+        "5",
+        "--start",
+        "as-is",
+    )
     first = run_hil(*args, "--json", "first.json", cwd=tmp_path)
     second = run_hil(*args, "--json", "second.json", cwd=tmp_path)
     assert first.returncode == second.returncode == 0
@@ -105,7 +117,7 @@ def test_progress_and_summary_count_the_same_patterns(tmp_path: Path) -> None:
 
 
 def test_a_run_that_does_not_converge_says_what_to_try(tmp_path: Path) -> None:
-    done = run_hil("train", "--builtin", "-q", "--beta", "6e6", "--max-epochs", "100", cwd=tmp_path)
+    done = run_hil("train", "--builtin", "-q", "--preset", "reference", "--max-epochs", "100", cwd=tmp_path)
     assert "NOT converged" in done.stdout
     tips = done.stdout.split("to try:\n", 1)[1]
     assert "--beta 1.8e+07" in tips and "--seed" in tips

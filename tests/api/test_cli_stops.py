@@ -50,7 +50,18 @@ def test_characterize_refuses_an_unwritable_output_before_the_first_command(
 
 def test_results_are_written_before_the_plots_and_kept_when_plotting_is_stopped(tmp_path: Path) -> None:
     run = Running(
-        "train", "-q", "--builtin", "--max-epochs", "3", "--json", "run.json", "--plots", "p", cwd=tmp_path
+        "train",
+        "-q",
+        "--builtin",
+        "--preset",
+        "reference",
+        "--max-epochs",
+        "3",
+        "--json",
+        "run.json",
+        "--plots",
+        "p",
+        cwd=tmp_path,
     )
     run.wait_for(r"^results: run.json, run.csv")  # written before the plots
     run.wait_for(r"^plotting into p \.\.\.")
@@ -68,7 +79,17 @@ def test_results_are_written_before_the_plots_and_kept_when_plotting_is_stopped(
 def test_a_signal_stops_training_before_the_next_pulse_at_0_v_with_the_results(
     instrument: InstrumentServer, tmp_path: Path, signum: int
 ) -> None:
-    args = ("train", *over_visa(instrument), "--max-epochs", "5000", "--patience", "0", "--json", "run.json")
+    args = (
+        "train",
+        *over_visa(instrument),
+        "--preset",
+        "reference",
+        "--max-epochs",
+        "5000",
+        "--patience",
+        "0",
+    )
+    args = (*args, "--json", "run.json")
     run = Running(*args, cwd=tmp_path)
     run.wait_for(r"epoch +3/5000")
     run.proc.send_signal(signum)
@@ -99,7 +120,17 @@ def test_a_signal_during_the_handshake_exits_4_without_a_pulse(
 def test_a_second_ctrl_c_during_a_slow_stop_says_what_it_waits_for(
     instrument: InstrumentServer, tmp_path: Path
 ) -> None:
-    args = ("train", *over_visa(instrument), "--max-epochs", "5000", "--patience", "0", "--json", "run.json")
+    args = (
+        "train",
+        *over_visa(instrument),
+        "--preset",
+        "reference",
+        "--max-epochs",
+        "5000",
+        "--patience",
+        "0",
+    )
+    args = (*args, "--json", "run.json")
     run = Running(*args, cwd=tmp_path)
     run.wait_for(r"epoch +2/5000")
     instrument.faults = FaultPlan(reply_delay_s=1.0)  # every reply now takes a second
