@@ -65,9 +65,20 @@ def test_scheduler_option_runs_the_same_sweep_on_dask(
         "--no-plots",
     ]
     assert main([*argv, "--out", str(tmp_path / "local"), "--workers", "1"]) == 0
-    with distributed.LocalCluster(
-        n_workers=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None
-    ) as cluster:
+    import dask
+
+    scratch = str(tmp_path / "dask-scratch")
+    with (
+        dask.config.set({"temporary-directory": scratch}),
+        distributed.LocalCluster(
+            n_workers=1,
+            processes=False,
+            protocol="tcp",
+            host="127.0.0.1",
+            dashboard_address=None,
+            local_directory=scratch,
+        ) as cluster,
+    ):
         assert main([*argv, "--out", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address]) == 0
     for name in ("sweep.csv", "epochs.csv"):
         assert (tmp_path / "dask" / name).read_text() == (tmp_path / "local" / name).read_text()

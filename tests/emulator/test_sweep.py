@@ -146,17 +146,24 @@ def test_a_rule_without_a_batched_form_runs_one_crossbar_at_a_time(monkeypatch: 
 
 # ------------------------------------------------------------------ Dask
 @pytest.fixture
-def dask_scheduler() -> Iterator[str]:
+def dask_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     distributed = pytest.importorskip("distributed", reason="the Dask path needs the 'sweep' extra")
+    import dask
+
     logging.getLogger("distributed").setLevel(logging.ERROR)
-    with distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=2,
-        processes=False,
-        protocol="tcp",
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
+    scratch = str(tmp_path_factory.mktemp("dask"))
+    with (
+        dask.config.set({"temporary-directory": scratch}),
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=False,
+            protocol="tcp",
+            host="127.0.0.1",
+            dashboard_address=None,
+            local_directory=scratch,
+        ) as cluster,
+    ):
         yield cluster.scheduler_address
 
 
