@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from api.cli.stopping import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_STOPPED
+from api.cli.stopping import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_STOPPED, SignalStop
 from hil.resources import TRACE_ENV, trace_from_env
 from hil.seam import CrossbarBackend
 from hil.seam.errors import HilError, RunStopped, describe_validation_error
@@ -166,12 +166,20 @@ def emulator_params(args: argparse.Namespace, params: dict[str, Any] | None = No
     return out
 
 
-def open_backend(prog: str, name: str, params: dict[str, Any]) -> CrossbarBackend | int:
+def open_backend(
+    prog: str, name: str, params: dict[str, Any], signals: SignalStop | None = None
+) -> CrossbarBackend | int:
     """The backend, or the exit status after telling the user, in one line, why it could not be opened.
 
     2 for bad parameters (named, with the allowed range), 3 when the instrument
-    cannot be reached or answers wrongly, 4 when a stop signal ended the handshake.
+    cannot be reached or answers wrongly, 4 when a stop signal came before or
+    during the handshake (``signals`` enters its "connecting" phase here).
     """
+    if signals is not None:
+        try:
+            signals.phase("connecting to the instrument", immediate=True)
+        except RunStopped:
+            return EXIT_STOPPED  # Stopped before connecting: nothing was sent.
     try:
         return create_backend(name, params)
     except RunStopped as e:

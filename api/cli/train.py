@@ -297,11 +297,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as e:
         return bad_input(prog, e)
     with SignalStop(prog) as signals:
-        try:
-            signals.phase("connecting to the instrument", immediate=True)
-        except RunStopped:
-            return EXIT_STOPPED
-        backend = open_backend(prog, config.backend.name, config.backend.params)
+        backend = open_backend(prog, config.backend.name, config.backend.params, signals)
         if isinstance(backend, int):
             return backend
         signals.phase("training", immediate=False, waiting=instrument_wait(backend))
