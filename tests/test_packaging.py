@@ -52,7 +52,8 @@ def test_the_version_is_the_installed_distribution() -> None:
 
 
 # Distribution name -> the module the code imports; None: used without an import statement.
-IMPORT_NAMES = {"pyserial": "serial", "pyvisa-py": None}  # pyvisa-py: PyVISA's '@py' library
+# pyvisa-py: PyVISA's '@py' library; httptools, uvloop: uvicorn's HTTP parser and event loop.
+IMPORT_NAMES = {"pyserial": "serial", "pyvisa-py": None, "httptools": None, "uvloop": None}
 
 
 def test_every_runtime_dependency_is_imported_somewhere() -> None:

@@ -13,12 +13,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from api.cli import characterize, emulate, instruments, sweep, train
+from api.cli import characterize, emulate, instruments, runs, serve, sweep, train
 from api.cli.stopping import EXIT_STOPPED
 from hil import __version__
 
 # Each module here adds one subcommand: add_parser(subparsers) sets func=run(args) -> int.
-SUBCOMMANDS = [train, characterize, instruments, emulate, sweep]
+SUBCOMMANDS = [train, characterize, instruments, emulate, sweep, serve, runs]
 
 OWN_LOGGERS = ("hil", "drivers", "emulator", "api", "crossbar_hil")
 """Loggers of crossbar-hil itself; -v shows their debug messages on the screen."""

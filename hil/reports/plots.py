@@ -19,6 +19,7 @@ instead of raising, so :func:`save_all` always writes the same set of files.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -356,11 +357,18 @@ def save_all(
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    for name, plot in PLOTS.items():
+    for name in PLOTS:
         path = out / f"{name}.png"
-        plot(result, task, config).savefig(path, dpi=dpi, format="png")
+        path.write_bytes(plot_png(name, result, task, config, dpi))
         paths[name] = path
     return paths
+
+
+def plot_png(name: str, result: TrainingResult, task: Task, config: TrainingConfig, dpi: int = DPI) -> bytes:
+    """Figure ``name`` of :data:`PLOTS` as PNG bytes (what :func:`save_all` writes to its file)."""
+    buffer = io.BytesIO()
+    PLOTS[name](result, task, config).savefig(buffer, dpi=dpi, format="png")
+    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------------- helpers

@@ -6,14 +6,17 @@ CLI's JSON output, a database or a web stream.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from hil.training.network import in_band
+
 if TYPE_CHECKING:
+    from hil.training.config import TrainingConfig
     from hil.training.feasibility import FeasibilityReport
 
 Outcome = Literal["converged", "max_epochs", "infeasible", "stalled", "stopped", "fault"]
@@ -114,6 +117,25 @@ class EpochRecord:
             "instrument_time_s": self.instrument_time_s,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EpochRecord:
+        """The record :meth:`to_dict` described (derived fields, ``misses``, ``converged`` and
+        ``resets``, are recomputed; counts missing from an older form are 0)."""
+        return cls(
+            epoch=int(data["epoch"]),
+            conductances_siemens=np.asarray(data["conductances_siemens"], dtype=float),
+            weights_siemens=np.asarray(data["weights_siemens"], dtype=float),
+            currents_a=np.asarray(data["currents_a"], dtype=float),
+            activations=np.asarray(data["activations"], dtype=float),
+            in_band=np.asarray(data["in_band"], dtype=bool),
+            error=float(data["error"]),
+            pulses=int(data["pulses"]),
+            reset_devices=tuple((int(r), int(c)) for r, c in data.get("reset_devices", ())),
+            verify_pulses=int(data.get("verify_pulses", 0)),
+            reads=int(data.get("reads", 0)),
+            instrument_time_s=float(data.get("instrument_time_s", 0.0)),
+        )
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -161,6 +183,15 @@ class Evaluation:
             "output_accuracy": self.output_accuracy,
             "in_band_accuracy": self.in_band_accuracy,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], config: TrainingConfig) -> Evaluation:
+        """The evaluation :meth:`to_dict` described; the bands come from the run's ``config``."""
+        targets = np.asarray(data["targets"], dtype=np.int8)
+        f = np.asarray(data["activations"], dtype=float)
+        if targets.size == 0:
+            targets, f = targets.reshape(0, 0), f.reshape(0, 0)
+        return cls(list(data["patterns"]), targets, f, in_band(f, targets, config))
 
 
 @dataclass
@@ -268,6 +299,35 @@ class TrainingResult:
             out["history_epochs"] = len(self.history)
             out["history"] = [self.history[i].to_dict() for i in kept]
         return out
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], config: TrainingConfig, history: Sequence[EpochRecord] | None = None
+    ) -> TrainingResult:
+        """The result :meth:`to_dict` described, with ``history`` given or read from ``data``.
+
+        ``config`` is the run's training config (it defines the target bands of the evaluations).
+        The feasibility report is not rebuilt (the dict holds only its explanation).
+        """
+        if history is None:
+            history = [EpochRecord.from_dict(r) for r in data.get("history", ())]
+        evaluations = {
+            split: None if data.get(split) is None else Evaluation.from_dict(data[split], config)
+            for split in ("train", "test")
+        }
+        return cls(
+            data["outcome"],
+            list(history),
+            error_message=data.get("error_message"),
+            beta=float(data["beta"]) if data.get("beta") is not None else float("nan"),
+            margin_any_gain_a=data.get("margin_any_gain_a"),
+            diagnosis=data.get("diagnosis"),
+            diagnosis_detail=data.get("diagnosis_detail"),
+            notes=list(data.get("notes", [])),
+            start_state=data.get("start_state", "as_is"),
+            start_reset_devices=[(int(r), int(c)) for r, c in data.get("start_reset_devices", ())],
+            **evaluations,
+        )
 
 
 def thinned(n: int, limit: int | None) -> list[int]:

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from hil.seam import CrossbarBackend, Pulse
+from hil.seam import CrossbarBackend
 from hil.seam.errors import RunStopped
 from hil.training.config import TrainingConfig
 from hil.training.device_access import DeviceAccess, column_currents
@@ -85,7 +85,8 @@ class Trainer:
                 f"the crossbar has {info.cols}"
             )
         # Everything the run will send is checked once here, before the first operation.
-        backend.check_pulse(Pulse(0, 0, self.config.pulse_v, self.config.pulse_width_s), "training pulse")
+        info.limits.check_amplitude("training.pulse_v", self.config.pulse_v)
+        info.limits.check_width("training.pulse_width_s", self.config.pulse_width_s)
         info.limits.check_read_v("training.read_v", self.config.read_v)
         info.limits.check_read_v("task.v_low", task.v_low)
         info.limits.check_read_v("task.v_high", task.v_high)

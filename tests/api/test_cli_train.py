@@ -119,7 +119,7 @@ def test_trace_from_environment(
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"training": {"pulse_v": 3.0}}, "training pulse.amplitude_v=3.0 V is out of range"),
+        ({"training": {"pulse_v": 3.0}}, "training.pulse_v=3.0 V is out of range"),
         (
             {"task": {"train": [{"pattern": "01010", "target": "1"}]}},
             "task has 5 inputs but the crossbar has 4 rows",

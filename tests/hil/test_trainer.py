@@ -152,7 +152,7 @@ def test_a_fault_keeps_the_history_up_to_it_and_aborts() -> None:
 
 def test_bad_pulse_settings_are_refused_before_any_run() -> None:
     xb = CountingCrossbar(EmulatorConfig(seed=0))
-    with pytest.raises(LimitError, match=r"training pulse.amplitude_v=4.0 V"):
+    with pytest.raises(LimitError, match=r"training.pulse_v=4.0 V"):
         Trainer(xb, TASK, TrainingConfig(pulse_v=4.0))
     assert sum(xb.calls.values()) == 0
 

@@ -1,0 +1,100 @@
+"""``hil serve``: the run-control REST service under uvicorn.
+
+Binds 127.0.0.1 by default. Without a token (``--token-file`` or ``$HIL_TOKEN``)
+on a loopback address, a new token is written next to the database
+(``<database>.token``, owner-readable only) and its path printed; on any other
+address the service refuses to start without one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from api.cli.backend_options import bad_input
+from api.service.settings import TOKEN_ENV, ServiceSettings, is_loopback, new_token_file, read_token
+from hil.runs.store import STORE_ENV, default_path
+
+GRACE_S = 3.0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``hil serve``."""
+    p = sub.add_parser(
+        "serve",
+        help="Serve the run-control REST API (start, watch, stop runs).",
+        description=(
+            "REST service for training runs, kept in an SQLite run store. Requests that "
+            "start, stop or delete runs need the bearer token."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="Address to bind.")
+    p.add_argument("--port", type=int, default=8000, help="TCP port.")
+    p.add_argument(
+        "--database",
+        type=Path,
+        default=None,
+        help=f"Run store file (default ${STORE_ENV} or {default_path()}).",
+    )
+    p.add_argument("--token-file", type=Path, help=f"File holding the bearer token (else ${TOKEN_ENV}).")
+    p.add_argument("--max-emulator-runs", type=int, default=8, help="Emulator runs side by side, at most.")
+    p.add_argument(
+        "--no-access-log", action="store_true", help="Do not log every request (busy pollers flood the log)."
+    )
+    p.add_argument(
+        "--cors-origin", action="append", default=[], help="Allow this origin (CORS is off by default)."
+    )
+    p.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> tuple[ServiceSettings, Path | None]:
+    """The settings the options describe, and the path of a token file written for them (if any)."""
+    database = args.database or default_path()
+    token = read_token(args.token_file)
+    written = None
+    if token is None and is_loopback(args.host):
+        written = database.with_name(database.name + ".token")
+        token = new_token_file(written)
+    settings = ServiceSettings(
+        host=args.host,
+        port=args.port,
+        database=database,
+        token=token,
+        max_emulator_runs=args.max_emulator_runs,
+        cors_origins=args.cors_origin,
+    )
+    return settings, written
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C or SIGTERM (runs are stopped at 0 V first); exit 2 for bad settings."""
+    import uvicorn
+
+    from api.service.app import DatabaseInUse, create_app
+
+    try:
+        settings, written = settings_from(args)
+    except (ValidationError, ValueError, OSError) as e:
+        return bad_input("hil serve", e)
+    if written is not None:
+        print(f"token written to {written} (send it as: Authorization: Bearer <token>)", file=sys.stderr)
+    print(f"run store: {settings.database}", file=sys.stderr)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            access_log=not args.no_access_log,
+            # Live streams of running runs never end by themselves: close them after this
+            # long, so that the runs are then stopped (0 V) and the service ends.
+            timeout_graceful_shutdown=GRACE_S,
+        )
+    except DatabaseInUse as e:
+        print(f"hil serve: {e}", file=sys.stderr)
+        return 3
+    return 0

@@ -1,0 +1,93 @@
+"""The application factory: settings in, FastAPI app out (store, run manager, routes, errors)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import IO
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.service import problems
+from api.service.limits import BodyLimit
+from api.service.routers import events, runs, system
+from api.service.settings import ServiceSettings
+from hil.runs.manager import RunManager
+from hil.runs.store import RunStore
+
+log = logging.getLogger(__name__)
+
+API_TITLE = "crossbar-hil run control"
+API_VERSION = "1.0"
+"""Version of the REST API (the committed openapi.json); bump on an incompatible change."""
+
+
+class DatabaseInUse(RuntimeError):
+    """Another service process uses the run database."""
+
+
+def _lock(database: Path) -> IO[bytes]:
+    """Hold ``<database>.lock`` exclusively while the service runs: one service per database,
+    so at start-up every run still marked active belongs to a process that is gone."""
+    import fcntl
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(database.with_name(database.name + ".lock"), "wb")  # noqa: SIM115 - held for the app's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DatabaseInUse(f"another service is using the run database {database}") from None
+    return handle
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """The service for ``settings``. The store opens (and stale runs become ``interrupted``)
+    when the app starts; runs are stopped (0 V) and waited for when it shuts down."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        lock = _lock(settings.database)
+        store = RunStore(settings.database)
+        manager = RunManager(
+            store, max_emulator_runs=settings.max_emulator_runs, isolation=settings.run_isolation
+        )
+        try:
+            lost = store.recover(alive=lambda owner: False)  # We hold the lock: their process is gone.
+            if lost:
+                log.warning("runs interrupted by the end of an earlier service: %s", ", ".join(lost))
+            app.state.manager = manager
+            bell = events.Bell(asyncio.get_running_loop())
+            store.add_listener(bell.ring)
+            app.state.bell = bell
+            yield
+        finally:
+            if manager.shutdown():
+                store.close()  # Not under a run thread that is still writing.
+            with suppress(OSError):
+                lock.close()
+
+    app = FastAPI(
+        title=API_TITLE,
+        version=API_VERSION,
+        summary="Start, watch and stop in-situ training runs of memristor crossbars.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.event_cache = events.EventCache()
+    problems.install(app)
+    for router in (runs.router, events.router, system.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimit)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+        )
+    return app

@@ -1,0 +1,29 @@
+"""Request dependencies: the run manager and store of the application, a run looked up by id.
+
+The two lookups are ``async`` so that FastAPI calls them on the event loop, not in a worker thread."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from api.service.problems import Problem
+from hil.runs.manager import RunManager
+from hil.runs.store import Run, RunNotFound, RunStore
+
+
+async def manager(request: Request) -> RunManager:
+    """The application's run manager."""
+    return request.app.state.manager  # type: ignore[no-any-return]
+
+
+async def store(request: Request) -> RunStore:
+    """The application's run store."""
+    return request.app.state.manager.store  # type: ignore[no-any-return]
+
+
+def get_run(store: RunStore, run_id: str) -> Run:
+    """The run, or a 404 problem."""
+    try:
+        return store.get_run(run_id)
+    except RunNotFound:
+        raise Problem(404, f"no run {run_id!r}", kind="run-not-found") from None

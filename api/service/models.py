@@ -1,0 +1,161 @@
+"""Pydantic models of the service's response bodies (requests are :class:`~hil.training.config.RunConfig`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hil.runs.status import RunStatus
+from hil.runs.store import Run
+
+
+class RunView(BaseModel):
+    """A run: what it was asked, where it is, how it ended."""
+
+    id: str
+    status: RunStatus
+    created_at: str = Field(description="UTC, ISO 8601.")
+    started_at: str | None = None
+    ended_at: str | None = None
+    backend: str = Field(description="Registered backend name.")
+    instrument: str | None = Field(None, description="Instrument held (resource or port); None = emulator.")
+    identity: str | None = Field(None, description="The instrument's identity (e.g. *IDN? reply).")
+    outcome: str | None = Field(None, description="converged, max_epochs, stopped or fault, once ended.")
+    error: str | None = Field(None, description="Why it failed or was interrupted.")
+    epochs: int = Field(description="Epoch records stored so far.")
+    pulses: int = Field(description="Programming pulses sent so far.")
+    last_event_id: int = Field(description="Id of its latest event (see /runs/{id}/events).")
+    config: dict[str, Any] = Field(description="The run's RunConfig.")
+    links: dict[str, str]
+
+    @classmethod
+    def of(cls, run: Run) -> RunView:
+        base = f"/runs/{run.id}"
+        return cls(
+            id=run.id,
+            status=run.status,
+            created_at=run.created_at,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+            backend=run.backend,
+            instrument=run.instrument,
+            identity=run.identity,
+            outcome=run.outcome,
+            error=run.error,
+            epochs=run.epochs,
+            pulses=run.pulses,
+            last_event_id=run.last_event,
+            config=run.config,
+            links={
+                "self": base,
+                "events": f"{base}/events",
+                "epochs": f"{base}/epochs",
+                "pulses": f"{base}/pulses",
+                "result": f"{base}/result",
+                "history_csv": f"{base}/history.csv",
+                "plots": f"{base}/plots",
+                "stop": f"{base}/stop",
+            },
+        )
+
+
+class Page(BaseModel):
+    """Where a page sits in the whole list."""
+
+    total: int
+    offset: int
+    limit: int
+
+
+class RunPage(Page):
+    items: list[RunView]
+
+
+class EpochView(BaseModel):
+    """One epoch record (the form of ``hil train --json`` history entries)."""
+
+    epoch: int
+    conductances_siemens: list[list[float]]
+    weights_siemens: list[list[float]]
+    currents_a: list[list[float]]
+    activations: list[list[float]]
+    in_band: list[list[bool]]
+    error: float
+    misses: int
+    converged: bool
+    pulses: int
+    resets: int = 0
+    reset_devices: list[list[int]] = Field(default_factory=list, description="(row, col) of each reset.")
+    verify_pulses: int = 0
+    reads: int = 0
+    instrument_time_s: float = 0.0
+
+    model_config = ConfigDict(extra="allow")  # A newer record field is passed on, not dropped.
+
+
+class EpochPage(Page):
+    items: list[EpochView]
+
+
+class PulseLogItem(BaseModel):
+    """One programming operation sent to the device."""
+
+    epoch: int = Field(description="The epoch whose record it belongs to.")
+    sent_at: str
+    kind: str = Field(description="'pulse' or 'reset' (the device's own reset pulse).")
+    row: int
+    col: int
+    amplitude_v: float | None = None
+    width_s: float | None = None
+
+
+class PulsePage(Page):
+    items: list[PulseLogItem]
+
+
+class PlotList(BaseModel):
+    plots: dict[str, str] = Field(description="Figure name -> URL of its PNG.")
+
+
+class EmergencyStopRequest(BaseModel):
+    reason: str = Field("emergency stop", max_length=500)
+
+
+class EmergencyStopState(BaseModel):
+    latched: bool
+    since: str | None = None
+    reason: str | None = None
+    stopped_runs: list[str] = Field(default_factory=list, description="Runs this request stopped.")
+
+
+class BackendsView(BaseModel):
+    backends: dict[str, str] = Field(description="Registered name -> what it points at.")
+
+
+class InstrumentView(BaseModel):
+    backend: str
+    address: str
+    description: str = ""
+    identity: str | None = None
+    probe_error: str | None = None
+    params: dict[str, str]
+
+
+class InstrumentsView(BaseModel):
+    found: list[InstrumentView]
+    notes: list[str]
+
+
+class Health(BaseModel):
+    status: str
+    active_runs: int
+    emergency_stop_latched: bool
+    database: str
+    store_schema_version: int
+
+
+class VersionView(BaseModel):
+    version: str = Field(description="crossbar-hil package version.")
+    result_schema_version: int
+    store_schema_version: int

@@ -1,0 +1,132 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``), for every error the service gives.
+
+A :class:`Problem` raised anywhere becomes its response; request validation
+errors become 422 problems listing each field (dotted path) and what is wrong
+with it; any other exception is logged and answered with a 500 problem that
+reveals nothing of the server.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "urn:crossbar-hil:problem:"
+"""Problem types are URNs: ``urn:crossbar-hil:problem:instrument-busy`` and so on."""
+
+
+class FieldError(BaseModel):
+    """One invalid field of a request."""
+
+    field: str = Field(description="Dotted path of the field, e.g. 'training.max_epochs'.")
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field("about:blank", description="URI of the problem type.")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = Field(None, description="Invalid fields (422).")
+    run_id: str | None = Field(None, description="The run concerned (e.g. the one holding an instrument).")
+
+
+class Problem(Exception):
+    """Raise to answer with a problem."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str | None = None,
+        errors: Mapping[str, str] | None = None,
+        run_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.kind = status, detail, kind
+        self.errors = dict(errors or {})
+        self.run_id = run_id
+        self.headers = dict(headers or {})
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str | None,
+    *,
+    kind: str | None = None,
+    errors: list[FieldError] | None = None,
+    run_id: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The ``application/problem+json`` response."""
+    body = ProblemDetails(
+        type=TYPE_BASE + kind if kind else "about:blank",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+        run_id=run_id,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status, media_type=MEDIA_TYPE, headers=headers
+    )
+
+
+def _field(error: Mapping[str, Any]) -> str:
+    """The dotted path of the field a validation error is about (``body`` for unparsable JSON)."""
+    if error.get("type") == "json_invalid":
+        return "body"
+    parts = [str(p) for p in error.get("loc", ())]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def install(app: FastAPI) -> None:
+    """Make every error of ``app`` a problem response."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        errors = [FieldError(field=k, message=v) for k, v in exc.errors.items()] or None
+        return problem_response(
+            request,
+            exc.status,
+            exc.detail,
+            kind=exc.kind,
+            errors=errors,
+            run_id=exc.run_id,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [FieldError(field=_field(e), message=str(e.get("msg"))) for e in exc.errors()]
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+        return problem_response(request, 422, detail, kind="invalid-request", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(request, exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem_response(request, 500, "internal error; see the service log", kind="internal")

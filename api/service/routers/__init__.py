@@ -1,0 +1,1 @@
+"""The service's routes: runs, their live events, and the system (e-stop, backends, instruments, health)."""

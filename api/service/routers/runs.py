@@ -1,0 +1,201 @@
+"""Runs: create, list, inspect (epochs, pulse log, result, CSV, plots), stop, delete."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from api.service.auth import Authorized
+from api.service.deps import get_run, manager, store
+from api.service.models import EpochPage, EpochView, PlotList, PulseLogItem, PulsePage, RunPage, RunView
+from api.service.problems import Problem, ProblemDetails
+from hil.reports.plots import PLOTS
+from hil.runs import export
+from hil.runs.manager import (
+    BackendUnavailable,
+    EmergencyStopLatched,
+    InstrumentBusy,
+    InvalidRun,
+    RunManager,
+    RunRefused,
+    TooManyRuns,
+)
+from hil.runs.status import RunStatus
+from hil.runs.store import RunStore
+from hil.training.config import RunConfig
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+Manager = Annotated[RunManager, Depends(manager)]
+Store = Annotated[RunStore, Depends(store)]
+Offset = Annotated[int, Query(ge=0, le=10**9, description="Items to skip.")]
+
+
+def _limit(most: int) -> Any:
+    return Query(ge=1, le=most, description=f"Items per page (1 to {most}).")
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"model": ProblemDetails, "content": {"application/problem+json": {}}} for c in codes}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Authorized],
+    responses=_problems(401, 409, 422, 429, 502),
+    summary="Start a training run",
+)
+def create_run(
+    config: RunConfig,
+    response: Response,
+    runs: Manager,
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=200, description="A retried POST with the same key returns the same run."),
+    ] = None,
+) -> RunView:
+    """Start a run in the background; 202 with its ``Location``. The backend is opened and the
+    config checked against its limits first, so a bad config is a 422 naming the field."""
+    digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+    try:
+        run, _ = runs.start(config, idempotency_key=idempotency_key, request_hash=digest)
+    except InvalidRun as e:
+        raise Problem(422, str(e), kind="invalid-run", errors=e.errors) from e
+    except InstrumentBusy as e:
+        raise Problem(409, str(e), kind="instrument-busy", run_id=e.run_id) from e
+    except EmergencyStopLatched as e:
+        raise Problem(409, str(e), kind="emergency-stop-latched") from e
+    except TooManyRuns as e:
+        raise Problem(429, str(e), kind="too-many-runs") from e
+    except BackendUnavailable as e:
+        raise Problem(502, str(e), kind="backend-unavailable") from e
+    except RunRefused as e:
+        raise Problem(503, str(e), kind="refused") from e
+    response.headers["Location"] = f"/runs/{run.id}"
+    return RunView.of(run)
+
+
+@router.get("", summary="List runs", responses=_problems(422))
+def list_runs(
+    runs: Store,
+    status_: Annotated[
+        list[RunStatus] | None, Query(alias="status", description="Only these statuses.")
+    ] = None,
+    limit: Annotated[int, _limit(500)] = 50,
+    offset: Offset = 0,
+) -> RunPage:
+    """Runs, newest first."""
+    items, total = runs.list_runs(status_ or (), limit, offset)
+    return RunPage(items=[RunView.of(r) for r in items], total=total, offset=offset, limit=limit)
+
+
+@router.get("/{run_id}", summary="One run", responses=_problems(404))
+async def read_run(run_id: str, runs: Store) -> RunView:
+    """The run's record (a short indexed read: answered on the event loop, the most polled request)."""
+    return RunView.of(get_run(runs, run_id))
+
+
+@router.get("/{run_id}/epochs", summary="The run's epoch records", responses=_problems(404, 422))
+def read_epochs(
+    run_id: str, runs: Store, limit: Annotated[int, _limit(1000)] = 100, offset: Offset = 0
+) -> EpochPage:
+    """Epoch records in epoch order (the ``history`` entries of ``hil train --json``)."""
+    run = get_run(runs, run_id)
+    items = [EpochView.model_validate(r.to_dict()) for r in runs.epochs(run_id, offset, limit)]
+    return EpochPage(items=items, total=run.epochs, offset=offset, limit=limit)
+
+
+@router.get("/{run_id}/pulses", summary="Every pulse and reset sent", responses=_problems(404, 422))
+def read_pulses(
+    run_id: str, runs: Store, limit: Annotated[int, _limit(10000)] = 1000, offset: Offset = 0
+) -> PulsePage:
+    get_run(runs, run_id)
+    items = [PulseLogItem.model_validate(p) for p in runs.pulse_log(run_id, offset, limit)]
+    return PulsePage(items=items, total=runs.pulse_log_count(run_id), offset=offset, limit=limit)
+
+
+@router.get("/{run_id}/result", summary="The result, as hil train --json", responses=_problems(404, 409))
+def read_result(run_id: str, runs: Store) -> dict[str, Any]:
+    """The ended run in the JSON form of ``hil train --json``; 409 while it is going."""
+    try:
+        return export.result_dict(runs, get_run(runs, run_id))
+    except export.RunNotEnded as e:
+        raise Problem(409, str(e), kind="run-not-ended", run_id=run_id) from e
+
+
+@router.get(
+    "/{run_id}/history.csv",
+    summary="Per-epoch history as CSV",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}, **_problems(404)},
+)
+def read_history_csv(run_id: str, runs: Store) -> Response:
+    run = get_run(runs, run_id)
+    return Response(
+        export.result_csv(runs, run),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="run-{run_id}.csv"'},
+    )
+
+
+@router.get("/{run_id}/plots", summary="The run's figures", responses=_problems(404))
+def list_plots(run_id: str, runs: Store) -> PlotList:
+    get_run(runs, run_id)
+    return PlotList(plots={name: f"/runs/{run_id}/plots/{name}.png" for name in PLOTS})
+
+
+@router.get(
+    "/{run_id}/plots/{name}.png",
+    summary="One figure as PNG (the same as hil train --plots)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **_problems(404, 409)},
+)
+async def read_plot(run_id: str, name: str, runs: Store) -> Response:
+    if name not in PLOTS:
+        raise Problem(404, f"no figure {name!r}; figures: {', '.join(PLOTS)}", kind="plot-not-found")
+    run = get_run(runs, run_id)
+    try:
+        png = await run_in_threadpool(_render, runs, run, name)
+    except export.RunNotEnded as e:
+        raise Problem(409, str(e), kind="run-not-ended", run_id=run_id) from e
+    return Response(png, media_type="image/png")
+
+
+def _render(runs: RunStore, run: Any, name: str) -> bytes:
+    from hil.reports.plots import plot_png
+
+    config = run.run_config
+    return plot_png(name, export.training_result(runs, run), config.task, config.training)
+
+
+@router.post(
+    "/{run_id}/stop",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Authorized],
+    summary="Stop a run (idempotent)",
+    responses=_problems(401, 404),
+)
+def stop_run(run_id: str, runs: Manager) -> RunView:
+    """The run stops before its next pulse, the instrument at 0 V. A finished run is returned unchanged."""
+    get_run(runs.store, run_id)
+    return RunView.of(runs.stop(run_id))
+
+
+@router.delete(
+    "/{run_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Authorized],
+    summary="Delete a finished run and its records",
+    responses=_problems(401, 404, 409),
+)
+def delete_run(run_id: str, runs: Store) -> Response:
+    get_run(runs, run_id)
+    try:
+        runs.delete_run(run_id)
+    except ValueError as e:
+        raise Problem(409, str(e), kind="run-active", run_id=run_id) from e
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,72 @@
+"""Executing one stored run: the same steps in the manager's thread or in a process of its own.
+
+:func:`execute` marks the run ``running``, calls
+:func:`hil.procedures.training.run_training` with a
+:class:`~hil.runs.recorder.StoreRecorder` (the backend wrapped in a
+:class:`~hil.seam.recording.RecordingBackend` for the pulse log) and records how
+it ended. The backend is closed (0 V) whatever happens, before the end is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+from hil.procedures.training import run_training
+from hil.runs.recorder import StoreRecorder
+from hil.runs.status import RunStatus, TransitionError, status_of_outcome
+from hil.runs.store import RunStore
+from hil.seam import CrossbarBackend
+from hil.seam.recording import RecordingBackend
+from hil.training.config import RunConfig
+from hil.training.stop import StopSignal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How a run ended, to be recorded (by :func:`finish`) once its instrument is released."""
+
+    status: RunStatus
+    fields: dict[str, Any]
+
+
+def execute(
+    store: RunStore, run_id: str, config: RunConfig, backend: CrossbarBackend, stop: StopSignal
+) -> RunEnd:
+    """Train run ``run_id`` on ``backend`` (open), recording it in ``store``; ``stop`` ends it early.
+
+    The backend is closed (0 V, released) before this returns, whatever happened; the caller
+    then records the end, so that a run seen finished never still holds its instrument.
+    """
+    recorder = StoreRecorder(store, run_id, stop)
+    recording = RecordingBackend(backend, recorder)
+    try:
+        # Stopped while queued: the stop signal is set and the run ends at once.
+        with suppress(TransitionError):
+            store.transition(run_id, RunStatus.RUNNING, identity=recording.info.identity)
+        run = run_training(config, backend=recording, observers=[recorder], stop=stop)
+        result = run.result
+        fields = {"outcome": result.outcome, "error": result.error_message}
+        return RunEnd(
+            status_of_outcome(result.outcome), {**fields, "result": run.to_dict(with_history=False)}
+        )
+    except Exception as e:
+        log.exception("run %s failed", run_id)
+        return RunEnd(RunStatus.FAILED, {"outcome": "fault", "error": f"{type(e).__name__}: {e}"})
+    finally:
+        recording.close()
+
+
+def finish(store: RunStore, run_id: str, end: RunEnd) -> None:
+    """Record the end of a run (through ``stopping`` for a stop), if it is still active."""
+    current = store.get_run(run_id).status
+    if end.status is RunStatus.STOPPED and current is RunStatus.RUNNING:
+        store.transition(run_id, RunStatus.STOPPING)
+    try:
+        store.transition(run_id, end.status, **end.fields)
+    except TransitionError:
+        log.error("run %s: cannot record its end as %s (it is %s)", run_id, end.status, current)

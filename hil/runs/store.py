@@ -1,0 +1,634 @@
+"""The run store: every run's config, status, history and pulse log in one SQLite file.
+
+Written as a run goes: one transaction per epoch (the epoch, the pulses and
+resets sent in it, and its event), so a crash loses at most the epoch in
+flight. An epoch is kept as the JSON text of :meth:`EpochRecord.to_dict`
+(conductances, weights, currents, activations as nested lists; error; counts),
+with its number, error and pulse count as columns. WAL journal: readers (the
+REST service, ``hil runs``) never wait for the writer. Each status change
+appends a status event and each epoch an epoch event, numbered per run from 1;
+a live stream replays them by number (``Last-Event-ID``).
+
+The file carries a schema version; :data:`MIGRATIONS` brings an older file up to
+:data:`SCHEMA_VERSION` when it is opened, and a newer file is refused.
+
+Connections are per thread (SQLite objects must stay in their thread); call
+:meth:`RunStore.close` to close them all. Times are UTC ISO 8601 text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from hil.runs.status import ACTIVE, RunStatus, check_transition
+from hil.training.config import RunConfig
+from hil.training.history import EpochRecord
+
+SCHEMA_VERSION = 1
+"""Version of the database layout this code writes."""
+
+STORE_ENV = "HIL_DB"
+"""Environment variable naming the run database (default :func:`default_path`)."""
+
+
+def _create_v1(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            ended_at TEXT,
+            status TEXT NOT NULL,
+            config TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            instrument TEXT,
+            identity TEXT,
+            outcome TEXT,
+            error TEXT,
+            result TEXT,
+            owner TEXT NOT NULL,
+            idempotency_key TEXT UNIQUE,
+            request_hash TEXT,
+            epochs INTEGER NOT NULL DEFAULT 0,
+            pulses INTEGER NOT NULL DEFAULT 0,
+            last_event INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX runs_status ON runs (status);
+        CREATE TABLE epochs (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            epoch INTEGER NOT NULL,
+            recorded_at TEXT NOT NULL,
+            error REAL NOT NULL,
+            pulses INTEGER NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (run_id, epoch)
+        );
+        CREATE TABLE pulse_log (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            epoch INTEGER NOT NULL,
+            sent_at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            row INTEGER NOT NULL,
+            col INTEGER NOT NULL,
+            amplitude_v REAL,
+            width_s REAL
+        );
+        CREATE INDEX pulse_log_run ON pulse_log (run_id, id);
+        CREATE TABLE events (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            epoch INTEGER,
+            data TEXT,
+            at TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        );
+        CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    )
+
+
+def _script(db: sqlite3.Connection, script: str) -> None:
+    """Run ``;``-separated statements inside the caller's transaction (``executescript`` would commit)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _create_v1}
+"""``MIGRATIONS[n]`` brings a version ``n - 1`` file to version ``n`` (1 creates the tables)."""
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (a newer schema, a file that is not a run store)."""
+
+
+class RunNotFound(KeyError):
+    """No run has this id."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run {run_id!r}")
+
+
+@dataclass(frozen=True)
+class PulseLogEntry:
+    """One programming operation sent to the device: a pulse (V, s) or the device's reset."""
+
+    sent_at: str
+    kind: Literal["pulse", "reset"]
+    row: int
+    col: int
+    amplitude_v: float | None = None
+    width_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run as stored: what it was asked to do, where it is, how it ended."""
+
+    id: str
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    status: RunStatus
+    config: dict[str, Any]
+    backend: str
+    instrument: str | None
+    """The physical instrument it holds (resource or port); None for an emulator."""
+    identity: str | None
+    outcome: str | None
+    error: str | None
+    epochs: int
+    """Epoch records stored."""
+    pulses: int
+    """Pulses sent, over the stored epochs."""
+    last_event: int
+    idempotency_key: str | None
+    request_hash: str | None
+    owner: str
+
+    @property
+    def run_config(self) -> RunConfig:
+        """The validated config."""
+        return RunConfig.model_validate(self.config)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of a run's stream: ``status`` (data: status, outcome, error) or ``epoch``."""
+
+    seq: int
+    kind: Literal["status", "epoch"]
+    at: str
+    data: dict[str, Any]
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601 with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def process_owner() -> str:
+    """``host:pid`` of this process: the owner written on the runs it starts."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def default_path() -> Path:
+    """``$HIL_DB``, else ``~/.crossbar-hil/runs.sqlite3``."""
+    value = os.environ.get(STORE_ENV, "").strip()
+    return Path(value).expanduser() if value else Path.home() / ".crossbar-hil" / "runs.sqlite3"
+
+
+class RunStore:
+    """The run database at ``path`` (created, or migrated, on open); ``on_event(run_id, seq)`` is
+    called after each commit of an event."""
+
+    def __init__(self, path: str | Path, on_event: Callable[[str, int], None] | None = None) -> None:
+        self.path = Path(path).expanduser()
+        if str(path) == ":memory:":
+            raise ValueError("the run store needs a file: every thread opens its own connection")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._last_event: dict[str, int] = {}
+        self._on_event = on_event
+        self._listeners: list[Callable[[str, int], None]] = []
+        self._migrate()
+
+    # ------------------------------------------------------------------ connections
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # In WAL mode: durable against a process crash.
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+            with self._all_lock:
+                self._all.append(db)
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (taken at once, so two writers never deadlock)."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def release_thread(self) -> None:
+        """Close the calling thread's connection (a thread that ends should; a run thread does)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            self._local.db = None
+            with self._all_lock:
+                self._all.remove(db)
+            db.close()
+
+    def close(self) -> None:
+        """Close every connection this store opened (in any thread)."""
+        with self._all_lock:
+            for db in self._all:
+                db.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def _migrate(self) -> None:
+        with self._write() as db:
+            has_table = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            ).fetchone()
+            if not has_table:
+                if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    raise StoreError(f"{self.path} is an SQLite file but not a crossbar-hil run store")
+                db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                db.execute("INSERT INTO schema_version VALUES (0)")
+            version = db.execute("SELECT version FROM schema_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has run-store schema {version}; this crossbar-hil reads up to "
+                    f"{SCHEMA_VERSION}: upgrade crossbar-hil"
+                )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[step](db)
+            db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open file."""
+        return int(self._db().execute("SELECT version FROM schema_version").fetchone()[0])
+
+    # ------------------------------------------------------------------ runs
+    def create_run(
+        self,
+        config: RunConfig,
+        *,
+        instrument: str | None = None,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        owner: str | None = None,
+    ) -> Run:
+        """A new ``queued`` run (and its first status event)."""
+        run_id = uuid.uuid4().hex
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO runs (id, created_at, status, config, backend, instrument, owner, "
+                "idempotency_key, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    now(),
+                    RunStatus.QUEUED.value,
+                    config.model_dump_json(),
+                    config.backend.name,
+                    instrument,
+                    owner or process_owner(),
+                    idempotency_key,
+                    request_hash,
+                ),
+            )
+            self._append_event(db, run_id, "status", None, _status_data(RunStatus.QUEUED, None, None))
+        self._notify(run_id, db)
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        """The run, or :class:`RunNotFound`."""
+        row = self._db().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(run_id)
+        return _run(row)
+
+    def find_by_idempotency_key(self, key: str) -> Run | None:
+        """The run created with this ``Idempotency-Key``, if any."""
+        row = self._db().execute("SELECT * FROM runs WHERE idempotency_key = ?", (key,)).fetchone()
+        return None if row is None else _run(row)
+
+    def list_runs(
+        self, statuses: Sequence[RunStatus] = (), limit: int = 50, offset: int = 0
+    ) -> tuple[list[Run], int]:
+        """Runs, newest first, optionally only those with one of ``statuses``; and how many match."""
+        where, args = "", []
+        if statuses:
+            where = f"WHERE status IN ({', '.join('?' * len(statuses))})"
+            args = [RunStatus(s).value for s in statuses]
+        db = self._db()
+        total = db.execute(f"SELECT count(*) FROM runs {where}", args).fetchone()[0]
+        rows = db.execute(
+            f"SELECT * FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        ).fetchall()
+        return [_run(r) for r in rows], int(total)
+
+    def transition(
+        self,
+        run_id: str,
+        target: RunStatus,
+        *,
+        error: str | None = None,
+        outcome: str | None = None,
+        identity: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> Run:
+        """Move the run to ``target`` (checked against the transition table) and record the event.
+
+        Raises :class:`RunNotFound` or :class:`~hil.runs.status.TransitionError`.
+        """
+        with self._write() as db:
+            current = self._status(db, run_id)
+            check_transition(current, target)
+            sets = {"status": target.value}
+            if target is RunStatus.RUNNING:
+                sets["started_at"] = now()
+            if target.finished:
+                sets["ended_at"] = now()
+            for key, value in (("error", error), ("outcome", outcome), ("identity", identity)):
+                if value is not None:
+                    sets[key] = value
+            if result is not None:
+                sets["result"] = json.dumps(result)
+            db.execute(
+                f"UPDATE runs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                [*sets.values(), run_id],
+            )
+            self._append_event(db, run_id, "status", None, _status_data(target, outcome, error))
+        self._notify(run_id, db)
+        return self.get_run(run_id)
+
+    def request_stop(self, run_id: str) -> Run:
+        """Mark an active run ``stopping`` (idempotent: a stopping or finished run is returned as is).
+
+        The process running it sees the mark after the epoch in flight and stops before
+        its next pulse (see :class:`~hil.runs.recorder.StoreRecorder`).
+        """
+        run = self.get_run(run_id)
+        if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            try:
+                return self.transition(run_id, RunStatus.STOPPING)
+            except ValueError:  # It moved on meanwhile (e.g. finished): nothing to stop.
+                return self.get_run(run_id)
+        return run
+
+    def result(self, run_id: str) -> dict[str, Any] | None:
+        """The stored result summary (the run's JSON form without history), once the run ended."""
+        row = self._db().execute("SELECT result FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(run_id)
+        return None if row["result"] is None else json.loads(row["result"])
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a finished run and everything recorded of it; ValueError for an active run."""
+        with self._write() as db:
+            if RunStatus(self._status(db, run_id)) in ACTIVE:
+                raise ValueError(f"run {run_id} is still active: stop it first")
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        self._last_event.pop(run_id, None)
+
+    def recover(self, alive: Callable[[str], bool] | None = None) -> list[str]:
+        """Mark ``interrupted`` every active run whose owning process is gone; returns their ids.
+
+        ``alive(owner)`` tells whether an owner (``host:pid``) still runs; by default a
+        process on this host is checked by pid, and a run owned by another host is left as it is.
+        Their epochs stay.
+        """
+        alive = alive or _owner_alive
+        active = [r.value for r in ACTIVE]
+        rows = (
+            self._db()
+            .execute(f"SELECT id, owner FROM runs WHERE status IN ({', '.join('?' * len(active))})", active)
+            .fetchall()
+        )
+        lost = []
+        for row in rows:
+            if alive(row["owner"]):
+                continue
+            try:
+                self.transition(
+                    row["id"],
+                    RunStatus.INTERRUPTED,
+                    error=f"interrupted: the process running it ({row['owner']}) ended during the run",
+                )
+            except ValueError:
+                continue
+            lost.append(row["id"])
+        return lost
+
+    # ------------------------------------------------------------------ history
+    def record_epoch(self, run_id: str, record: EpochRecord, log: Sequence[PulseLogEntry] = ()) -> RunStatus:
+        """Store one epoch, the pulses and resets sent in it, and its event: one transaction.
+
+        Returns the run's status at that moment (``stopping`` tells the runner to stop).
+        """
+        text = json.dumps(record.to_dict())
+        with self._write() as db:
+            status = self._status(db, run_id)
+            db.execute(
+                "INSERT INTO epochs (run_id, epoch, recorded_at, error, pulses, record) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, record.epoch, now(), record.error, record.pulses, text),
+            )
+            self._insert_log(db, run_id, record.epoch, log)
+            db.execute(
+                "UPDATE runs SET epochs = epochs + 1, pulses = pulses + ? WHERE id = ?",
+                (record.pulses, run_id),
+            )
+            self._append_event(db, run_id, "epoch", record.epoch, None)
+        self._notify(run_id, db)
+        return RunStatus(status)
+
+    def record_log(self, run_id: str, epoch: int, log: Sequence[PulseLogEntry]) -> None:
+        """Store pulses and resets sent outside an epoch's record (e.g. after the last one)."""
+        if log:
+            with self._write() as db:
+                self._insert_log(db, run_id, epoch, log)
+
+    def epochs(self, run_id: str, offset: int = 0, limit: int | None = None) -> list[EpochRecord]:
+        """Stored epoch records, in epoch order (``limit`` None = all)."""
+        rows = (
+            self._db()
+            .execute(
+                "SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch LIMIT ? OFFSET ?",
+                (run_id, -1 if limit is None else limit, offset),
+            )
+            .fetchall()
+        )
+        return [_epoch(r) for r in rows]
+
+    def pulse_log(self, run_id: str, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every pulse and reset sent in the run, in order, with the epoch it belongs to."""
+        rows = (
+            self._db()
+            .execute(
+                "SELECT epoch, sent_at, kind, row, col, amplitude_v, width_s FROM pulse_log "
+                "WHERE run_id = ? ORDER BY id LIMIT ? OFFSET ?",
+                (run_id, -1 if limit is None else limit, offset),
+            )
+            .fetchall()
+        )
+        return [dict(r) for r in rows]
+
+    def pulse_log_count(self, run_id: str, kind: str | None = None) -> int:
+        """How many entries the run's pulse log has (only ``kind``, 'pulse' or 'reset', if given)."""
+        sql, args = "SELECT count(*) FROM pulse_log WHERE run_id = ?", [run_id]
+        if kind is not None:
+            sql, args = sql + " AND kind = ?", [run_id, kind]
+        return int(self._db().execute(sql, args).fetchone()[0])
+
+    # ------------------------------------------------------------------ events
+    def events(self, run_id: str, after: int = 0, limit: int = 500) -> list[Event]:
+        """The run's events numbered above ``after``, in order (epoch events carry the record)."""
+        rows = (
+            self._db()
+            .execute(
+                "SELECT e.seq, e.kind, e.at, e.data, p.record FROM events e LEFT JOIN epochs p "
+                "ON e.kind = 'epoch' AND p.run_id = e.run_id AND p.epoch = e.epoch "
+                "WHERE e.run_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?",
+                (run_id, after, limit),
+            )
+            .fetchall()
+        )
+        out = []
+        for r in rows:
+            data = json.loads(r["data"]) if r["kind"] == "status" else {"record": json.loads(r["record"])}
+            out.append(Event(r["seq"], r["kind"], r["at"], {"run_id": run_id, **data}))
+        return out
+
+    def last_event(self, run_id: str) -> int:
+        """Number of the run's latest event, as this process last wrote or read it (cheap)."""
+        seq = self._last_event.get(run_id)
+        if seq is None:
+            seq = self.get_run(run_id).last_event
+            self._last_event[run_id] = seq
+        return seq
+
+    def refresh_last_event(self, run_id: str) -> int:
+        """Number of the run's latest event, read from the file (sees other processes' writes)."""
+        seq = self.get_run(run_id).last_event
+        self._last_event[run_id] = seq
+        return seq
+
+    # ------------------------------------------------------------------ settings
+    def get_setting(self, key: str) -> Any:
+        """A stored setting (JSON value), or None."""
+        row = self._db().execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row["value"])
+
+    def set_setting(self, key: str, value: Any) -> None:
+        """Store a setting (JSON value); None deletes it."""
+        with self._write() as db:
+            if value is None:
+                db.execute("DELETE FROM settings WHERE key = ?", (key,))
+            else:
+                db.execute(
+                    "INSERT INTO settings VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, json.dumps(value)),
+                )
+
+    # ------------------------------------------------------------------ internals
+    def _status(self, db: sqlite3.Connection, run_id: str) -> str:
+        row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(run_id)
+        return str(row[0])
+
+    def _append_event(
+        self, db: sqlite3.Connection, run_id: str, kind: str, epoch: int | None, data: dict[str, Any] | None
+    ) -> None:
+        db.execute("UPDATE runs SET last_event = last_event + 1 WHERE id = ?", (run_id,))
+        db.execute(
+            "INSERT INTO events (run_id, seq, kind, epoch, data, at) "
+            "SELECT id, last_event, ?, ?, ?, ? FROM runs WHERE id = ?",
+            (kind, epoch, None if data is None else json.dumps(data), now(), run_id),
+        )
+
+    def _insert_log(
+        self, db: sqlite3.Connection, run_id: str, epoch: int, log: Sequence[PulseLogEntry]
+    ) -> None:
+        db.executemany(
+            "INSERT INTO pulse_log (run_id, epoch, sent_at, kind, row, col, amplitude_v, width_s) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, epoch, e.sent_at, e.kind, e.row, e.col, e.amplitude_v, e.width_s) for e in log],
+        )
+
+    def _notify(self, run_id: str, db: sqlite3.Connection) -> None:
+        seq = db.execute("SELECT last_event FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if seq is not None:
+            self.note_event(run_id, int(seq[0]))
+            if self._on_event is not None:
+                self._on_event(run_id, int(seq[0]))
+
+    def note_event(self, run_id: str, seq: int) -> None:
+        """Event ``seq`` of the run was committed (by this process or, as told, by a run's worker);
+        the listeners hear of it."""
+        if seq > self._last_event.get(run_id, 0):
+            self._last_event[run_id] = seq
+        for listener in list(self._listeners):
+            listener(run_id, seq)
+
+    def add_listener(self, listener: Callable[[str, int], None]) -> None:
+        """Call ``listener(run_id, seq)`` (in the committing thread) after each event is noted."""
+        self._listeners.append(listener)
+
+
+def _status_data(status: RunStatus, outcome: str | None, error: str | None) -> dict[str, Any]:
+    return {"status": status.value, "outcome": outcome, "error": error}
+
+
+def _run(row: sqlite3.Row) -> Run:
+    return Run(
+        id=row["id"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        status=RunStatus(row["status"]),
+        config=json.loads(row["config"]),
+        backend=row["backend"],
+        instrument=row["instrument"],
+        identity=row["identity"],
+        outcome=row["outcome"],
+        error=row["error"],
+        epochs=row["epochs"],
+        pulses=row["pulses"],
+        last_event=row["last_event"],
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+        owner=row["owner"],
+    )
+
+
+def _epoch(row: sqlite3.Row) -> EpochRecord:
+    return EpochRecord.from_dict(json.loads(row["record"]))
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # Another machine's run: it cannot be judged from here.
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

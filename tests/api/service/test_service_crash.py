@@ -1,0 +1,86 @@
+"""Crash safety: the service killed with SIGKILL mid-run, restarted on the same database."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from service_support import AUTH, TOKEN, wait_epochs, wait_status
+
+from emulator.instrument.faults import FaultPlan
+from emulator.instrument.server import running_server
+from hil.runs.store import RunStore
+
+
+@contextmanager
+def service_process(database: Path) -> Iterator[tuple[subprocess.Popen[str], httpx.Client]]:
+    """``hil serve`` in a subprocess on a free port of 127.0.0.1; killed at the end if still alive."""
+    env = {**os.environ, "HIL_TOKEN": TOKEN}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api", "serve", "--port", "0", "--database", str(database)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        for line in proc.stderr:
+            if m := re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line):
+                url = m.group(1)
+                break
+            assert time.monotonic() < deadline, "the service did not start"
+        else:
+            raise AssertionError(f"the service exited with {proc.wait()}")
+        with httpx.Client(base_url=url, timeout=20) as client:
+            yield proc, client
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def test_a_killed_service_leaves_the_run_interrupted_with_every_committed_epoch(tmp_path: Path) -> None:
+    database = tmp_path / "runs.sqlite3"
+    with running_server(faults=FaultPlan(reply_delay_s=0.005)) as instrument:
+        body = {
+            "backend": {"name": "visa", "params": {"resource": instrument.resource_string, "timeout_s": 5}},
+            "training": {"max_epochs": 500, "patience": 0},
+        }
+        with service_process(database) as (proc, client):
+            run_id = client.post("/runs", json=body, headers=AUTH).json()["id"]
+            wait_epochs(client, run_id, 5)
+            committed = client.get(f"/runs/{run_id}/epochs", params={"limit": 1000}).json()["items"]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        # The run's own process died with the service: the instrument hears nothing more.
+        time.sleep(0.5)
+        heard = instrument.command_count
+        time.sleep(0.5)
+        assert instrument.command_count == heard
+        store = RunStore(database)
+        assert store.get_run(run_id).status == "running"  # Nobody has looked at it yet.
+        store.close()
+        with service_process(database) as (_, client):
+            run = client.get(f"/runs/{run_id}").json()
+            assert run["status"] == "interrupted" and "ended during the run" in run["error"]
+            kept = client.get(f"/runs/{run_id}/epochs", params={"limit": 1000}).json()["items"]
+            assert len(kept) >= len(committed) >= 5 and kept[: len(committed)] == committed
+            assert [e["epoch"] for e in kept] == list(range(len(kept)))
+            result = client.get(f"/runs/{run_id}/result").json()
+            assert result["outcome"] == "fault" and len(result["history"]) == len(kept)
+            new = client.post(
+                "/runs", json=body | {"training": {"max_epochs": 2, "patience": 0}}, headers=AUTH
+            )
+            assert new.status_code == 202, new.text
+            assert wait_status(client, new.json()["id"], {"not_converged"})["epochs"] == 3

@@ -1,0 +1,91 @@
+"""``hil runs`` and ``hil serve`` from the command line, on the store the service writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from api.cli import main
+from hil.procedures.training import RESULT_SCHEMA_VERSION
+from hil.runs.manager import RunManager
+from hil.runs.store import RunStore
+from hil.training.config import RunConfig
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    """A store with one finished emulator run (10 epochs) and one queued run."""
+    path = tmp_path / "runs.sqlite3"
+    store = RunStore(path)
+    manager = RunManager(store)
+    run, _ = manager.start(RunConfig.model_validate({"training": {"max_epochs": 10, "patience": 0}}))
+    assert manager.wait(run.id, 10)
+    store.create_run(RunConfig())
+    store.close()
+    return path
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_show_export_and_stop(
+    database: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = ["runs", "--database", str(database)]
+    code, out, _ = run_cli(capsys, *db, "list", "--json")
+    listing = json.loads(out)
+    assert code == 0 and listing["total"] == 2
+    queued, done = listing["items"]
+    assert (queued["status"], done["status"]) == ("queued", "not_converged")
+    code, out, _ = run_cli(capsys, *db, "list", "--status", "not_converged")
+    assert code == 0 and done["id"] in out and queued["id"] not in out and "1 of 1 runs" in out
+    code, out, _ = run_cli(capsys, *db, "show", done["id"])
+    assert json.loads(out)["epochs"] == 11
+    code, out, _ = run_cli(capsys, *db, "export", done["id"])
+    result = json.loads(out)
+    assert (
+        result["schema_version"] == RESULT_SCHEMA_VERSION
+        and len(result["history"]) == 11
+        and result["outcome"] == "max_epochs"
+    )
+    target = tmp_path / "h.csv"
+    assert run_cli(capsys, *db, "export", done["id"], "--format", "csv", "-o", str(target))[0] == 0
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert [int(r["epoch"]) for r in rows] == list(range(11))
+    assert [float(r["error"]) for r in rows] == [e["error"] for e in result["history"]]
+    code, out, _ = run_cli(capsys, *db, "stop", queued["id"])
+    assert code == 0 and "stopping" in out
+    assert run_cli(capsys, *db, "stop", queued["id"])[0] == 0
+    code, _, err = run_cli(capsys, *db, "show", "nope")
+    assert code == 1 and "no run 'nope'" in err
+
+
+def test_a_missing_database_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "runs", "--database", str(tmp_path / "none.sqlite3"), "list")
+    assert code == 2 and "no run store" in err
+
+
+def test_serve_refuses_a_public_address_without_a_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HIL_TOKEN", raising=False)
+    code, _, err = run_cli(capsys, "serve", "--host", "0.0.0.0", "--database", str(tmp_path / "db"))
+    assert code == 2 and "not a loopback address" in err and "token" in err
+    assert not (tmp_path / "db").exists()
+
+
+def test_serve_on_loopback_without_a_token_writes_one_for_its_owner(tmp_path: Path) -> None:
+    from api.cli import build_parser
+    from api.cli.serve import settings_from
+
+    args = build_parser().parse_args(["serve", "--database", str(tmp_path / "db")])
+    settings, written = settings_from(args)
+    assert written == tmp_path / "db.token" and written.stat().st_mode & 0o077 == 0
+    assert settings.token is not None and written.read_text().strip() == settings.token.get_secret_value()
