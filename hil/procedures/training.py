@@ -178,24 +178,37 @@ def save_plots(run: TrainingRun, directory: Path) -> dict[str, Path]:
 
 
 def what_to_try(run: TrainingRun) -> list[str]:
-    """Suggestions for a run that ended without converging (empty otherwise), one per line."""
+    """Suggestions for a run that ended without converging (empty otherwise), one per line.
+
+    They follow the run's diagnosis when it has one, so the advice never contradicts
+    the reason the summary gives.
+    """
     result, cfg = run.result, run.config.training
-    if result.outcome not in ("max_epochs", "stalled"):
+    if result.outcome not in ("max_epochs", "stalled", "infeasible"):
         return []
-    tips = []
-    if result.outcome == "stalled" or result.stalled_epochs() >= 3:
-        tips.append(
-            f"a larger gain, e.g. --beta {3 * cfg.beta:.3g} (now {cfg.beta:.3g} 1/A): the bands are then "
-            "met with smaller weights, before the pulsed devices saturate"
-        )
-        tips.append(f"wider bands, e.g. --f-plus {cfg.f_plus / 2:.2g} --f-minus {cfg.f_minus / 2:.2g}")
-    else:
-        tips.append(
-            f"more epochs, e.g. --max-epochs {2 * max(cfg.max_epochs, 1)}: the devices were still moving"
-        )
-    tips.append(
+    larger_gain = (
+        f"a larger gain, e.g. --beta {3 * cfg.beta:.3g} (now {cfg.beta:.3g} 1/A), or --gain calibrated: "
+        "the bands are then met with smaller weights, before the pulsed devices saturate"
+    )
+    other_draw = (
         "another device-variation seed (--seed) or device; the README's 'What to expect' has the odds"
     )
+    diagnosis = result.diagnosis
+    if diagnosis is None:
+        diagnosis = "saturated_pair" if result.outcome == "stalled" or result.stalled_epochs() >= 3 else None
+    tips = {
+        "infeasible_draw": [f"{other_draw}: no gain lets these devices meet the bands"],
+        "gain_too_low": [larger_gain, other_draw],
+        "saturated_pair": [
+            larger_gain,
+            f"wider bands, e.g. --f-plus {cfg.f_plus / 2:.2g} --f-minus {cfg.f_minus / 2:.2g}",
+            "--rule method_b: it re-programmes a pair whose device has saturated",
+            other_draw,
+        ],
+    }.get(diagnosis or "")
+    if tips is None:  # overshot, epoch_limit or unknown: the devices were still moving
+        tips = [f"more epochs, e.g. --max-epochs {2 * max(cfg.max_epochs, 1)}: the devices were still moving"]
+        tips.append(other_draw)
     return tips
 
 

@@ -69,3 +69,31 @@ def test_the_json_is_bounded_for_a_long_run() -> None:
     assert len(run.result.history) == 3001
     assert len(run.to_json()) < 3_000_000
     assert len(run.to_dict(history_limit=None)["history"]) == 3001
+
+
+@pytest.mark.parametrize(
+    ("diagnosis", "expected", "never"),
+    [
+        ("infeasible_draw", "--seed", "--beta"),
+        ("gain_too_low", "--beta 1.8e+07", "--max-epochs"),
+        ("saturated_pair", "--rule method_b", "--max-epochs"),
+        ("epoch_limit", "--max-epochs 100", "--rule"),
+    ],
+)
+def test_the_advice_for_a_run_that_did_not_converge_follows_its_diagnosis(
+    diagnosis: str, expected: str, never: str
+) -> None:
+    from hil.procedures.training import TrainingRun, what_to_try
+    from hil.training.history import TrainingResult
+
+    result = TrainingResult(outcome="max_epochs", diagnosis=diagnosis)  # type: ignore[arg-type]
+    config = RunConfig(training=TrainingConfig(beta=6e6, max_epochs=50))
+    tips = "\n".join(what_to_try(TrainingRun(config, "test", result)))
+    assert expected in tips and never not in tips
+
+
+def test_a_converged_run_gets_no_advice() -> None:
+    from hil.procedures.training import TrainingRun, what_to_try
+    from hil.training.history import TrainingResult
+
+    assert what_to_try(TrainingRun(RunConfig(), "test", TrainingResult(outcome="converged"))) == []
