@@ -75,22 +75,17 @@ def test_results_are_written_before_the_plots_and_kept_when_plotting_is_stopped(
 
 
 # ------------------------------------------------------------------ 2. signals
+def long_run(instrument: InstrumentServer) -> tuple[str, ...]:
+    """``hil train`` arguments of a run that goes on until stopped, its result in run.json."""
+    until_stopped = ("--preset", "reference", "--max-epochs", "5000", "--patience", "0")
+    return ("train", *over_visa(instrument), *until_stopped, "--json", "run.json")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_stops_training_before_the_next_pulse_at_0_v_with_the_results(
     instrument: InstrumentServer, tmp_path: Path, signum: int
 ) -> None:
-    args = (
-        "train",
-        *over_visa(instrument),
-        "--preset",
-        "reference",
-        "--max-epochs",
-        "5000",
-        "--patience",
-        "0",
-    )
-    args = (*args, "--json", "run.json")
-    run = Running(*args, cwd=tmp_path)
+    run = Running(*long_run(instrument), cwd=tmp_path)
     run.wait_for(r"epoch +3/5000")
     run.proc.send_signal(signum)
     assert run.finish() == STOPPED
@@ -120,18 +115,7 @@ def test_a_signal_during_the_handshake_exits_4_without_a_pulse(
 def test_a_second_ctrl_c_during_a_slow_stop_says_what_it_waits_for(
     instrument: InstrumentServer, tmp_path: Path
 ) -> None:
-    args = (
-        "train",
-        *over_visa(instrument),
-        "--preset",
-        "reference",
-        "--max-epochs",
-        "5000",
-        "--patience",
-        "0",
-    )
-    args = (*args, "--json", "run.json")
-    run = Running(*args, cwd=tmp_path)
+    run = Running(*long_run(instrument), cwd=tmp_path)
     run.wait_for(r"epoch +2/5000")
     instrument.faults = FaultPlan(reply_delay_s=1.0)  # every reply now takes a second
     time.sleep(0.3)
