@@ -10,7 +10,11 @@ resets and read-verify reads when a device saturates.
 Start: by default (``start_state="reset"``) every device the task uses is reset
 first, where the backend supports reset, so a run never starts from an earlier
 run's devices (and the device curve's position 0 is where they are); the result
-lists the devices reset.
+lists the devices reset. A stop or fault during these resets ends the run with
+it (aborted, nothing more sent), also when :meth:`Trainer.prepare` was called
+first. The device curve counts pulses from reset: without a reset start
+(``start_state="as_is"`` or a backend without reset) the planned rule and the
+calibrated gain are refused and the feasibility verdict is left unknown.
 
 Before the first epoch (:meth:`Trainer.prepare`), given a device curve
 (``TrainingConfig.device_curve_siemens``), the trainer reads the crossbar and
@@ -92,10 +96,12 @@ class Trainer:
         info.limits.check_read_v("task.v_high", task.v_high)
         self._row_v = self._pad(task.voltages("train"))
         self._targets = task.targets("train")
+        self._from_reset = self.config.start_state == "reset" and info.supports_reset
+        self._check_start(info.identity)
         self.rule = make_rule(self.config)
         self.rule.check_backend(backend)
         self._prepared: TrainingResult | None = None
-        self._started = False
+        self._prepare_error: BaseException | None = None
         self.result = TrainingResult(outcome="max_epochs", beta=self.config.beta)
         """The run's result as it is recorded (also after a KeyboardInterrupt got through)."""
 
@@ -111,21 +117,64 @@ class Trainer:
         training pulse is sent (:meth:`run` calls it otherwise). The device curve's
         position 0 is the reset state.
         """
+        if self._prepare_error is not None:  # Failed once: a second call ends with the same error.
+            raise self._prepare_error
         if self._prepared is not None:
             return self._prepared
-        result = self.result
-        if not self._started:
-            self._started = True
-            if self.config.start_state == "reset" and self.backend.info.supports_reset:
-                result.start_state = "reset"
-                reset_devices(self.backend, self.task, self.stop, done=result.start_reset_devices)
+        try:
+            self._prepared = self._prepare()
+        except BaseException as e:
+            self._prepare_error = e
+            raise
+        return self._prepared
+
+    def _check_start(self, identity: str) -> None:
+        """Refuse what assumes devices at position 0 when the run does not start from reset.
+
+        The device curve counts pulses from reset: the planned rule and the calibrated
+        gain place the devices on it at position 0, which holds only after the start
+        reset. Raises ValueError naming the fields, before anything is sent.
+        """
         cfg = self.config
-        self._prepared = result
+        if self._from_reset or cfg.device_curve_siemens is None:
+            return
+        why = (
+            "training.start_state='as_is'"
+            if cfg.start_state != "reset"
+            else f"backend {identity} has no device reset"
+        )
+        uses = [
+            f
+            for f, on in (
+                ("training.rule='planned'", cfg.rule == "planned"),
+                ("training.gain='calibrated'", cfg.gain == "calibrated"),
+            )
+            if on
+        ]
+        if uses:
+            raise ValueError(
+                f"{' and '.join(uses)} with training.device_curve_siemens assume every device starts at "
+                f"the curve's position 0 (reset), but {why}: use start_state='reset' on a backend with "
+                "reset, or rule='manhattan' (or another rule) with gain='fixed'"
+            )
+
+    def _prepare(self) -> TrainingResult:
+        result = self.result
+        if self._from_reset:
+            result.start_state = "reset"
+            reset_devices(self.backend, self.task, self.stop, done=result.start_reset_devices)
+        cfg = self.config
         if cfg.device_curve_siemens is None:
             if cfg.rule == "planned":
                 result.notes.append("no device curve: the planned rule makes Manhattan steps only")
             if cfg.gain == "calibrated":
                 result.notes.append(f"no device curve: gain not calibrated, beta = {cfg.beta:g} 1/A as given")
+            return result
+        if not self._from_reset:
+            result.notes.append(
+                "feasibility unknown: the devices did not start from reset, so their positions on the "
+                "device curve are not known"
+            )
             return result
         curve = np.asarray(cfg.device_curve_siemens, dtype=float)
         g = self.backend.read_conductances(cfg.read_v)

@@ -12,7 +12,7 @@ import pytest
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from hil.procedures.outputs import OutputPathError
 from hil.procedures.training import RunOutputs, run_training
-from hil.seam.errors import ConnectionLost
+from hil.seam.errors import ConnectionLost, DeviceFault, RunStopped
 from hil.training.config import RunConfig, TrainingConfig
 from hil.training.history import thinned
 
@@ -97,3 +97,55 @@ def test_a_converged_run_gets_no_advice() -> None:
     from hil.training.history import TrainingResult
 
     assert what_to_try(TrainingRun(RunConfig(), "test", TrainingResult(outcome="converged"))) == []
+
+
+class _ResetFails(_Counting):
+    """The third start-state reset fails with an instrument error; counts aborts."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+        self.resets = 0
+        self.pulses = 0
+        self.aborted = 0
+
+    def _reset(self, row: int, col: int) -> None:
+        self.resets += 1
+        if self.resets == 3:
+            raise self.error
+        super()._reset(row, col)
+
+    def _pulse_many(self, pulses):  # type: ignore[no-untyped-def]
+        self.pulses += len(pulses)
+        super()._pulse_many(pulses)
+
+    def _abort(self) -> None:
+        self.aborted += 1
+        super()._abort()
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome", "message"),
+    [
+        (
+            DeviceFault("reset failed: instrument error"),
+            "fault",
+            "DeviceFault: reset failed: instrument error",
+        ),
+        (RunStopped("stop pressed during the reset"), "stopped", "stop pressed during the reset"),
+    ],
+)
+def test_a_failure_during_the_start_reset_ends_the_run_with_it_and_sends_nothing_more(
+    error: Exception, outcome: str, message: str
+) -> None:
+    backend = _ResetFails(error)
+    shown = []
+    run = run_training(
+        RunConfig(training=TrainingConfig(rule="manhattan", max_epochs=5)),
+        backend=backend,
+        on_prepared=shown.append,
+    )
+    assert run.result.outcome == outcome and message in (run.result.error_message or "")
+    assert backend.resets == 3 and backend.pulses == 0 and run.result.history == []
+    assert run.result.start_reset_devices == [(0, 0), (0, 1)]
+    assert backend.aborted >= 1 and shown == []  # 0 V; no verdict shown for a start that failed

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
 from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.seam import Pulse
+from hil.seam import BackendInfo, Pulse
 from hil.training.config import TrainingConfig
 from hil.training.task import Task
 from hil.training.trainer import Trainer, train
@@ -127,3 +128,46 @@ def test_the_planned_rule_refuses_online_updates_before_anything_is_sent() -> No
     with pytest.raises(ValueError, match="update='batch' only"):
         Trainer(xb, TASK, TrainingConfig.recommended(update="online"))
     assert xb.reads == 0 and xb.pulses_applied == 0
+
+
+class _NoReset(CountingCrossbar):
+    """An emulated crossbar that, like some instruments, has no reset."""
+
+    @property
+    def info(self) -> BackendInfo:
+        return super().info.model_copy(update={"supports_reset": False})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fields"),
+    [
+        ({"start_state": "as_is"}, "training.rule='planned' and training.gain='calibrated'"),
+        ({"start_state": "as_is", "rule": "manhattan"}, "training.gain='calibrated'"),
+        ({"start_state": "as_is", "gain": "fixed"}, "training.rule='planned'"),
+    ],
+)
+def test_position_zero_settings_are_refused_when_the_run_does_not_start_from_reset(
+    overrides: dict[str, str], fields: str
+) -> None:
+    xb = CountingCrossbar(EmulatorConfig(seed=0))
+    cfg = TrainingConfig.recommended(device_curve_siemens=own_curve(xb), **overrides)
+    with pytest.raises(ValueError, match=f"{re.escape(fields)} .*start_state='as_is'"):
+        Trainer(xb, TASK, cfg)
+    assert xb.reads == 0 and xb.pulses_applied == 0
+
+
+def test_position_zero_settings_are_refused_on_a_backend_without_reset() -> None:
+    xb = _NoReset(EmulatorConfig(seed=0))
+    with pytest.raises(ValueError, match=r"training.rule='planned' .*has no device reset"):
+        Trainer(xb, TASK, TrainingConfig.recommended(device_curve_siemens=own_curve(xb)))
+    assert xb.reads == 0 and xb.pulses_applied == 0
+
+
+def test_without_a_reset_start_the_feasibility_verdict_is_unknown() -> None:
+    xb = CountingCrossbar(EmulatorConfig(seed=3))
+    train(xb, TASK, TrainingConfig(beta=6e6, max_epochs=5))  # devices left away from reset
+    cfg = TrainingConfig.reference(start_state="as_is", max_epochs=2, device_curve_siemens=own_curve(xb))
+    result = train(xb, TASK, cfg)
+    assert result.feasibility is None and result.margin_any_gain_a is None
+    assert any(n.startswith("feasibility unknown") for n in result.notes)
+    assert result.diagnosis != "gain_too_low"  # no verdict from the wrong positions
