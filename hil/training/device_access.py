@@ -3,9 +3,10 @@
 A rule never holds the backend itself: it acts through :class:`DeviceAccess`,
 which checks the run's :class:`~hil.training.stop.StopSignal` before every
 operation that changes a device (so a stop takes effect before the next pulse
-or reset) and counts what was sent, for the epoch record. Only backend
-operations are used (pulse, reset, read, VMM), so a rule runs the same on the
-emulator and on hardware, through any driver.
+command, at most ``limits.max_batch`` pulses, or reset) and counts what was
+sent, for the epoch record. Only backend operations are used (pulse, reset,
+read, VMM), so a rule runs the same on the emulator and on hardware, through
+any driver.
 
 Instrument time (s) is what the device operations occupy the instrument: the
 width of every pulse sent plus ``reset_time_s`` per reset (on hardware a reset
@@ -54,18 +55,28 @@ class DeviceAccess:
         """Pulse widths plus ``reset_time_s`` per reset, in s."""
 
     def send(self, pulses: Sequence[Pulse], verify: bool = False) -> None:
-        """Send ``pulses`` (potentiating or depressing) as one batch, nothing when empty.
+        """Send ``pulses`` (potentiating or depressing) in order, nothing when empty.
 
-        The stop is checked first; ``verify`` counts them as read-verify pulses.
+        The whole list is checked against the backend's limits first (one bad pulse
+        and none is sent); then it goes out in chunks of at most ``limits.max_batch``
+        pulses (one command each on an instrument), the stop checked before every
+        chunk. Pulses and instrument time are counted per chunk sent, so a stop or a
+        fault part way leaves counts of what actually went out. ``verify`` counts them
+        as read-verify pulses.
         """
         if not pulses:
             return
-        self.stop.check()
-        sent = self.backend.pulse_many(pulses)
-        self.pulses += sent
-        if verify:
-            self.verify_pulses += sent
-        self.instrument_time_s += float(sum(p.width_s for p in pulses))
+        for k, p in enumerate(pulses):
+            self.backend.check_pulse(p, field=f"pulses[{k}]")
+        size = self.backend.info.limits.max_batch
+        for start in range(0, len(pulses), size):
+            chunk = pulses[start : start + size]
+            self.stop.check()
+            sent = self.backend.pulse_many(chunk)
+            self.pulses += sent
+            if verify:
+                self.verify_pulses += sent
+            self.instrument_time_s += float(sum(p.width_s for p in chunk))
 
     def reset(self, row: int, col: int) -> None:
         """Reset device (row, col) to its low state; the stop is checked first."""
