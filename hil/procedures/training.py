@@ -139,16 +139,19 @@ def run_training(
     :class:`~hil.procedures.outputs.OutputPathError` among them) when the run does
     not fit the backend or an output cannot be written, before anything is sent.
     ``outputs.json`` and ``outputs.csv`` are written when the run ends, whatever
-    the outcome; plots are the caller's (:func:`save_plots`), after. A KeyboardInterrupt
+    the outcome; plots are the caller's (:func:`save_plots`), after. When the abort at
+    close fails (:attr:`CrossbarBackend.close_warning`), the warning is added to the
+    result's ``error_message``: the instrument may not be at 0 V. A KeyboardInterrupt
     is let through once the instrument is at 0 V and the outputs are written; the
     partial :class:`TrainingRun` rides on it as ``training_run``.
     """
     with backend:
         if outputs is not None:
             outputs.check()
-        identity = backend.info.identity
+        info = backend.info
         trainer = Trainer(backend, config.task, config.training, observers, stop)
         started = _now()
+        interrupted: KeyboardInterrupt | None = None
         try:
             if on_prepared is not None:
                 try:
@@ -157,16 +160,19 @@ def run_training(
                     prepared = None
                 if prepared is not None:
                     on_prepared(prepared)
-            result = trainer.run()
+            trainer.run()
         except KeyboardInterrupt as e:  # Let through (a script must stay interruptible), results kept.
-            run = TrainingRun(config, identity, trainer.result, backend.info, started, _now())
-            e.training_run = run  # type: ignore[attr-defined]
-            if outputs is not None:
-                run.write(outputs)
-            raise
-        run = TrainingRun(config, identity, result, backend.info, started, _now())
+            interrupted = e
+    result = trainer.result
+    if backend.close_warning is not None and backend.close_warning not in (result.error_message or ""):
+        # The abort at close failed: the instrument may not be at 0 V; the run must say so.
+        result.error_message = "; ".join(m for m in (result.error_message, backend.close_warning) if m)
+    run = TrainingRun(config, info.identity, result, info, started, _now())
     if outputs is not None:
         run.write(outputs)
+    if interrupted is not None:
+        interrupted.training_run = run  # type: ignore[attr-defined]
+        raise interrupted
     return run
 
 

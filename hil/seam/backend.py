@@ -12,6 +12,7 @@ raises :class:`~hil.seam.errors.LimitError` and nothing reaches the hardware.
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -25,6 +26,8 @@ from numpy.typing import ArrayLike, NDArray
 from hil.seam.errors import BackendClosed, DeviceFault, LimitError
 from hil.seam.limits import BackendInfo, Pulse
 
+log = logging.getLogger(__name__)
+
 
 class CrossbarBackend(ABC):
     """Abstract crossbar. Use as a context manager: leaving it aborts (0 V) and closes.
@@ -37,6 +40,7 @@ class CrossbarBackend(ABC):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._closed = False
+        self._close_warning: str | None = None
 
     # ----------------------------------------------------------------- identity
     @property
@@ -48,6 +52,11 @@ class CrossbarBackend(ABC):
     def closed(self) -> bool:
         """True once :meth:`close` has been called."""
         return self._closed
+
+    @property
+    def close_warning(self) -> str | None:
+        """None, or, when the abort (0 V) at :meth:`close` failed, the warning to report with the run."""
+        return self._close_warning
 
     # ----------------------------------------------------------------- public API
     def read_conductances(self, v_read: float = 0.05) -> NDArray[np.float64]:
@@ -105,14 +114,19 @@ class CrossbarBackend(ABC):
                 self._abort()
 
     def close(self) -> None:
-        """Leave the instrument at 0 V and release it. Idempotent."""
+        """Leave the instrument at 0 V and release it. Idempotent.
+
+        The link is released even when the abort fails; that failure is logged and
+        kept in :attr:`close_warning` (not raised, so a run's results are not lost).
+        """
         with self._lock:
             if self._closed:
                 return
             try:
                 self._abort()
-            except Exception:
-                pass  # The link may be what failed; releasing it still matters.
+            except Exception as e:  # The link may be what failed; releasing it still matters.
+                log.error("%s: the abort at close failed: %s", self.info.identity, e)
+                self._close_warning = abort_warning(e)
             finally:
                 self._closed = True
                 self._close()
@@ -173,3 +187,11 @@ def _finite(values: NDArray[np.float64], what: str) -> NDArray[np.float64]:
         bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
         raise DeviceFault(f"{what}: {bad} of {np.size(values)} values are not finite (NaN or inf)")
     return values
+
+
+def abort_warning(error: BaseException) -> str:
+    """The warning to report when an abort (outputs to 0 V) failed with ``error``."""
+    return (
+        f"WARNING: the abort (outputs to 0 V) could not be confirmed ({type(error).__name__}: {error})"
+        " - check the instrument"
+    )

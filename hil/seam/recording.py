@@ -43,6 +43,10 @@ class RecordingBackend(CrossbarBackend):
     def info(self) -> BackendInfo:
         return self.inner.info
 
+    @property
+    def close_warning(self) -> str | None:
+        return self.inner.close_warning
+
     def close(self) -> None:
         """Close the wrapped backend (it aborts first). Idempotent."""
         with self._lock:

@@ -40,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hil.seam import CrossbarBackend
+from hil.seam.backend import abort_warning
 from hil.seam.errors import RunStopped
 from hil.training.config import TrainingConfig
 from hil.training.device_access import DeviceAccess, column_currents
@@ -376,10 +377,7 @@ class Trainer:
             self.backend.abort()
         except Exception as e:  # The link may be the thing that failed.
             log.error("abort after stop/fault failed: %s", e)
-            return (
-                f"; WARNING: the abort (outputs to 0 V) could not be confirmed ({type(e).__name__}: {e})"
-                " - check the instrument"
-            )
+            return "; " + abort_warning(e)
         return ""
 
 

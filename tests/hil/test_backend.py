@@ -105,6 +105,20 @@ def test_close_releases_even_when_abort_fails() -> None:
     assert spy.closed and spy.seen[-1] == ("close", None)
 
 
+def test_a_failed_abort_at_close_is_logged_and_kept_not_hidden(caplog: pytest.LogCaptureFixture) -> None:
+    spy = Spy(fail_abort=True)
+    with caplog.at_level("ERROR", logger="hil.seam.backend"):
+        spy.close()
+        spy.close()  # idempotent: no second abort, the warning stays
+    assert [s[0] for s in spy.seen] == ["abort", "close"]
+    assert spy.close_warning is not None
+    assert "could not be confirmed (CommunicationError: link down)" in spy.close_warning
+    assert [r.getMessage() for r in caplog.records] == ["spy: the abort at close failed: link down"]
+    fine = Spy()
+    fine.close()
+    assert fine.close_warning is None
+
+
 def test_limits_validate_themselves() -> None:
     with pytest.raises(ValidationError, match="width_min_s"):
         Limits(width_min_s=1.0, width_max_s=0.1)

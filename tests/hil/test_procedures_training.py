@@ -149,3 +149,31 @@ def test_a_failure_during_the_start_reset_ends_the_run_with_it_and_sends_nothing
     assert backend.resets == 3 and backend.pulses == 0 and run.result.history == []
     assert run.result.start_reset_devices == [(0, 0), (0, 1)]
     assert backend.aborted >= 1 and shown == []  # 0 V; no verdict shown for a start that failed
+
+
+class _AbortFails(_Counting):
+    """Every abort fails: the link to the instrument is gone by then."""
+
+    def _abort(self) -> None:
+        raise ConnectionLost("no route to instrument")
+
+
+def test_a_failed_abort_at_close_is_carried_into_the_result(tmp_path: Path) -> None:
+    outputs = RunOutputs.beside_json(tmp_path / "run.json")
+    backend = _AbortFails()
+    run = run_training(RunConfig(training=TrainingConfig(max_epochs=2)), backend=backend, outputs=outputs)
+    assert backend.closed and run.result.outcome == "max_epochs"
+    warning = "could not be confirmed (ConnectionLost: no route to instrument) - check the instrument"
+    assert warning in (run.result.error_message or "")
+    assert warning in json.loads(outputs.json.read_text())["error_message"]  # type: ignore[union-attr]
+
+
+def test_after_a_fault_a_failed_abort_is_reported_once_after_the_fault() -> None:
+    class _Both(_AbortFails):
+        def __init__(self) -> None:
+            super().__init__(fail_at=16 + 2)
+
+    run = run_training(RunConfig(training=TrainingConfig(max_epochs=5)), backend=_Both())
+    message = run.result.error_message or ""
+    assert run.result.outcome == "fault" and message.startswith("ConnectionLost: cable pulled")
+    assert message.count("could not be confirmed") == 1
