@@ -128,9 +128,20 @@ def train_batch(
     """Train every crossbar of the batch on ``task``; see the module docstring.
 
     Raises :class:`NotImplementedError` naming the rule when ``config.rule`` has
-    no batched form (train those with :class:`~hil.training.trainer.Trainer`).
+    no batched form, and naming the field for a configuration whose single run it
+    would not reproduce (train those with :class:`~hil.training.trainer.Trainer`).
+    Not reproduced: a device curve (``device_curve_siemens``: the single run's check
+    before training reads the crossbar once more and, with ``gain="calibrated"``,
+    changes beta). Both start states are reproduced on a fresh batch: its devices
+    are at their reset state, where the single run's start-state reset leaves them.
     """
     cfg = config or TrainingConfig()
+    if cfg.device_curve_siemens is not None:
+        raise NotImplementedError(
+            f"train_batch does not reproduce training.device_curve_siemens (gain={cfg.gain!r}): the "
+            "check before training (a read, the calibrated gain) has no batched form; train such "
+            "configurations one crossbar at a time with Trainer"
+        )
     rule = make_rule(cfg)
     n_b, n_out = crossbars.batch_size, task.n_outputs
     if task.n_inputs > crossbars.rows or 2 * n_out > crossbars.cols:

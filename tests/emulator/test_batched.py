@@ -141,3 +141,28 @@ def test_a_rule_without_batched_form_is_named() -> None:
             train_batch(CrossbarBatch(EmulatorConfig(), [0]), Task.reference(), cfg)
     finally:
         del RULES["slow"]
+
+
+@pytest.mark.parametrize("gain", ["calibrated", "fixed"])
+def test_a_device_curve_is_refused_by_name_and_the_sweep_trains_it_one_crossbar_at_a_time(gain: str) -> None:
+    # With a curve the single run reads the crossbar before training (and may calibrate beta):
+    # the batch would silently train something else.
+    from emulator.sweep.run import run_chunk
+
+    emu = EmulatorConfig.model_validate({"seed": 0, **NOISY})
+    xb = EmulatedCrossbar(emu)
+    curve = tuple((emu.scale_k * (xb.table - xb.table[0])).tolist())
+    cfg = TrainingConfig(rule="manhattan", gain=gain, device_curve_siemens=curve, max_epochs=30)
+    with pytest.raises(NotImplementedError, match="device_curve_siemens"):
+        train_batch(CrossbarBatch(emu, [0, 1]), Task.reference(), cfg)
+    seeds = [0, 1, 2, 3]
+    task = Task.reference().model_dump(mode="json")
+    chunk = run_chunk(0, emu.model_dump(mode="json"), cfg.model_dump(mode="json"), task, seeds)
+    singles = single_runs(emu, cfg, range(4))
+    assert chunk.path == "single"
+    assert (chunk.converged, chunk.epochs) == ([r.converged for r in singles], [r.epochs for r in singles])
+
+
+def test_the_start_state_is_reproduced_on_a_fresh_batch() -> None:
+    emu = EmulatorConfig.model_validate({"seed": 0, **NOISY})
+    check_same(emu, TrainingConfig(beta=3e7, max_epochs=30, start_state="as_is"), range(10))
