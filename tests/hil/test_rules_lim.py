@@ -246,3 +246,27 @@ def test_saturation_after_n_flat_pulses_in_a_row_tolerates_a_noisy_device() -> N
         watch.observe(g)
         assert bool(watch.saturated[0, 0]) is expect, rise
     assert not watch.saturated[0, 1]  # never pulsed, never judged
+
+
+def test_a_reprogramming_goes_on_past_one_dip_of_a_noisy_device(tmp_path: Path) -> None:
+    # A device that dips once on its way up: 1.0, 1.4, 1.35, 1.8, 2.0 (x 1e-7 S), as the
+    # reference trace does on 18 of its 49 steps. Saturation takes 2 flat pulses in a row.
+    levels = np.array([1.0, 1.4, 1.35, 1.8, 2.0]) * 1e-7
+    trace = tmp_path / "dip.csv"
+    trace.write_text("\n".join(repr(float(g)) for g in levels))
+    flat = ShiftDistribution(low_siemens=0.0, high_siemens=0.0)
+    xb = Recording(EmulatorConfig(trace=trace, shifts=flat, scale_k=1.0))
+    at(xb, plus=4, minus=1)  # W_old = 2.0 - 1.4 = 0.6 (e-7 S), G+ at the top
+    rule = make_rule(TrainingConfig(rule="method_a", saturation_pulses=2))
+    assert isinstance(rule, LimRule)
+    rule.watch.observe(xb.read_conductances())
+    device = saturate(rule, xb, DeviceAccess(xb, StopSignal()), +1)
+    device = saturate(rule, xb, device, +1)  # the second flat pulse in a row: saturated
+    assert rule.watch.saturated[ROW, G_PLUS]
+    rule.step(signs(+1), device)
+    # Reset both (W = 0), pulse G+ while W <= 0.6: 0.4, then 0.35 (a dip: one flat pulse, not
+    # two, so go on), then 0.8 > 0.6. Lowering with G- would cost its first step, estimated by
+    # G+'s (0.4): 0.8 - 0.4 is not above 0.6, so no. W = 0.8 in (W_old, W_old + dG].
+    assert xb.log == [("reset", ROW, G_PLUS), ("reset", ROW, G_MINUS)] + [("pulse", ROW, G_PLUS)] * 3
+    assert weight(xb) == pytest.approx(levels[3] - levels[0])
+    assert (device.resets, device.verify_pulses) == (2, 3)

@@ -18,7 +18,9 @@ did not raise its read-back conductance, see :class:`DeviceWatch`):
 pulse G- while ``G+ - (G- + dG) > W_old``, where dG is the rise the last pulse
 of G- gave (the first time after a reset: what the first pulse after a reset
 gave before); the weight lands in ``(W_old, W_old + dG]``. A loop also ends
-when the pulsed device stops moving, or after ``max_verify_pulses``.
+when the pulsed device stops moving (judged as the saturation watch judges it:
+``saturation_pulses`` pulses in a row without a rise, so one dip of a noisy
+device does not end it), or after ``max_verify_pulses``.
 
 When the saturated device's partner is known to be at the bottom (reset and not
 moved since), the weight is already at its extreme: nothing is sent.
@@ -117,16 +119,16 @@ class LimRule(SignRule):
         # Below the old weight (both reset): raise it with the device that adds.
         g = watch.current(device)
         while pair.u(g) <= u_old and budget > 0:
-            g, rise = self._verify_pulse(pair.row, pair.up, device)
+            g, _ = self._verify_pulse(pair.row, pair.up, device)
             budget -= 1
-            if rise <= watch.tol_siemens:
+            if watch.saturated[pair.row, pair.up]:  # saturation_pulses flat pulses in a row
                 break
         # Above it by more than a step: lower it with the other device.
         step = watch.bottom_step_estimate(pair.row, pair.down)  # ``down`` was just reset.
         while pair.u(g) - step > u_old and budget > 0:
             g, step = self._verify_pulse(pair.row, pair.down, device)
             budget -= 1
-            if step <= watch.tol_siemens:
+            if watch.saturated[pair.row, pair.down]:
                 break
 
     def _verify_pulse(self, row: int, col: int, device: DeviceAccess) -> tuple[NDArray[np.float64], float]:
