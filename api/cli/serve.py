@@ -55,10 +55,7 @@ def settings_from(args: argparse.Namespace) -> tuple[ServiceSettings, Path | Non
     """The settings the options describe, and the path of a token file written for them (if any)."""
     database = args.database or default_path()
     token = read_token(args.token_file)
-    written = None
-    if token is None and is_loopback(args.host):
-        written = database.with_name(database.name + ".token")
-        token = new_token_file(written)
+    # Validate every setting before anything is written: a refused start leaves no token file.
     settings = ServiceSettings(
         host=args.host,
         port=args.port,
@@ -67,6 +64,10 @@ def settings_from(args: argparse.Namespace) -> tuple[ServiceSettings, Path | Non
         max_emulator_runs=args.max_emulator_runs,
         cors_origins=args.cors_origin,
     )
+    written = None
+    if token is None and is_loopback(args.host):
+        written = database.with_name(database.name + ".token")
+        settings = settings.model_copy(update={"token": new_token_file(written)})
     return settings, written
 
 

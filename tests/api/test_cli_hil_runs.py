@@ -89,3 +89,15 @@ def test_serve_on_loopback_without_a_token_writes_one_for_its_owner(tmp_path: Pa
     settings, written = settings_from(args)
     assert written == tmp_path / "db.token" and written.stat().st_mode & 0o077 == 0
     assert settings.token is not None and written.read_text().strip() == settings.token.get_secret_value()
+
+
+@pytest.mark.parametrize(
+    "bad", [["--max-emulator-runs", "-1"], ["--port", "70000"], ["--max-emulator-runs", "5000"]]
+)
+def test_serve_with_bad_settings_writes_no_token_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, bad: list[str]
+) -> None:
+    monkeypatch.delenv("HIL_TOKEN", raising=False)
+    code, _, err = run_cli(capsys, "serve", "--database", str(tmp_path / "db"), *bad)
+    assert code == 2 and ("max_emulator_runs" in err or "port" in err)
+    assert not (tmp_path / "db.token").exists()
