@@ -45,6 +45,19 @@ def _lock(database: Path) -> IO[bytes]:
     return handle
 
 
+def _warn_interrupted(store: RunStore, run_ids: list[str]) -> None:
+    """Warn loudly, per run, that an instrument left by a run of an earlier service may be live."""
+    for run_id in run_ids:
+        instrument = store.get_run(run_id).instrument
+        where = f"instrument {instrument}" if instrument else "its emulated crossbar"
+        log.warning(
+            "RUN %s WAS INTERRUPTED (an earlier service ended during it): the outputs of %s were "
+            "NOT confirmed at 0 V; check the instrument before touching the device",
+            run_id,
+            where,
+        )
+
+
 def create_app(settings: ServiceSettings) -> FastAPI:
     """The service for ``settings``. The store opens (and stale runs become ``interrupted``)
     when the app starts; runs are stopped (0 V) and waited for when it shuts down."""
@@ -58,8 +71,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         )
         try:
             lost = store.recover(alive=lambda owner: False)  # We hold the lock: their process is gone.
-            if lost:
-                log.warning("runs interrupted by the end of an earlier service: %s", ", ".join(lost))
+            _warn_interrupted(store, lost)
             app.state.manager = manager
             bell = events.Bell(asyncio.get_running_loop())
             store.add_listener(bell.ring)

@@ -7,14 +7,18 @@ pulse), ``("abort",)`` (0 V now, for the emergency stop). Notes out:
 streams follow at once, and ``("end", RunEnd)`` once the instrument is released;
 the manager records the end. The worker opens the backend itself (a connection to an
 instrument cannot move between processes), records everything in the store
-file, and dies with the thread that started it (Linux), so that a killed
-service leaves no run going on behind its back.
+file, and is sent SIGTERM when the thread that started it ends (Linux,
+PR_SET_PDEATHSIG): a killed service leaves no run going on behind its back, and
+the run still ends safely — SIGTERM sets its stop, so the trainer stops before its
+next pulse, aborts (0 V) and keeps its history. The end of the command pipe (the
+service gone without a word) does the same.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import sys
 import threading
@@ -34,9 +38,10 @@ log = logging.getLogger(__name__)
 
 def main(database: str, run_id: str, config_json: str, commands: Connection, notes: Connection) -> None:
     """Run ``run_id`` of the store at ``database`` with the config given as JSON."""
-    _die_with_parent()
-    store = RunStore(database, on_event=lambda rid, seq: _send(notes, ("event", seq)))
     stop = StopSignal()
+    _stop_on_sigterm(stop)
+    _term_with_parent()
+    store = RunStore(database, on_event=lambda rid, seq: _send(notes, ("event", seq)))
     config = RunConfig.model_validate_json(config_json)
     try:
         try:
@@ -72,10 +77,23 @@ def _send(notes: Connection, message: tuple[object, ...]) -> None:
         notes.send(message)
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when the thread that started it ends (PR_SET_PDEATHSIG)."""
+def _stop_on_sigterm(stop: StopSignal) -> None:
+    """SIGTERM sets ``stop``: the run ends before its next pulse, at 0 V, its history kept."""
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set("the service ended (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _term_with_parent() -> None:
+    """Ask Linux to send SIGTERM to this process when the thread that started it ends
+    (PR_SET_PDEATHSIG); if the parent is already gone, stop at once."""
     if sys.platform.startswith("linux"):
+        parent = os.getppid()
         try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
         except (OSError, AttributeError):
             log.debug("PR_SET_PDEATHSIG unavailable")
+        if os.getppid() != parent:  # Died before the request took effect.
+            os.kill(os.getpid(), signal.SIGTERM)

@@ -22,7 +22,10 @@ from hil.runs.store import RunStore
 
 @contextmanager
 def service_process(database: Path) -> Iterator[tuple[subprocess.Popen[str], httpx.Client]]:
-    """``hil serve`` in a subprocess on a free port of 127.0.0.1; killed at the end if still alive."""
+    """``hil serve`` in a subprocess on a free port of 127.0.0.1; killed at the end if still alive.
+
+    ``proc.startup_lines``: what it logged before it served.
+    """
     env = {**os.environ, "HIL_TOKEN": TOKEN}
     proc = subprocess.Popen(
         [sys.executable, "-m", "api", "serve", "--port", "0", "--database", str(database)],
@@ -33,7 +36,10 @@ def service_process(database: Path) -> Iterator[tuple[subprocess.Popen[str], htt
     try:
         assert proc.stderr is not None
         deadline = time.monotonic() + 30
+        lines: list[str] = []
+        proc.startup_lines = lines  # type: ignore[attr-defined]
         for line in proc.stderr:
+            lines.append(line)
             if m := re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line):
                 url = m.group(1)
                 break
@@ -50,7 +56,7 @@ def service_process(database: Path) -> Iterator[tuple[subprocess.Popen[str], htt
             proc.stderr.close()
 
 
-def test_a_killed_service_leaves_the_run_interrupted_with_every_committed_epoch(tmp_path: Path) -> None:
+def test_a_killed_service_leaves_the_instrument_aborted_and_the_run_interrupted_with_every_epoch(tmp_path: Path) -> None:
     database = tmp_path / "runs.sqlite3"
     with running_server(faults=FaultPlan(reply_delay_s=0.005)) as instrument:
         body = {
@@ -61,17 +67,29 @@ def test_a_killed_service_leaves_the_run_interrupted_with_every_committed_epoch(
             run_id = client.post("/runs", json=body, headers=AUTH).json()["id"]
             wait_epochs(client, run_id, 5)
             committed = client.get(f"/runs/{run_id}/epochs", params={"limit": 1000}).json()["items"]
+            killed_at = instrument.command_count
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-        # The run's own process died with the service: the instrument hears nothing more.
-        time.sleep(0.5)
+        # The run's own process hears SIGTERM (and the end of its command pipe): it stops before
+        # its next pulse and aborts, so the instrument is left at 0 V and hears no pulse after.
+        deadline = time.monotonic() + 20
+        while "ABOR" not in instrument.command_names(killed_at):
+            assert time.monotonic() < deadline, "no ABOR reached the instrument after the service died"
+            time.sleep(0.05)
+        time.sleep(1.0)
+        names = instrument.command_names(killed_at)
+        after = names[len(names) - names[::-1].index("ABOR") :]
+        assert not [n for n in after if n.startswith(("PULS", "RST"))], after
         heard = instrument.command_count
         time.sleep(0.5)
         assert instrument.command_count == heard
         store = RunStore(database)
         assert store.get_run(run_id).status == "running"  # Nobody has looked at it yet.
         store.close()
-        with service_process(database) as (_, client):
+        with service_process(database) as (proc, client):
+            warned = "".join(proc.startup_lines)
+            assert f"RUN {run_id} WAS INTERRUPTED" in warned, warned
+            assert instrument.resource_string in warned and "NOT confirmed at 0 V" in warned
             run = client.get(f"/runs/{run_id}").json()
             assert run["status"] == "interrupted" and "ended during the run" in run["error"]
             kept = client.get(f"/runs/{run_id}/epochs", params={"limit": 1000}).json()["items"]

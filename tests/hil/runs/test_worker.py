@@ -1,0 +1,33 @@
+"""The run's own process: it ends its run safely when the service is gone."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+
+from emulator.crossbar import EmulatedCrossbar
+from hil.runs import worker
+from hil.training.stop import StopSignal
+
+
+def test_the_end_of_the_command_pipe_stops_the_run() -> None:
+    commands_in, commands = multiprocessing.Pipe(duplex=False)
+    stop = StopSignal()
+    listener = threading.Thread(target=worker._listen, args=(commands_in, stop, EmulatedCrossbar()))
+    listener.start()
+    commands.close()  # The service died: its end of the pipe is gone.
+    listener.join(5)
+    assert not listener.is_alive() and stop.is_set and stop.reason == "the service ended"
+
+
+def test_sigterm_stops_the_run_instead_of_killing_the_process() -> None:
+    stop = StopSignal()
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        worker._stop_on_sigterm(stop)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.is_set and "SIGTERM" in stop.reason
+    finally:
+        signal.signal(signal.SIGTERM, previous)
