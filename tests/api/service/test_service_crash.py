@@ -56,7 +56,7 @@ def service_process(database: Path) -> Iterator[tuple[subprocess.Popen[str], htt
             proc.stderr.close()
 
 
-def test_a_killed_service_leaves_the_instrument_aborted_and_the_run_interrupted_with_every_epoch(tmp_path: Path) -> None:
+def test_a_killed_service_leaves_the_instrument_aborted_and_the_run_interrupted(tmp_path: Path) -> None:
     database = tmp_path / "runs.sqlite3"
     with running_server(faults=FaultPlan(reply_delay_s=0.005)) as instrument:
         body = {
