@@ -10,12 +10,11 @@ it ended. The backend is closed (0 V) whatever happens, before the end is record
 from __future__ import annotations
 
 import logging
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 from hil.procedures.training import run_training
-from hil.runs.recorder import StoreRecorder
+from hil.runs.recorder import STORE_STOP, StoreRecorder
 from hil.runs.status import RunStatus, TransitionError, status_of_outcome
 from hil.runs.store import RunStore
 from hil.seam import CrossbarBackend
@@ -45,9 +44,16 @@ def execute(
     recorder = StoreRecorder(store, run_id, stop)
     recording = RecordingBackend(backend, recorder)
     try:
-        # Stopped while queued: the stop signal is set and the run ends at once.
-        with suppress(TransitionError):
+        try:
             store.transition(run_id, RunStatus.RUNNING, identity=recording.info.identity)
+        except TransitionError as e:
+            # Stopped while queued (by this process or by `hil runs stop` from another): nothing
+            # is sent, not even the start-state resets.
+            if not stop.is_set:
+                stop.set(STORE_STOP)
+            if e.current.finished:
+                return RunEnd(e.current, {})
+            return RunEnd(RunStatus.STOPPED, {"outcome": "stopped", "error": stop.reason})
         run = run_training(config, backend=recording, observers=[recorder], stop=stop)
         result = run.result
         fields = {"outcome": result.outcome, "error": result.error_message}
@@ -58,12 +64,15 @@ def execute(
         log.exception("run %s failed", run_id)
         return RunEnd(RunStatus.FAILED, {"outcome": "fault", "error": f"{type(e).__name__}: {e}"})
     finally:
+        recorder.close()
         recording.close()
 
 
 def finish(store: RunStore, run_id: str, end: RunEnd) -> None:
     """Record the end of a run (through ``stopping`` for a stop), if it is still active."""
     current = store.get_run(run_id).status
+    if current is end.status and current.finished:  # Ended before it ran (e.g. interrupted).
+        return
     if end.status is RunStatus.STOPPED and current is RunStatus.RUNNING:
         store.transition(run_id, RunStatus.STOPPING)
     try:

@@ -2,22 +2,35 @@
 
 It hears the trainer (one record per epoch) and the :class:`~hil.seam.recording.RecordingBackend`
 (every pulse and reset), and commits each epoch with the operations sent in it in
-one transaction. After each epoch it looks at the run's stored status: a run
-marked ``stopping`` (by the service, or by ``hil runs stop`` from another
-process) gets its :class:`~hil.training.stop.StopSignal` set, so it ends before
-its next pulse.
+one transaction. It watches the run's stored status: at the start, after each
+epoch, and every :data:`POLL_S` in between (a small thread, from :meth:`on_start`
+until :meth:`close`). A run marked ``stopping`` (by the service, or by
+``hil runs stop`` from another process) gets its
+:class:`~hil.training.stop.StopSignal` set, so it ends before its next pulse (at
+most :data:`POLL_S` plus the operation in flight after the mark).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
 
 from hil.runs.status import RunStatus
 from hil.runs.store import PulseLogEntry, RunStore, now
 from hil.seam.limits import Pulse
+from hil.training.config import TrainingConfig
 from hil.training.history import EpochRecord, TrainingResult
 from hil.training.observers import TrainingObserver
 from hil.training.stop import StopSignal
+from hil.training.task import Task
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.2
+"""How often (s) the stored status is read during an epoch."""
+
+STORE_STOP = "stop requested"
 
 
 class StoreRecorder(TrainingObserver):
@@ -29,6 +42,33 @@ class StoreRecorder(TrainingObserver):
         self.stop = stop
         self._pending: list[PulseLogEntry] = []
         self._last_epoch = 0
+        self._closed = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ the stored stop
+    def check_store(self) -> None:
+        """Set the stop if the stored status asks for it (``stopping``, or already finished)."""
+        self._honour(self.store.get_run(self.run_id).status)
+
+    def _honour(self, status: RunStatus) -> None:
+        if (status is RunStatus.STOPPING or status.finished) and not self.stop.is_set:
+            self.stop.set(STORE_STOP)
+
+    def _poll(self) -> None:
+        try:
+            while not self._closed.wait(POLL_S) and not self.stop.is_set:
+                try:
+                    self.check_store()
+                except Exception as e:  # A busy or closed store: the next epoch's commit checks too.
+                    log.debug("run %s: status poll failed: %s", self.run_id, e)
+        finally:
+            self.store.release_thread()
+
+    def close(self) -> None:
+        """End the status poll (idempotent); the run's end calls it."""
+        self._closed.set()
+        if self._poller is not None and self._poller is not threading.current_thread():
+            self._poller.join(5 * POLL_S + 1)
 
     # ------------------------------------------------------------------ pulse listener
     def on_pulses(self, pulses: Sequence[Pulse]) -> None:
@@ -41,15 +81,22 @@ class StoreRecorder(TrainingObserver):
         self._pending.append(PulseLogEntry(now(), "reset", row, col))
 
     # ------------------------------------------------------------------ training observer
+    def on_start(self, task: Task, config: TrainingConfig, identity: str) -> None:
+        """Honour a stop already stored, then watch for one during the run."""
+        self.check_store()
+        if self._poller is None and not self._closed.is_set():
+            self._poller = threading.Thread(target=self._poll, name=f"poll-{self.run_id[:8]}", daemon=True)
+            self._poller.start()
+
     def on_epoch(self, record: EpochRecord) -> None:
         """Commit the epoch and what was sent in it; honour a stop found in the store."""
         pending, self._pending = self._pending, []
         status = self.store.record_epoch(self.run_id, record, pending)
         self._last_epoch = record.epoch
-        if status is RunStatus.STOPPING and not self.stop.is_set:
-            self.stop.set("stop requested")
+        self._honour(status)
 
     def on_end(self, result: TrainingResult) -> None:
         """Commit what was sent after the last epoch record, if anything."""
         pending, self._pending = self._pending, []
         self.store.record_log(self.run_id, self._last_epoch, pending)
+        self.close()

@@ -378,8 +378,8 @@ class RunStore:
     def request_stop(self, run_id: str) -> Run:
         """Mark an active run ``stopping`` (idempotent: a stopping or finished run is returned as is).
 
-        The process running it sees the mark after the epoch in flight and stops before
-        its next pulse (see :class:`~hil.runs.recorder.StoreRecorder`).
+        The process running it sees the mark within 0.2 s (it polls) and stops before its
+        next pulse; a queued run never starts (see :class:`~hil.runs.recorder.StoreRecorder`).
         """
         run = self.get_run(run_id)
         if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
