@@ -67,7 +67,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         lock = _lock(settings.database)
         store = RunStore(settings.database)
         manager = RunManager(
-            store, max_emulator_runs=settings.max_emulator_runs, isolation=settings.run_isolation
+            store,
+            max_emulator_runs=settings.max_emulator_runs,
+            isolation=settings.run_isolation,
+            allow_path_params=False,  # A client may not name the server's files (see RunManager).
         )
         try:
             lost = store.recover(alive=lambda owner: False)  # We hold the lock: their process is gone.

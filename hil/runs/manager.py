@@ -15,6 +15,11 @@ backend other than the emulator) are exclusive: a second start on the same
 instrument is refused with the run that holds it. Emulator runs can go side by
 side, up to ``max_emulator_runs``.
 
+With ``allow_path_params=False`` (the service's choice) a backend parameter that is
+a file path (a driver's ``traffic_log``, the emulator's ``trace``, a trace device's
+``path``: any field its ``params_model`` types as a path) is refused, naming the
+field: the server's files are not for a client to read or write.
+
 Stopping is idempotent and takes effect before the run's next pulse; the
 procedure then leaves the instrument at 0 V. The emergency stop stops every run,
 sends an abort (0 V) to every instrument in use at once, and latches (kept in
@@ -30,16 +35,17 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import PurePath
 from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hil.runs.execute import RunEnd, execute, finish
 from hil.runs.status import RunStatus
 from hil.runs.store import Run, RunStore, now, process_owner
 from hil.seam import CrossbarBackend
 from hil.seam.errors import LimitError
-from hil.seam.registry import available_backends, create_backend
+from hil.seam.registry import available_backends, backend_factory, create_backend
 from hil.training.config import BackendSpec, RunConfig
 from hil.training.rules import make_rule
 from hil.training.stop import StopSignal
@@ -94,6 +100,43 @@ def instrument_key(spec: BackendSpec) -> str | None:
     return None if spec.name == EMULATOR else f"backend:{spec.name}"
 
 
+def path_params(spec: BackendSpec) -> list[str]:
+    """The dotted names (``backend.params.…``) of the file paths among ``spec``'s params, as its
+    backend's ``params_model`` reads them; none when the params do not validate (opening the
+    backend then reports them) or the backend declares no model."""
+    try:
+        model = getattr(getattr(backend_factory(spec.name), "__self__", None), "params_model", None)
+    except Exception:  # An unknown name is reported by the caller.
+        return []
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    try:
+        params = model.model_validate(dict(spec.params))
+    except (ValidationError, ValueError, TypeError):
+        return []
+    return _paths_in(params, "backend.params")
+
+
+def _paths_in(value: object, at: str) -> list[str]:
+    if isinstance(value, PurePath):
+        return [at]
+    if isinstance(value, BaseModel):
+        return [
+            p for name in type(value).model_fields for p in _paths_in(getattr(value, name), f"{at}.{name}")
+        ]
+    if isinstance(value, list | tuple):
+        return [p for k, v in enumerate(value) for p in _paths_in(v, f"{at}.{k}")]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _paths_in(v, f"{at}.{k}")]
+    return []
+
+
+PATH_REFUSED = (
+    "file paths are not accepted here (the service's files are not a client's to read or write); "
+    "run it with the CLI on the machine instead"
+)
+
+
 @dataclass
 class _Active:
     run_id: str
@@ -138,6 +181,7 @@ class RunManager:
         build_backend: BackendBuilder = create_backend,
         backend_names: Callable[[], Iterable[str]] = lambda: available_backends().keys(),
         isolation: Literal["thread", "process"] = "thread",
+        allow_path_params: bool = True,
     ) -> None:
         if isolation not in ("thread", "process"):
             raise ValueError(f"isolation must be 'thread' or 'process', not {isolation!r}")
@@ -147,6 +191,7 @@ class RunManager:
         if max_emulator_runs < 0:
             raise ValueError(f"max_emulator_runs={max_emulator_runs} must be >= 0")
         self.store = store
+        self.allow_path_params = allow_path_params
         self.max_emulator_runs = max_emulator_runs
         self.owner = process_owner()
         self._build_backend = build_backend
@@ -219,6 +264,10 @@ class RunManager:
             raise InvalidRun(
                 {"backend.name": f"{name!r} is not a registered backend; known: {', '.join(known)}"}
             )
+        if not self.allow_path_params:
+            paths = path_params(config.backend)
+            if paths:
+                raise InvalidRun(dict.fromkeys(paths, PATH_REFUSED))
         key = instrument_key(config.backend)
         if key is not None:
             for other in self._active.values():

@@ -94,7 +94,7 @@ def test_a_non_loopback_address_needs_a_token(tmp_path: Path, host: str) -> None
         ({"backend": {"name": "nope"}}, "backend.name"),
         ({"backend": {"name": "hil.seam.registry:create_backend"}}, "backend.name"),
         ({"backend": {"params": {"seed": -1}}}, "backend.params.seed"),
-        ({"backend": {"params": {"trace": "/no/such/file.dat"}}}, "backend.params"),
+        ({"backend": {"params": {"trace": "/no/such/file.dat"}}}, "backend.params.trace"),
         ({"task": {"train": []}}, "task.train"),
         ({"training": {"beta": "x"}}, "training.beta"),
         ({"extra": 1}, "extra"),
@@ -267,3 +267,42 @@ def test_a_second_service_on_the_same_database_is_refused(
 
     with pytest.raises(DatabaseInUse), TestClient(create_app(settings)):
         pass
+
+
+@pytest.mark.parametrize(
+    ("backend", "field"),
+    [
+        (
+            {"name": "visa", "params": {"resource": "TCPIP::127.0.0.1::1::SOCKET", "traffic_log": "{db}"}},
+            "backend.params.traffic_log",
+        ),
+        (
+            {"name": "serial", "params": {"port": "/dev/null", "traffic_log": "/tmp/x.log"}},
+            "backend.params.traffic_log",
+        ),
+        ({"name": "emulator", "params": {"trace": "{trace}"}}, "backend.params.trace"),
+        (
+            {"name": "emulator", "params": {"trace": "{trace}", "depression_trace": "{trace}"}},
+            "backend.params.depression_trace",
+        ),
+        (
+            {"name": "emulator", "params": {"device": {"kind": "trace", "path": "{trace}"}}},
+            "backend.params.device.path",
+        ),
+    ],
+)
+def test_file_paths_in_backend_params_are_refused_naming_the_field(
+    client: TestClient, settings: ServiceSettings, reference_trace_path: Path, backend: dict, field: str
+) -> None:
+    """A token holder may not make the service write (a traffic log into the run store) or read
+    (a trace) the server's files."""
+    text = (
+        json.dumps(backend)
+        .replace("{db}", str(settings.database))
+        .replace("{trace}", str(reference_trace_path))
+    )
+    r = client.post("/runs", json={"backend": json.loads(text)}, headers=AUTH)
+    assert r.status_code == 422, r.text
+    errors = {e["field"]: e["message"] for e in r.json()["errors"]}
+    assert field in errors and "file paths are not accepted" in errors[field], errors
+    assert client.get("/runs").json()["total"] == 0
