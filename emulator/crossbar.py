@@ -119,6 +119,11 @@ class EmulatedCrossbar(CrossbarBackend):
         return self._batch.conductances()[0]
 
     # --------------------------------------------------------- CrossbarBackend
+    def device_curve_siemens(self) -> NDArray[np.float64]:
+        """The curve the devices replay, gained from position 0, times ``scale_k`` (S): what
+        characterising this emulator's device would give (on the crossbar's scale)."""
+        return self.config.scale_k * (self.table - self.table[0])
+
     def _read_conductances(self, v_read: float) -> NDArray[np.float64]:
         return self._batch.read_conductances()[0]
 

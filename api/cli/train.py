@@ -21,14 +21,12 @@ from api.cli.backend_options import (
 )
 from api.cli.rule_options import add_rule_options, rule_overrides
 from api.cli.stopping import EXIT_FAULT, EXIT_INTERNAL, EXIT_OK, EXIT_STOPPED, SignalStop, instrument_wait
-from emulator.crossbar import EmulatedCrossbar
 from hil.json_files import InputFileError, read_json_object
 from hil.procedures.training import RunOutputs, TrainingRun, run_training, save_plots, what_to_try
 from hil.resources import TRACE_ENV
-from hil.seam import CrossbarBackend
 from hil.seam.errors import RunStopped
 from hil.trace_file import load_trace
-from hil.training.config import PRESETS, RunConfig, TrainingConfig
+from hil.training.config import DEFAULT_PRESET, PRESETS, RunConfig
 from hil.training.history import FINISHED, EpochRecord, Evaluation, TrainingResult
 from hil.training.observers import TrainingObserver
 from hil.training.task import Task
@@ -46,8 +44,8 @@ TRAINING_OPTIONS = {
 
 
 def _default(field: str) -> Any:
-    """The value ``hil train`` uses without the option: the recommended preset's, else the field's."""
-    return TrainingConfig.recommended().model_dump()[field]
+    """The value ``hil train`` uses without the option: the core's default run config's."""
+    return RunConfig().training.model_dump()[field]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,8 +71,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--preset",
         choices=tuple(PRESETS),
-        default="recommended",
-        help="Start from named settings: 'recommended' (default) or 'reference' (the public reference "
+        help=f"Start from named settings (default: the config file's, else {DEFAULT_PRESET!r}): "
+        "'recommended' or 'reference' (the public reference "
         "implementation: beta 6e6, bands and error targets +-0.8, every pattern in the update, "
         "Manhattan, 50 epochs). The config file's training section and the options below override it.",
     )
@@ -98,8 +96,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=Path,
         metavar="TRACE",
         help="Characterised device curve (a .dat or one-column .csv trace, e.g. from hil characterize) "
-        "for the feasibility check, the calibrated gain and the planned rule. Default with the "
-        "emulator: the curve it replays (times its K).",
+        "for the feasibility check, the calibrated gain and the planned rule. Default, when the "
+        "settings use one: the backend's own if it knows it (the emulator: the curve it replays, "
+        "times its K).",
     )
     p.add_argument(
         "--curve-scale",
@@ -145,7 +144,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         raise InputFileError(f"--config {args.config}: backend.params must be a JSON object")
     backend["name"] = backend_name(args, backend.get("name"))
     backend["params"] = backend_params(args, backend["name"], backend.get("params"))
-    training = base["training"] = {**PRESETS[args.preset], **base["training"]}
+    if args.preset is not None:
+        base["preset"] = args.preset
+    training = base["training"]
     if args.device_curve is not None:
         training["device_curve_siemens"] = device_curve(args.device_curve, args.curve_scale)
     for key in (*TRAINING_OPTIONS, "gain", "ignore_in_band"):
@@ -167,16 +168,6 @@ def device_curve(path: Path, scale: float) -> list[float]:
         raise ValueError(f"--curve-scale={scale}: must be a positive number")
     g = load_trace(path).conductances_siemens * scale
     return (g - g[0]).tolist()
-
-
-def with_emulator_curve(config: RunConfig, backend: CrossbarBackend) -> RunConfig:
-    """For the emulator without a curve: the curve it replays, times its K (what characterising
-    its device would give); any other backend or a given curve: ``config`` unchanged."""
-    if config.training.device_curve_siemens is not None or not isinstance(backend, EmulatedCrossbar):
-        return config
-    curve = backend.config.scale_k * (backend.table - backend.table[0])
-    training = config.training.model_copy(update={"device_curve_siemens": tuple(curve.tolist())})
-    return config.model_copy(update={"training": training})
 
 
 def before_training(result: TrainingResult) -> str:
@@ -304,7 +295,6 @@ def run(args: argparse.Namespace) -> int:
         observers: list[TrainingObserver] = []
         if not args.quiet:
             observers.append(ProgressLine(config.training.max_epochs))
-        config = with_emulator_curve(config, backend)
 
         def show(prepared: TrainingResult) -> None:
             if not args.quiet and (text := before_training(prepared)):

@@ -144,10 +144,15 @@ def run_training(
     result's ``error_message``: the instrument may not be at 0 V. A KeyboardInterrupt
     is let through once the instrument is at 0 V and the outputs are written; the
     partial :class:`TrainingRun` rides on it as ``training_run``.
+
+    Settings that use a device curve (:attr:`TrainingConfig.wants_device_curve`) but give
+    none get the backend's (:meth:`CrossbarBackend.device_curve_siemens`, the emulator's
+    for one); the run's config records the curve used.
     """
     with backend:
         if outputs is not None:
             outputs.check()
+        config = with_backend_curve(config, backend)
         info = backend.info
         trainer = Trainer(backend, config.task, config.training, observers, stop)
         started = _now()
@@ -174,6 +179,19 @@ def run_training(
         interrupted.training_run = run  # type: ignore[attr-defined]
         raise interrupted
     return run
+
+
+def with_backend_curve(config: RunConfig, backend: CrossbarBackend) -> RunConfig:
+    """``config`` with the backend's device curve when its settings use one and give none;
+    otherwise (a curve given, none used, or the backend knows none) ``config`` unchanged."""
+    training = config.training
+    if training.device_curve_siemens is not None or not training.wants_device_curve:
+        return config
+    curve = backend.device_curve_siemens()
+    if curve is None:
+        return config
+    training = training.model_copy(update={"device_curve_siemens": tuple(float(g) for g in curve)})
+    return config.model_copy(update={"training": training})
 
 
 def save_plots(run: TrainingRun, directory: Path) -> dict[str, Path]:

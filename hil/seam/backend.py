@@ -58,6 +58,16 @@ class CrossbarBackend(ABC):
         """None, or, when the abort (0 V) at :meth:`close` failed, the warning to report with the run."""
         return self._close_warning
 
+    def device_curve_siemens(self) -> NDArray[np.float64] | None:
+        """The characterised conductance gained per pulse position of the devices (S), if known.
+
+        Element ``m`` is the conductance a device gains after ``m`` potentiating pulses from
+        its reset state (so element 0 is 0), on this crossbar's scale: what
+        ``TrainingConfig.device_curve_siemens`` holds. ``None`` (the default) when the
+        backend does not know it; hardware users characterise it (``hil characterize``).
+        """
+        return None
+
     # ----------------------------------------------------------------- public API
     def read_conductances(self, v_read: float = 0.05) -> NDArray[np.float64]:
         """Read every device at ``v_read`` (V); returns a rows x cols array in S."""

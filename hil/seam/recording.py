@@ -47,6 +47,10 @@ class RecordingBackend(CrossbarBackend):
     def close_warning(self) -> str | None:
         return self.inner.close_warning
 
+    def device_curve_siemens(self) -> NDArray[np.float64] | None:
+        """The wrapped backend's device curve (S), if it knows one."""
+        return self.inner.device_curve_siemens()
+
     def close(self) -> None:
         """Close the wrapped backend (it aborts first). Idempotent."""
         with self._lock:

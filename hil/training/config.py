@@ -42,6 +42,10 @@ the planned rule, in-band patterns left out of the Manhattan fallback (README, "
 Needs a device curve; without one it is Manhattan at the given beta, and the run says so."""
 
 PRESETS: dict[str, dict[str, Any]] = {"recommended": RECOMMENDED_SETTINGS, "reference": REFERENCE_SETTINGS}
+"""Named starting points of a run's training settings (:attr:`RunConfig.preset`)."""
+
+PresetName = Literal["recommended", "reference"]
+DEFAULT_PRESET: PresetName = "recommended"
 
 StartState = Literal["reset", "as_is"]
 
@@ -160,6 +164,11 @@ class TrainingConfig(BaseModel):
         """The recommended settings (:data:`RECOMMENDED_SETTINGS`), then ``overrides``."""
         return cls(**{**RECOMMENDED_SETTINGS, **overrides})
 
+    @property
+    def wants_device_curve(self) -> bool:
+        """True when the settings use a device curve: the planned rule or the calibrated gain."""
+        return self.rule == "planned" or self.gain == "calibrated"
+
     @field_validator("device_curve_siemens")
     @classmethod
     def _finite_curve(cls, curve: tuple[float, ...] | None) -> tuple[float, ...] | None:
@@ -193,10 +202,38 @@ class BackendSpec(BaseModel):
 
 
 class RunConfig(BaseModel):
-    """A whole run: backend, task, hyper-parameters."""
+    """A whole run: backend, task, hyper-parameters.
+
+    The training settings start from the named :attr:`preset` (:data:`PRESETS`), and the
+    fields given in ``training`` override it; so ``RunConfig()`` (``hil train`` without
+    options, ``POST /runs {}``) trains with the recommended settings. A ``training`` given as
+    a :class:`TrainingConfig` instance is taken whole. A config's JSON form lists every
+    training field, so it validates back to the same settings whatever its preset.
+    """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+    preset: PresetName = Field(
+        DEFAULT_PRESET,
+        description="Named training settings the 'training' fields start from: 'recommended' (calibrated "
+        "gain, planned rule; uses a device curve, from the backend when it knows one) or 'reference' "
+        "(the public reference implementation: beta 6e6, bands and targets +-0.8, Manhattan, 50 epochs).",
+    )
     backend: BackendSpec = Field(default_factory=BackendSpec)
     task: Task = Field(default_factory=Task.reference)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    training: TrainingConfig = Field(
+        default_factory=TrainingConfig.recommended,
+        description="Training settings; fields not given take the preset's values, then TrainingConfig's.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_under_training(cls, data: Any) -> Any:
+        """Lay the preset's settings under the given training fields."""
+        if not isinstance(data, dict):
+            return data
+        preset = data.get("preset", DEFAULT_PRESET)
+        training = data.get("training", {})
+        if isinstance(preset, str) and preset in PRESETS and isinstance(training, dict):
+            data = {**data, "training": {**PRESETS[preset], **training}}
+        return data
