@@ -96,8 +96,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=Path,
         metavar="TRACE",
         help="Characterised device curve (a .dat or one-column .csv trace, e.g. from hil characterize) "
-        "for the feasibility check, the calibrated gain and the planned rule. Default, when the "
-        "settings use one: the backend's own if it knows it (the emulator: the curve it replays, "
+        "for the feasibility check, the calibrated gain and the planned rule. Default: "
+        "the backend's own if it knows it (the emulator: the curve it replays, "
         "times its K).",
     )
     p.add_argument(

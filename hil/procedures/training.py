@@ -145,9 +145,10 @@ def run_training(
     is let through once the instrument is at 0 V and the outputs are written; the
     partial :class:`TrainingRun` rides on it as ``training_run``.
 
-    Settings that use a device curve (:attr:`TrainingConfig.wants_device_curve`) but give
-    none get the backend's (:meth:`CrossbarBackend.device_curve_siemens`, the emulator's
-    for one); the run's config records the curve used.
+    Settings without a device curve get the backend's, if it knows one
+    (:meth:`CrossbarBackend.device_curve_siemens`: the emulator's), for the check before
+    training of every run, the calibrated gain and the planned rule; the run's config
+    records the curve used. A curve in the config wins.
     """
     with backend:
         if outputs is not None:
@@ -182,10 +183,10 @@ def run_training(
 
 
 def with_backend_curve(config: RunConfig, backend: CrossbarBackend) -> RunConfig:
-    """``config`` with the backend's device curve when its settings use one and give none;
-    otherwise (a curve given, none used, or the backend knows none) ``config`` unchanged."""
+    """``config`` with the backend's device curve when it gives none; otherwise (a curve
+    given, or the backend knows none) ``config`` unchanged."""
     training = config.training
-    if training.device_curve_siemens is not None or not training.wants_device_curve:
+    if training.device_curve_siemens is not None:
         return config
     curve = backend.device_curve_siemens()
     if curve is None:

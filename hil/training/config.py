@@ -164,11 +164,6 @@ class TrainingConfig(BaseModel):
         """The recommended settings (:data:`RECOMMENDED_SETTINGS`), then ``overrides``."""
         return cls(**{**RECOMMENDED_SETTINGS, **overrides})
 
-    @property
-    def wants_device_curve(self) -> bool:
-        """True when the settings use a device curve: the planned rule or the calibrated gain."""
-        return self.rule == "planned" or self.gain == "calibrated"
-
     @field_validator("device_curve_siemens")
     @classmethod
     def _finite_curve(cls, curve: tuple[float, ...] | None) -> tuple[float, ...] | None:

@@ -47,7 +47,7 @@ def test_an_unwritable_output_is_refused_before_anything_is_sent(tmp_path: Path)
 def test_a_faulted_run_still_writes_its_json_and_csv(tmp_path: Path) -> None:
     outputs = RunOutputs.beside_json(tmp_path / "run.json")
     assert outputs.csv == tmp_path / "run.csv"
-    run = run_training(RunConfig(), backend=_Counting(fail_at=16 + 3), outputs=outputs)
+    run = run_training(RunConfig(preset="reference"), backend=_Counting(fail_at=16 + 3), outputs=outputs)
     assert run.result.outcome == "fault"
     data = json.loads(outputs.json.read_text())  # type: ignore[union-attr]
     assert data["outcome"] == "fault" and "cable pulled" in data["error_message"]

@@ -172,7 +172,7 @@ def test_a_finished_run_gives_the_result_csv_and_plots_of_the_cli(client: TestCl
 
 
 def test_epochs_and_pulses_are_paginated(client: TestClient) -> None:
-    run = start(client, {"training": {"max_epochs": 10}})
+    run = start(client, {"preset": "reference", "training": {"max_epochs": 10}})
     wait_status(client, run["id"], {"not_converged", "converged"})
     full = client.get(f"/runs/{run['id']}/epochs", params={"limit": 1000}).json()
     page = client.get(f"/runs/{run['id']}/epochs", params={"offset": 3, "limit": 4}).json()
@@ -188,7 +188,7 @@ def test_epochs_and_pulses_are_paginated(client: TestClient) -> None:
 
 
 def test_runs_are_listed_by_status_with_pages(client: TestClient) -> None:
-    ids = [start(client, {"training": {"max_epochs": 1}})["id"] for _ in range(3)]
+    ids = [start(client, {"preset": "reference", "training": {"max_epochs": 1}})["id"] for _ in range(3)]
     for run_id in ids:
         wait_status(client, run_id, {"not_converged"})
     listing = client.get("/runs", params={"status": "not_converged", "limit": 2}).json()
@@ -199,15 +199,19 @@ def test_runs_are_listed_by_status_with_pages(client: TestClient) -> None:
 
 
 def test_an_idempotency_key_makes_a_retried_post_return_the_same_run(client: TestClient) -> None:
-    first = start(client, {"training": {"max_epochs": 1}}, **{"Idempotency-Key": "abc"})
-    again = start(client, {"training": {"max_epochs": 1}}, **{"Idempotency-Key": "abc"})
+    first = start(
+        client, {"preset": "reference", "training": {"max_epochs": 1}}, **{"Idempotency-Key": "abc"}
+    )
+    again = start(
+        client, {"preset": "reference", "training": {"max_epochs": 1}}, **{"Idempotency-Key": "abc"}
+    )
     assert again["id"] == first["id"] and client.get("/runs").json()["total"] == 1
     r = client.post("/runs", json={"training": {"max_epochs": 2}}, headers={**AUTH, "Idempotency-Key": "abc"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "Idempotency-Key"
 
 
 def test_stop_is_idempotent_and_delete_takes_finished_runs_only(client: TestClient) -> None:
-    run = start(client, {"training": {"max_epochs": 2}})
+    run = start(client, {"preset": "reference", "training": {"max_epochs": 2}})
     wait_status(client, run["id"], {"not_converged"})
     r = client.post(f"/runs/{run['id']}/stop", headers=AUTH)
     assert r.status_code == 202 and r.json()["status"] == "not_converged"
@@ -216,7 +220,7 @@ def test_stop_is_idempotent_and_delete_takes_finished_runs_only(client: TestClie
 
 
 def test_a_finished_run_streams_its_events_and_ends(client: TestClient) -> None:
-    run = start(client, {"training": {"max_epochs": 3}})
+    run = start(client, {"preset": "reference", "training": {"max_epochs": 3}})
     wait_status(client, run["id"], {"not_converged"})
     with client.stream("GET", f"/runs/{run['id']}/events") as r:
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -237,7 +241,7 @@ def test_the_emergency_stop_latches_until_cleared(client: TestClient) -> None:
     assert refused.status_code == 409 and "smoke in the lab" in refused.json()["detail"]
     assert client.get("/health").json()["emergency_stop_latched"]
     assert client.delete("/emergency-stop", headers=AUTH).json()["latched"] is False
-    start(client, {"training": {"max_epochs": 1}})
+    start(client, {"preset": "reference", "training": {"max_epochs": 1}})
 
 
 def test_backends_instruments_health_and_version(client: TestClient) -> None:

@@ -61,6 +61,7 @@ def test_a_killed_service_leaves_the_instrument_aborted_and_the_run_interrupted(
     with running_server(faults=FaultPlan(reply_delay_s=0.005)) as instrument:
         body = {
             "backend": {"name": "visa", "params": {"resource": instrument.resource_string, "timeout_s": 5}},
+            "preset": "reference",  # Does not converge: the run lasts its epochs.
             "training": {"max_epochs": 500, "patience": 0},
         }
         with service_process(database) as (proc, client):

@@ -75,9 +75,14 @@ def manager(store: RunStore, builder: Builder) -> Iterator[RunManager]:
 
 
 def config(name: str = "emulator", max_epochs: int = 50, **params: Any) -> RunConfig:
-    """A run of ``max_epochs`` (no patience: it runs them all unless it converges or is stopped)."""
+    """A run of ``max_epochs`` with the reference settings, which do not converge on the default
+    emulator (no patience: it runs them all unless it converges or is stopped)."""
     return RunConfig.model_validate(
-        {"backend": {"name": name, "params": params}, "training": {"max_epochs": max_epochs, "patience": 0}}
+        {
+            "preset": "reference",
+            "backend": {"name": name, "params": params},
+            "training": {"max_epochs": max_epochs, "patience": 0},
+        }
     )
 
 
