@@ -213,3 +213,19 @@ def test_a_batch_equals_the_same_pulses_one_by_one(config: dict) -> None:
     assert batch.position.max() == 6  # saturation is exercised
     np.testing.assert_array_equal(batch.position, single.position)
     np.testing.assert_array_equal(batch.read_conductances(), single.read_conductances())
+
+
+@pytest.mark.parametrize("trace", [False, True])
+def test_the_device_curve_is_what_each_pulse_gains_from_reset(
+    trace: bool, reference_trace_path: Path
+) -> None:
+    xb = EmulatedCrossbar(EmulatorConfig(seed=5, trace=reference_trace_path if trace else None))
+    curve = xb.device_curve_siemens()
+    xb.reset(1, 2)
+    start = xb.conductances()[1, 2]
+    gained = [0.0]
+    for _ in range(len(curve) - 1):
+        xb.pulse(1, 2, 2.0, 1e-3)
+        gained.append(xb.conductances()[1, 2] - start)
+    np.testing.assert_allclose(gained, curve, rtol=1e-9, atol=1e-18)
+    assert curve[0] == 0 and curve[-1] > 0

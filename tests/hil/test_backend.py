@@ -180,3 +180,7 @@ def test_stricter_takes_the_stricter_of_each_limit() -> None:
         UserLimits(compliance_a=1e-4)
     with pytest.raises(ValidationError, match="pulse_v_max"):
         UserLimits(pulse_v_max=-1.0)
+
+
+def test_a_backend_knows_no_device_curve_unless_it_says_so() -> None:
+    assert Spy().device_curve_siemens() is None

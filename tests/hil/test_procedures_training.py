@@ -177,3 +177,34 @@ def test_after_a_fault_a_failed_abort_is_reported_once_after_the_fault() -> None
     message = run.result.error_message or ""
     assert run.result.outcome == "fault" and message.startswith("ConnectionLost: cable pulled")
     assert message.count("could not be confirmed") == 1
+
+
+def test_without_a_curve_the_run_uses_the_backends_and_records_it() -> None:
+    backend = EmulatedCrossbar(EmulatorConfig(seed=3))
+    expected = backend.config.scale_k * (backend.table - backend.table[0])
+    run = run_training(RunConfig(training={"max_epochs": 2}), backend=backend)
+    assert run.config.training.device_curve_siemens == pytest.approx(expected.tolist(), rel=0, abs=0)
+    assert run.result.feasibility is not None and not run.result.notes[0].startswith("no device curve")
+    assert "gain calibrated" in " ".join(run.result.notes)
+
+
+def test_a_curve_in_the_config_wins_over_the_backends() -> None:
+    own = tuple(2e-7 * m for m in range(6))
+    run = run_training(
+        RunConfig(training={"max_epochs": 1, "device_curve_siemens": own}),
+        backend=EmulatedCrossbar(EmulatorConfig(seed=3)),
+    )
+    assert run.config.training.device_curve_siemens == own
+
+
+class _NoCurve(EmulatedCrossbar):
+    """The emulator as a backend that does not know its device curve (like an instrument)."""
+
+    def device_curve_siemens(self) -> None:
+        return None
+
+
+def test_a_backend_without_a_curve_leaves_the_run_without_one_and_says_so() -> None:
+    run = run_training(RunConfig(training={"max_epochs": 1}), backend=_NoCurve(EmulatorConfig(seed=3)))
+    assert run.config.training.device_curve_siemens is None and run.result.feasibility is None
+    assert "no device curve: the planned rule makes Manhattan steps only" in run.result.notes
