@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 from api.cli import main
+from emulator.crossbar import EmulatedCrossbar
+from hil.procedures.training import run_training
+from hil.training.config import RunConfig
+from hil.training.history import TrainingResult, first_difference
 
 
 def test_train_writes_a_json_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -133,3 +137,14 @@ def test_a_run_that_does_not_fit_the_backend_exits_2_before_any_pulse(
     f.write_text(json.dumps(config))
     assert main(["train", "-q", "--builtin", "--config", str(f)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_cli_default_is_the_core_default(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    assert main(["train", "--builtin", "--json", str(out), "-q"]) == 0
+    data = json.loads(out.read_text())
+    direct = run_training(RunConfig(), backend=EmulatedCrossbar())  # What POST /runs {} runs.
+    assert data["config"] == direct.config.model_dump(mode="json")
+    assert data["config"]["preset"] == "recommended"
+    cli = TrainingResult.from_dict(data, direct.config.training)
+    assert first_difference(cli, direct.result) is None
