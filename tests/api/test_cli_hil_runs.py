@@ -22,7 +22,8 @@ def database(tmp_path: Path) -> Path:
     path = tmp_path / "runs.sqlite3"
     store = RunStore(path)
     manager = RunManager(store)
-    run, _ = manager.start(RunConfig.model_validate({"training": {"max_epochs": 10, "patience": 0}}))
+    reference = {"preset": "reference", "training": {"max_epochs": 10, "patience": 0}}  # Lasts its epochs.
+    run, _ = manager.start(RunConfig.model_validate(reference))
     assert manager.wait(run.id, 10)
     store.create_run(RunConfig())
     store.close()
