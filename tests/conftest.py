@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +25,26 @@ def reference_trace_path() -> Path:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"under CI the trace is required: {why}")
     pytest.skip(why)
+
+
+@pytest.fixture
+def dask_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local Dask cluster on 127.0.0.1 (scratch space in a temporary directory); its address."""
+    distributed = pytest.importorskip("distributed", reason="the Dask path needs the 'sweep' extra")
+    import dask
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    scratch = str(tmp_path_factory.mktemp("dask"))
+    with (
+        dask.config.set({"temporary-directory": scratch}),
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=False,
+            protocol="tcp",
+            host="127.0.0.1",
+            dashboard_address=None,
+            local_directory=scratch,
+        ) as cluster,
+    ):
+        yield cluster.scheduler_address

@@ -50,9 +50,8 @@ def test_bad_grid_is_refused_naming_the_parameter(
 
 
 def test_scheduler_option_runs_the_same_sweep_on_dask(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dask_scheduler: str
 ) -> None:
-    distributed = pytest.importorskip("distributed", reason="the Dask path needs the 'sweep' extra")
     argv = [
         "sweep",
         "--builtin",
@@ -65,20 +64,6 @@ def test_scheduler_option_runs_the_same_sweep_on_dask(
         "--no-plots",
     ]
     assert main([*argv, "--out", str(tmp_path / "local"), "--workers", "1"]) == 0
-    import dask
-
-    scratch = str(tmp_path / "dask-scratch")
-    with (
-        dask.config.set({"temporary-directory": scratch}),
-        distributed.LocalCluster(
-            n_workers=1,
-            processes=False,
-            protocol="tcp",
-            host="127.0.0.1",
-            dashboard_address=None,
-            local_directory=scratch,
-        ) as cluster,
-    ):
-        assert main([*argv, "--out", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address]) == 0
+    assert main([*argv, "--out", str(tmp_path / "dask"), "--scheduler", dask_scheduler]) == 0
     for name in ("sweep.csv", "epochs.csv"):
         assert (tmp_path / "dask" / name).read_text() == (tmp_path / "local" / name).read_text()

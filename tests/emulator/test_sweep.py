@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import csv
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -145,28 +143,6 @@ def test_a_rule_without_a_batched_form_runs_one_crossbar_at_a_time(monkeypatch: 
 
 
 # ------------------------------------------------------------------ Dask
-@pytest.fixture
-def dask_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    distributed = pytest.importorskip("distributed", reason="the Dask path needs the 'sweep' extra")
-    import dask
-
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-    scratch = str(tmp_path_factory.mktemp("dask"))
-    with (
-        dask.config.set({"temporary-directory": scratch}),
-        distributed.LocalCluster(
-            n_workers=1,
-            threads_per_worker=2,
-            processes=False,
-            protocol="tcp",
-            host="127.0.0.1",
-            dashboard_address=None,
-            local_directory=scratch,
-        ) as cluster,
-    ):
-        yield cluster.scheduler_address
-
-
 def test_the_dask_path_returns_the_same_table_as_the_local_path(local_result, dask_scheduler: str) -> None:  # type: ignore[no-untyped-def]
     from distributed import Client
 
