@@ -1,7 +1,7 @@
-"""``python -m api`` runs the ``hil`` command line."""
+"""``python -m crossbar_hil.api`` runs the ``hil`` command line."""
 
 import sys
 
-from api.cli import main
+from crossbar_hil.api.cli import main
 
 sys.exit(main())

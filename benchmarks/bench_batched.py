@@ -19,14 +19,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from emulator.batched import CrossbarBatch
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.resources import trace_from_env
-from hil.training.batched import train_batch
-from hil.training.config import TrainingConfig
-from hil.training.task import Task
-from hil.training.trainer import train
+from crossbar_hil.emulator.batched import CrossbarBatch
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.resources import trace_from_env
+from crossbar_hil.training.batched import train_batch
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 
 
 def main() -> None:

@@ -19,17 +19,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from drivers.protocol_backend import ProtocolBackend
-from drivers.serial_backend import SerialBackend
-from drivers.visa_backend import VisaBackend
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.testing import CommandsPerEpoch, InstrumentServer, running_server
-from hil.resources import trace_from_env
-from hil.seam import CrossbarBackend
-from hil.training.config import TrainingConfig
-from hil.training.history import TrainingResult, first_difference
-from hil.training.task import Task
-from hil.training.trainer import train
+from crossbar_hil.drivers.protocol_backend import ProtocolBackend
+from crossbar_hil.drivers.serial_backend import SerialBackend
+from crossbar_hil.drivers.visa_backend import VisaBackend
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.emulator.testing import CommandsPerEpoch, InstrumentServer, running_server
+from crossbar_hil.resources import trace_from_env
+from crossbar_hil.seam import CrossbarBackend
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.history import TrainingResult, first_difference
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 
 Connect = Callable[[InstrumentServer], ProtocolBackend]
 CONNECT: dict[str, tuple[str, Connect]] = {

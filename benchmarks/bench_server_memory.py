@@ -3,7 +3,7 @@
 Usage: python benchmarks/bench_server_memory.py [--commands N] [--connections N]
        [--big-lines N] [--newcomers N] [--checkout DIR]
 
-Starts ``hil emulate`` (``python -m api emulate --tcp 127.0.0.1:0``) as a child process
+Starts ``hil emulate`` (``python -m crossbar_hil.api emulate --tcp 127.0.0.1:0``) as a child process
 from ``--checkout`` (default: this repository; give another checkout to measure an older
 version the same way), then, as one client after another:
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {**os.environ, "PYTHONPATH": str(args.checkout)}
     child = subprocess.Popen(
-        [sys.executable, "-m", "api", "emulate", "--tcp", "127.0.0.1:0"],
+        [sys.executable, "-m", "crossbar_hil.api", "emulate", "--tcp", "127.0.0.1:0"],
         cwd=args.checkout,
         env=env,
         stdout=subprocess.PIPE,

@@ -281,9 +281,18 @@ def main() -> None:
 
         def serve(name: str) -> list[str]:
             quiet = ["--no-access-log"] if args.no_access_log else []
-            return ["-m", "api", "serve", "--port", "0", "--database", str(Path(tmp) / name), *quiet]
+            return [
+                "-m",
+                "crossbar_hil.api",
+                "serve",
+                "--port",
+                "0",
+                "--database",
+                str(Path(tmp) / name),
+                *quiet,
+            ]
 
-        emulate = ["-m", "api", "emulate", "--builtin", "--tcp", "127.0.0.1:0"]
+        emulate = ["-m", "crossbar_hil.api", "emulate", "--builtin", "--tcp", "127.0.0.1:0"]
         emulate += ["--reply-delay", str(args.reply_delay)]
         with process(serve("bench.sqlite3"), SERVING, "stderr") as (url, pid), ExitStack() as stack:
             control_url = None

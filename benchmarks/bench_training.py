@@ -11,11 +11,11 @@ import argparse
 import time
 from pathlib import Path
 
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.resources import trace_from_env
-from hil.training.config import TrainingConfig
-from hil.training.task import Task
-from hil.training.trainer import train
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.resources import trace_from_env
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 
 
 def main() -> None:

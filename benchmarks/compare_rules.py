@@ -29,13 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.trace_file import load_trace
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 from seed_args import sweep_parser
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.trace_file import load_trace
-from hil.training.config import TrainingConfig
-from hil.training.task import Task
-from hil.training.trainer import train
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,13 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.emulator.devices import default_device
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.feasibility import NeedSpec, check_feasibility
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 from seed_args import chosen_trace, sweep_parser
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.devices import default_device
-from hil.training.config import TrainingConfig
-from hil.training.feasibility import NeedSpec, check_feasibility
-from hil.training.task import Task
-from hil.training.trainer import train
 
 TASK = Task.reference()
 

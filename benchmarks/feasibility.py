@@ -14,11 +14,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.training.feasibility import NANO, NeedSpec, check_feasibility
+from crossbar_hil.training.task import Task
 from seed_args import chosen_trace, sweep_parser
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.training.feasibility import NANO, NeedSpec, check_feasibility
-from hil.training.task import Task
 
 
 def main() -> None:

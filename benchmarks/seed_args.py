@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hil.resources import trace_from_env
+from crossbar_hil.resources import trace_from_env
 
 
 def sweep_parser(doc: str) -> argparse.ArgumentParser:

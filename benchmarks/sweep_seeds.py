@@ -12,12 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 from seed_args import chosen_trace, sweep_parser
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.training.config import TrainingConfig
-from hil.training.task import Task
-from hil.training.trainer import train
 
 
 def sweep(seeds: int, trace: Path | None, cfg: TrainingConfig) -> dict[str, float]:

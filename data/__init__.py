@@ -1,1 +1,1 @@
-"""The project's own data, installed as the package ``hil.data`` (see ``hil/resources.py``)."""
+"""The project's own data, installed as the package ``crossbar_hil.data`` (see ``hil/resources.py``)."""

@@ -1,6 +1,6 @@
 """Why a connection to an instrument could not be made, in one line that names the fix.
 
-The transports (:mod:`drivers.visa_backend`, :mod:`drivers.serial_backend`) check
+The transports (:mod:`crossbar_hil.drivers.visa_backend`, :mod:`crossbar_hil.drivers.serial_backend`) check
 an address before they open it (:func:`check_visa_resource`, a bad address is
 bad input: ``ValueError``) and translate what the operating system or the
 library says when opening fails (:func:`explain_os_error`), so a user reads

@@ -15,8 +15,8 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from hil.protocol.codec import decode_reply, encode_command
-from hil.seam.errors import HilError
+from crossbar_hil.protocol.codec import decode_reply, encode_command
+from crossbar_hil.seam.errors import HilError
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,9 @@ def probe(found: Found, timeout_s: float = 1.0) -> Found:
     Opens the link of the matching driver, writes ``*IDN?``, waits up to ``timeout_s``
     (s) for one reply line, closes. Sends nothing else.
     """
-    from drivers.protocol_backend import ProtocolBackend
-    from drivers.serial_backend import SerialBackend
-    from drivers.visa_backend import VisaBackend
+    from crossbar_hil.drivers.protocol_backend import ProtocolBackend
+    from crossbar_hil.drivers.serial_backend import SerialBackend
+    from crossbar_hil.drivers.visa_backend import VisaBackend
 
     cls: type[ProtocolBackend] = VisaBackend if found.backend == "visa" else SerialBackend
     try:

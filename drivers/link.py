@@ -7,11 +7,10 @@ from pathlib import Path
 from time import monotonic
 from typing import Protocol, runtime_checkable
 
+from crossbar_hil.protocol.codec import MAX_LINE_CHARS, quote, strip_terminator
+from crossbar_hil.seam import UserLimits
+from crossbar_hil.seam.errors import CommunicationError, InstrumentTimeout, ProtocolError
 from pydantic import BaseModel, ConfigDict, Field
-
-from hil.protocol.codec import MAX_LINE_CHARS, quote, strip_terminator
-from hil.seam import UserLimits
-from hil.seam.errors import CommunicationError, InstrumentTimeout, ProtocolError
 
 MAX_REPLY_CHARS = MAX_LINE_CHARS
 """Longest reply line a link reads when the caller gives no bound (characters)."""
@@ -49,7 +48,7 @@ class Link(Protocol):
     :class:`ConnectionLost` when the peer is gone, and :class:`ProtocolError` for
     bytes that are not ASCII text or a line longer than ``max_chars``. Error
     messages quote at most the start of what was received, and its length
-    (:func:`hil.protocol.codec.quote`).
+    (:func:`crossbar_hil.protocol.codec.quote`).
     """
 
     description: str

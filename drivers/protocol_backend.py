@@ -1,10 +1,10 @@
 """`ProtocolBackend`: a :class:`CrossbarBackend` that speaks the crossbar wire protocol.
 
 The protocol itself (commands, arguments, units, reply kinds) lives in
-:mod:`hil.protocol.codec` and ``hil/protocol/PROTOCOL.md``; this module only
+:mod:`crossbar_hil.protocol.codec` and ``hil/protocol/PROTOCOL.md``; this module only
 decides *which* command each backend operation sends and what happens when the
 link fails. Transports plug in as a :class:`Link` (one line out, one line in):
-:mod:`drivers.visa_backend` (PyVISA) and :mod:`drivers.serial_backend` (pyserial)
+:mod:`crossbar_hil.drivers.visa_backend` (PyVISA) and :mod:`crossbar_hil.drivers.serial_backend` (pyserial)
 differ only in theirs.
 
 One backend operation is one command and one reply line:
@@ -22,19 +22,19 @@ operation              command
 At connect the backend asks ``*IDN?``, ``SYST:VERS?``, ``CONF:SHAPE?``,
 ``CONF:LIM?`` and ``CONF:CAP?`` and builds its :class:`BackendInfo` from the
 answers, so limits are the instrument's own, narrowed by the optional user
-``limits`` (:class:`~hil.seam.UserLimits`: the stricter of each value).
+``limits`` (:class:`~crossbar_hil.seam.UserLimits`: the stricter of each value).
 
 **Reply timeouts.** A controller replies only after a command has completed
 (``PROTOCOL.md`` section 5), so the wait for one reply is the base ``timeout_s``
 plus the command's own duration, by the rule its declaration gives
-(:func:`hil.protocol.codec.command_duration_s`): for ``PULS:LIST`` the sum of its
+(:func:`crossbar_hil.protocol.codec.command_duration_s`): for ``PULS:LIST`` the sum of its
 pulse widths plus ``switch_time_s`` per pulse (the controller's switching and
 settling, default :data:`SWITCH_TIME_S`); for ``RST:DEV`` the device's reset
 pulse, which protocol 1.1 cannot report, so ``reset_time_s`` (default: the
 instrument's ``width_max_s``, the longest pulse it can apply at all) plus
-``switch_time_s``; clamped to :data:`~drivers.link.MAX_COMMAND_S`. The wait is a
+``switch_time_s``; clamped to :data:`~crossbar_hil.drivers.link.MAX_COMMAND_S`. The wait is a
 total deadline for the whole reply line, and a reply longer than the command can
-have (:func:`hil.protocol.codec.max_reply_chars`, from the declaration and the
+have (:func:`crossbar_hil.protocol.codec.max_reply_chars`, from the declaration and the
 shape) is refused as a :class:`ProtocolError` without reading on. A ``CONF:LIM?``
 with a value that is not finite, or a ``width_max_s`` beyond ``MAX_COMMAND_S``, is
 refused at connect.
@@ -78,12 +78,9 @@ from time import perf_counter
 from typing import Any, ClassVar, Self
 
 import numpy as np
-from numpy.typing import NDArray
-from pydantic import ValidationError
-
-from drivers.link import MAX_COMMAND_S, SWITCH_TIME_S, Link, LinkFaulted, LinkParams
-from drivers.traffic import TrafficLog
-from hil.protocol.codec import (
+from crossbar_hil.drivers.link import MAX_COMMAND_S, SWITCH_TIME_S, Link, LinkFaulted, LinkParams
+from crossbar_hil.drivers.traffic import TrafficLog
+from crossbar_hil.protocol.codec import (
     COMMANDS,
     PROTOCOL_VERSION,
     ErrorCode,
@@ -93,8 +90,8 @@ from hil.protocol.codec import (
     encode_command,
     max_reply_chars,
 )
-from hil.seam import BackendInfo, CrossbarBackend, Limits, Pulse, UserLimits
-from hil.seam.errors import (
+from crossbar_hil.seam import BackendInfo, CrossbarBackend, Limits, Pulse, UserLimits
+from crossbar_hil.seam.errors import (
     BackendClosed,
     CommunicationError,
     ConnectionLost,
@@ -103,6 +100,8 @@ from hil.seam.errors import (
     ProtocolError,
     describe_validation_error,
 )
+from numpy.typing import NDArray
+from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -263,10 +262,10 @@ class ProtocolBackend(CrossbarBackend):
         """How long to wait (s) for the reply to command ``name`` with ``args``.
 
         The link's base timeout plus what the command takes on the instrument, by
-        its declared duration (:func:`~hil.protocol.codec.command_duration_s`): the
+        its declared duration (:func:`~crossbar_hil.protocol.codec.command_duration_s`): the
         pulse widths and :attr:`switch_time_s` per pulse for ``PULS`` and ``PULS:LIST``,
         :attr:`reset_time_s` and :attr:`switch_time_s` for ``RST:DEV``. The duration is
-        clamped to :data:`~drivers.link.MAX_COMMAND_S`.
+        clamped to :data:`~crossbar_hil.drivers.link.MAX_COMMAND_S`.
         """
         duration_s = command_duration_s(
             name, *args, switch_time_s=self.switch_time_s, reset_time_s=self.reset_time_s
@@ -417,7 +416,7 @@ class ProtocolBackend(CrossbarBackend):
 
 def _check_limits(identity: str, lim: Mapping[str, float]) -> None:
     """Refuse a ``CONF:LIM?`` with a value that is not finite, or a pulse longer than
-    :data:`~drivers.link.MAX_COMMAND_S` (reply timeouts are derived from it)."""
+    :data:`~crossbar_hil.drivers.link.MAX_COMMAND_S` (reply timeouts are derived from it)."""
     spec = COMMANDS["CONF:LIM?"].reply
     for field in spec.fields:
         value = lim[field.name]

@@ -10,7 +10,7 @@ the port without asking for a lock is not stopped by it. URLs are not locked;
 a ``socket://`` instrument refuses a second connection itself (``PROTOCOL.md``).
 Lines end in ``\\n``.
 
-Everything else (commands, limits, faults) is :class:`~drivers.protocol_backend.ProtocolBackend`.
+Everything else (commands, limits, faults) is :class:`~crossbar_hil.drivers.protocol_backend.ProtocolBackend`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,16 @@ import socket
 from typing import Any, ClassVar
 
 import serial
+from crossbar_hil.drivers.connect_errors import (
+    check_host_resolves,
+    check_serial_port,
+    explain_os_error,
+    socket_endpoint,
+)
+from crossbar_hil.drivers.link import MAX_REPLY_CHARS, LineReader, LinkParams
+from crossbar_hil.drivers.protocol_backend import ProtocolBackend
+from crossbar_hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
 from pydantic import Field, field_validator
-
-from drivers.connect_errors import check_host_resolves, check_serial_port, explain_os_error, socket_endpoint
-from drivers.link import MAX_REPLY_CHARS, LineReader, LinkParams
-from drivers.protocol_backend import ProtocolBackend
-from hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
 
 _CHUNK = 65536
 
@@ -46,7 +50,7 @@ class SerialParams(LinkParams):
 
 
 class SerialLink:
-    """One serial port (or pyserial URL) as a :class:`~drivers.link.Link`; timeout in s."""
+    """One serial port (or pyserial URL) as a :class:`~crossbar_hil.drivers.link.Link`; timeout in s."""
 
     def __init__(
         self, port: str, *, timeout_s: float, baudrate: int = 115200, exclusive: bool = True
@@ -90,7 +94,7 @@ class SerialLink:
 
     def read_line(self, timeout_s: float | None = None, max_chars: int | None = None) -> str:
         """Receive one line within ``timeout_s`` (s; default :attr:`timeout_s`), a total
-        deadline, of at most ``max_chars`` characters (see :class:`~drivers.link.LineReader`)."""
+        deadline, of at most ``max_chars`` characters (see :class:`~crossbar_hil.drivers.link.LineReader`)."""
         wait_s = self.timeout_s if timeout_s is None else timeout_s
         return self._reader.read_line(self._fill, wait_s, MAX_REPLY_CHARS if max_chars is None else max_chars)
 

@@ -1,7 +1,7 @@
 """Test helpers for backend authors: fake links that stand in for an instrument.
 
-A lab that writes its own :class:`~drivers.protocol_backend.ProtocolBackend` (or a
-new :class:`~drivers.link.Link`) tests it without hardware:
+A lab that writes its own :class:`~crossbar_hil.drivers.protocol_backend.ProtocolBackend` (or a
+new :class:`~crossbar_hil.drivers.link.Link`) tests it without hardware:
 
 * :func:`expected_protocol` / :class:`TranscriptLink`: the exact conversation, in
   order (in the spirit of PyMeasure's ``expected_protocol``). Every line the code
@@ -15,10 +15,10 @@ new :class:`~drivers.link.Link`) tests it without hardware:
   for tests about what a backend does rather than in which order.
 
 Both answer the connection handshake (``*IDN?``, ``SYST:VERS?``, ``CONF:SHAPE?``,
-``CONF:LIM?``, ``CONF:CAP?``) from a :class:`~hil.seam.BackendInfo`, written with the
+``CONF:LIM?``, ``CONF:CAP?``) from a :class:`~crossbar_hil.seam.BackendInfo`, written with the
 protocol's own declaration (:func:`handshake_replies`). A reply of ``None`` means
 the instrument stays silent: the read raises :class:`InstrumentTimeout` at once.
-To run the emulated instrument itself over a real transport, see :mod:`emulator.testing`.
+To run the emulated instrument itself over a real transport, see :mod:`crossbar_hil.emulator.testing`.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from drivers.protocol_backend import ProtocolBackend
-from hil.protocol.codec import PROTOCOL_VERSION, encode_record, encode_text
-from hil.seam import BackendInfo, Limits
-from hil.seam.errors import ConnectionLost, InstrumentTimeout
+from crossbar_hil.drivers.protocol_backend import ProtocolBackend
+from crossbar_hil.protocol.codec import PROTOCOL_VERSION, encode_record, encode_text
+from crossbar_hil.seam import BackendInfo, Limits
+from crossbar_hil.seam.errors import ConnectionLost, InstrumentTimeout
 
 EXAMPLE_INFO = BackendInfo(
     identity="ACME,XB44,0001,fw1",
@@ -68,7 +68,7 @@ def handshake(info: BackendInfo = EXAMPLE_INFO) -> list[tuple[str, str]]:
 
 
 class ScriptedLink:
-    """A :class:`~drivers.link.Link` whose replies are scripted; the base of the fakes.
+    """A :class:`~crossbar_hil.drivers.link.Link` whose replies are scripted; the base of the fakes.
 
     ``sent`` lists every line written, ``waits`` the timeout (s) and ``limits`` the
     ``max_chars`` of every read. Replies are queued, so a late reply (appended to

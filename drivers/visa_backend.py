@@ -8,13 +8,13 @@ default VISA library is ``@py`` (pyvisa-py, pure Python); give ``visa_library``
 **Exclusive access.** The session asks VISA for an exclusive lock
 (``viLock``) right after opening, so another VISA session on the same resource
 cannot interleave commands; a resource locked by someone else is refused with
-:class:`~hil.seam.errors.CommunicationError` ("in use"). Where the library or the
+:class:`~crossbar_hil.seam.errors.CommunicationError` ("in use"). Where the library or the
 resource does not support locks, e.g. pyvisa-py (all of it, including
 ``TCPIP::...::SOCKET``), the session opens without one (``VisaLink.locked`` is
 False) and exclusivity rests on the instrument, which serves one connection at
 a time (``PROTOCOL.md`` section 1).
 
-Everything else (commands, limits, faults) is :class:`~drivers.protocol_backend.ProtocolBackend`.
+Everything else (commands, limits, faults) is :class:`~crossbar_hil.drivers.protocol_backend.ProtocolBackend`.
 """
 
 from __future__ import annotations
@@ -27,12 +27,16 @@ from contextlib import suppress
 from time import monotonic
 from typing import Any, ClassVar
 
+from crossbar_hil.drivers.connect_errors import (
+    check_host_resolves,
+    check_visa_resource,
+    explain_os_error,
+    tcp_endpoint,
+)
+from crossbar_hil.drivers.link import MAX_REPLY_CHARS, LineReader, LinkParams
+from crossbar_hil.drivers.protocol_backend import ProtocolBackend
+from crossbar_hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
 from pydantic import Field, field_validator
-
-from drivers.connect_errors import check_host_resolves, check_visa_resource, explain_os_error, tcp_endpoint
-from drivers.link import MAX_REPLY_CHARS, LineReader, LinkParams
-from drivers.protocol_backend import ProtocolBackend
-from hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,7 @@ class VisaParams(LinkParams):
 
 
 class VisaLink:
-    """One VISA resource as a :class:`~drivers.link.Link`; timeout in s."""
+    """One VISA resource as a :class:`~crossbar_hil.drivers.link.Link`; timeout in s."""
 
     def __init__(self, resource: str, *, timeout_s: float, visa_library: str = "@py") -> None:
         import pyvisa
@@ -106,10 +110,10 @@ class VisaLink:
 
     def read_line(self, timeout_s: float | None = None, max_chars: int | None = None) -> str:
         """Receive one line within ``timeout_s`` (s; default :attr:`timeout_s`), a total
-        deadline, of at most ``max_chars`` characters (see :class:`~drivers.link.LineReader`).
+        deadline, of at most ``max_chars`` characters (see :class:`~crossbar_hil.drivers.link.LineReader`).
 
         VISA's own timeout only fires when no byte arrives at all (pyvisa-py), so the
-        line is read in bounded slices (:data:`~drivers.link.SLICE_S`): straight from
+        line is read in bounded slices (:data:`~crossbar_hil.drivers.link.SLICE_S`): straight from
         the socket under a pyvisa-py ``SOCKET`` session; byte-wise then what has arrived
         on a serial (``ASRL``) resource; by VISA reads bounded by the deadline otherwise.
         """

@@ -1,9 +1,9 @@
 """`CrossbarBatch`: many independent emulated crossbars at once, one per seed.
 
 Crossbar ``b`` of a batch is the crossbar ``EmulatedCrossbar(config with seed=seeds[b])``:
-the same shifts, stuck devices and noise streams (:func:`emulator.config.stream`),
-the same physics (:mod:`emulator.physics`), the same pulse semantics. The
-single-crossbar backend is a batch of one (:mod:`emulator.crossbar`).
+the same shifts, stuck devices and noise streams (:func:`crossbar_hil.emulator.config.stream`),
+the same physics (:mod:`crossbar_hil.emulator.physics`), the same pulse semantics. The
+single-crossbar backend is a batch of one (:mod:`crossbar_hil.emulator.crossbar`).
 
 Noise-free operations are whole-array numpy. With read or step noise each seed
 keeps its own generator, drawn in the order the single crossbar would draw, so
@@ -16,12 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from crossbar_hil.emulator import physics
+from crossbar_hil.emulator.config import EmulatorConfig, Purpose, stream
+from crossbar_hil.emulator.depression import depress
+from crossbar_hil.emulator.devices import DeviceModel
 from numpy.typing import ArrayLike, NDArray
-
-from emulator import physics
-from emulator.config import EmulatorConfig, Purpose, stream
-from emulator.depression import depress
-from emulator.devices import DeviceModel
 
 
 class CrossbarBatch:
@@ -154,7 +153,7 @@ class CrossbarBatch:
         At or above the set threshold: one step up. At or below minus the reset
         threshold: a reset if at least ``reset_min_width_s`` long, else, when
         depression is enabled, one pulse down the depression curve from the present
-        conductance (:mod:`emulator.depression`). Anything else leaves the device as it is.
+        conductance (:mod:`crossbar_hil.emulator.depression`). Anything else leaves the device as it is.
         """
         cfg = self.config
         where = np.zeros(self.state.position.shape, dtype=bool)

@@ -1,7 +1,7 @@
 """What defines an emulated crossbar: :class:`EmulatorConfig` and its :class:`ShiftDistribution`.
 
-Shared by the single-crossbar backend (:mod:`emulator.crossbar`) and the batch of
-crossbars (:mod:`emulator.batched`). Every random draw of a crossbar comes from
+Shared by the single-crossbar backend (:mod:`crossbar_hil.emulator.crossbar`) and the batch of
+crossbars (:mod:`crossbar_hil.emulator.batched`). Every random draw of a crossbar comes from
 :func:`stream`: one independent generator per seed and purpose, so that turning
 noise on does not change the device-to-device shifts of a seed.
 """
@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Self
 
 import numpy as np
+from crossbar_hil.emulator.devices import DeviceModel, TraceDevice, default_device
+from crossbar_hil.emulator.physics import rescale_shifts
+from crossbar_hil.seam import Limits
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from emulator.devices import DeviceModel, TraceDevice, default_device
-from emulator.physics import rescale_shifts
-from hil.seam import Limits
 
 
 class Purpose(IntEnum):

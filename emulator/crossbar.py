@@ -1,7 +1,7 @@
 """`EmulatedCrossbar`: a crossbar of replayed devices that implements `CrossbarBackend`.
 
 Each device (j, k) sits at a position ``m_jk`` along its device table
-``G_exp`` (a measured trace or a parametric model, :mod:`emulator.devices`) and
+``G_exp`` (a measured trace or a parametric model, :mod:`crossbar_hil.emulator.devices`) and
 has a fixed device-to-device shift ``shift_jk``::
 
     G_jk = K * (s_jk * (G_exp(m_jk) - G_exp(0)) + shift_jk)
@@ -9,7 +9,7 @@ has a fixed device-to-device shift ``shift_jk``::
 A potentiating pulse moves ``m`` one step up (saturating at the end of the
 table), the reset pulse returns it to 0. With ``depression`` on, a short
 negative pulse moves the device one pulse down the model's depression curve
-(:mod:`emulator.depression`). Device-to-device variation comes in two kinds,
+(:mod:`crossbar_hil.emulator.depression`). Device-to-device variation comes in two kinds,
 both configurable: additive shifts ``shift_jk``, lognormal, min-max rescaled
 into ``[shift_low_siemens, shift_high_siemens]`` (ARCHITECTURE.md section 1), and
 the kind Lim et al. use, a Gaussian scale ``s_jk ~ N(1, range_sigma)`` (clipped
@@ -20,7 +20,7 @@ random draw comes from generators seeded by ``seed``, with one independent
 stream per purpose so that turning noise on does not change the
 device-to-device shifts of a seed.
 
-The crossbar is a batch of one (:class:`emulator.batched.CrossbarBatch`): the
+The crossbar is a batch of one (:class:`crossbar_hil.emulator.batched.CrossbarBatch`): the
 physics and the random streams are those of the batched emulation, so a batch
 of seeds reproduces single crossbars bit for bit.
 """
@@ -31,12 +31,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+from crossbar_hil.emulator.batched import CrossbarBatch
+from crossbar_hil.emulator.config import EmulatorConfig, Purpose, ShiftDistribution
+from crossbar_hil.seam import BackendInfo, CrossbarBackend, Pulse
 from numpy.typing import NDArray
 from pydantic import BaseModel
-
-from emulator.batched import CrossbarBatch
-from emulator.config import EmulatorConfig, Purpose, ShiftDistribution
-from hil.seam import BackendInfo, CrossbarBackend, Pulse
 
 __all__ = ["EmulatedCrossbar", "EmulatorConfig", "ShiftDistribution"]
 

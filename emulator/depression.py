@@ -1,13 +1,13 @@
 """Depression of emulated devices along a depression table, conductance-wise.
 
 A device's depression table ``down[k]`` (S) is its conductance after k
-depressing pulses from the top of its range (:meth:`emulator.devices._Model.depression_table`).
+depressing pulses from the top of its range (:meth:`crossbar_hil.emulator.devices._Model.depression_table`).
 As in NeuroSim (Huang et al.), a depressing pulse acts on the device's present
 conductance ``g``: find where ``g`` sits on the depression curve (a fractional
 pulse count, by linear interpolation) and move one pulse further down it. A
 device above the curve's top starts from its top; a device at the bottom stays.
 
-Potentiation stays position-based (:mod:`emulator.crossbar`): after a
+Potentiation stays position-based (:mod:`crossbar_hil.emulator.crossbar`): after a
 depression the device's position is the highest potentiation-table position
 whose conductance is not above its new conductance, so the next potentiating
 pulse moves it up by at most one table step. Measured tables need not be
@@ -19,9 +19,8 @@ The single and the batched crossbar share :func:`depress` (a crossbar is a batch
 from __future__ import annotations
 
 import numpy as np
+from crossbar_hil.emulator.physics import DeviceState
 from numpy.typing import NDArray
-
-from emulator.physics import DeviceState
 
 
 def depressed(

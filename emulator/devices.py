@@ -2,7 +2,7 @@
 
 Every model reduces to a *table* ``G_exp[m]`` in S: position 0 is the state after
 a reset, each potentiating pulse moves one position up, the last position is
-saturation. The crossbar (:mod:`emulator.crossbar`) replays such a table per
+saturation. The crossbar (:mod:`crossbar_hil.emulator.crossbar`) replays such a table per
 device, so a measured trace and a parametric model are used the same way.
 
 * :class:`TraceDevice` replays a measured trace (e.g. SP291D1NR100).
@@ -20,7 +20,7 @@ and a trace device along a measured depression trace when one is given (none:
 the device cannot be depressed, and a crossbar refuses depression with it).
 A crossbar uses the table conductance-wise, as NeuroSim does: a depressing pulse
 moves a device from its present conductance one pulse further down the curve
-(:mod:`emulator.depression`).
+(:mod:`crossbar_hil.emulator.depression`).
 
 :func:`default_device` is the built-in device: an :class:`ExponentialDevice`
 fitted to the reference trace (see ``data/devices/default_device.json``).
@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 import numpy as np
+from crossbar_hil.resources import read_data_text
+from crossbar_hil.trace_file import Trace, load_trace
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from hil.resources import read_data_text
-from hil.trace_file import Trace, load_trace
 
 
 class _Model(BaseModel):

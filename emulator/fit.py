@@ -1,6 +1,6 @@
 """Fit the Lim exponential device model to a trace; writes the built-in default device.
 
-Usage: ``python -m emulator.fit TRACE > data/devices/default_device.json``
+Usage: ``python -m crossbar_hil.emulator.fit TRACE > data/devices/default_device.json``
 
 Gmin is pinned to the trace's first read (the state after reset); Gmax, alpha
 and beta_nl minimise the squared error over all positions by a coarse grid
@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from emulator.devices import DefaultDeviceRecord, ExponentialDevice, exponential_tables
-from hil.trace_file import Trace, load_trace
+from crossbar_hil.emulator.devices import DefaultDeviceRecord, ExponentialDevice, exponential_tables
+from crossbar_hil.trace_file import Trace, load_trace
 
 _GRID = 40
 _REFINE_ROUNDS = 3
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     """Print the default-device record for the trace named on the command line."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        raise SystemExit("usage: python -m emulator.fit TRACE")
+        raise SystemExit("usage: python -m crossbar_hil.emulator.fit TRACE")
     print(fit_record(Path(args[0]), tolerance_siemens=1.5e-8).model_dump_json(indent=2))
 
 

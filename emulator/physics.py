@@ -2,8 +2,8 @@
 
 Every function here works on ``B`` independent crossbars at once: positions,
 conductances and shifts have shape ``(B, rows, cols)``. The single-crossbar
-backend (:class:`emulator.crossbar.EmulatedCrossbar`) is the case ``B = 1`` of
-:class:`emulator.batched.CrossbarBatch`, which calls these functions; there is
+backend (:class:`crossbar_hil.emulator.crossbar.EmulatedCrossbar`) is the case ``B = 1`` of
+:class:`crossbar_hil.emulator.batched.CrossbarBatch`, which calls these functions; there is
 no second implementation.
 
 Device (b, j, k) sits at position ``m`` of the device table ``G_exp`` (S) and

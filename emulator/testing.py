@@ -1,7 +1,7 @@
 """Test helpers for backend authors and lab tests: the emulated instrument, running.
 
 * :func:`running_server`: a context manager that serves an emulated crossbar (or a
-  given :class:`~hil.seam.CrossbarBackend`) over TCP or a pty for the ``with`` block,
+  given :class:`~crossbar_hil.seam.CrossbarBackend`) over TCP or a pty for the ``with`` block,
   and always stops it. In pytest, wrap it in a fixture::
 
       @pytest.fixture
@@ -15,16 +15,16 @@
 * :class:`CommandsPerEpoch`: a training observer that counts, per epoch, the commands
   the instrument received.
 
-For tests without any instrument, see :mod:`drivers.testing` (transcript and table fakes).
+For tests without any instrument, see :mod:`crossbar_hil.drivers.testing` (transcript and table fakes).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from emulator.instrument.server import InstrumentServer, ServerOptions, running_server
-from hil.training.history import EpochRecord
-from hil.training.observers import TrainingObserver
+from crossbar_hil.emulator.instrument.server import InstrumentServer, ServerOptions, running_server
+from crossbar_hil.training.history import EpochRecord
+from crossbar_hil.training.observers import TrainingObserver
 
 __all__ = ["CommandsPerEpoch", "InstrumentServer", "ServerOptions", "running_server"]
 
@@ -32,9 +32,9 @@ __all__ = ["CommandsPerEpoch", "InstrumentServer", "ServerOptions", "running_ser
 class CommandsPerEpoch(TrainingObserver):
     """Counts, per epoch of a training run, the commands a server received (by name).
 
-    Pass it to :func:`hil.training.trainer.train` as an observer of a run through a driver to
+    Pass it to :func:`crossbar_hil.training.trainer.train` as an observer of a run through a driver to
     ``server``; :meth:`per_epoch` then has one :class:`~collections.Counter` per
-    :class:`~hil.training.history.EpochRecord`: the commands of that epoch, its update included.
+    :class:`~crossbar_hil.training.history.EpochRecord`: the commands of that epoch, its update included.
     A new run starts a new count. Uses the server's counters, so it works however long the run.
     """
 

@@ -1,6 +1,6 @@
 """crossbar-hil: hardware-in-the-loop in-situ training of memristor crossbars (the core).
 
-``hil.__version__`` is the installed distribution's version (``importlib.metadata``).
+``crossbar_hil.__version__`` is the installed distribution's version (``importlib.metadata``).
 """
 
 from importlib.metadata import PackageNotFoundError, version

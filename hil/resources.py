@@ -2,7 +2,7 @@
 
 The one place that knows: the top-level ``data/`` folder of the checkout (the
 reference task, the fitted built-in device) is installed as the package
-``hil.data`` (``pyproject.toml`` maps it with ``package-dir``), so an editable
+``crossbar_hil.data`` (``pyproject.toml`` maps it with ``package-dir``), so an editable
 install reads the checkout's files and a wheel carries them. Both are read with
 :mod:`importlib.resources`. The third-party reference trace is never shipped:
 its path comes from an option or the ``HIL_TRACE`` environment variable.
@@ -17,7 +17,7 @@ from pathlib import Path
 TRACE_ENV = "HIL_TRACE"
 """Environment variable holding the path of a conductance trace to replay."""
 
-DATA_PACKAGE = "hil.data"
+DATA_PACKAGE = "crossbar_hil.data"
 """The package that holds ``data/``."""
 
 

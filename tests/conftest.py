@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from hil.resources import TRACE_ENV, trace_from_env
+from crossbar_hil.resources import TRACE_ENV, trace_from_env
 
 
 @pytest.fixture(scope="session")

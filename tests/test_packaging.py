@@ -1,4 +1,4 @@
-"""Packaging: every package ships, the project's data ships as ``hil.data``, the CI script
+"""Packaging: every package ships, the project's data ships as ``crossbar_hil.data``, the CI script
 stands on its own, and every configuration model refuses inf and NaN."""
 
 from __future__ import annotations
@@ -11,36 +11,47 @@ from importlib import import_module
 from importlib.resources import files
 from pathlib import Path
 
+import crossbar_hil
 import pytest
 from pydantic import BaseModel
-
-import hil
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PACKAGES = PYPROJECT["tool"]["setuptools"]["packages"]
 PACKAGE_DIR = PYPROJECT["tool"]["setuptools"]["package-dir"]
+PACKAGE_OF_FOLDER = {folder: package for package, folder in PACKAGE_DIR.items()}
 
 
 def _directory(package: str) -> Path:
-    return ROOT / PACKAGE_DIR.get(package, package.replace(".", "/"))
+    """The folder of a package, by the longest package-dir mapping that covers it."""
+    parts = package.split(".")
+    for n in range(len(parts), 0, -1):
+        mapped = PACKAGE_DIR.get(".".join(parts[:n]))
+        if mapped is not None:
+            return ROOT / mapped / Path(*parts[n:])
+    return ROOT / Path(*parts)
 
 
 def test_the_package_list_is_the_tree() -> None:
     found = {
-        ".".join(p.parent.relative_to(ROOT).parts)
+        ".".join([PACKAGE_OF_FOLDER[top], *p.parent.relative_to(ROOT / top).parts])
         for top in ("hil", "drivers", "emulator", "api")
         for p in (ROOT / top).rglob("__init__.py")
     }
-    assert set(PACKAGES) == found | {"hil.data"}
+    assert set(PACKAGES) == found | {"crossbar_hil.data"}
     assert all((_directory(p) / "__init__.py").is_file() for p in PACKAGES)
 
 
+def test_one_namespace_no_generic_top_level_name() -> None:
+    """Every installed package lives under crossbar_hil: nothing claims `api`, `hil`, ..."""
+    assert {p.split(".")[0] for p in PACKAGES} == {"crossbar_hil"}
+
+
 def test_the_reference_task_and_the_built_in_device_are_package_data() -> None:
-    data = files("hil.data")
+    data = files("crossbar_hil.data")
     for name in ("tasks/reference_4bit.json", "devices/default_device.json"):
         assert data.joinpath(*name.split("/")).is_file()
-    globs = PYPROJECT["tool"]["setuptools"]["package-data"]["hil.data"]
+    globs = PYPROJECT["tool"]["setuptools"]["package-data"]["crossbar_hil.data"]
     shipped = {str(p.relative_to(ROOT / "data")) for g in globs for p in (ROOT / "data").glob(g)}
     assert {"tasks/reference_4bit.json", "devices/default_device.json"} <= shipped
 
@@ -48,7 +59,7 @@ def test_the_reference_task_and_the_built_in_device_are_package_data() -> None:
 def test_the_version_is_the_installed_distribution() -> None:
     from importlib.metadata import version
 
-    assert hil.__version__ == version("crossbar-hil") == PYPROJECT["project"]["version"]
+    assert crossbar_hil.__version__ == version("crossbar-hil") == PYPROJECT["project"]["version"]
 
 
 # Distribution name -> the module the code imports; None: used without an import statement.
@@ -73,7 +84,8 @@ def _models() -> list[type[BaseModel]]:
     out = []
     for top in ("hil", "drivers", "emulator"):
         for path in (ROOT / top).rglob("*.py"):
-            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            parts = path.relative_to(ROOT / top).with_suffix("").parts
+            name = ".".join([PACKAGE_OF_FOLDER[top], *parts]).removesuffix(".__init__")
             for _, obj in inspect.getmembers(import_module(name), inspect.isclass):
                 if issubclass(obj, BaseModel) and obj.__module__ == name:
                     out.append(obj)

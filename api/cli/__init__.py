@@ -1,6 +1,6 @@
 """The ``hil`` command line: one module per subcommand, each with ``add_parser``.
 
-Also ``python -m api``. Exit status of every subcommand: 0 done, 1 an unexpected
+Also ``python -m crossbar_hil.api``. Exit status of every subcommand: 0 done, 1 an unexpected
 error (a bug), 2 bad input (nothing sent), 3 the instrument could not be reached or
 reported a fault, 4 stopped on request (Ctrl-C, SIGTERM, SIGHUP).
 """
@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from api.cli import characterize, emulate, instruments, runs, serve, sweep, train
-from api.cli.stopping import EXIT_STOPPED
-from hil import __version__
+from crossbar_hil import __version__
+from crossbar_hil.api.cli import characterize, emulate, instruments, runs, serve, sweep, train
+from crossbar_hil.api.cli.stopping import EXIT_STOPPED
 
 # Each module here adds one subcommand: add_parser(subparsers) sets func=run(args) -> int.
 SUBCOMMANDS = [train, characterize, instruments, emulate, sweep, serve, runs]
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hil",
         description="In-situ training of memristor crossbars, hardware in the loop. "
-        "Also runs as `python -m api`.",
+        "Also runs as `python -m crossbar_hil.api`.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s (crossbar-hil) {__version__}")
     add_logging_options(parser, top=True)

@@ -16,13 +16,12 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from crossbar_hil.api.cli.stopping import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_STOPPED, SignalStop
+from crossbar_hil.resources import TRACE_ENV, trace_from_env
+from crossbar_hil.seam import CrossbarBackend
+from crossbar_hil.seam.errors import HilError, RunStopped, describe_validation_error
+from crossbar_hil.seam.registry import available_backends, backend_factory, create_backend
 from pydantic import BaseModel, ValidationError
-
-from api.cli.stopping import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_STOPPED, SignalStop
-from hil.resources import TRACE_ENV, trace_from_env
-from hil.seam import CrossbarBackend
-from hil.seam.errors import HilError, RunStopped, describe_validation_error
-from hil.seam.registry import available_backends, backend_factory, create_backend
 
 EMULATOR_OPTIONS = {"trace": "--trace", "builtin": "--builtin", "seed": "--seed", "scale_k": "--k"}
 """Options that describe the emulator (dest -> option)."""

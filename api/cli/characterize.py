@@ -14,12 +14,18 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from api.cli.backend_options import add_backend_options, backend_name, backend_params, bad_input, open_backend
-from api.cli.stopping import EXIT_FAULT, EXIT_OK, EXIT_STOPPED, SignalStop, instrument_wait
-from hil.procedures.characterize import Progress, RecordingInterrupted, record_trace
-from hil.procedures.outputs import check_output_file
-from hil.seam.errors import HilError, LimitError, RunStopped
-from hil.trace_file import Trace, write_dat
+from crossbar_hil.api.cli.backend_options import (
+    add_backend_options,
+    backend_name,
+    backend_params,
+    bad_input,
+    open_backend,
+)
+from crossbar_hil.api.cli.stopping import EXIT_FAULT, EXIT_OK, EXIT_STOPPED, SignalStop, instrument_wait
+from crossbar_hil.procedures.characterize import Progress, RecordingInterrupted, record_trace
+from crossbar_hil.procedures.outputs import check_output_file
+from crossbar_hil.seam.errors import HilError, LimitError, RunStopped
+from crossbar_hil.trace_file import Trace, write_dat
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -16,13 +16,18 @@ import threading
 from contextlib import suppress
 from typing import TextIO
 
-from api.cli.backend_options import add_emulator_options, bad_input, emulator_params
-from api.cli.stopping import EXIT_FAULT
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.instrument.faults import FaultPlan
-from emulator.instrument.server import DEFAULT_IDLE_TIMEOUT_S, InstrumentServer, ServerOptions, running_server
-from hil.protocol import PROTOCOL_VERSION
-from hil.resources import TRACE_ENV
+from crossbar_hil.api.cli.backend_options import add_emulator_options, bad_input, emulator_params
+from crossbar_hil.api.cli.stopping import EXIT_FAULT
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.emulator.instrument.faults import FaultPlan
+from crossbar_hil.emulator.instrument.server import (
+    DEFAULT_IDLE_TIMEOUT_S,
+    InstrumentServer,
+    ServerOptions,
+    running_server,
+)
+from crossbar_hil.protocol import PROTOCOL_VERSION
+from crossbar_hil.resources import TRACE_ENV
 
 DEFAULT_TCP = ("127.0.0.1", 5025)
 

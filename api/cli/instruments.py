@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from drivers.discovery import discover
-from hil.seam.registry import available_backends
+from crossbar_hil.drivers.discovery import discover
+from crossbar_hil.seam.registry import available_backends
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -12,9 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from hil.runs import export
-from hil.runs.status import RunStatus
-from hil.runs.store import STORE_ENV, Run, RunNotFound, RunStore, StoreError, default_path
+from crossbar_hil.runs import export
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import STORE_ENV, Run, RunNotFound, RunStore, StoreError, default_path
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

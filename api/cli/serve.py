@@ -12,11 +12,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from crossbar_hil.api.cli.backend_options import bad_input
+from crossbar_hil.api.service.settings import (
+    TOKEN_ENV,
+    ServiceSettings,
+    is_loopback,
+    new_token_file,
+    read_token,
+)
+from crossbar_hil.runs.store import STORE_ENV, default_path
 from pydantic import ValidationError
-
-from api.cli.backend_options import bad_input
-from api.service.settings import TOKEN_ENV, ServiceSettings, is_loopback, new_token_file, read_token
-from hil.runs.store import STORE_ENV, default_path
 
 GRACE_S = 3.0
 
@@ -74,8 +79,7 @@ def settings_from(args: argparse.Namespace) -> tuple[ServiceSettings, Path | Non
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM (runs are stopped at 0 V first); exit 2 for bad settings."""
     import uvicorn
-
-    from api.service.app import DatabaseInUse, create_app
+    from crossbar_hil.api.service.app import DatabaseInUse, create_app
 
     try:
         settings, written = settings_from(args)

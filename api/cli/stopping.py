@@ -21,8 +21,8 @@ from contextlib import suppress
 from types import FrameType, TracebackType
 from typing import Self
 
-from hil.seam.errors import RunStopped
-from hil.training.stop import StopSignal
+from crossbar_hil.seam.errors import RunStopped
+from crossbar_hil.training.stop import StopSignal
 
 EXIT_OK = 0
 """The command did what was asked (a run ended by itself: converged, epoch limit, stalled)."""

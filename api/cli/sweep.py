@@ -6,7 +6,7 @@ Example::
 
 Runs on a local process pool, or on a Dask cluster with ``--scheduler tcp://host:port``
 (``pip install crossbar-hil[sweep]``). Writes ``sweep.csv`` (columns in
-``emulator.sweep.table``), ``epochs.csv`` and PNG plots to ``--out``; prints the table.
+``crossbar_hil.emulator.sweep.table``), ``epochs.csv`` and PNG plots to ``--out``; prints the table.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from api.cli.backend_options import bad_input
-from emulator.config import EmulatorConfig
-from emulator.sweep import GridError, parse_grid, rows, run_sweep, write_tables
-from emulator.sweep.grid import describe
-from emulator.sweep.table import epoch_counts
-from hil.reports.sweep_plots import save_sweep_plots
-from hil.resources import TRACE_ENV, trace_from_env
-from hil.training.task import Task
+from crossbar_hil.api.cli.backend_options import bad_input
+from crossbar_hil.emulator.config import EmulatorConfig
+from crossbar_hil.emulator.sweep import GridError, parse_grid, rows, run_sweep, write_tables
+from crossbar_hil.emulator.sweep.grid import describe
+from crossbar_hil.emulator.sweep.table import epoch_counts
+from crossbar_hil.reports.sweep_plots import save_sweep_plots
+from crossbar_hil.resources import TRACE_ENV, trace_from_env
+from crossbar_hil.training.task import Task
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

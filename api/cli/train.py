@@ -1,6 +1,6 @@
 """``hil train``: one in-situ training run from the command line, with progress and a summary.
 
-Thin: parse the options, call :func:`hil.procedures.training.run_training`, print.
+Thin: parse the options, call :func:`crossbar_hil.procedures.training.run_training`, print.
 """
 
 from __future__ import annotations
@@ -11,25 +11,31 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
-
-from api.cli.backend_options import (
+from crossbar_hil.api.cli.backend_options import (
     add_backend_options,
     backend_name,
     backend_params,
     bad_input,
     open_backend,
 )
-from api.cli.rule_options import add_rule_options, rule_overrides
-from api.cli.stopping import EXIT_FAULT, EXIT_INTERNAL, EXIT_OK, EXIT_STOPPED, SignalStop, instrument_wait
-from hil.json_files import InputFileError, read_json_object
-from hil.procedures.training import RunOutputs, TrainingRun, run_training, save_plots, what_to_try
-from hil.resources import TRACE_ENV
-from hil.seam.errors import RunStopped
-from hil.trace_file import load_trace
-from hil.training.config import DEFAULT_PRESET, PRESETS, RunConfig
-from hil.training.history import FINISHED, EpochRecord, Evaluation, TrainingResult
-from hil.training.observers import TrainingObserver
-from hil.training.task import Task
+from crossbar_hil.api.cli.rule_options import add_rule_options, rule_overrides
+from crossbar_hil.api.cli.stopping import (
+    EXIT_FAULT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_STOPPED,
+    SignalStop,
+    instrument_wait,
+)
+from crossbar_hil.json_files import InputFileError, read_json_object
+from crossbar_hil.procedures.training import RunOutputs, TrainingRun, run_training, save_plots, what_to_try
+from crossbar_hil.resources import TRACE_ENV
+from crossbar_hil.seam.errors import RunStopped
+from crossbar_hil.trace_file import load_trace
+from crossbar_hil.training.config import DEFAULT_PRESET, PRESETS, RunConfig
+from crossbar_hil.training.history import FINISHED, EpochRecord, Evaluation, TrainingResult
+from crossbar_hil.training.observers import TrainingObserver
+from crossbar_hil.training.task import Task
 
 # Options that override TrainingConfig fields: option dest -> help (the default is appended).
 TRAINING_OPTIONS = {

@@ -9,15 +9,14 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import IO
 
+from crossbar_hil.api.service import problems
+from crossbar_hil.api.service.limits import BodyLimit
+from crossbar_hil.api.service.routers import events, runs, system
+from crossbar_hil.api.service.settings import ServiceSettings
+from crossbar_hil.runs.manager import RunManager
+from crossbar_hil.runs.store import RunStore
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-
-from api.service import problems
-from api.service.limits import BodyLimit
-from api.service.routers import events, runs, system
-from api.service.settings import ServiceSettings
-from hil.runs.manager import RunManager
-from hil.runs.store import RunStore
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
+from crossbar_hil.api.service.problems import Problem
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-
-from api.service.problems import Problem
 
 _bearer = HTTPBearer(auto_error=False, description="The service token (hil serve --token-file / HIL_TOKEN).")
 

@@ -1,13 +1,15 @@
-"""Pydantic models of the service's response bodies (requests are :class:`~hil.training.config.RunConfig`)."""
+"""Pydantic models of the service's response bodies.
+
+Requests are :class:`~crossbar_hil.training.config.RunConfig`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import Run
 from pydantic import BaseModel, ConfigDict, Field
-
-from hil.runs.status import RunStatus
-from hil.runs.store import Run
 
 
 class RunView(BaseModel):

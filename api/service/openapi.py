@@ -1,6 +1,6 @@
 """The committed OpenAPI schema of the service (``api/service/openapi.json``).
 
-``python -m api.service.openapi`` rewrites it from the code; a test fails when the
+``python -m crossbar_hil.api.service.openapi`` rewrites it from the code; a test fails when the
 schema the service serves drifts from the committed file, so an API change is
 always a reviewed change of that file.
 """
@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from api.service.app import create_app
-from api.service.settings import ServiceSettings
+from crossbar_hil.api.service.app import create_app
+from crossbar_hil.api.service.settings import ServiceSettings
 
 SCHEMA_PATH = Path(__file__).with_name("openapi.json")
 

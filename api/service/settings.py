@@ -8,9 +8,8 @@ import secrets
 from pathlib import Path
 from typing import Literal, Self
 
+from crossbar_hil.runs.store import default_path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-
-from hil.runs.store import default_path
 
 TOKEN_ENV = "HIL_TOKEN"
 """Environment variable holding the bearer token of the service."""

@@ -14,8 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-
-from hil.protocol.codec import (
+from crossbar_hil.protocol.codec import (
     COMMANDS,
     ERROR_CODES,
     ERROR_QUEUE_SIZE,
@@ -32,8 +31,8 @@ from hil.protocol.codec import (
     parse_command,
     validate_command,
 )
-from hil.seam import CrossbarBackend
-from hil.seam.errors import HilError
+from crossbar_hil.seam import CrossbarBackend
+from crossbar_hil.seam.errors import HilError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ HANDLERS: dict[str, Handler] = {}
 def handles(name: str) -> Callable[[Handler], Handler]:
     """Register the decorated function as the handler of the declared command ``name``.
 
-    KeyError at import time for a name that :data:`~hil.protocol.codec.COMMANDS` does
+    KeyError at import time for a name that :data:`~crossbar_hil.protocol.codec.COMMANDS` does
     not declare, so no handler can exist for a command the protocol does not have."""
     spec = COMMANDS[name]
 

@@ -11,7 +11,7 @@ import itertools
 import threading
 from collections import Counter, deque
 
-from hil.protocol.codec import COMMANDS, strip_terminator
+from crossbar_hil.protocol.codec import COMMANDS, strip_terminator
 
 RECENT_LINES = 10_000
 """How many received lines the record keeps (the most recent)."""

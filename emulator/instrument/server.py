@@ -3,9 +3,9 @@
 It stands in for a physical crossbar controller, so that the drivers are
 exercised over a real transport. Each command line is parsed and range-checked
 against the crossbar's shape, limits and capabilities *before* the crossbar is
-touched (:func:`hil.protocol.codec.validate_command`): a refused command gets its
+touched (:func:`crossbar_hil.protocol.codec.validate_command`): a refused command gets its
 ``ERR`` reply and changes nothing, and a ``PULS:LIST`` is applied all or nothing.
-Valid commands go through the public :class:`~hil.seam.CrossbarBackend`
+Valid commands go through the public :class:`~crossbar_hil.seam.CrossbarBackend`
 methods, so the values returned over the line are bit for bit those the crossbar
 returns when used directly.
 
@@ -17,7 +17,7 @@ without a complete command (never while a command executes), and TCP keepalive
 notices a peer that vanished. Accept errors (e.g. no file descriptor left) are
 logged and retried after a short back-off: the server never stops accepting.
 Its memory stays flat: it counts every command but keeps only the most recent
-lines (:class:`~emulator.instrument.records.CommandRecord`), and forgets finished
+lines (:class:`~crossbar_hil.emulator.instrument.records.CommandRecord`), and forgets finished
 connection threads.
 
 Usage::
@@ -29,7 +29,7 @@ Usage::
 
 :class:`FaultPlan` makes the link misbehave on purpose (delays, dropped
 connection, a garbled reply, an instrument that stops answering) so that the
-drivers' error paths can be tested. Test helpers: :mod:`emulator.testing`.
+drivers' error paths can be tested. Test helpers: :mod:`crossbar_hil.emulator.testing`.
 """
 
 from __future__ import annotations
@@ -45,14 +45,12 @@ from contextlib import contextmanager, suppress
 from time import monotonic
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.instrument.controller import CommandProcessor
-from emulator.instrument.faults import FaultPlan, garble
-from emulator.instrument.records import CommandRecord, command_name, shortened
-from emulator.instrument.transports import PtyStream, SocketStream, Stream, Transport
-from hil.protocol.codec import (
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.emulator.instrument.controller import CommandProcessor
+from crossbar_hil.emulator.instrument.faults import FaultPlan, garble
+from crossbar_hil.emulator.instrument.records import CommandRecord, command_name, shortened
+from crossbar_hil.emulator.instrument.transports import PtyStream, SocketStream, Stream, Transport
+from crossbar_hil.protocol.codec import (
     MAX_LINE_CHARS,
     TERMINATOR,
     CommandError,
@@ -60,7 +58,8 @@ from hil.protocol.codec import (
     encode_error,
     is_empty_line,
 )
-from hil.seam import CrossbarBackend
+from crossbar_hil.seam import CrossbarBackend
+from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ class InstrumentServer:
     TCP serves **one connection at a time** (like a physical controller): a second
     connection while one is open gets ``ERR 400`` and is closed at once, logged. A
     pty is one device; the server cannot tell who opened it (the serial driver locks
-    it, see :mod:`drivers.serial_backend`); no idle timeout applies there.
+    it, see :mod:`crossbar_hil.drivers.serial_backend`); no idle timeout applies there.
     Attributes for tests: :attr:`commands` (the most recent command lines received),
     :attr:`connections` (TCP connections served), :attr:`refused` (TCP connections
     refused because another was open), :attr:`accept_errors`, :attr:`idle_closed`;
@@ -458,7 +457,7 @@ class InstrumentServer:
         """Read lines and answer them until the end of the stream, a stop or the idle timeout.
 
         Lines are split at LF only; the terminator (LF, and one CR before it) is removed
-        in one place, :func:`hil.protocol.codec.strip_terminator`, when the line is parsed.
+        in one place, :func:`crossbar_hil.protocol.codec.strip_terminator`, when the line is parsed.
         """
         buffer = bytearray()
         too_long = False

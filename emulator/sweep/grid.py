@@ -2,7 +2,8 @@
 
 A grid is ``{parameter: [values]}``; its points are every combination, in the
 order the parameters were given. Each point overrides a base
-:class:`~emulator.config.EmulatorConfig` and :class:`~hil.training.config.TrainingConfig`.
+:class:`~crossbar_hil.emulator.config.EmulatorConfig` and
+:class:`~crossbar_hil.training.config.TrainingConfig`.
 Text form (the CLI's ``--grid``): ``NAME=V1,V2,...`` or, for a number,
 ``NAME=START:STOP:COUNT`` (evenly spaced, ends included). Every error names
 the parameter and what is allowed.
@@ -18,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from crossbar_hil.emulator.config import EmulatorConfig
+from crossbar_hil.emulator.devices import DeviceModel
+from crossbar_hil.resources import TRACE_ENV, trace_from_env
+from crossbar_hil.training.config import TrainingConfig
 from pydantic import TypeAdapter, ValidationError
-
-from emulator.config import EmulatorConfig
-from emulator.devices import DeviceModel
-from hil.resources import TRACE_ENV, trace_from_env
-from hil.training.config import TrainingConfig
 
 Value = float | int | str | bool
 Overrides = dict[str, dict[str, Any]]

@@ -1,9 +1,9 @@
 """Running a sweep: grid points x seeds, cut into chunks, on any ``concurrent.futures`` executor.
 
 A chunk is one grid point and a run of seeds. It trains every seed's crossbar
-with the batched path (:func:`hil.training.batched.train_batch` on a
-:class:`~emulator.batched.CrossbarBatch`) or, for a rule without a batched form,
-one crossbar at a time with :class:`~hil.training.trainer.Trainer` (the same
+with the batched path (:func:`crossbar_hil.training.batched.train_batch` on a
+:class:`~crossbar_hil.emulator.batched.CrossbarBatch`) or, for a rule without a batched form,
+one crossbar at a time with :class:`~crossbar_hil.training.trainer.Trainer` (the same
 trajectories, slower). Chunks go to an executor: a local
 ``ProcessPoolExecutor`` or a Dask cluster's ``Client.get_executor()``; results
 are put back in (point, seed) order, so the table does not depend on where or
@@ -22,16 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from crossbar_hil.emulator.batched import CrossbarBatch
+from crossbar_hil.emulator.config import EmulatorConfig
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar
+from crossbar_hil.emulator.sweep.grid import Grid, Value, configs, points
+from crossbar_hil.training.batched import train_batch
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 from numpy.typing import NDArray
-
-from emulator.batched import CrossbarBatch
-from emulator.config import EmulatorConfig
-from emulator.crossbar import EmulatedCrossbar
-from emulator.sweep.grid import Grid, Value, configs, points
-from hil.training.batched import train_batch
-from hil.training.config import TrainingConfig
-from hil.training.task import Task
-from hil.training.trainer import train
 
 Progress = Callable[[int, int, int], None]
 """Called after each chunk with (chunks done, chunks in all, trainings done)."""
@@ -77,10 +76,10 @@ def run_chunk(
 def feasible_draws(batch: CrossbarBatch, task: Task, cfg: TrainingConfig) -> list[bool]:
     """Per crossbar, before training: can reachable weights meet the bands at ``cfg``'s gain?
 
-    Decided exactly by :func:`hil.training.feasibility.check_feasibility` from the
+    Decided exactly by :func:`crossbar_hil.training.feasibility.check_feasibility` from the
     crossbar's conductances and its own device curve (every position reachable).
     """
-    from hil.training.feasibility import NeedSpec, check_feasibility
+    from crossbar_hil.training.feasibility import NeedSpec, check_feasibility
 
     need = NeedSpec(beta=cfg.beta, f_plus=cfg.f_plus, f_minus=cfg.f_minus)
     curve = batch.config.scale_k * (batch.state.table - batch.state.table[0])
@@ -118,7 +117,7 @@ def run_sweep(
 ) -> SweepResult:
     """Train every seed at every grid point on ``executor``; see the module docstring.
 
-    Every point is validated before anything runs (:class:`~emulator.sweep.grid.GridError`
+    Every point is validated before anything runs (:class:`~crossbar_hil.emulator.sweep.grid.GridError`
     names the parameter).
     """
     if chunk_size < 1:

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from emulator.sweep.run import SweepResult
-from hil.reports.stats import quantiles, wilson_interval
+from crossbar_hil.emulator.sweep.run import SweepResult
+from crossbar_hil.reports.stats import quantiles, wilson_interval
 
 COLUMNS: dict[str, str] = {
     "path": "How the point was trained: batched, or single (rule without a batched form).",

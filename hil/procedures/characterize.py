@@ -1,8 +1,8 @@
 """Recording a device's pulse response as a trace, through any backend (a lab procedure).
 
 Reset device (row, col), then N times: one pulse, one read of every
-conductance, keeping that device's. The result is a :class:`~hil.trace_file.Trace`
-that :func:`~hil.trace_file.write_dat` saves in the instrument ``.dat`` format,
+conductance, keeping that device's. The result is a :class:`~crossbar_hil.trace_file.Trace`
+that :func:`~crossbar_hil.trace_file.write_dat` saves in the instrument ``.dat`` format,
 so the emulator can replay it. Used by ``hil characterize`` and the service alike.
 
 A stop request (checked before every pulse) or a fault part way does not lose
@@ -16,11 +16,10 @@ from collections.abc import Callable
 from time import monotonic
 
 import numpy as np
-
-from hil.seam import CrossbarBackend, Pulse
-from hil.seam.errors import HilError, LimitError, RunStopped
-from hil.trace_file import PulseProtocol, Trace
-from hil.training.stop import StopSignal
+from crossbar_hil.seam import CrossbarBackend, Pulse
+from crossbar_hil.seam.errors import HilError, LimitError, RunStopped
+from crossbar_hil.trace_file import PulseProtocol, Trace
+from crossbar_hil.training.stop import StopSignal
 
 Progress = Callable[[int, int, float], None]
 """Called after each read with (pulses done, pulses in all, conductance in S)."""

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from hil.seam.errors import HilError
+from crossbar_hil.seam.errors import HilError
 
 
 class OutputPathError(HilError, ValueError):

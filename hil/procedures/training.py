@@ -7,7 +7,7 @@ needs is here, once:
 
 - every output path is checked before anything is sent (:meth:`RunOutputs.check`);
 - the start state (which devices were reset) and the stop conditions are the
-  trainer's (:class:`~hil.training.config.TrainingConfig`);
+  trainer's (:class:`~crossbar_hil.training.config.TrainingConfig`);
 - the JSON result is written atomically as soon as the run ends, then the CSV of
   the per-epoch history, both before any plot, so neither a plot error nor a stop
   while plotting can lose them;
@@ -24,14 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hil import __version__
-from hil.procedures.outputs import check_output_dir, check_output_file, write_text_atomic
-from hil.seam import BackendInfo, CrossbarBackend
-from hil.training.config import RunConfig
-from hil.training.history import TrainingResult, history_csv_lines
-from hil.training.observers import TrainingObserver
-from hil.training.stop import StopSignal
-from hil.training.trainer import Trainer
+from crossbar_hil import __version__
+from crossbar_hil.procedures.outputs import check_output_dir, check_output_file, write_text_atomic
+from crossbar_hil.seam import BackendInfo, CrossbarBackend
+from crossbar_hil.training.config import RunConfig
+from crossbar_hil.training.history import TrainingResult, history_csv_lines
+from crossbar_hil.training.observers import TrainingObserver
+from crossbar_hil.training.stop import StopSignal
+from crossbar_hil.training.trainer import Trainer
 
 RESULT_SCHEMA_VERSION = 3
 """Version of the JSON result form. 3: adds ``package_version``, ``started_at``/``ended_at``
@@ -65,7 +65,7 @@ class RunOutputs:
         return cls(json=json_path, csv=csv, plots=plots)
 
     def check(self) -> None:
-        """Raise :class:`~hil.procedures.outputs.OutputPathError` (a ValueError) for a path that
+        """Raise :class:`~crossbar_hil.procedures.outputs.OutputPathError` (a ValueError) for a path that
         could not be written; call before the first pulse."""
         if self.json is not None:
             check_output_file(self.json, "--json")
@@ -135,8 +135,8 @@ def run_training(
 
     ``on_prepared`` is shown the check before training (the start-state resets done,
     feasibility, calibrated gain, notes: :meth:`Trainer.prepare`) before any training
-    pulse is sent. Raises ValueError (a :class:`~hil.seam.errors.LimitError` or an
-    :class:`~hil.procedures.outputs.OutputPathError` among them) when the run does
+    pulse is sent. Raises ValueError (a :class:`~crossbar_hil.seam.errors.LimitError` or an
+    :class:`~crossbar_hil.procedures.outputs.OutputPathError` among them) when the run does
     not fit the backend or an output cannot be written, before anything is sent.
     ``outputs.json`` and ``outputs.csv`` are written when the run ends, whatever
     the outcome; plots are the caller's (:func:`save_plots`), after. When the abort at
@@ -197,7 +197,7 @@ def with_backend_curve(config: RunConfig, backend: CrossbarBackend) -> RunConfig
 
 def save_plots(run: TrainingRun, directory: Path) -> dict[str, Path]:
     """The run's figures as PNG files in ``directory``; returns them by name."""
-    from hil.reports.plots import save_all
+    from crossbar_hil.reports.plots import save_all
 
     return save_all(run.result, run.config.task, run.config.training, directory)
 

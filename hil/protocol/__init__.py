@@ -1,6 +1,6 @@
 """The crossbar wire protocol (version 1.1) and its codec; specification in ``PROTOCOL.md``."""
 
-from hil.protocol.codec import (
+from crossbar_hil.protocol.codec import (
     COMMANDS,
     ERROR_CODES,
     PROTOCOL_VERSION,

@@ -7,7 +7,7 @@ Every command is declared once, in :data:`COMMANDS` (in the spirit of PyMeasure'
 ``Instrument.control``): its name, its arguments (name, kind, unit, the physical
 quantity that bounds it), its reply (kind and the names and units of its fields)
 and how long it takes on the instrument (:class:`Duration`). The codec, the
-emulated instrument's handlers (:mod:`emulator.instrument.controller`), the
+emulated instrument's handlers (:mod:`crossbar_hil.emulator.instrument.controller`), the
 drivers' reply timeouts and maximum reply lengths, and the ``CONF:LIM?`` /
 ``CONF:CAP?`` / ``CONF:SHAPE?`` field layouts all derive from it. The page
 ``PROTOCOL.md`` next to this module is the specification for firmware authors.
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any, Literal, NamedTuple
 
-from hil.seam import BackendInfo, Pulse
-from hil.seam.errors import DeviceFault, HilError, LimitError, ProtocolError
+from crossbar_hil.seam import BackendInfo, Pulse
+from crossbar_hil.seam.errors import DeviceFault, HilError, LimitError, ProtocolError
 
 PROTOCOL_VERSION: str = "1.1"
 """Version of this protocol; the ``SYST:VERS?`` reply."""
@@ -441,7 +441,7 @@ def encode_command(name: str, *args: Any) -> str:
 
     Indices are ints, voltages/widths are floats (V, s). ``VMM?`` takes the row
     voltages as one sequence (or as separate arguments); ``PULS:LIST`` takes a
-    sequence of :class:`~hil.seam.Pulse` (or 4-tuples), or the pulses as
+    sequence of :class:`~crossbar_hil.seam.Pulse` (or 4-tuples), or the pulses as
     separate arguments. Raises ValueError for an unknown command, a wrong number of
     arguments or a non-finite float, TypeError for a wrong argument type.
     """
@@ -489,8 +489,8 @@ def decode_reply(name: str, line: str, *, shape: tuple[int, int] | None = None) 
     fields (``CONF:SHAPE?``, ``CONF:CAP?``, the last field of ``CONF:LIM?``).
     With ``shape`` = (rows, cols) the length of row/column/all/VMM replies is checked.
 
-    Raises :class:`~hil.seam.errors.DeviceFault` (with ``.code``) for an ``ERR`` reply and
-    :class:`~hil.seam.errors.ProtocolError` for a garbled reply or one of the wrong kind
+    Raises :class:`~crossbar_hil.seam.errors.DeviceFault` (with ``.code``) for an ``ERR`` reply and
+    :class:`~crossbar_hil.seam.errors.ProtocolError` for a garbled reply or one of the wrong kind
     or length, which is how a reply that belongs to another command is detected.
     """
     spec = command_spec(name)
@@ -554,7 +554,7 @@ def decode_record(name: str, line: str) -> dict[str, int | float]:
 
 def encode_record(name: str, source: Any) -> str:
     """The record reply to ``name``: each declared field read from ``source`` by its name
-    (an attribute, e.g. of :class:`~hil.seam.Limits` for ``CONF:LIM?``)."""
+    (an attribute, e.g. of :class:`~crossbar_hil.seam.Limits` for ``CONF:LIM?``)."""
     spec = command_spec(name)
     if spec.reply.kind is not ReplyKind.VALUES or spec.reply.count is not None:
         raise ValueError(f"{spec.name} does not reply with a record")
@@ -584,7 +584,7 @@ class ParsedCommand(NamedTuple):
     """A syntactically valid command: canonical name and typed arguments.
 
     ``args`` holds ints and floats in the order of the spec; for ``VMM?`` one float
-    per row voltage (V); for ``PULS:LIST`` one :class:`~hil.seam.Pulse` per entry.
+    per row voltage (V); for ``PULS:LIST`` one :class:`~crossbar_hil.seam.Pulse` per entry.
     """
 
     name: str
@@ -654,8 +654,8 @@ def validate_command(command: ParsedCommand, info: BackendInfo) -> None:
     is reported, so a controller applies a list only when this passes.
 
     The ranges themselves are checked by the same methods of
-    :class:`~hil.seam.BackendInfo` / :class:`~hil.seam.Limits` that guard
-    :class:`~hil.seam.CrossbarBackend`; their :class:`~hil.seam.errors.LimitError`
+    :class:`~crossbar_hil.seam.BackendInfo` / :class:`~crossbar_hil.seam.Limits` that guard
+    :class:`~crossbar_hil.seam.CrossbarBackend`; their :class:`~crossbar_hil.seam.errors.LimitError`
     becomes the ``ERR`` code of the quantity checked.
     """
     spec = COMMANDS[command.name]

@@ -1,7 +1,8 @@
 """Figures of a training run: conductances, weights, outputs, error and the final map.
 
-Every function takes a :class:`~hil.training.history.TrainingResult` (plus the
-:class:`~hil.training.task.Task` and :class:`~hil.training.config.TrainingConfig` where the plot
+Every function takes a :class:`~crossbar_hil.training.history.TrainingResult` (plus the
+:class:`~crossbar_hil.training.task.Task` and
+:class:`~crossbar_hil.training.config.TrainingConfig` where the plot
 needs the patterns or the target bands) and returns a
 :class:`matplotlib.figure.Figure`. Figures are built from ``Figure`` objects,
 never through ``pyplot``: no global figure registry, no GUI backend, so they
@@ -24,17 +25,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.history import TrainingResult
+from crossbar_hil.training.network import minus_col, plus_col
+from crossbar_hil.training.task import Task
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
-
-from hil.training.config import TrainingConfig
-from hil.training.history import TrainingResult
-from hil.training.network import minus_col, plus_col
-from hil.training.task import Task
 
 US_PER_S = 1e6
 """Conductances are recorded in S and plotted in µS."""

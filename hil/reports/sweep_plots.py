@@ -2,9 +2,9 @@
 
 Inputs are the plain rows of a sweep table (one dict per grid point with the
 swept parameters, ``seeds``, ``share``, ``share_low``, ``share_high``; see
-``emulator.sweep.table``) and its ``epochs.csv`` rows (point, epochs, count), so
+``crossbar_hil.emulator.sweep.table``) and its ``epochs.csv`` rows (point, epochs, count), so
 a sweep read back from CSV can be plotted too. Figures are built without pyplot,
-as in :mod:`hil.reports.plots`.
+as in :mod:`crossbar_hil.reports.plots`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from crossbar_hil.reports.plots import DPI
 from matplotlib.figure import Figure
-
-from hil.reports.plots import DPI
 
 _MAX_SERIES = 12
 """Most lines per share figure; further combinations are left out (and said so)."""

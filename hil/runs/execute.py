@@ -1,9 +1,9 @@
 """Executing one stored run: the same steps in the manager's thread or in a process of its own.
 
 :func:`execute` marks the run ``running``, calls
-:func:`hil.procedures.training.run_training` with a
-:class:`~hil.runs.recorder.StoreRecorder` (the backend wrapped in a
-:class:`~hil.seam.recording.RecordingBackend` for the pulse log) and records how
+:func:`crossbar_hil.procedures.training.run_training` with a
+:class:`~crossbar_hil.runs.recorder.StoreRecorder` (the backend wrapped in a
+:class:`~crossbar_hil.seam.recording.RecordingBackend` for the pulse log) and records how
 it ended. The backend is closed (0 V) whatever happens, before the end is recorded.
 """
 
@@ -13,14 +13,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from hil.procedures.training import run_training
-from hil.runs.recorder import STORE_STOP, StoreRecorder
-from hil.runs.status import RunStatus, TransitionError, status_of_outcome
-from hil.runs.store import RunStore
-from hil.seam import CrossbarBackend
-from hil.seam.recording import RecordingBackend
-from hil.training.config import RunConfig
-from hil.training.stop import StopSignal
+from crossbar_hil.procedures.training import run_training
+from crossbar_hil.runs.recorder import STORE_STOP, StoreRecorder
+from crossbar_hil.runs.status import RunStatus, TransitionError, status_of_outcome
+from crossbar_hil.runs.store import RunStore
+from crossbar_hil.seam import CrossbarBackend
+from crossbar_hil.seam.recording import RecordingBackend
+from crossbar_hil.training.config import RunConfig
+from crossbar_hil.training.stop import StopSignal
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A stored run in the forms a user takes away: the result JSON, the history CSV, the plots.
 
-The JSON is the form of ``hil train --json`` (:meth:`~hil.procedures.training.TrainingRun.to_dict`):
+The JSON is the form of ``hil train --json`` (:meth:`~crossbar_hil.procedures.training.TrainingRun.to_dict`):
 the summary stored when the run ended, with the history read back from the
 store. A run whose process died (interrupted) gets the same form with outcome
 ``fault`` and its error, from the epochs it committed. A run still going has no
@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hil.procedures.training import JSON_HISTORY_LIMIT, TrainingRun
-from hil.runs.store import Run, RunStore
-from hil.training.history import TrainingResult, history_csv, thinned
+from crossbar_hil.procedures.training import JSON_HISTORY_LIMIT, TrainingRun
+from crossbar_hil.runs.store import Run, RunStore
+from crossbar_hil.training.history import TrainingResult, history_csv, thinned
 
 
 class RunNotEnded(ValueError):
@@ -55,7 +55,7 @@ def result_dict(store: RunStore, run: Run) -> dict[str, Any]:
 
 
 def result_csv(store: RunStore, run: Run) -> str:
-    """The run's per-epoch history as CSV (:func:`hil.training.history.history_csv`), every epoch."""
+    """The run's per-epoch history as CSV (:func:`crossbar_hil.training.history.history_csv`), every epoch."""
     return history_csv(store.epochs(run.id))
 
 

@@ -1,12 +1,12 @@
 """`RunManager`: training runs in the background, one per physical instrument at a time.
 
-A run is started from a :class:`~hil.training.config.RunConfig`: its backend is
+A run is started from a :class:`~crossbar_hil.training.config.RunConfig`: its backend is
 built by name through the registry and opened at once (so a bad parameter, an
 unreachable instrument or a pulse above the instrument's limits is refused before
-the run exists), then trained by :func:`hil.runs.execute.execute` (which calls
-:func:`hil.procedures.training.run_training`, recording into the store) in a
+the run exists), then trained by :func:`crossbar_hil.runs.execute.execute` (which calls
+:func:`crossbar_hil.procedures.training.run_training`, recording into the store) in a
 thread of this process, or, with ``isolation="process"`` (the service's choice),
-in a process of its own (:mod:`hil.runs.worker`) that opens the backend again and
+in a process of its own (:mod:`crossbar_hil.runs.worker`) that opens the backend again and
 that a thread here watches. The end of a run is recorded after its instrument is
 released.
 
@@ -38,18 +38,17 @@ from multiprocessing.connection import Connection
 from pathlib import PurePath
 from typing import Any, Literal
 
+from crossbar_hil.runs.execute import RunEnd, execute, finish
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import Run, RunStore, now, process_owner
+from crossbar_hil.seam import CrossbarBackend
+from crossbar_hil.seam.errors import LimitError
+from crossbar_hil.seam.registry import available_backends, backend_factory, create_backend
+from crossbar_hil.training.config import BackendSpec, RunConfig
+from crossbar_hil.training.rules import make_rule
+from crossbar_hil.training.stop import StopSignal
+from crossbar_hil.training.trainer import Trainer
 from pydantic import BaseModel, ValidationError
-
-from hil.runs.execute import RunEnd, execute, finish
-from hil.runs.status import RunStatus
-from hil.runs.store import Run, RunStore, now, process_owner
-from hil.seam import CrossbarBackend
-from hil.seam.errors import LimitError
-from hil.seam.registry import available_backends, backend_factory, create_backend
-from hil.training.config import BackendSpec, RunConfig
-from hil.training.rules import make_rule
-from hil.training.stop import StopSignal
-from hil.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -322,8 +321,8 @@ class RunManager:
             self._done(active, end)
 
     def _run_process(self, active: _Active, config: RunConfig) -> None:
-        """The run, in a process of its own (see :mod:`hil.runs.worker`); this thread relays."""
-        from hil.runs import worker
+        """The run, in a process of its own (see :mod:`crossbar_hil.runs.worker`); this thread relays."""
+        from crossbar_hil.runs import worker
 
         ctx = multiprocessing.get_context("spawn")
         commands_in, commands = ctx.Pipe(duplex=False)

@@ -1,12 +1,12 @@
 """`StoreRecorder`: the observer that writes a run into the store as it goes.
 
-It hears the trainer (one record per epoch) and the :class:`~hil.seam.recording.RecordingBackend`
+It hears the trainer (one record per epoch) and the :class:`~crossbar_hil.seam.recording.RecordingBackend`
 (every pulse and reset), and commits each epoch with the operations sent in it in
 one transaction. It watches the run's stored status: at the start, after each
 epoch, and every :data:`POLL_S` in between (a small thread, from :meth:`on_start`
 until :meth:`close`). A run marked ``stopping`` (by the service, or by
 ``hil runs stop`` from another process) gets its
-:class:`~hil.training.stop.StopSignal` set, so it ends before its next pulse (at
+:class:`~crossbar_hil.training.stop.StopSignal` set, so it ends before its next pulse (at
 most :data:`POLL_S` plus the operation in flight after the mark).
 """
 
@@ -16,14 +16,14 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from hil.runs.status import RunStatus
-from hil.runs.store import PulseLogEntry, RunStore, now
-from hil.seam.limits import Pulse
-from hil.training.config import TrainingConfig
-from hil.training.history import EpochRecord, TrainingResult
-from hil.training.observers import TrainingObserver
-from hil.training.stop import StopSignal
-from hil.training.task import Task
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import PulseLogEntry, RunStore, now
+from crossbar_hil.seam.limits import Pulse
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.history import EpochRecord, TrainingResult
+from crossbar_hil.training.observers import TrainingObserver
+from crossbar_hil.training.stop import StopSignal
+from crossbar_hil.training.task import Task
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from hil.training.history import Outcome
+from crossbar_hil.training.history import Outcome
 
 
 class RunStatus(StrEnum):

@@ -31,9 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from hil.runs.status import ACTIVE, RunStatus, check_transition
-from hil.training.config import RunConfig
-from hil.training.history import EpochRecord
+from crossbar_hil.runs.status import ACTIVE, RunStatus, check_transition
+from crossbar_hil.training.config import RunConfig
+from crossbar_hil.training.history import EpochRecord
 
 SCHEMA_VERSION = 1
 """Version of the database layout this code writes."""
@@ -352,7 +352,7 @@ class RunStore:
     ) -> Run:
         """Move the run to ``target`` (checked against the transition table) and record the event.
 
-        Raises :class:`RunNotFound` or :class:`~hil.runs.status.TransitionError`.
+        Raises :class:`RunNotFound` or :class:`~crossbar_hil.runs.status.TransitionError`.
         """
         with self._write() as db:
             current = self._status(db, run_id)
@@ -379,7 +379,7 @@ class RunStore:
         """Mark an active run ``stopping`` (idempotent: a stopping or finished run is returned as is).
 
         The process running it sees the mark within 0.2 s (it polls) and stops before its
-        next pulse; a queued run never starts (see :class:`~hil.runs.recorder.StoreRecorder`).
+        next pulse; a queued run never starts (see :class:`~crossbar_hil.runs.recorder.StoreRecorder`).
         """
         run = self.get_run(run_id)
         if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):

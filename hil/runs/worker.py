@@ -25,13 +25,13 @@ import threading
 from contextlib import suppress
 from multiprocessing.connection import Connection
 
-from hil.runs.execute import RunEnd, execute
-from hil.runs.status import RunStatus
-from hil.runs.store import RunStore
-from hil.seam import CrossbarBackend
-from hil.seam.registry import create_backend
-from hil.training.config import RunConfig
-from hil.training.stop import StopSignal
+from crossbar_hil.runs.execute import RunEnd, execute
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import RunStore
+from crossbar_hil.seam import CrossbarBackend
+from crossbar_hil.seam.registry import create_backend
+from crossbar_hil.training.config import RunConfig
+from crossbar_hil.training.stop import StopSignal
 
 log = logging.getLogger(__name__)
 

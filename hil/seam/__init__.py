@@ -1,7 +1,7 @@
 """The seam between the core and any crossbar: the backend interface, its limits, its errors,
 and the registry that builds backends by name."""
 
-from hil.seam.backend import CrossbarBackend
-from hil.seam.limits import BackendInfo, Limits, Pulse, UserLimits
+from crossbar_hil.seam.backend import CrossbarBackend
+from crossbar_hil.seam.limits import BackendInfo, Limits, Pulse, UserLimits
 
 __all__ = ["BackendInfo", "CrossbarBackend", "Limits", "Pulse", "UserLimits"]

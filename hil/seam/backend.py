@@ -7,7 +7,7 @@ Real instruments (``drivers``) and the emulator (``emulator``) implement it.
 
 Subclasses implement the underscore methods; the public methods check every
 value against :attr:`BackendInfo.limits` first, so a request out of range
-raises :class:`~hil.seam.errors.LimitError` and nothing reaches the hardware.
+raises :class:`~crossbar_hil.seam.errors.LimitError` and nothing reaches the hardware.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from types import TracebackType
 from typing import Self
 
 import numpy as np
+from crossbar_hil.seam.errors import BackendClosed, DeviceFault, LimitError
+from crossbar_hil.seam.limits import BackendInfo, Pulse
 from numpy.typing import ArrayLike, NDArray
-
-from hil.seam.errors import BackendClosed, DeviceFault, LimitError
-from hil.seam.limits import BackendInfo, Pulse
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """What a crossbar accepts and what it is: :class:`Limits`, :class:`UserLimits`, :class:`BackendInfo`.
 
 The one implementation of the range checks. The backend's public methods
-(:mod:`hil.seam.backend`) and the protocol's server-side validation
-(:mod:`hil.protocol.codec`) both call them, so a value is judged the same way at
+(:mod:`crossbar_hil.seam.backend`) and the protocol's server-side validation
+(:mod:`crossbar_hil.protocol.codec`) both call them, so a value is judged the same way at
 both ends of a link. Units: V, s, A; conductances in S.
 """
 
@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple, Self
 
 import numpy as np
+from crossbar_hil.seam.errors import LimitError
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from hil.seam.errors import LimitError
 
 
 class Limits(BaseModel):
@@ -38,7 +37,7 @@ class Limits(BaseModel):
         return self
 
     # The one implementation of the range checks: the backend's public methods and the
-    # protocol's server-side validation (hil.protocol.codec) both call these.
+    # protocol's server-side validation (crossbar_hil.protocol.codec) both call these.
     def check_read_v(self, field: str, v: float | NDArray[np.float64]) -> None:
         """Raise :class:`LimitError` unless ``v`` (V, a value or an array) is finite and
         ``|v| <= read_v_max``."""

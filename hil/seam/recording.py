@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
+from crossbar_hil.seam.backend import CrossbarBackend
+from crossbar_hil.seam.limits import BackendInfo, Pulse
 from numpy.typing import ArrayLike, NDArray
-
-from hil.seam.backend import CrossbarBackend
-from hil.seam.limits import BackendInfo, Pulse
 
 
 class PulseListener(Protocol):

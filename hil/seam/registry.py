@@ -12,7 +12,7 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
-from hil.seam import CrossbarBackend
+from crossbar_hil.seam import CrossbarBackend
 
 GROUP = "crossbar_hil.backends"
 

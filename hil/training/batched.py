@@ -1,6 +1,6 @@
 """Many complete trainings at once, on a batch of independent crossbars.
 
-The loop is :class:`~hil.training.trainer.Trainer`'s, epoch for epoch, with a
+The loop is :class:`~crossbar_hil.training.trainer.Trainer`'s, epoch for epoch, with a
 leading batch axis: a forward pass of every training pattern, one conductance
 read, the rule's update (its batched form, :meth:`UpdateRule.batched_pulses`),
 until every pattern is in its band, the devices stopped moving (patience) or the
@@ -8,7 +8,7 @@ epoch limit. Crossbar b of the batch
 follows exactly the trajectory a single Trainer run on crossbar b would.
 
 The batch is anything with the :class:`BatchedCrossbars` methods (the emulator's
-:class:`emulator.batched.CrossbarBatch`); this module needs arrays only. It is for
+:class:`crossbar_hil.emulator.batched.CrossbarBatch`); this module needs arrays only. It is for
 emulated Monte-Carlo studies: there is no stop signal, no fault handling and no
 per-pulse limit check as on hardware.
 """
@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.network import activation, in_band, logic_currents, target_values
+from crossbar_hil.training.rules import make_rule
+from crossbar_hil.training.rules.base import BatchEpochContext
+from crossbar_hil.training.stop import StallWatch
+from crossbar_hil.training.task import Task
 from numpy.typing import NDArray
-
-from hil.training.config import TrainingConfig
-from hil.training.network import activation, in_band, logic_currents, target_values
-from hil.training.rules import make_rule
-from hil.training.rules.base import BatchEpochContext
-from hil.training.stop import StallWatch
-from hil.training.task import Task
 
 
 class BatchedCrossbars(Protocol):
@@ -129,7 +128,7 @@ def train_batch(
 
     Raises :class:`NotImplementedError` naming the rule when ``config.rule`` has
     no batched form, and naming the field for a configuration whose single run it
-    would not reproduce (train those with :class:`~hil.training.trainer.Trainer`).
+    would not reproduce (train those with :class:`~crossbar_hil.training.trainer.Trainer`).
     Not reproduced: a device curve (``device_curve_siemens``: the single run's check
     before training reads the crossbar once more and, with ``gain="calibrated"``,
     changes beta). Both start states are reproduced on a fresh batch: its devices

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, Self
 
+from crossbar_hil.training.task import Task
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from hil.training.task import Task
 
 UpdateMode = Literal["online", "batch"]
 GainMode = Literal["fixed", "calibrated"]
@@ -62,7 +61,7 @@ class TrainingConfig(BaseModel):
 
     rule: str = Field(
         "manhattan",
-        description="Update rule by its registered name (hil.training.rules.RULES): manhattan, "
+        description="Update rule by its registered name (crossbar_hil.training.rules.RULES): manhattan, "
         "method_a, method_b, method_c.",
     )
     update: UpdateMode = Field(
@@ -174,7 +173,7 @@ class TrainingConfig(BaseModel):
     @field_validator("rule")
     @classmethod
     def _known_rule(cls, rule: str) -> str:
-        from hil.training.rules import RULES  # The registry imports this module.
+        from crossbar_hil.training.rules import RULES  # The registry imports this module.
 
         if rule not in RULES:
             raise ValueError(f"rule {rule!r} is not known; known rules: {', '.join(RULES)}")

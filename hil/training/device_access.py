@@ -1,7 +1,7 @@
 """What an update rule may do to the crossbar during one epoch, counted and stoppable.
 
 A rule never holds the backend itself: it acts through :class:`DeviceAccess`,
-which checks the run's :class:`~hil.training.stop.StopSignal` before every
+which checks the run's :class:`~crossbar_hil.training.stop.StopSignal` before every
 operation that changes a device (so a stop takes effect before the next pulse
 command, at most ``limits.max_batch`` pulses, or reset) and counts what was
 sent, for the epoch record. Only backend operations are used (pulse, reset,
@@ -19,10 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from crossbar_hil.seam import CrossbarBackend, Pulse
+from crossbar_hil.training.stop import StopSignal
 from numpy.typing import NDArray
-
-from hil.seam import CrossbarBackend, Pulse
-from hil.training.stop import StopSignal
 
 
 class DeviceAccess:

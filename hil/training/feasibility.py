@@ -11,7 +11,7 @@ must then give, for every training pattern ``n`` of class ``c``::
     s_n * I_in >= need_n,   I_in = sum_j W_ij V_nj,   s_n = +1 (c = 1) or -1 (c = 0),
     need_n = atanh(f+) / beta (c = 1) or -atanh(f-) / beta (c = 0),
 
-which is :func:`~hil.training.network.in_band` written on the currents. The *slack* of a
+which is :func:`~crossbar_hil.training.network.in_band` written on the currents. The *slack* of a
 pattern is ``s_n I_in - need_n``; a neuron is feasible when the largest reachable
 smallest slack is positive. Neurons are independent.
 
@@ -29,9 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from crossbar_hil.training.task import Task
 from numpy.typing import NDArray
-
-from hil.training.task import Task
 
 NANO = 1e9
 """S -> nS and A -> nA."""

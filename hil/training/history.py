@@ -11,13 +11,12 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from crossbar_hil.training.network import in_band
 from numpy.typing import NDArray
 
-from hil.training.network import in_band
-
 if TYPE_CHECKING:
-    from hil.training.config import TrainingConfig
-    from hil.training.feasibility import FeasibilityReport
+    from crossbar_hil.training.config import TrainingConfig
+    from crossbar_hil.training.feasibility import FeasibilityReport
 
 Outcome = Literal["converged", "max_epochs", "infeasible", "stalled", "stopped", "fault"]
 """How a run ended: every training pattern in its band; the epoch limit; ``infeasible``: ended
@@ -28,7 +27,7 @@ a stop request (Ctrl-C, SIGTERM, an API call); a fault."""
 FINISHED: tuple[Outcome, ...] = ("converged", "max_epochs", "infeasible", "stalled")
 """Outcomes of a run that ended by itself (not stopped, no fault)."""
 Diagnosis = Literal["infeasible_draw", "gain_too_low", "saturated_pair", "overshot", "epoch_limit"]
-"""Why a run ended unconverged (see :meth:`hil.training.trainer.Trainer.diagnose`)."""
+"""Why a run ended unconverged (see :meth:`crossbar_hil.training.trainer.Trainer.diagnose`)."""
 
 
 def _plain(value: Any) -> Any:

@@ -7,9 +7,8 @@ Neuron i uses the column pair (2i, 2i+1): logic weight ``W_ij = G_j,2i - G_j,2i+
 from __future__ import annotations
 
 import numpy as np
+from crossbar_hil.training.config import TrainingConfig
 from numpy.typing import NDArray
-
-from hil.training.config import TrainingConfig
 
 
 def plus_col(neuron: int) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hil.training.config import TrainingConfig
-    from hil.training.history import EpochRecord, TrainingResult
-    from hil.training.task import Task
+    from crossbar_hil.training.config import TrainingConfig
+    from crossbar_hil.training.history import EpochRecord, TrainingResult
+    from crossbar_hil.training.task import Task
 
 
 class TrainingObserver:

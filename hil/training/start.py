@@ -7,10 +7,10 @@ run the same start, on the emulator and on hardware alike.
 
 from __future__ import annotations
 
-from hil.seam import CrossbarBackend
-from hil.training.network import minus_col, plus_col
-from hil.training.stop import StopSignal
-from hil.training.task import Task
+from crossbar_hil.seam import CrossbarBackend
+from crossbar_hil.training.network import minus_col, plus_col
+from crossbar_hil.training.stop import StopSignal
+from crossbar_hil.training.task import Task
 
 
 def task_devices(task: Task) -> list[tuple[int, int]]:

@@ -8,9 +8,8 @@ import threading
 from collections import deque
 
 import numpy as np
+from crossbar_hil.seam.errors import RunStopped
 from numpy.typing import NDArray
-
-from hil.seam.errors import RunStopped
 
 
 class StopSignal:

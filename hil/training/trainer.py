@@ -18,7 +18,7 @@ calibrated gain are refused and the feasibility verdict is left unknown.
 
 Before the first epoch (:meth:`Trainer.prepare`), given a device curve
 (``TrainingConfig.device_curve_siemens``), the trainer reads the crossbar and
-decides what the devices can reach (:mod:`hil.training.feasibility`): with
+decides what the devices can reach (:mod:`crossbar_hil.training.feasibility`): with
 ``gain="calibrated"`` it sets the gain from the largest reachable margin, and it
 records whether the bands can be met at all and, if not, which neuron and
 pattern fall short.
@@ -37,16 +37,14 @@ import logging
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from numpy.typing import NDArray
-
-from hil.seam import CrossbarBackend
-from hil.seam.backend import abort_warning
-from hil.seam.errors import RunStopped
-from hil.training.config import TrainingConfig
-from hil.training.device_access import DeviceAccess, column_currents
-from hil.training.feasibility import NeedSpec, check_feasibility
-from hil.training.history import Diagnosis, EpochRecord, Evaluation, Outcome, TrainingResult
-from hil.training.network import (
+from crossbar_hil.seam import CrossbarBackend
+from crossbar_hil.seam.backend import abort_warning
+from crossbar_hil.seam.errors import RunStopped
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.device_access import DeviceAccess, column_currents
+from crossbar_hil.training.feasibility import NeedSpec, check_feasibility
+from crossbar_hil.training.history import Diagnosis, EpochRecord, Evaluation, Outcome, TrainingResult
+from crossbar_hil.training.network import (
     activation,
     in_band,
     logic_currents,
@@ -55,12 +53,13 @@ from hil.training.network import (
     plus_col,
     target_values,
 )
-from hil.training.observers import TrainingObserver
-from hil.training.rules import EpochContext, make_rule
-from hil.training.rules.sign_update import manhattan_signs
-from hil.training.start import reset_devices
-from hil.training.stop import StallWatch, StopSignal
-from hil.training.task import Task
+from crossbar_hil.training.observers import TrainingObserver
+from crossbar_hil.training.rules import EpochContext, make_rule
+from crossbar_hil.training.rules.sign_update import manhattan_signs
+from crossbar_hil.training.start import reset_devices
+from crossbar_hil.training.stop import StallWatch, StopSignal
+from crossbar_hil.training.task import Task
+from numpy.typing import NDArray
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,7 @@
-"""The real ``hil`` command in a subprocess (``python -m api``), and a real emulated instrument over TCP."""
+"""The real ``hil`` command in a subprocess (``python -m crossbar_hil.api``).
+
+And a real emulated instrument over TCP.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from emulator.crossbar import EmulatorConfig
-from emulator.instrument.server import InstrumentServer, running_server
+from crossbar_hil.emulator.crossbar import EmulatorConfig
+from crossbar_hil.emulator.instrument.server import InstrumentServer, running_server
 
 
 def hil_env(**extra: str) -> dict[str, str]:
@@ -27,7 +29,7 @@ def hil_env(**extra: str) -> dict[str, str]:
 def hil(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``hil ARGS`` to the end; its exit status, stdout and stderr."""
     return subprocess.run(
-        [sys.executable, "-m", "api", *args],
+        [sys.executable, "-m", "crossbar_hil.api", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -41,7 +43,7 @@ class Running:
 
     def __init__(self, *args: str, cwd: Path | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api", *args],
+            [sys.executable, "-m", "crossbar_hil.api", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from crossbar_hil.emulator.instrument.server import InstrumentServer
+from crossbar_hil.trace_file import write_dat
 
-from emulator.instrument.server import InstrumentServer
-from hil.trace_file import write_dat
 from tests.api.conftest import hil
 
 
@@ -189,7 +189,7 @@ def test_task_files_that_cannot_be_used_name_the_file(tmp_path: Path) -> None:
     ],
 )
 def test_an_implausible_trace_is_refused_naming_the_line(tmp_path: Path, row: str, message: str) -> None:
-    from hil.trace_file import PulseProtocol, Trace
+    from crossbar_hil.trace_file import PulseProtocol, Trace
 
     protocol = PulseProtocol(n_pulses=3, reset_v=-2, reset_width_s=1, read_v=0.05, on_v=2, on_width_s=1e-3)
     path = write_dat(tmp_path / "dev.dat", Trace([4.5e-7, 4.9e-7, 5.0e-7, 5.1e-7], protocol))

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from api.cli import main
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig, ShiftDistribution
-from emulator.instrument.faults import FaultPlan
-from emulator.testing import running_server
-from hil.trace_file import load_trace
+from crossbar_hil.api.cli import main
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig, ShiftDistribution
+from crossbar_hil.emulator.instrument.faults import FaultPlan
+from crossbar_hil.emulator.testing import running_server
+from crossbar_hil.trace_file import load_trace
 
 ROW, COL, PULSES = 1, 2, 30
 

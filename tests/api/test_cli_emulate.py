@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from api.cli import main
+from crossbar_hil.api.cli import main
 
 
 @pytest.mark.parametrize(

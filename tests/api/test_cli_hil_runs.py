@@ -8,12 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-
-from api.cli import main
-from hil.procedures.training import RESULT_SCHEMA_VERSION
-from hil.runs.manager import RunManager
-from hil.runs.store import RunStore
-from hil.training.config import RunConfig
+from crossbar_hil.api.cli import main
+from crossbar_hil.procedures.training import RESULT_SCHEMA_VERSION
+from crossbar_hil.runs.manager import RunManager
+from crossbar_hil.runs.store import RunStore
+from crossbar_hil.training.config import RunConfig
 
 
 @pytest.fixture
@@ -83,8 +82,8 @@ def test_serve_refuses_a_public_address_without_a_token(
 
 
 def test_serve_on_loopback_without_a_token_writes_one_for_its_owner(tmp_path: Path) -> None:
-    from api.cli import build_parser
-    from api.cli.serve import settings_from
+    from crossbar_hil.api.cli import build_parser
+    from crossbar_hil.api.cli.serve import settings_from
 
     args = build_parser().parse_args(["serve", "--database", str(tmp_path / "db")])
     settings, written = settings_from(args)

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from emulator.instrument.faults import FaultPlan
-from emulator.testing import running_server
+from crossbar_hil.emulator.instrument.faults import FaultPlan
+from crossbar_hil.emulator.testing import running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_second_ctrl_c_ends_hil_train_while_it_waits_for_a_reply() -> None:
     with running_server(faults=FaultPlan(reply_delay_s=0.5)) as server:
         command = [
-            sys.executable, "-m", "api", "train", "--backend", "visa",
+            sys.executable, "-m", "crossbar_hil.api", "train", "--backend", "visa",
             "--resource", server.resource_string, "--param", "timeout_s=30", "-q",
         ]  # fmt: skip
         child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -11,10 +11,10 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import crossbar_hil
 import pytest
+from crossbar_hil.training.config import TrainingConfig
 
-import hil
-from hil.training.config import TrainingConfig
 from tests.api.conftest import Running
 from tests.api.conftest import hil as run_hil
 
@@ -97,7 +97,7 @@ def test_the_result_names_its_time_version_and_instrument(emulate: str, tmp_path
     )
     assert done.returncode == 0, done.stderr
     r = json.loads((tmp_path / "run.json").read_text())
-    assert r["schema_version"] == 3 and r["package_version"] == hil.__version__
+    assert r["schema_version"] == 3 and r["package_version"] == crossbar_hil.__version__
     assert r["started_at"] < r["ended_at"] and r["ended_at"].endswith("+00:00")
     instrument = r["instrument"]
     assert instrument["identity"].startswith("crossbar-hil,EmulatedCrossbar")
@@ -125,8 +125,8 @@ def test_a_run_that_does_not_converge_says_what_to_try(tmp_path: Path) -> None:
 
 def test_version_and_python_m_entry(tmp_path: Path) -> None:
     done = run_hil("--version", cwd=tmp_path)
-    assert done.returncode == 0 and done.stdout.strip() == f"hil (crossbar-hil) {hil.__version__}"
-    assert hil.__version__ != "0+unknown"
+    assert done.returncode == 0 and done.stdout.strip() == f"hil (crossbar-hil) {crossbar_hil.__version__}"
+    assert crossbar_hil.__version__ != "0+unknown"
 
 
 def test_verbose_after_the_subcommand_and_library_internals_only_in_the_log_file(tmp_path: Path) -> None:

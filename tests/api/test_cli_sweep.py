@@ -6,10 +6,9 @@ import csv
 from pathlib import Path
 
 import pytest
+from crossbar_hil.api.cli import main
+from crossbar_hil.emulator.sweep import COLUMNS
 from matplotlib.image import imread
-
-from api.cli import main
-from emulator.sweep import COLUMNS
 
 
 def test_sweep_writes_the_table_plots_and_progress(

@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-
-from api.cli import main
-from emulator.crossbar import EmulatedCrossbar
-from hil.procedures.training import run_training
-from hil.training.config import RunConfig
-from hil.training.history import TrainingResult, first_difference
+from crossbar_hil.api.cli import main
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar
+from crossbar_hil.procedures.training import run_training
+from crossbar_hil.training.config import RunConfig
+from crossbar_hil.training.history import TrainingResult, first_difference
 
 
 def test_train_writes_a_json_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from api.cli import main
+from crossbar_hil.api.cli import main
 
 
 def test_method_b_run_reports_resets_verify_pulses_and_instrument_time(

@@ -1,5 +1,6 @@
-"""Fixtures of the driver tests: the shipped fake link (:mod:`drivers.testing`) and the emulator's
-instrument server (:mod:`emulator.testing`)."""
+"""Fixtures of the driver tests: the shipped fake link (:mod:`crossbar_hil.drivers.testing`)
+and the emulator's
+instrument server (:mod:`crossbar_hil.emulator.testing`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-
-from drivers.protocol_backend import ProtocolBackend
-from drivers.serial_backend import SerialBackend
-from drivers.testing import FakeLink
-from drivers.visa_backend import VisaBackend
+from crossbar_hil.drivers.protocol_backend import ProtocolBackend
+from crossbar_hil.drivers.serial_backend import SerialBackend
+from crossbar_hil.drivers.testing import FakeLink
+from crossbar_hil.drivers.visa_backend import VisaBackend
 
 READINGS = {
     "MEAS:ALL?": ",".join(repr(1e-7 * (k + 1)) for k in range(16)),
@@ -43,7 +43,7 @@ def served(
     transport: str, config: Any = None, faults: Any = None, timeout_s: float = 2.0, **params: Any
 ) -> Iterator[tuple[Any, ProtocolBackend]]:
     """The emulator's instrument server and a driver connected to it; both always stopped."""
-    from emulator.testing import running_server
+    from crossbar_hil.emulator.testing import running_server
 
     kind = "tcp" if transport.endswith("tcp") else "pty"
     with running_server(config, transport=kind, faults=faults) as server:
@@ -106,8 +106,7 @@ def check_operations_against_the_served_crossbar(server: Any, backend: ProtocolB
 def check_limits_send_nothing(server: Any, backend: ProtocolBackend) -> None:
     """Out-of-range requests raise LimitError and the instrument receives nothing."""
     import pytest
-
-    from hil.seam.errors import LimitError
+    from crossbar_hil.seam.errors import LimitError
 
     before = list(server.commands)
     for call in (

@@ -14,13 +14,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-
-from drivers.link import MAX_COMMAND_S, SLICE_S, LinkFaulted
-from drivers.protocol_backend import ProtocolBackend
-from drivers.serial_backend import SerialBackend
-from drivers.testing import FakeLink, handshake_replies
-from drivers.visa_backend import VisaBackend
-from hil.seam.errors import (
+from crossbar_hil.drivers.link import MAX_COMMAND_S, SLICE_S, LinkFaulted
+from crossbar_hil.drivers.protocol_backend import ProtocolBackend
+from crossbar_hil.drivers.serial_backend import SerialBackend
+from crossbar_hil.drivers.testing import FakeLink, handshake_replies
+from crossbar_hil.drivers.visa_backend import VisaBackend
+from crossbar_hil.seam.errors import (
     CommunicationError,
     ConnectionLost,
     InstrumentTimeout,
@@ -259,7 +258,7 @@ def test_link_params_refuse_nonfinite_values(value: str) -> None:
 def test_a_refused_client_learns_at_once_that_the_instrument_is_in_use() -> None:
     """Not "no reply within 2 s": the newcomer reads ERR 400 and says "in use", in well under
     the timeout, even with many others refused before it."""
-    from emulator.testing import running_server
+    from crossbar_hil.emulator.testing import running_server
 
     with running_server() as server, VisaBackend.from_params({"resource": server.resource_string}):
         others = [socket.create_connection(server.address) for _ in range(20)]

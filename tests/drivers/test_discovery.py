@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from drivers.discovery import Found, probe
-from emulator.crossbar import EmulatorConfig
-from emulator.testing import running_server
+from crossbar_hil.drivers.discovery import Found, probe
+from crossbar_hil.emulator.crossbar import EmulatorConfig
+from crossbar_hil.emulator.testing import running_server
 
 
 @pytest.mark.parametrize("transport", ["tcp", "pty"])

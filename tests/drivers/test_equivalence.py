@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TRANSPORTS, served
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.testing import CommandsPerEpoch
-from hil.training.config import TrainingConfig
-from hil.training.history import first_difference
-from hil.training.task import Task
-from hil.training.trainer import train
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.emulator.testing import CommandsPerEpoch
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.history import first_difference
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 
 CASES = {
     "builtin-seed1": (EmulatorConfig(seed=1), TrainingConfig(max_epochs=40)),

@@ -1,6 +1,6 @@
 """Injected link faults during training: typed errors, outcome "fault", no pulse after the fault.
 
-The emulator server's :class:`~emulator.instrument.faults.FaultPlan` is armed from an
+The emulator server's :class:`~crossbar_hil.emulator.instrument.faults.FaultPlan` is armed from an
 observer at the end of epoch 4, aimed at a command of epoch 5 (its first VMM,
 or its pulse batch). Each case checks the error type, that nothing but ``ABOR``
 reached the instrument after the faulty command, that the history up to the
@@ -22,16 +22,15 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import TRANSPORTS, served
-
-from drivers.link import LinkFaulted
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.instrument.faults import FaultPlan
-from hil.seam.errors import ConnectionLost, InstrumentTimeout, ProtocolError
-from hil.training.config import TrainingConfig
-from hil.training.history import EpochRecord
-from hil.training.observers import TrainingObserver
-from hil.training.task import Task
-from hil.training.trainer import train
+from crossbar_hil.drivers.link import LinkFaulted
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.emulator.instrument.faults import FaultPlan
+from crossbar_hil.seam.errors import ConnectionLost, InstrumentTimeout, ProtocolError
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.history import EpochRecord
+from crossbar_hil.training.observers import TrainingObserver
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 
 RUN_TIMEOUT_S = 30.0
 """Reply timeout (s) while no fault is armed: no healthy reply comes near it."""

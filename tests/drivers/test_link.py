@@ -10,15 +10,14 @@ import time
 import numpy as np
 import pytest
 from conftest import READINGS
-
-from drivers.link import LinkFaulted
-from drivers.protocol_backend import ProtocolBackend
-from drivers.serial_backend import SerialBackend
-from drivers.testing import FakeLink, expected_protocol
-from drivers.traffic import TRAFFIC_LOGGER
-from drivers.visa_backend import VisaBackend
-from hil.seam import Pulse, UserLimits
-from hil.seam.errors import (
+from crossbar_hil.drivers.link import LinkFaulted
+from crossbar_hil.drivers.protocol_backend import ProtocolBackend
+from crossbar_hil.drivers.serial_backend import SerialBackend
+from crossbar_hil.drivers.testing import FakeLink, expected_protocol
+from crossbar_hil.drivers.traffic import TRAFFIC_LOGGER
+from crossbar_hil.drivers.visa_backend import VisaBackend
+from crossbar_hil.seam import Pulse, UserLimits
+from crossbar_hil.seam.errors import (
     BackendClosed,
     ConnectionLost,
     DeviceFault,
@@ -310,7 +309,7 @@ def test_the_reset_allowance_can_be_given(fake_link: FakeLink) -> None:
 
 
 def test_params_carry_the_timing_allowances() -> None:
-    from drivers.link import SWITCH_TIME_S, LinkParams
+    from crossbar_hil.drivers.link import SWITCH_TIME_S, LinkParams
 
     p = LinkParams.model_validate({})
     assert (p.timeout_s, p.switch_time_s, p.reset_time_s, p.limits) == (2.0, SWITCH_TIME_S, None, None)

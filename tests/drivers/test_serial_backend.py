@@ -11,12 +11,11 @@ from conftest import (
     check_operations_against_the_served_crossbar,
     served,
 )
-
-from drivers.serial_backend import SerialBackend, SerialLink
-from emulator.crossbar import EmulatorConfig
-from emulator.testing import running_server
-from hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
-from hil.seam.registry import create_backend
+from crossbar_hil.drivers.serial_backend import SerialBackend, SerialLink
+from crossbar_hil.emulator.crossbar import EmulatorConfig
+from crossbar_hil.emulator.testing import running_server
+from crossbar_hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
+from crossbar_hil.seam.registry import create_backend
 
 
 @pytest.mark.parametrize("transport", ["serial-pty", "serial-tcp"])

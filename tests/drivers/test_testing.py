@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from drivers.protocol_backend import ProtocolBackend
-from drivers.testing import (
+from crossbar_hil.drivers.protocol_backend import ProtocolBackend
+from crossbar_hil.drivers.testing import (
     EXAMPLE_INFO,
     FakeLink,
     TranscriptLink,
@@ -14,8 +13,8 @@ from drivers.testing import (
     expected_protocol,
     handshake,
 )
-from hil.seam import BackendInfo, Limits
-from hil.seam.errors import InstrumentTimeout
+from crossbar_hil.seam import BackendInfo, Limits
+from crossbar_hil.seam.errors import InstrumentTimeout
 
 ALL = ",".join(repr(1e-7 * (k + 1)) for k in range(16))
 

@@ -8,13 +8,12 @@ from conftest import (
     check_operations_against_the_served_crossbar,
     served,
 )
-
-from drivers.visa_backend import VisaBackend
-from emulator.crossbar import EmulatorConfig
-from emulator.instrument.faults import FaultPlan
-from emulator.testing import running_server
-from hil.seam.errors import CommunicationError, ConnectionLost, LimitError
-from hil.seam.registry import create_backend
+from crossbar_hil.drivers.visa_backend import VisaBackend
+from crossbar_hil.emulator.crossbar import EmulatorConfig
+from crossbar_hil.emulator.instrument.faults import FaultPlan
+from crossbar_hil.emulator.testing import running_server
+from crossbar_hil.seam.errors import CommunicationError, ConnectionLost, LimitError
+from crossbar_hil.seam.registry import create_backend
 
 
 def test_operations_are_bit_exact_over_visa() -> None:
@@ -89,8 +88,7 @@ class _LockingResource:
 @pytest.mark.parametrize("outcome", ["granted", "locked-elsewhere"])
 def test_visa_sessions_ask_for_an_exclusive_lock(outcome: str, monkeypatch) -> None:
     import pyvisa
-
-    from drivers.visa_backend import VisaLink
+    from crossbar_hil.drivers.visa_backend import VisaLink
 
     code = None if outcome == "granted" else pyvisa.constants.StatusCode.error_resource_locked
     resource = _LockingResource(code)

@@ -12,15 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from emulator.batched import CrossbarBatch
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.devices import ExponentialDevice
-from hil.training.batched import BatchResult, train_batch
-from hil.training.config import TrainingConfig
-from hil.training.history import TrainingResult
-from hil.training.task import Task
-from hil.training.trainer import train
+from crossbar_hil.emulator.batched import CrossbarBatch
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.emulator.devices import ExponentialDevice
+from crossbar_hil.training.batched import BatchResult, train_batch
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.history import TrainingResult
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 
 SEEDS = range(50)
 NOISY = {"read_noise": 0.02, "step_noise": 0.3, "stuck_fraction": 0.1}
@@ -125,8 +124,8 @@ def test_a_mismatch_is_found() -> None:
 
 
 def test_a_rule_without_batched_form_is_named() -> None:
-    from hil.training.rules import RULES
-    from hil.training.rules.base import UpdateRule
+    from crossbar_hil.training.rules import RULES
+    from crossbar_hil.training.rules.base import UpdateRule
 
     class Slow(UpdateRule):
         name = "slow"
@@ -147,7 +146,7 @@ def test_a_rule_without_batched_form_is_named() -> None:
 def test_a_device_curve_is_refused_by_name_and_the_sweep_trains_it_one_crossbar_at_a_time(gain: str) -> None:
     # With a curve the single run reads the crossbar before training (and may calibrate beta):
     # the batch would silently train something else.
-    from emulator.sweep.run import run_chunk
+    from crossbar_hil.emulator.sweep.run import run_chunk
 
     emu = EmulatorConfig.model_validate({"seed": 0, **NOISY})
     xb = EmulatedCrossbar(emu)

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig, ShiftDistribution
-from emulator.devices import ExponentialDevice, LtpLtdDevice
-from hil.seam import Pulse
-from hil.seam.errors import BackendClosed, LimitError
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig, ShiftDistribution
+from crossbar_hil.emulator.devices import ExponentialDevice, LtpLtdDevice
+from crossbar_hil.seam import Pulse
+from crossbar_hil.seam.errors import BackendClosed, LimitError
 
 SET = (2.0, 1e-3)
 

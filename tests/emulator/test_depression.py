@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.depression import depressed, position_at_or_below
-from emulator.devices import ExponentialDevice, LtpLtdDevice
-from hil.seam import Pulse
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.emulator.depression import depressed, position_at_or_below
+from crossbar_hil.emulator.devices import ExponentialDevice, LtpLtdDevice
+from crossbar_hil.seam import Pulse
 
 SET = (2.0, 1e-3)
 DEPRESS = (-2.0, 1e-3)

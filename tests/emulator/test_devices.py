@@ -6,16 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydantic import ValidationError
-
-from emulator.devices import (
+from crossbar_hil.emulator.devices import (
     ExponentialDevice,
     LtpLtdDevice,
     default_device,
     default_device_record,
 )
-from emulator.fit import fit_exponential
-from hil.trace_file import load_trace
+from crossbar_hil.emulator.fit import fit_exponential
+from crossbar_hil.trace_file import load_trace
+from pydantic import ValidationError
 
 
 def test_exponential_model_saturates_with_shrinking_steps() -> None:
@@ -70,7 +69,7 @@ def test_stored_fit_is_reproducible_from_the_trace(reference_trace_path: Path) -
 
 
 def test_a_trace_rewritten_under_the_same_name_is_read_again(tmp_path: Path) -> None:
-    from emulator.devices import TraceDevice
+    from crossbar_hil.emulator.devices import TraceDevice
 
     f = tmp_path / "dev.csv"
     f.write_text("1e-7\n2e-7\n")

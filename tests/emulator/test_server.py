@@ -16,17 +16,23 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 import serial
-
-from api.cli import emulate
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.instrument.controller import CommandProcessor
-from emulator.instrument.faults import FaultPlan, garble
-from emulator.instrument.server import HANDOVER_S, IN_USE_REPLY, InstrumentServer
-from emulator.testing import running_server
-from hil.protocol import COMMANDS, ERROR_CODES, PROTOCOL_VERSION, ErrorCode, decode_reply, encode_command
-from hil.protocol.codec import ERROR_QUEUE_SIZE, MAX_LINE_CHARS
-from hil.seam import Limits, Pulse
-from hil.seam.errors import DeviceFault, ProtocolError
+from crossbar_hil.api.cli import emulate
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.emulator.instrument.controller import CommandProcessor
+from crossbar_hil.emulator.instrument.faults import FaultPlan, garble
+from crossbar_hil.emulator.instrument.server import HANDOVER_S, IN_USE_REPLY, InstrumentServer
+from crossbar_hil.emulator.testing import running_server
+from crossbar_hil.protocol import (
+    COMMANDS,
+    ERROR_CODES,
+    PROTOCOL_VERSION,
+    ErrorCode,
+    decode_reply,
+    encode_command,
+)
+from crossbar_hil.protocol.codec import ERROR_QUEUE_SIZE, MAX_LINE_CHARS
+from crossbar_hil.seam import Limits, Pulse
+from crossbar_hil.seam.errors import DeviceFault, ProtocolError
 
 NOISY = EmulatorConfig(seed=7, read_noise=0.02, step_noise=0.2, limits=Limits(max_batch=4))
 TIMEOUT_S = 5.0

@@ -12,15 +12,13 @@ import threading
 import time
 from pathlib import Path
 
+import crossbar_hil.protocol
 import pytest
-from test_server import TIMEOUT_S, LineClient, tcp_client
-
-import hil.protocol
-from emulator.config import EmulatorConfig
-from emulator.instrument.controller import HANDLERS, missing_handlers
-from emulator.instrument.faults import FaultPlan
-from emulator.instrument.records import LINE_CHARS
-from emulator.instrument.server import (
+from crossbar_hil.emulator.config import EmulatorConfig
+from crossbar_hil.emulator.instrument.controller import HANDLERS, missing_handlers
+from crossbar_hil.emulator.instrument.faults import FaultPlan
+from crossbar_hil.emulator.instrument.records import LINE_CHARS
+from crossbar_hil.emulator.instrument.server import (
     ACCEPT_BACKOFF_S,
     DEFAULT_IDLE_TIMEOUT_S,
     HANDOVER_S,
@@ -28,10 +26,11 @@ from emulator.instrument.server import (
     LINGER_S,
     ServerOptions,
 )
-from emulator.testing import running_server
-from hil.protocol import COMMANDS
+from crossbar_hil.emulator.testing import running_server
+from crossbar_hil.protocol import COMMANDS
+from test_server import TIMEOUT_S, LineClient, tcp_client
 
-PAGE = (Path(hil.protocol.__file__).parent / "PROTOCOL.md").read_text(encoding="utf-8")
+PAGE = (Path(crossbar_hil.protocol.__file__).parent / "PROTOCOL.md").read_text(encoding="utf-8")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -59,7 +58,7 @@ def test_an_instrument_with_a_missing_handler_refuses_to_start(monkeypatch) -> N
 # ----------------------------------------------------------------- 1. accept errors are transient
 _CHILD = """
 import os, resource, sys
-from emulator.testing import running_server
+from crossbar_hil.emulator.testing import running_server
 with running_server() as server:
     used = max(int(fd) for fd in os.listdir("/proc/self/fd"))
     resource.setrlimit(resource.RLIMIT_NOFILE, (used + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
@@ -283,16 +282,15 @@ def test_a_huge_index_gets_err_200_over_tcp() -> None:
 # ----------------------------------------------------------------- 8. hil emulate refuses inf
 @pytest.mark.parametrize(("flag", "value", "field"), [("--k", "inf", "scale_k"), ("--k", "nan", "scale_k")])
 def test_hil_emulate_refuses_nonfinite_settings(flag: str, value: str, field: str, capsys) -> None:
-    from api.cli import main
+    from crossbar_hil.api.cli import main
 
     assert main(["emulate", "--tcp", "127.0.0.1:0", flag, value]) == 2
     assert field in capsys.readouterr().err
 
 
 def test_hil_emulate_takes_an_idle_timeout(monkeypatch, capsys) -> None:
+    from crossbar_hil.api.cli import emulate
     from test_server import _parse
-
-    from api.cli import emulate
 
     args = _parse(["emulate", "--tcp", "127.0.0.1:0", "--idle-timeout", "0.25"])
     seen: list[ServerOptions] = []

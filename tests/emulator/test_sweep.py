@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from emulator.sweep import COLUMNS, GridError, parse_grid, points, rows, run_sweep, write_tables
-from emulator.sweep.grid import PARAMETERS, configs
-from emulator.sweep.table import EPOCH_COLUMNS
-from hil.training.config import TrainingConfig
-from hil.training.task import Task
-from hil.training.trainer import train
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.emulator.sweep import COLUMNS, GridError, parse_grid, points, rows, run_sweep, write_tables
+from crossbar_hil.emulator.sweep.grid import PARAMETERS, configs
+from crossbar_hil.emulator.sweep.table import EPOCH_COLUMNS
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 
 GRID = {"beta": [6e6, 3e8], "targets": [0.8, 1.0]}
 SEEDS = range(40)
@@ -129,7 +128,7 @@ def test_chunking_does_not_change_the_table(local_result) -> None:  # type: igno
 
 
 def test_a_rule_without_a_batched_form_runs_one_crossbar_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hil.training.rules.manhattan import Manhattan
+    from crossbar_hil.training.rules.manhattan import Manhattan
 
     def no_batch(self, ctx):  # type: ignore[no-untyped-def]
         raise NotImplementedError("rule 'manhattan' has no batched form")
@@ -153,8 +152,8 @@ def test_the_dask_path_returns_the_same_table_as_the_local_path(local_result, da
 
 
 def test_feasibility_columns_when_the_check_exists() -> None:
-    """Filled by hil.training.feasibility (issue 10 part 2) once merged: a converged draw is feasible."""
-    pytest.importorskip("hil.training.feasibility", reason="the feasibility check is not merged yet")
+    """Filled by crossbar_hil.training.feasibility: a converged draw is feasible."""
+    pytest.importorskip("crossbar_hil.training.feasibility", reason="the feasibility check is not merged yet")
     with cf.ThreadPoolExecutor(max_workers=1) as ex:
         result = run_sweep({"beta": [3e8]}, range(30), ex, feasibility=True)
     assert result.feasible is not None

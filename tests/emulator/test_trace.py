@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from hil.trace_file import PulseProtocol, Trace, TraceFormatError, load_trace, write_dat
+from crossbar_hil.trace_file import PulseProtocol, Trace, TraceFormatError, load_trace, write_dat
 
 PROTOCOL = PulseProtocol(
     n_pulses=3,

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from crossbar_hil.seam import BackendInfo, CrossbarBackend, Limits, Pulse, UserLimits
+from crossbar_hil.seam.errors import BackendClosed, CommunicationError, DeviceFault, LimitError
 from pydantic import ValidationError
-
-from hil.seam import BackendInfo, CrossbarBackend, Limits, Pulse, UserLimits
-from hil.seam.errors import BackendClosed, CommunicationError, DeviceFault, LimitError
 
 
 class Spy(CrossbarBackend):
@@ -107,7 +106,7 @@ def test_close_releases_even_when_abort_fails() -> None:
 
 def test_a_failed_abort_at_close_is_logged_and_kept_not_hidden(caplog: pytest.LogCaptureFixture) -> None:
     spy = Spy(fail_abort=True)
-    with caplog.at_level("ERROR", logger="hil.seam.backend"):
+    with caplog.at_level("ERROR", logger="crossbar_hil.seam.backend"):
         spy.close()
         spy.close()  # idempotent: no second abort, the warning stays
     assert [s[0] for s in spy.seen] == ["abort", "close"]

@@ -6,15 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.seam import Pulse
-from hil.seam.errors import ConnectionLost, LimitError, RunStopped
-from hil.training.config import TrainingConfig
-from hil.training.device_access import DeviceAccess
-from hil.training.stop import StopSignal
-from hil.training.task import Task
-from hil.training.trainer import Trainer
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.seam import Pulse
+from crossbar_hil.seam.errors import ConnectionLost, LimitError, RunStopped
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.device_access import DeviceAccess
+from crossbar_hil.training.stop import StopSignal
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import Trainer
 
 WIDTH_S = 1e-3
 PULSES = [Pulse(0, c % 4, 1.0, WIDTH_S) for c in range(40)]  # 40 pulses: chunks of 16, 16, 8

@@ -6,9 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-
-from hil.training.feasibility import NeedSpec, check_feasibility, reachable_conductances
-from hil.training.task import Example, Task
+from crossbar_hil.training.feasibility import NeedSpec, check_feasibility, reachable_conductances
+from crossbar_hil.training.task import Example, Task
 
 TASK = Task.reference()
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-
-from hil.seam import Pulse
-from hil.training.config import TrainingConfig
-from hil.training.network import (
+from crossbar_hil.seam import Pulse
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.network import (
     activation_slope,
     in_band,
     log_activation_slope,
@@ -14,7 +13,7 @@ from hil.training.network import (
     logic_weights,
     target_values,
 )
-from hil.training.rules.manhattan import manhattan_signs, potentiation_pulses
+from crossbar_hil.training.rules.manhattan import manhattan_signs, potentiation_pulses
 
 
 def test_signs_match_a_hand_computed_case() -> None:

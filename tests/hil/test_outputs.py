@@ -6,8 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-
-from hil.procedures.outputs import OutputPathError, check_output_dir, check_output_file, write_text_atomic
+from crossbar_hil.procedures.outputs import (
+    OutputPathError,
+    check_output_dir,
+    check_output_file,
+    write_text_atomic,
+)
 
 
 def test_a_file_target_must_be_a_file_in_an_existing_writable_directory(tmp_path: Path) -> None:

@@ -8,11 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
-from matplotlib.image import imread
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.reports.plots import (
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.reports.plots import (
     PLOTS,
     outcome_text,
     plot_activations,
@@ -22,11 +19,13 @@ from hil.reports.plots import (
     plot_weights,
     save_all,
 )
-from hil.seam import Pulse
-from hil.training.config import TrainingConfig
-from hil.training.history import TrainingResult
-from hil.training.task import Task
-from hil.training.trainer import train
+from crossbar_hil.seam import Pulse
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.history import TrainingResult
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
+from matplotlib.figure import Figure
+from matplotlib.image import imread
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAMES = {"conductances", "weights", "activations", "error", "final_conductances"}

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.reports.plots import RESET_COLOR, plot_conductances, plot_error
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 from matplotlib.colors import same_color
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.reports.plots import RESET_COLOR, plot_conductances, plot_error
-from hil.training.config import TrainingConfig
-from hil.training.task import Task
-from hil.training.trainer import train
 
 
 def reset_lines(ax: object) -> list[float]:

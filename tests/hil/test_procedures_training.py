@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.procedures.outputs import OutputPathError
-from hil.procedures.training import RunOutputs, run_training
-from hil.seam.errors import ConnectionLost, DeviceFault, RunStopped
-from hil.training.config import RunConfig, TrainingConfig
-from hil.training.history import thinned
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.procedures.outputs import OutputPathError
+from crossbar_hil.procedures.training import RunOutputs, run_training
+from crossbar_hil.seam.errors import ConnectionLost, DeviceFault, RunStopped
+from crossbar_hil.training.config import RunConfig, TrainingConfig
+from crossbar_hil.training.history import thinned
 
 
 class _Counting(EmulatedCrossbar):
@@ -83,8 +82,8 @@ def test_the_json_is_bounded_for_a_long_run() -> None:
 def test_the_advice_for_a_run_that_did_not_converge_follows_its_diagnosis(
     diagnosis: str, expected: str, never: str
 ) -> None:
-    from hil.procedures.training import TrainingRun, what_to_try
-    from hil.training.history import TrainingResult
+    from crossbar_hil.procedures.training import TrainingRun, what_to_try
+    from crossbar_hil.training.history import TrainingResult
 
     result = TrainingResult(outcome="max_epochs", diagnosis=diagnosis)  # type: ignore[arg-type]
     config = RunConfig(training=TrainingConfig(beta=6e6, max_epochs=50))
@@ -93,8 +92,8 @@ def test_the_advice_for_a_run_that_did_not_converge_follows_its_diagnosis(
 
 
 def test_a_converged_run_gets_no_advice() -> None:
-    from hil.procedures.training import TrainingRun, what_to_try
-    from hil.training.history import TrainingResult
+    from crossbar_hil.procedures.training import TrainingRun, what_to_try
+    from crossbar_hil.training.history import TrainingResult
 
     assert what_to_try(TrainingRun(RunConfig(), "test", TrainingResult(outcome="converged"))) == []
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from hil.protocol import (
+from crossbar_hil.protocol import (
     COMMANDS,
     ERROR_CODES,
     PROTOCOL_VERSION,
@@ -26,7 +25,7 @@ from hil.protocol import (
     parse_error_entry,
     validate_command,
 )
-from hil.protocol.codec import (
+from crossbar_hil.protocol.codec import (
     MAX_LINE_CHARS,
     MAX_MESSAGE_CHARS,
     CommandSpec,
@@ -40,8 +39,8 @@ from hil.protocol.codec import (
     quote,
     strip_terminator,
 )
-from hil.seam import BackendInfo, Limits, Pulse
-from hil.seam.errors import DeviceFault, LimitError, ProtocolError
+from crossbar_hil.seam import BackendInfo, Limits, Pulse
+from crossbar_hil.seam.errors import DeviceFault, LimitError, ProtocolError
 
 INFO = BackendInfo(identity="test", rows=4, cols=4, limits=Limits(max_batch=3))
 
@@ -328,9 +327,9 @@ def test_reset_refused_without_capability() -> None:
 
 # ----------------------------------------------------------------- the specification page
 def test_protocol_page_documents_every_command_and_code() -> None:
-    import hil.protocol
+    import crossbar_hil.protocol
 
-    page = (Path(hil.protocol.__file__).parent / "PROTOCOL.md").read_text(encoding="utf-8")
+    page = (Path(crossbar_hil.protocol.__file__).parent / "PROTOCOL.md").read_text(encoding="utf-8")
     assert f"version {PROTOCOL_VERSION}" in page.lower()
     for name in COMMANDS:
         assert f"`{name}" in page, name
@@ -390,9 +389,9 @@ def _doc_row(page: str, name: str) -> str:
 @pytest.mark.parametrize("spec", list(COMMANDS.values()), ids=list(COMMANDS))
 def test_protocol_page_matches_the_declaration(spec: CommandSpec) -> None:
     """Each declared command has its row: argument names, reply field names, units."""
-    import hil.protocol
+    import crossbar_hil.protocol
 
-    page = (Path(hil.protocol.__file__).parent / "PROTOCOL.md").read_text(encoding="utf-8")
+    page = (Path(crossbar_hil.protocol.__file__).parent / "PROTOCOL.md").read_text(encoding="utf-8")
     row = _doc_row(page, spec.name)
     names = ",".join(a.name for a in spec.args)
     if spec.form == "fixed":

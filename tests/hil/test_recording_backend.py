@@ -6,11 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-
-from emulator.crossbar import EmulatedCrossbar
-from hil.seam import Limits, Pulse
-from hil.seam.errors import BackendClosed, LimitError
-from hil.seam.recording import RecordingBackend
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar
+from crossbar_hil.seam import Limits, Pulse
+from crossbar_hil.seam.errors import BackendClosed, LimitError
+from crossbar_hil.seam.recording import RecordingBackend
 
 
 class Listener:

@@ -13,11 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.training.config import REFERENCE_SETTINGS, TrainingConfig
-from hil.training.task import Task
-from hil.training.trainer import train
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.training.config import REFERENCE_SETTINGS, TrainingConfig
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 
 CONVERGING_SEEDS_0_1999 = (156, 306, 498, 505, 639, 793, 1229, 1355)
 TASK = Task.reference()

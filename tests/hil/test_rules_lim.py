@@ -12,17 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig, ShiftDistribution
-from hil.seam import Pulse
-from hil.seam.errors import RunStopped
-from hil.training.config import TrainingConfig
-from hil.training.device_access import DeviceAccess
-from hil.training.rules import RULES, make_rule
-from hil.training.rules.lim import LimRule
-from hil.training.stop import StopSignal
-from hil.training.task import Task
-from hil.training.trainer import Trainer
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig, ShiftDistribution
+from crossbar_hil.seam import Pulse
+from crossbar_hil.seam.errors import RunStopped
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.device_access import DeviceAccess
+from crossbar_hil.training.rules import RULES, make_rule
+from crossbar_hil.training.rules.lim import LimRule
+from crossbar_hil.training.stop import StopSignal
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import Trainer
 
 LEVELS = np.array([1.0, 1.4, 1.6, 1.7]) * 1e-7
 """Conductance (S) of the test device at positions 0..3; 3 is saturation."""
@@ -235,7 +234,7 @@ def test_a_stop_is_honoured_between_reset_and_verify_pulses(crossbar: Recording)
 
 
 def test_saturation_after_n_flat_pulses_in_a_row_tolerates_a_noisy_device() -> None:
-    from hil.training.rules.device_watch import DeviceWatch
+    from crossbar_hil.training.rules.device_watch import DeviceWatch
 
     watch = DeviceWatch(tol_siemens=0.0, pulses=2)
     g = np.zeros((1, 2))

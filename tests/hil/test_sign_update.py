@@ -6,14 +6,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.seam import Pulse
-from hil.training.config import TrainingConfig
-from hil.training.history import first_difference
-from hil.training.observers import TrainingObserver
-from hil.training.task import Task
-from hil.training.trainer import train
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.seam import Pulse
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.history import first_difference
+from crossbar_hil.training.observers import TrainingObserver
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import train
 
 TASK = Task.reference()
 

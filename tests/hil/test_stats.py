@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from hil.reports.stats import quantiles, wilson_interval
+from crossbar_hil.reports.stats import quantiles, wilson_interval
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from hil.training.stop import StallWatch
+from crossbar_hil.training.stop import StallWatch
 
 G = np.full((2, 2), 1e-6)
 

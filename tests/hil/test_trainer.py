@@ -7,17 +7,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.seam import BackendInfo, Pulse
-from hil.seam.errors import ConnectionLost, LimitError
-from hil.training.config import TrainingConfig
-from hil.training.history import EpochRecord, TrainingResult, first_difference
-from hil.training.network import activation, in_band, logic_currents
-from hil.training.observers import TrainingObserver
-from hil.training.stop import StopSignal
-from hil.training.task import Task
-from hil.training.trainer import Trainer, train
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.seam import BackendInfo, Pulse
+from crossbar_hil.seam.errors import ConnectionLost, LimitError
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.history import EpochRecord, TrainingResult, first_difference
+from crossbar_hil.training.network import activation, in_band, logic_currents
+from crossbar_hil.training.observers import TrainingObserver
+from crossbar_hil.training.stop import StopSignal
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import Trainer, train
 
 TASK = Task.reference()
 EASY = TrainingConfig(beta=3e7)  # a gain at which most seeds converge in a few epochs

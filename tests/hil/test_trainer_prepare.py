@@ -7,12 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-
-from emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from hil.seam import BackendInfo, Pulse
-from hil.training.config import TrainingConfig
-from hil.training.task import Task
-from hil.training.trainer import Trainer, train
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
+from crossbar_hil.seam import BackendInfo, Pulse
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.task import Task
+from crossbar_hil.training.trainer import Trainer, train
 
 TASK = Task.reference()
 SHORT_DEVICE = {

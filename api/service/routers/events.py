@@ -18,14 +18,13 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 from typing import Annotated
 
+from crossbar_hil.api.service.deps import get_run, store
+from crossbar_hil.api.service.problems import Problem, ProblemDetails
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import Event, RunNotFound, RunStore
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
-
-from api.service.deps import get_run, store
-from api.service.problems import Problem, ProblemDetails
-from hil.runs.status import RunStatus
-from hil.runs.store import Event, RunNotFound, RunStore
 
 router = APIRouter(prefix="/runs", tags=["events"])
 

@@ -5,16 +5,21 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
-from starlette.concurrency import run_in_threadpool
-
-from api.service.auth import Authorized
-from api.service.deps import get_run, manager, store
-from api.service.models import EpochPage, EpochView, PlotList, PulseLogItem, PulsePage, RunPage, RunView
-from api.service.problems import Problem, ProblemDetails
-from hil.reports.plots import PLOTS
-from hil.runs import export
-from hil.runs.manager import (
+from crossbar_hil.api.service.auth import Authorized
+from crossbar_hil.api.service.deps import get_run, manager, store
+from crossbar_hil.api.service.models import (
+    EpochPage,
+    EpochView,
+    PlotList,
+    PulseLogItem,
+    PulsePage,
+    RunPage,
+    RunView,
+)
+from crossbar_hil.api.service.problems import Problem, ProblemDetails
+from crossbar_hil.reports.plots import PLOTS
+from crossbar_hil.runs import export
+from crossbar_hil.runs.manager import (
     BackendUnavailable,
     EmergencyStopLatched,
     InstrumentBusy,
@@ -23,9 +28,11 @@ from hil.runs.manager import (
     RunRefused,
     TooManyRuns,
 )
-from hil.runs.status import RunStatus
-from hil.runs.store import RunStore
-from hil.training.config import RunConfig
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import RunStore
+from crossbar_hil.training.config import RunConfig
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -166,7 +173,7 @@ async def read_plot(run_id: str, name: str, runs: Store) -> Response:
 
 
 def _render(runs: RunStore, run: Any, name: str) -> bytes:
-    from hil.reports.plots import plot_png
+    from crossbar_hil.reports.plots import plot_png
 
     config = run.run_config
     return plot_png(name, export.training_result(runs, run), config.task, config.training)

@@ -5,11 +5,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
-
-from api.service.auth import Authorized, Credentials, require_token
-from api.service.deps import manager
-from api.service.models import (
+from crossbar_hil.api.service.auth import Authorized, Credentials, require_token
+from crossbar_hil.api.service.deps import manager
+from crossbar_hil.api.service.models import (
     BackendsView,
     EmergencyStopRequest,
     EmergencyStopState,
@@ -17,11 +15,12 @@ from api.service.models import (
     InstrumentsView,
     VersionView,
 )
-from api.service.problems import ProblemDetails
-from hil.procedures.training import RESULT_SCHEMA_VERSION
-from hil.runs.manager import RunManager
-from hil.runs.store import SCHEMA_VERSION
-from hil.seam.registry import available_backends
+from crossbar_hil.api.service.problems import ProblemDetails
+from crossbar_hil.procedures.training import RESULT_SCHEMA_VERSION
+from crossbar_hil.runs.manager import RunManager
+from crossbar_hil.runs.store import SCHEMA_VERSION
+from crossbar_hil.seam.registry import available_backends
+from fastapi import APIRouter, Depends, Query, Request
 
 router = APIRouter(tags=["system"])
 Manager = Annotated[RunManager, Depends(manager)]
@@ -78,8 +77,8 @@ def instruments(
     probe: Annotated[bool, Query(description="Ask each for *IDN? (needs the token).")] = False,
     probe_timeout_s: Annotated[float, Query(gt=0, le=10)] = 1.0,
 ) -> InstrumentsView:
-    """VISA resources and serial ports (``drivers.discovery``); listing sends nothing."""
-    from drivers.discovery import discover
+    """VISA resources and serial ports (``crossbar_hil.drivers.discovery``); listing sends nothing."""
+    from crossbar_hil.drivers.discovery import discover
 
     if probe:
         require_token(request, credentials)

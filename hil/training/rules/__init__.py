@@ -1,4 +1,4 @@
-"""Update rules, each behind :class:`~hil.training.rules.base.UpdateRule`, chosen by name.
+"""Update rules, each behind :class:`~crossbar_hil.training.rules.base.UpdateRule`, chosen by name.
 
 To add a rule: subclass ``UpdateRule`` in a module of its own here, give it a
 ``name``, and list it in :data:`RULES`; ``TrainingConfig.rule`` then accepts it.
@@ -6,11 +6,11 @@ To add a rule: subclass ``UpdateRule`` in a module of its own here, give it a
 
 from __future__ import annotations
 
-from hil.training.config import TrainingConfig
-from hil.training.rules.base import EpochContext, UpdateRule
-from hil.training.rules.lim import MethodA, MethodB, MethodC
-from hil.training.rules.manhattan import Manhattan
-from hil.training.rules.planned import Planned
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.rules.base import EpochContext, UpdateRule
+from crossbar_hil.training.rules.lim import MethodA, MethodB, MethodC
+from crossbar_hil.training.rules.manhattan import Manhattan
+from crossbar_hil.training.rules.planned import Planned
 
 RULES: dict[str, type[UpdateRule]] = {
     rule.name: rule for rule in (Manhattan, MethodA, MethodB, MethodC, Planned)

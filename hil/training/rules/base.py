@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+from crossbar_hil.seam import CrossbarBackend
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.device_access import DeviceAccess
+from crossbar_hil.training.history import EpochRecord
 from numpy.typing import NDArray
-
-from hil.seam import CrossbarBackend
-from hil.training.config import TrainingConfig
-from hil.training.device_access import DeviceAccess
-from hil.training.history import EpochRecord
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ class UpdateRule(ABC):
         (e.g. the planned rule, from the device curve): the trainer then ends the run."""
 
     def check_backend(self, backend: CrossbarBackend) -> None:  # noqa: B027 - optional hook
-        """Raise ValueError (or :class:`~hil.seam.errors.LimitError`) when the rule cannot run
+        """Raise ValueError (or :class:`~crossbar_hil.seam.errors.LimitError`) when the rule cannot run
         on ``backend``. Called before anything is sent; the default accepts every backend."""
 
     @abstractmethod
@@ -86,12 +85,12 @@ class UpdateRule(ABC):
         """Send this epoch's update (pulses, resets) through ``device``."""
 
     def batched_pulses(self, ctx: BatchEpochContext) -> BatchPulses:
-        """The batched form of :meth:`update` for emulated batches (:mod:`hil.training.batched`).
+        """The batched form of :meth:`update` for emulated batches (:mod:`crossbar_hil.training.batched`).
 
         Returns the devices to potentiate once each, and the order :meth:`update`
         would send them in. Rules without a batched form raise
         :class:`NotImplementedError`: run them one crossbar at a time with
-        :class:`~hil.training.trainer.Trainer`.
+        :class:`~crossbar_hil.training.trainer.Trainer`.
         """
         raise NotImplementedError(
             f"rule {self.name!r} has no batched form; train it one crossbar at a time with Trainer"

@@ -11,10 +11,9 @@ using it runs unchanged through the VISA and serial drivers.
 from __future__ import annotations
 
 import numpy as np
+from crossbar_hil.seam import Pulse
+from crossbar_hil.training.device_access import DeviceAccess
 from numpy.typing import NDArray
-
-from hil.seam import Pulse
-from hil.training.device_access import DeviceAccess
 
 
 class DeviceWatch:

@@ -34,15 +34,14 @@ from abc import abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+from crossbar_hil.seam import CrossbarBackend, Pulse
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.device_access import DeviceAccess
+from crossbar_hil.training.network import minus_col, plus_col
+from crossbar_hil.training.rules.base import EpochContext
+from crossbar_hil.training.rules.device_watch import DeviceWatch
+from crossbar_hil.training.rules.sign_update import SignRule
 from numpy.typing import NDArray
-
-from hil.seam import CrossbarBackend, Pulse
-from hil.training.config import TrainingConfig
-from hil.training.device_access import DeviceAccess
-from hil.training.network import minus_col, plus_col
-from hil.training.rules.base import EpochContext
-from hil.training.rules.device_watch import DeviceWatch
-from hil.training.rules.sign_update import SignRule
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,12 @@ batch update also has a batched form for emulated batches of crossbars.
 from __future__ import annotations
 
 import numpy as np
+from crossbar_hil.seam import Pulse
+from crossbar_hil.training.device_access import DeviceAccess
+from crossbar_hil.training.network import minus_col, plus_col, target_values
+from crossbar_hil.training.rules.base import BatchEpochContext, BatchPulses
+from crossbar_hil.training.rules.sign_update import SignRule, manhattan_signs
 from numpy.typing import NDArray
-
-from hil.seam import Pulse
-from hil.training.device_access import DeviceAccess
-from hil.training.network import minus_col, plus_col, target_values
-from hil.training.rules.base import BatchEpochContext, BatchPulses
-from hil.training.rules.sign_update import SignRule, manhattan_signs
 
 __all__ = ["Manhattan", "manhattan_signs", "potentiation_pulses", "pulse_mask", "pulse_order"]
 

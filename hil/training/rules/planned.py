@@ -2,7 +2,7 @@
 
 Each epoch, from the conductances read back, the device curve
 (``TrainingConfig.device_curve_siemens``) and the pulse positions (counted from
-reset: the devices are assumed to start there), :func:`~hil.training.feasibility.check_patterns`
+reset: the devices are assumed to start there), :func:`~crossbar_hil.training.feasibility.check_patterns`
 solves for the device positions, reachable by potentiation alone, that give
 every neuron its largest smallest slack. Every device below its planned position
 gets the pulses that take it there, in the epoch's one batched command. The
@@ -23,17 +23,16 @@ Without a curve it is that Manhattan step alone. Batch updates only.
 from __future__ import annotations
 
 import numpy as np
+from crossbar_hil.seam import CrossbarBackend, Pulse
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.device_access import DeviceAccess
+from crossbar_hil.training.feasibility import FeasibilityReport, NeedSpec, check_patterns
+from crossbar_hil.training.network import minus_col, plus_col, target_values
+from crossbar_hil.training.rules.base import EpochContext, UpdateRule
+from crossbar_hil.training.rules.device_watch import DeviceWatch
+from crossbar_hil.training.rules.manhattan import potentiation_pulses
+from crossbar_hil.training.rules.sign_update import manhattan_signs
 from numpy.typing import NDArray
-
-from hil.seam import CrossbarBackend, Pulse
-from hil.training.config import TrainingConfig
-from hil.training.device_access import DeviceAccess
-from hil.training.feasibility import FeasibilityReport, NeedSpec, check_patterns
-from hil.training.network import minus_col, plus_col, target_values
-from hil.training.rules.base import EpochContext, UpdateRule
-from hil.training.rules.device_watch import DeviceWatch
-from hil.training.rules.manhattan import potentiation_pulses
-from hil.training.rules.sign_update import manhattan_signs
 
 
 def planned_pulses(

@@ -19,11 +19,16 @@ from __future__ import annotations
 from abc import abstractmethod
 
 import numpy as np
+from crossbar_hil.training.device_access import DeviceAccess
+from crossbar_hil.training.network import (
+    activation,
+    in_band,
+    log_activation_slope,
+    logic_currents,
+    target_values,
+)
+from crossbar_hil.training.rules.base import EpochContext, UpdateRule
 from numpy.typing import NDArray
-
-from hil.training.device_access import DeviceAccess
-from hil.training.network import activation, in_band, log_activation_slope, logic_currents, target_values
-from hil.training.rules.base import EpochContext, UpdateRule
 
 
 def manhattan_signs(

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from crossbar_hil.api.service.settings import ServiceSettings
 from service_support import TOKEN, live_service
-
-from api.service.settings import ServiceSettings
 
 
 @pytest.fixture

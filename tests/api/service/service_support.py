@@ -13,9 +13,8 @@ from typing import Any
 
 import httpx
 import uvicorn
-
-from api.service.app import create_app
-from api.service.settings import ServiceSettings
+from crossbar_hil.api.service.app import create_app
+from crossbar_hil.api.service.settings import ServiceSettings
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -9,17 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from crossbar_hil.api.service.app import create_app
+from crossbar_hil.api.service.openapi import SCHEMA_PATH, dumps
+from crossbar_hil.api.service.settings import ServiceSettings
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar
+from crossbar_hil.procedures.training import RESULT_SCHEMA_VERSION, run_training
+from crossbar_hil.reports.plots import PLOTS, plot_png
+from crossbar_hil.training.config import RunConfig
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from service_support import AUTH, TOKEN, read_events, wait_status
-
-from api.service.app import create_app
-from api.service.openapi import SCHEMA_PATH, dumps
-from api.service.settings import ServiceSettings
-from emulator.crossbar import EmulatedCrossbar
-from hil.procedures.training import RESULT_SCHEMA_VERSION, run_training
-from hil.reports.plots import PLOTS, plot_png
-from hil.training.config import RunConfig
 
 PROBLEM = "application/problem+json"
 
@@ -45,7 +44,7 @@ def without_times(result: dict) -> dict:
 def test_the_served_schema_is_the_committed_one(client: TestClient) -> None:
     served = client.get("/openapi.json").json()
     assert dumps(served) == SCHEMA_PATH.read_text(encoding="utf-8"), (
-        "the API changed: review it and run `python -m api.service.openapi`"
+        "the API changed: review it and run `python -m crossbar_hil.api.service.openapi`"
     )
 
 
@@ -92,7 +91,7 @@ def test_a_non_loopback_address_needs_a_token(tmp_path: Path, host: str) -> None
         ({"training": {"pulse_v": 3.0}}, "training.pulse_v"),
         ({"training": {"pulse_v": -0.5}}, "training.pulse_v"),
         ({"backend": {"name": "nope"}}, "backend.name"),
-        ({"backend": {"name": "hil.seam.registry:create_backend"}}, "backend.name"),
+        ({"backend": {"name": "crossbar_hil.seam.registry:create_backend"}}, "backend.name"),
         ({"backend": {"params": {"seed": -1}}}, "backend.params.seed"),
         ({"backend": {"params": {"trace": "/no/such/file.dat"}}}, "backend.params.trace"),
         ({"task": {"train": []}}, "task.train"),
@@ -126,7 +125,7 @@ def test_no_malformed_body_gives_500(client: TestClient, content: bytes) -> None
 
 
 def test_a_body_too_large_is_413(client: TestClient) -> None:
-    from api.service.limits import MAX_BODY_BYTES
+    from crossbar_hil.api.service.limits import MAX_BODY_BYTES
 
     big = b'{"backend": {"params": {"x": "' + b"a" * MAX_BODY_BYTES + b'"}}}'
     r = client.post("/runs", content=big, headers={**AUTH, "Content-Type": "application/json"})
@@ -267,7 +266,7 @@ def test_cors_is_off_by_default_and_on_when_asked(settings: ServiceSettings, cli
 def test_a_second_service_on_the_same_database_is_refused(
     settings: ServiceSettings, client: TestClient
 ) -> None:
-    from api.service.app import DatabaseInUse
+    from crossbar_hil.api.service.app import DatabaseInUse
 
     with pytest.raises(DatabaseInUse), TestClient(create_app(settings)):
         pass

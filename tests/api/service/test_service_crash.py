@@ -13,11 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from crossbar_hil.emulator.instrument.faults import FaultPlan
+from crossbar_hil.emulator.instrument.server import running_server
+from crossbar_hil.runs.store import RunStore
 from service_support import AUTH, TOKEN, wait_epochs, wait_status
-
-from emulator.instrument.faults import FaultPlan
-from emulator.instrument.server import running_server
-from hil.runs.store import RunStore
 
 
 @contextmanager
@@ -28,7 +27,7 @@ def service_process(database: Path) -> Iterator[tuple[subprocess.Popen[str], htt
     """
     env = {**os.environ, "HIL_TOKEN": TOKEN}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api", "serve", "--port", "0", "--database", str(database)],
+        [sys.executable, "-m", "crossbar_hil.api", "serve", "--port", "0", "--database", str(database)],
         stderr=subprocess.PIPE,
         text=True,
         env=env,

@@ -7,13 +7,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from emulator.crossbar import EmulatedCrossbar
-from hil.runs.execute import execute, finish
-from hil.runs.status import RunStatus
-from hil.runs.store import RunStore
-from hil.seam.limits import Pulse
-from hil.training.config import RunConfig
-from hil.training.stop import StopSignal
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar
+from crossbar_hil.runs.execute import execute, finish
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import RunStore
+from crossbar_hil.seam.limits import Pulse
+from crossbar_hil.training.config import RunConfig
+from crossbar_hil.training.stop import StopSignal
 
 
 class SlowResets(EmulatedCrossbar):

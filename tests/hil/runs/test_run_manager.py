@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from emulator.crossbar import EmulatedCrossbar
-from hil.procedures.training import run_training
-from hil.runs.manager import (
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar
+from crossbar_hil.procedures.training import run_training
+from crossbar_hil.runs.manager import (
     BackendUnavailable,
     EmergencyStopLatched,
     InstrumentBusy,
@@ -21,11 +20,11 @@ from hil.runs.manager import (
     TooManyRuns,
     instrument_key,
 )
-from hil.runs.status import RunStatus
-from hil.runs.store import RunStore
-from hil.seam.errors import CommunicationError
-from hil.training.config import BackendSpec, RunConfig
-from hil.training.history import TrainingResult, first_difference
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import RunStore
+from crossbar_hil.seam.errors import CommunicationError
+from crossbar_hil.training.config import BackendSpec, RunConfig
+from crossbar_hil.training.history import TrainingResult, first_difference
 
 
 class SlowCrossbar(EmulatedCrossbar):

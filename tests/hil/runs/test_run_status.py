@@ -6,8 +6,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-
-from hil.runs.status import (
+from crossbar_hil.runs.status import (
     ACTIVE,
     TRANSITIONS,
     RunStatus,
@@ -15,8 +14,8 @@ from hil.runs.status import (
     check_transition,
     status_of_outcome,
 )
-from hil.runs.store import RunStore
-from hil.training.config import RunConfig
+from crossbar_hil.runs.store import RunStore
+from crossbar_hil.training.config import RunConfig
 
 PAIRS = list(itertools.product(RunStatus, RunStatus))
 
@@ -69,7 +68,7 @@ def test_every_transition_is_allowed_or_refused_as_the_table_says(
 def test_every_outcome_of_the_trainer_has_a_final_status() -> None:
     from typing import get_args
 
-    from hil.training.history import Outcome
+    from crossbar_hil.training.history import Outcome
 
     for outcome in get_args(Outcome):
         assert status_of_outcome(outcome).finished

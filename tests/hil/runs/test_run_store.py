@@ -5,14 +5,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import crossbar_hil.runs.store as store_module
 import numpy as np
 import pytest
-
-import hil.runs.store as store_module
-from hil.runs.status import RunStatus
-from hil.runs.store import PulseLogEntry, RunNotFound, RunStore, StoreError
-from hil.training.config import RunConfig
-from hil.training.history import EpochRecord
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import PulseLogEntry, RunNotFound, RunStore, StoreError
+from crossbar_hil.training.config import RunConfig
+from crossbar_hil.training.history import EpochRecord
 
 
 def record(epoch: int, pulses: int = 3) -> EpochRecord:

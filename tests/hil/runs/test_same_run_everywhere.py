@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from emulator.crossbar import EmulatedCrossbar
-from hil.procedures.training import run_training
-from hil.runs.manager import RunManager
-from hil.runs.store import RunStore
-from hil.training.config import RunConfig
-from hil.training.history import TrainingResult, first_difference
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar
+from crossbar_hil.procedures.training import run_training
+from crossbar_hil.runs.manager import RunManager
+from crossbar_hil.runs.store import RunStore
+from crossbar_hil.training.config import RunConfig
+from crossbar_hil.training.history import TrainingResult, first_difference
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import os
 import signal
 import threading
 
-from emulator.crossbar import EmulatedCrossbar
-from hil.runs import worker
-from hil.training.stop import StopSignal
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar
+from crossbar_hil.runs import worker
+from crossbar_hil.training.stop import StopSignal
 
 
 def test_the_end_of_the_command_pipe_stops_the_run() -> None:
