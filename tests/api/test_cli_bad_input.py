@@ -15,6 +15,8 @@ from crossbar_hil.trace_file import write_dat
 
 from tests.api.conftest import hil
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture
 def closed_port() -> Iterator[int]:

@@ -12,6 +12,8 @@ from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.testing import running_server
 from crossbar_hil.trace_file import load_trace
 
+pytestmark = pytest.mark.system
+
 ROW, COL, PULSES = 1, 2, 30
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from crossbar_hil.api.cli import main
 
+pytestmark = pytest.mark.system
+
 
 @pytest.mark.parametrize(
     ("argv", "message"),

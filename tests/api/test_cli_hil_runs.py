@@ -14,6 +14,8 @@ from crossbar_hil.runs.manager import RunManager
 from crossbar_hil.runs.store import RunStore
 from crossbar_hil.training.config import RunConfig
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture
 def database(tmp_path: Path) -> Path:

@@ -9,8 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.testing import running_server
+
+pytestmark = pytest.mark.system
 
 ROOT = Path(__file__).resolve().parents[2]
 

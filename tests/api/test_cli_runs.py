@@ -18,6 +18,8 @@ from crossbar_hil.training.config import TrainingConfig
 from tests.api.conftest import Running
 from tests.api.conftest import hil as run_hil
 
+pytestmark = pytest.mark.system
+
 
 # ------------------------------------------------------------------ 3. patience
 def test_a_saturated_run_ends_by_itself_and_stays_small(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from crossbar_hil.trace_file import load_trace
 
 from tests.api.conftest import Running, hil, over_visa
 
+pytestmark = pytest.mark.system
+
 STOPPED = 4
 
 

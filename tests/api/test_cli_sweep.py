@@ -10,6 +10,8 @@ from crossbar_hil.api.cli import main
 from crossbar_hil.emulator.sweep import COLUMNS
 from matplotlib.image import imread
 
+pytestmark = pytest.mark.system
+
 
 def test_sweep_writes_the_table_plots_and_progress(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

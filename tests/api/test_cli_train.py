@@ -12,6 +12,8 @@ from crossbar_hil.procedures.training import run_training
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import TrainingResult, first_difference
 
+pytestmark = pytest.mark.system
+
 
 def test_train_writes_a_json_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run.json"

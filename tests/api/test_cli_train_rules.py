@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from crossbar_hil.api.cli import main
 
+pytestmark = pytest.mark.system
+
 
 def test_method_b_run_reports_resets_verify_pulses_and_instrument_time(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -26,6 +26,8 @@ from crossbar_hil.seam.errors import (
     ProtocolError,
 )
 
+pytestmark = pytest.mark.system
+
 TIMEOUT_S = 0.5
 """The drivers' base reply timeout in these tests (s)."""
 

@@ -20,6 +20,8 @@ from crossbar_hil.training.history import first_difference
 from crossbar_hil.training.task import Task
 from crossbar_hil.training.trainer import train
 
+pytestmark = pytest.mark.system
+
 CASES = {
     "builtin-seed1": (EmulatorConfig(seed=1), TrainingConfig(max_epochs=40)),
     "builtin-noisy": (

@@ -32,6 +32,8 @@ from crossbar_hil.training.observers import TrainingObserver
 from crossbar_hil.training.task import Task
 from crossbar_hil.training.trainer import train
 
+pytestmark = pytest.mark.system
+
 RUN_TIMEOUT_S = 30.0
 """Reply timeout (s) while no fault is armed: no healthy reply comes near it."""
 FAULT_TIMEOUT_S = 0.5

@@ -26,6 +26,8 @@ from crossbar_hil.seam.errors import (
     ProtocolError,
 )
 
+pytestmark = pytest.mark.system
+
 
 def test_connect_builds_info_from_the_instrument(fake_link: FakeLink) -> None:
     with ProtocolBackend(fake_link) as b:

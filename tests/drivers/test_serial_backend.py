@@ -17,6 +17,8 @@ from crossbar_hil.emulator.testing import running_server
 from crossbar_hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
 from crossbar_hil.seam.registry import create_backend
 
+pytestmark = pytest.mark.system
+
 
 @pytest.mark.parametrize("transport", ["serial-pty", "serial-tcp"])
 def test_operations_are_bit_exact_over_serial(transport: str) -> None:

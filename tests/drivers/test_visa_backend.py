@@ -15,6 +15,8 @@ from crossbar_hil.emulator.testing import running_server
 from crossbar_hil.seam.errors import CommunicationError, ConnectionLost, LimitError
 from crossbar_hil.seam.registry import create_backend
 
+pytestmark = pytest.mark.system
+
 
 def test_operations_are_bit_exact_over_visa() -> None:
     with served("visa-tcp", EmulatorConfig(seed=4)) as (server, backend):

@@ -34,6 +34,8 @@ from crossbar_hil.protocol.codec import ERROR_QUEUE_SIZE, MAX_LINE_CHARS
 from crossbar_hil.seam import Limits, Pulse
 from crossbar_hil.seam.errors import DeviceFault, ProtocolError
 
+pytestmark = pytest.mark.system
+
 NOISY = EmulatorConfig(seed=7, read_noise=0.02, step_noise=0.2, limits=Limits(max_batch=4))
 TIMEOUT_S = 5.0
 

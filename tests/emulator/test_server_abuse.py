@@ -30,6 +30,8 @@ from crossbar_hil.emulator.testing import running_server
 from crossbar_hil.protocol import COMMANDS
 from test_server import TIMEOUT_S, LineClient, tcp_client
 
+pytestmark = pytest.mark.system
+
 PAGE = (Path(crossbar_hil.protocol.__file__).parent / "PROTOCOL.md").read_text(encoding="utf-8")
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,6 +16,8 @@ from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.task import Task
 from crossbar_hil.training.trainer import train
 
+pytestmark = pytest.mark.system
+
 GRID = {"beta": [6e6, 3e8], "targets": [0.8, 1.0]}
 SEEDS = range(40)
 

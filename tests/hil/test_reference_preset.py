@@ -18,6 +18,8 @@ from crossbar_hil.training.config import REFERENCE_SETTINGS, TrainingConfig
 from crossbar_hil.training.task import Task
 from crossbar_hil.training.trainer import train
 
+pytestmark = pytest.mark.system
+
 CONVERGING_SEEDS_0_1999 = (156, 306, 498, 505, 639, 793, 1229, 1355)
 TASK = Task.reference()
 

@@ -20,6 +20,8 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from service_support import AUTH, TOKEN, read_events, wait_status
 
+pytestmark = pytest.mark.system
+
 PROBLEM = "application/problem+json"
 
 

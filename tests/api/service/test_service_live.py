@@ -22,6 +22,8 @@ from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import EpochRecord, TrainingResult, first_difference
 from service_support import AUTH, read_events, wait_epochs, wait_status
 
+pytestmark = pytest.mark.system
+
 ENDED = {"converged", "not_converged", "stopped", "failed"}
 
 

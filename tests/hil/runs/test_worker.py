@@ -7,9 +7,12 @@ import os
 import signal
 import threading
 
+import pytest
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.runs import worker
 from crossbar_hil.training.stop import StopSignal
+
+pytestmark = pytest.mark.system
 
 
 def test_the_end_of_the_command_pipe_stops_the_run() -> None:
