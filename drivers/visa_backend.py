@@ -96,7 +96,7 @@ class VisaLink:
         if resource.upper().endswith("::SOCKET"):
             # One short request, one short reply: Nagle's algorithm only adds latency.
             with suppress(Exception):  # Optional in VISA; pyvisa-py raises its own error type.
-                self._inst.set_visa_attribute(pyvisa.constants.VI_ATTR_TCPIP_NODELAY, True)
+                self._inst.set_visa_attribute(pyvisa.constants.ResourceAttribute.tcpip_nodelay, True)
             if (sock := self._socket()) is not None:  # pyvisa-py does not apply the attribute.
                 with suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

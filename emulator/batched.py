@@ -45,8 +45,8 @@ class CrossbarBatch:
         shape = (cfg.rows, cfg.cols)
         shifts = cfg.shifts.draw_batch([stream(s, Purpose.SHIFTS) for s in self.seeds], shape)
         if cfg.stuck_fraction > 0:
-            stuck = np.stack([stream(s, Purpose.STUCK).random(shape) for s in self.seeds])
-            stuck = stuck < cfg.stuck_fraction
+            draws = np.stack([stream(s, Purpose.STUCK).random(shape) for s in self.seeds])
+            stuck = draws < cfg.stuck_fraction
         else:  # random() < 0 is never true: no draw needed for the same answer.
             stuck = np.zeros(shifts.shape, dtype=bool)
         self.state = physics.DeviceState.initial(

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 from contextlib import suppress
-from typing import TextIO
+from typing import Literal, TextIO
 
 from crossbar_hil.api.cli.backend_options import add_emulator_options, bad_input, emulator_params
 from crossbar_hil.api.cli.stopping import EXIT_FAULT
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
     except (ValueError, OSError) as exc:
         return bad_input("hil emulate", exc)
     host, port = args.tcp or DEFAULT_TCP
-    transport = "pty" if args.pty else "tcp"
+    transport: Literal["tcp", "pty"] = "pty" if args.pty else "tcp"
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
             signal.signal(signum, lambda *_: stop.set())

@@ -23,7 +23,7 @@ from crossbar_hil.api.service.settings import (
 from crossbar_hil.runs.store import STORE_ENV, default_path
 from pydantic import ValidationError
 
-GRACE_S = 3.0
+GRACE_S = 3
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -318,11 +318,11 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as e:  # LimitError is one: the pulse or task does not fit the backend
             return bad_input(prog, e)
         except KeyboardInterrupt as e:  # A second stop signal: the results are written already.
-            run_ = getattr(e, "training_run", None)
-            if run_ is None:
+            interrupted: TrainingRun | None = getattr(e, "training_run", None)
+            if interrupted is None:
                 raise
             print(f"{prog}: {e}", file=sys.stderr)
-            present(prog, args, run_, outputs, signals)
+            present(prog, args, interrupted, outputs, signals)
             return EXIT_STOPPED
         signals.phase("writing the results", immediate=False, waiting=lambda: "the summary to be printed")
         return present(prog, args, run_, outputs, signals)

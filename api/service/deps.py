@@ -12,12 +12,14 @@ from fastapi import Request
 
 async def manager(request: Request) -> RunManager:
     """The application's run manager."""
-    return request.app.state.manager  # type: ignore[no-any-return]
+    found: RunManager = request.app.state.manager
+    return found
 
 
 async def store(request: Request) -> RunStore:
     """The application's run store."""
-    return request.app.state.manager.store  # type: ignore[no-any-return]
+    found: RunStore = request.app.state.manager.store
+    return found
 
 
 def get_run(store: RunStore, run_id: str) -> Run:

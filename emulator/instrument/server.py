@@ -326,7 +326,7 @@ class InstrumentServer:
             for sock in [s for s, end in self._lingering.items() if end <= now]:
                 self._drop_lingering(sock)
             wait_s = min(self._lingering.values(), default=now + 1.0) - now
-            watched = [self._listener, self._wake_r, *self._lingering]
+            watched: list[socket.socket | int] = [self._listener, self._wake_r, *self._lingering]
             try:
                 ready, _, _ = select.select(watched, [], [], max(0.0, wait_s))
             except (OSError, ValueError) as exc:
@@ -336,9 +336,9 @@ class InstrumentServer:
                 continue
             if self._wake_r in ready:
                 return
-            for sock in ready:
-                if sock in self._lingering:
-                    self._drain_lingering(sock)
+            for ready_one in ready:
+                if isinstance(ready_one, socket.socket) and ready_one in self._lingering:
+                    self._drain_lingering(ready_one)
             if self._listener not in ready:
                 continue
             try:

@@ -28,7 +28,8 @@ class SocketStream:
     def recv(self, timeout_s: float | None = None) -> bytes | None:
         """Bytes received; b"" at the end of the stream or on stop; None after ``timeout_s`` (s)."""
         try:
-            ready, _, _ = select.select([self.conn, self._wake_fd], [], [], timeout_s)
+            watched: list[socket.socket | int] = [self.conn, self._wake_fd]
+            ready, _, _ = select.select(watched, [], [], timeout_s)
             if not ready:
                 return None
             return b"" if self._wake_fd in ready else self.conn.recv(_READ_CHUNK)

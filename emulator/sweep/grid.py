@@ -173,7 +173,7 @@ def parse_item(item: str) -> tuple[str, list[Value]]:
         count = parts[2].strip()
         if not count.isdigit() or int(count) < 1:
             raise GridError(f"grid parameter {name!r}: COUNT must be a positive integer, got {count!r}")
-        values = [param.kind(v) for v in np.linspace(start, stop, int(count))]
+        values: list[Value] = [param.kind(v) for v in np.linspace(start, stop, int(count))]
         if param.kind is int and len(set(values)) < len(values):
             raise GridError(f"grid parameter {name!r}: {text!r} repeats integer values")
         return name, values

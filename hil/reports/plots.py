@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from crossbar_hil.training.config import TrainingConfig
@@ -442,7 +443,7 @@ def _cycle(values: Sequence[str], index: int) -> str:
     return values[index % len(values)]
 
 
-def _marker_kw(epochs: NDArray[np.int64], marker: str = "o") -> dict[str, object]:
+def _marker_kw(epochs: NDArray[np.int64], marker: str = "o") -> dict[str, Any]:
     """Line keywords: a marker per epoch for short runs (a single epoch is then a dot)."""
     if len(epochs) > _MARKER_EPOCHS:
         return {"lw": 1.5}

@@ -87,7 +87,7 @@ def epochs_figure(
         label = _label(r, swept) or "all"
         ax.hist(
             e,
-            bins=bins,
+            bins=list(bins),
             weights=w / w.sum() * 100,
             histtype="step",
             linewidth=1.6,

@@ -28,13 +28,15 @@ def backend_factory(name: str) -> BackendFactory:
     """The factory registered as ``name``, or the ``module:attr`` it spells."""
     for ep in entry_points(group=GROUP):
         if ep.name == name:
-            return ep.load()  # type: ignore[no-any-return]
+            factory: BackendFactory = ep.load()
+            return factory
     if ":" in name:
         module, _, attr = name.partition(":")
         obj: Any = import_module(module)
         for part in attr.split("."):
             obj = getattr(obj, part)
-        return obj  # type: ignore[no-any-return]
+        found: BackendFactory = obj
+        return found
     known = ", ".join(sorted(available_backends())) or "none (is crossbar-hil installed?)"
     raise ValueError(f"backend {name!r} is not registered; known backends: {known}")
 

@@ -325,7 +325,8 @@ class TrainingResult:
             notes=list(data.get("notes", [])),
             start_state=data.get("start_state", "as_is"),
             start_reset_devices=[(int(r), int(c)) for r, c in data.get("start_reset_devices", ())],
-            **evaluations,
+            train=evaluations["train"],
+            test=evaluations["test"],
         )
 
 

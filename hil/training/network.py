@@ -6,17 +6,22 @@ Neuron i uses the column pair (2i, 2i+1): logic weight ``W_ij = G_j,2i - G_j,2i+
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from crossbar_hil.training.config import TrainingConfig
 from numpy.typing import NDArray
 
+IntOrArray = TypeVar("IntOrArray", int, NDArray[np.int_])
+"""A neuron index, or an array of them (the column functions work on both)."""
 
-def plus_col(neuron: int) -> int:
+
+def plus_col(neuron: IntOrArray) -> IntOrArray:
     """Column of the device that adds to neuron's weight (G+)."""
     return 2 * neuron
 
 
-def minus_col(neuron: int) -> int:
+def minus_col(neuron: IntOrArray) -> IntOrArray:
     """Column of the device that subtracts from neuron's weight (G-)."""
     return 2 * neuron + 1
 

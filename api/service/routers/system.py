@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated
+from typing import Annotated, Any
 
 from crossbar_hil.api.service.auth import Authorized, Credentials, require_token
 from crossbar_hil.api.service.deps import manager
@@ -24,7 +24,9 @@ from fastapi import APIRouter, Depends, Query, Request
 
 router = APIRouter(tags=["system"])
 Manager = Annotated[RunManager, Depends(manager)]
-_401 = {401: {"model": ProblemDetails, "content": {"application/problem+json": {}}}}
+_401: dict[int | str, dict[str, Any]] = {
+    401: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
+}
 
 
 def package_version() -> str:
