@@ -22,6 +22,7 @@ from types import FrameType, TracebackType
 from typing import Self
 
 from crossbar_hil.seam.errors import RunStopped
+from crossbar_hil.training.history import Outcome
 from crossbar_hil.training.stop import StopSignal
 
 EXIT_OK = 0
@@ -34,6 +35,15 @@ EXIT_FAULT = 3
 """The instrument could not be reached or reported a fault (``hil emulate``: cannot serve)."""
 EXIT_STOPPED = 4
 """Stopped on request (Ctrl-C, SIGTERM, SIGHUP) wherever the stop landed; results kept."""
+
+
+def exit_status(outcome: Outcome) -> int:
+    """The exit status of a command whose run ended with ``outcome``: by itself (converged or not)
+    0, stopped 4, a fault 3."""
+    if outcome.finished:
+        return EXIT_OK
+    return EXIT_STOPPED if outcome is Outcome.STOPPED else EXIT_FAULT
+
 
 SIGNALS: dict[int, str] = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 if hasattr(signal, "SIGHUP"):

@@ -20,11 +20,11 @@ from crossbar_hil.api.cli.backend_options import (
 )
 from crossbar_hil.api.cli.rule_options import add_rule_options, rule_overrides
 from crossbar_hil.api.cli.stopping import (
-    EXIT_FAULT,
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_STOPPED,
     SignalStop,
+    exit_status,
     instrument_wait,
 )
 from crossbar_hil.json_files import InputFileError, read_json_object
@@ -33,7 +33,7 @@ from crossbar_hil.resources import TRACE_ENV
 from crossbar_hil.seam.errors import RunStopped
 from crossbar_hil.trace_file import load_trace
 from crossbar_hil.training.config import DEFAULT_PRESET, PRESETS, RunConfig
-from crossbar_hil.training.history import FINISHED, EpochRecord, Evaluation, TrainingResult
+from crossbar_hil.training.history import EpochRecord, Evaluation, Outcome, TrainingResult
 from crossbar_hil.training.observers import TrainingObserver
 from crossbar_hil.training.task import Task
 
@@ -239,10 +239,14 @@ def summary(run: TrainingRun) -> str:
         lines.append("start: devices as they were (not reset)")
     if result.converged:
         lines.append(f"CONVERGED after {result.epochs} epochs ({result.total_pulses} pulses)")
-    elif result.outcome in ("max_epochs", "infeasible"):
-        why = " (ended early: no reachable weights meet the bands)" if result.outcome == "infeasible" else ""
+    elif result.outcome in (Outcome.MAX_EPOCHS, Outcome.INFEASIBLE):
+        why = (
+            " (ended early: no reachable weights meet the bands)"
+            if result.outcome is Outcome.INFEASIBLE
+            else ""
+        )
         lines.append(f"NOT converged after {result.epochs} epochs ({result.total_pulses} pulses){why}")
-    elif result.outcome == "stalled":
+    elif result.outcome is Outcome.STALLED:
         patience = run.config.training.patience
         lines.append(
             f"NOT converged: ended at epoch {result.epochs} ({result.total_pulses} pulses) because no "
@@ -254,9 +258,9 @@ def summary(run: TrainingRun) -> str:
     if result.diagnosis is not None:
         lines.append(f"  likely reason: {result.diagnosis.replace('_', ' ')}")
         lines += ["    " + line for line in (result.diagnosis_detail or "").splitlines()]
-    elif result.outcome == "max_epochs" and (stalled := result.stalled_epochs()) >= 3:
+    elif result.outcome is Outcome.MAX_EPOCHS and result.looks_saturated(run.config.training):
         lines.append(
-            f"  no conductance moved in the last {stalled} epochs although pulses were sent: "
+            f"  no conductance moved in the last {result.stalled_epochs()} epochs although pulses were sent: "
             "the pulsed devices look saturated (potentiation only); more epochs will not help"
         )
     lines.append(instrument_use(result))
@@ -340,9 +344,7 @@ def present(
         print(f"results: {', '.join(map(str, written))}", file=out)
     if args.json == "-":
         print(run_.to_json())
-    status = (
-        EXIT_OK if result.outcome in FINISHED else EXIT_STOPPED if result.outcome == "stopped" else EXIT_FAULT
-    )
+    status = exit_status(result.outcome)
     if args.plots is not None:
         try:
             signals.phase("plotting", immediate=True)

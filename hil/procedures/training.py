@@ -28,7 +28,7 @@ from crossbar_hil import __version__
 from crossbar_hil.procedures.outputs import check_output_dir, check_output_file, write_text_atomic
 from crossbar_hil.seam import BackendInfo, CrossbarBackend
 from crossbar_hil.training.config import RunConfig
-from crossbar_hil.training.history import TrainingResult, history_csv_lines
+from crossbar_hil.training.history import Outcome, TrainingResult, history_csv_lines
 from crossbar_hil.training.observers import TrainingObserver
 from crossbar_hil.training.stop import StopSignal
 from crossbar_hil.training.trainer import Trainer
@@ -209,7 +209,7 @@ def what_to_try(run: TrainingRun) -> list[str]:
     the reason the summary gives.
     """
     result, cfg = run.result, run.config.training
-    if result.outcome not in ("max_epochs", "stalled", "infeasible"):
+    if not result.outcome.unconverged:
         return []
     larger_gain = (
         f"a larger gain, e.g. --beta {3 * cfg.beta:.3g} (now {cfg.beta:.3g} 1/A), or --gain calibrated: "
@@ -220,7 +220,9 @@ def what_to_try(run: TrainingRun) -> list[str]:
     )
     diagnosis = result.diagnosis
     if diagnosis is None:
-        diagnosis = "saturated_pair" if result.outcome == "stalled" or result.stalled_epochs() >= 3 else None
+        diagnosis = (
+            "saturated_pair" if result.outcome is Outcome.STALLED or result.looks_saturated(cfg) else None
+        )
     tips = {
         "infeasible_draw": [f"{other_draw}: no gain lets these devices meet the bands"],
         "gain_too_low": [larger_gain, other_draw],

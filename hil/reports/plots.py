@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from crossbar_hil.training.config import TrainingConfig
-from crossbar_hil.training.history import TrainingResult
+from crossbar_hil.training.history import Outcome, TrainingResult
 from crossbar_hil.training.network import minus_col, plus_col
 from crossbar_hil.training.task import Task
 from matplotlib.axes import Axes
@@ -50,13 +50,13 @@ RESET_COLOR = "tab:orange"
 NEURON_COLORS = ("tab:purple", "tab:green", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 INPUT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 NEURON_STYLES = ("-", "--", ":", "-.")
-OUTCOME_COLORS = {
-    "converged": "tab:green",
-    "max_epochs": "0.35",
-    "infeasible": "0.35",
-    "stalled": "0.35",
-    "stopped": "tab:orange",
-    "fault": "tab:red",
+OUTCOME_COLORS: dict[str, str] = {
+    Outcome.CONVERGED: "tab:green",
+    Outcome.MAX_EPOCHS: "0.35",
+    Outcome.INFEASIBLE: "0.35",
+    Outcome.STALLED: "0.35",
+    Outcome.STOPPED: "tab:orange",
+    Outcome.FAULT: "tab:red",
 }
 
 _MAX_MESSAGE = 90
@@ -70,13 +70,15 @@ _MARKER_EPOCHS = 40
 def outcome_text(result: TrainingResult) -> str:
     """One line on how the run ended, as used in every suptitle."""
     n = result.epochs
-    if result.outcome == "converged":
+    if result.outcome is Outcome.CONVERGED:
         return f"converged at epoch {n}"
-    if result.outcome == "max_epochs":
+    if result.outcome is Outcome.MAX_EPOCHS:
         return f"not converged after {n} epoch{'' if n == 1 else 's'}"
-    if result.outcome == "stalled":
+    if result.outcome is Outcome.STALLED:
         return f"not converged: devices stopped moving, ended at epoch {n}"
-    if result.outcome == "stopped":
+    if result.outcome is Outcome.INFEASIBLE:
+        return f"not converged: no reachable weights meet the bands, ended at epoch {n}"
+    if result.outcome is Outcome.STOPPED:
         return f"stopped after {n} epoch{'' if n == 1 else 's'}"
     message = result.error_message or "unknown error"
     if len(message) > _MAX_MESSAGE:
@@ -380,7 +382,7 @@ def _figure(size: tuple[float, float]) -> Figure:
 
 def _finish(fig: Figure, title: str, result: TrainingResult) -> Figure:
     """Set the suptitle: what the figure shows and how the run ended."""
-    color = OUTCOME_COLORS["fault"] if result.outcome == "fault" else "black"
+    color = OUTCOME_COLORS["fault"] if result.outcome is Outcome.FAULT else "black"
     fig.suptitle(f"{title}\n{outcome_text(result)}", fontsize=12, color=color)
     return fig
 

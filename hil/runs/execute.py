@@ -20,6 +20,7 @@ from crossbar_hil.runs.store import RunStore
 from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.seam.recording import RecordingBackend
 from crossbar_hil.training.config import RunConfig
+from crossbar_hil.training.history import Outcome
 from crossbar_hil.training.stop import StopSignal
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,11 @@ class RunEnd:
 
     status: RunStatus
     fields: dict[str, Any]
+
+    @classmethod
+    def of(cls, outcome: Outcome, error: str | None, **more: Any) -> RunEnd:
+        """The end of a run whose training ended with ``outcome``: its status follows from it."""
+        return cls(status_of_outcome(outcome), {"outcome": outcome, "error": error, **more})
 
 
 def execute(
@@ -53,16 +59,13 @@ def execute(
                 stop.set(STORE_STOP)
             if e.current.finished:
                 return RunEnd(e.current, {})
-            return RunEnd(RunStatus.STOPPED, {"outcome": "stopped", "error": stop.reason})
+            return RunEnd.of(Outcome.STOPPED, stop.reason)
         run = run_training(config, backend=recording, observers=[recorder], stop=stop)
         result = run.result
-        fields = {"outcome": result.outcome, "error": result.error_message}
-        return RunEnd(
-            status_of_outcome(result.outcome), {**fields, "result": run.to_dict(with_history=False)}
-        )
+        return RunEnd.of(result.outcome, result.error_message, result=run.to_dict(with_history=False))
     except Exception as e:
         log.exception("run %s failed", run_id)
-        return RunEnd(RunStatus.FAILED, {"outcome": "fault", "error": f"{type(e).__name__}: {e}"})
+        return RunEnd.of(Outcome.FAULT, f"{type(e).__name__}: {e}")
     finally:
         recorder.close()
         recording.close()

@@ -15,7 +15,7 @@ from typing import Any
 
 from crossbar_hil.procedures.training import JSON_HISTORY_LIMIT, TrainingRun
 from crossbar_hil.runs.store import Run, RunStore
-from crossbar_hil.training.history import TrainingResult, history_csv, thinned
+from crossbar_hil.training.history import Outcome, TrainingResult, history_csv, thinned
 
 
 class RunNotEnded(ValueError):
@@ -37,7 +37,7 @@ def training_result(store: RunStore, run: Run) -> TrainingResult:
     if summary is not None:
         return TrainingResult.from_dict(summary, run.run_config.training, history)
     # Interrupted (its process died): no summary was written; the epochs are what there is.
-    return TrainingResult("fault", history, error_message=run.error or f"the run is {run.status}")
+    return TrainingResult(Outcome.FAULT, history, error_message=run.error or f"the run is {run.status}")
 
 
 def result_dict(store: RunStore, run: Run) -> dict[str, Any]:

@@ -39,12 +39,12 @@ from pathlib import PurePath
 from typing import Any, Literal
 
 from crossbar_hil.runs.execute import RunEnd, execute, finish
-from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import Run, RunStore, now, process_owner
 from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.seam.errors import LimitError
 from crossbar_hil.seam.registry import available_backends, backend_factory, create_backend
 from crossbar_hil.training.config import BackendSpec, RunConfig
+from crossbar_hil.training.history import Outcome
 from crossbar_hil.training.rules import make_rule
 from crossbar_hil.training.stop import StopSignal
 from crossbar_hil.training.trainer import Trainer
@@ -314,7 +314,7 @@ class RunManager:
     def _run_thread(self, active: _Active, config: RunConfig) -> None:
         """The run, in this thread (the backend is already open)."""
         assert active.backend is not None
-        end = RunEnd(RunStatus.FAILED, {"outcome": "fault", "error": "the run thread ended early"})
+        end = RunEnd.of(Outcome.FAULT, "the run thread ended early")
         try:
             end = execute(self.store, active.run_id, config, active.backend, active.stop)
         finally:
@@ -355,7 +355,7 @@ class RunManager:
             notes.close()
             if end is None:
                 error = f"the run's process ended without reporting an end (exit code {process.exitcode})"
-                end = RunEnd(RunStatus.FAILED, {"outcome": "fault", "error": error})
+                end = RunEnd.of(Outcome.FAULT, error)
             self._done(active, end)
 
     def _done(self, active: _Active, end: RunEnd) -> None:

@@ -80,18 +80,9 @@ def check_transition(current: RunStatus | str, target: RunStatus | str) -> RunSt
     return b
 
 
-def status_of_outcome(outcome: Outcome) -> RunStatus:
-    """The final status of a run whose training ended with ``outcome``."""
-    if outcome not in _OUTCOMES:
-        raise ValueError(f"unknown outcome {outcome!r}; known: {', '.join(_OUTCOMES)}")
-    return _OUTCOMES[outcome]
-
-
-_OUTCOMES: dict[str, RunStatus] = {
-    "converged": RunStatus.CONVERGED,
-    "max_epochs": RunStatus.NOT_CONVERGED,
-    "stalled": RunStatus.NOT_CONVERGED,  # Devices stopped moving: ended without convergence.
-    "infeasible": RunStatus.NOT_CONVERGED,  # No reachable weights meet the bands: ended early.
-    "stopped": RunStatus.STOPPED,
-    "fault": RunStatus.FAILED,
-}
+def status_of_outcome(outcome: Outcome | str) -> RunStatus:
+    """The final status of a run whose training ended with ``outcome`` (:attr:`Outcome.status`)."""
+    try:
+        return RunStatus(Outcome(outcome).status)
+    except ValueError:
+        raise ValueError(f"unknown outcome {outcome!r}; known: {', '.join(Outcome)}") from None

@@ -26,11 +26,11 @@ from contextlib import suppress
 from multiprocessing.connection import Connection
 
 from crossbar_hil.runs.execute import RunEnd, execute
-from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import RunStore
 from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.seam.registry import create_backend
 from crossbar_hil.training.config import RunConfig
+from crossbar_hil.training.history import Outcome
 from crossbar_hil.training.stop import StopSignal
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def main(database: str, run_id: str, config_json: str, commands: Connection, not
             backend = create_backend(config.backend.name, config.backend.params)
         except Exception as e:
             error = f"cannot open the {config.backend.name!r} backend: {type(e).__name__}: {e}"
-            _send(notes, ("end", RunEnd(RunStatus.FAILED, {"outcome": "fault", "error": error})))
+            _send(notes, ("end", RunEnd.of(Outcome.FAULT, error)))
             return
         threading.Thread(target=_listen, args=(commands, stop, backend), daemon=True).start()
         _send(notes, ("end", execute(store, run_id, config, backend, stop)))

@@ -149,8 +149,16 @@ class TrainingConfig(BaseModel):
         1e-3,
         gt=0,
         lt=1,
-        description="Relative change of a conductance that counts as moving (for patience); "
-        "set it above the instrument's relative read noise.",
+        description="Relative change of a conductance that counts as moving (for patience and "
+        "saturation_epochs); set it above the instrument's relative read noise.",
+    )
+    saturation_epochs: int = Field(
+        3,
+        ge=1,
+        le=100_000,
+        description="An unconverged run whose last this many epochs sent pulses that moved no "
+        "conductance by more than stall_rel_tol looks saturated: its diagnosis (for rules without "
+        "their own device watch) and the advice say so.",
     )
 
     @classmethod

@@ -8,24 +8,56 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.network import in_band
+from crossbar_hil.training.stop import unmoved
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
-    from crossbar_hil.training.config import TrainingConfig
     from crossbar_hil.training.feasibility import FeasibilityReport
 
-Outcome = Literal["converged", "max_epochs", "infeasible", "stalled", "stopped", "fault"]
-"""How a run ended: every training pattern in its band; the epoch limit; ``infeasible``: ended
-early because, from the devices' state, no reachable weights meet the bands (decided with the
-device curve): more pulses could not help; ``stalled``: no device moved for ``patience`` epochs;
-a stop request (Ctrl-C, SIGTERM, an API call); a fault."""
 
-FINISHED: tuple[Outcome, ...] = ("converged", "max_epochs", "infeasible", "stalled")
-"""Outcomes of a run that ended by itself (not stopped, no fault)."""
+class Outcome(StrEnum):
+    """How a run ended, with the run status it gives and whether the run ended by itself.
+
+    The values are the strings of the JSON output, the run store and the API.
+    """
+
+    CONVERGED = "converged", "converged", True
+    """Every training pattern in its band."""
+    MAX_EPOCHS = "max_epochs", "not_converged", True
+    """The epoch limit."""
+    INFEASIBLE = "infeasible", "not_converged", True
+    """Ended early: from the devices' state no reachable weights meet the bands (decided with the
+    device curve), so more pulses could not help."""
+    STALLED = "stalled", "not_converged", True
+    """No device moved for ``patience`` epochs."""
+    STOPPED = "stopped", "stopped", False
+    """A stop request (Ctrl-C, SIGTERM, an API call)."""
+    FAULT = "fault", "failed", False
+    """A fault (the error message says which)."""
+
+    status: str
+    """The final :class:`~crossbar_hil.runs.status.RunStatus` value of a run ending so."""
+    finished: bool
+    """True when the run ended by itself (not stopped, no fault): its result is complete."""
+
+    def __new__(cls, value: str, status: str, finished: bool) -> Outcome:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.status, member.finished = status, finished
+        return member
+
+    @property
+    def unconverged(self) -> bool:
+        """True for a run that ended by itself without converging: it gets a diagnosis and advice."""
+        return self.finished and self is not Outcome.CONVERGED
+
+
 Diagnosis = Literal["infeasible_draw", "gain_too_low", "saturated_pair", "overshot", "epoch_limit"]
 """Why a run ended unconverged (see :meth:`crossbar_hil.training.trainer.Trainer.diagnose`)."""
 
@@ -218,11 +250,17 @@ class TrainingResult:
     "as_is" (from where an earlier run or experiment left them)."""
     start_reset_devices: list[tuple[int, int]] = field(default_factory=list)
     """(row, col) of every device reset before epoch 0, in order."""
+    stall_rel_tol: float = TrainingConfig.model_fields["stall_rel_tol"].default
+    """Relative change of a conductance that counts as moving (the run's
+    :attr:`TrainingConfig.stall_rel_tol`), for :meth:`stalled_epochs`."""
+
+    def __post_init__(self) -> None:
+        self.outcome = Outcome(self.outcome)  # Also from its JSON string; a ValueError names it.
 
     @property
     def converged(self) -> bool:
         """True when every training pattern reached its band."""
-        return self.outcome == "converged"
+        return self.outcome is Outcome.CONVERGED
 
     @property
     def epochs(self) -> int:
@@ -249,19 +287,24 @@ class TrainingResult:
         """Instrument time of the run's pulses and resets (s)."""
         return float(sum(r.instrument_time_s for r in self.history))
 
-    def stalled_epochs(self, rel_tol: float = 1e-3) -> int:
-        """Trailing epochs in which pulses were sent yet no conductance moved by ``rel_tol``.
+    def stalled_epochs(self) -> int:
+        """Trailing epochs in which pulses were sent yet no conductance moved by ``stall_rel_tol``.
 
         Sign that the pulsed devices are saturated: with potentiation only, more
-        epochs of the same rule cannot help.
+        epochs of the same rule cannot help (:meth:`looks_saturated`).
         """
         n = 0
         for before, after in zip(self.history[-2::-1], self.history[:0:-1], strict=False):
-            moved = np.abs(after.conductances_siemens - before.conductances_siemens)
-            if before.pulses == 0 or np.any(moved > rel_tol * np.abs(before.conductances_siemens)):
+            reads = np.stack([before.conductances_siemens, after.conductances_siemens])
+            if before.pulses == 0 or not np.all(unmoved(reads, self.stall_rel_tol)):
                 break
             n += 1
         return n
+
+    def looks_saturated(self, config: TrainingConfig) -> bool:
+        """True when the last ``config.saturation_epochs`` epochs (or more) sent pulses that moved
+        no conductance: the pulsed devices look saturated."""
+        return self.stalled_epochs() >= config.saturation_epochs
 
     def to_dict(self, with_history: bool = True, history_limit: int | None = None) -> dict[str, Any]:
         """JSON-ready view (the history can be left out for a short summary).
@@ -315,7 +358,7 @@ class TrainingResult:
             for split in ("train", "test")
         }
         return cls(
-            data["outcome"],
+            Outcome(data["outcome"]),
             list(history),
             error_message=data.get("error_message"),
             beta=float(data["beta"]) if data.get("beta") is not None else float("nan"),
@@ -327,6 +370,7 @@ class TrainingResult:
             start_reset_devices=[(int(r), int(c)) for r, c in data.get("start_reset_devices", ())],
             train=evaluations["train"],
             test=evaluations["test"],
+            stall_rel_tol=config.stall_rel_tol,
         )
 
 

@@ -1,6 +1,6 @@
 """Ending a run early: a thread-safe stop request checked before every pulse is sent
 (:class:`StopSignal`), and the patience that ends a run whose devices stopped moving
-(:class:`StallWatch`)."""
+(:class:`StallWatch`), judged by the one test of "not moving", :func:`unmoved`."""
 
 from __future__ import annotations
 
@@ -61,11 +61,21 @@ class StallWatch:
         self._window.append(g)
         if len(self._window) <= self.patience:
             return np.zeros(g.shape, dtype=bool)
-        first = self._window[0]
-        # Every read in the window counts: a device that went up and came back has moved.
-        moved = np.max(np.abs(np.stack(self._window) - first), axis=0)
-        return moved <= self.rel_tol * np.abs(first)
+        return unmoved(np.stack(self._window), self.rel_tol)
 
     def stalled(self, conductances_siemens: NDArray[np.float64]) -> bool:
         """Record this epoch's read (one crossbar); True once nothing moved for ``patience`` epochs."""
         return bool(np.all(self.still(conductances_siemens))) and self.patience > 0
+
+
+def unmoved(reads_siemens: NDArray[np.float64], rel_tol: float) -> NDArray[np.bool_]:
+    """Per device, True when no read differs from the first by more than ``rel_tol`` of it.
+
+    ``reads_siemens`` (S) stacks successive conductance maps along its first axis. Every read
+    counts: a device that went up and came back has moved. ``rel_tol`` is
+    :attr:`~crossbar_hil.training.config.TrainingConfig.stall_rel_tol`: above the instrument's
+    relative read noise, or nothing ever counts as still.
+    """
+    first = reads_siemens[0]
+    moved = np.max(np.abs(reads_siemens - first), axis=0)
+    return np.asarray(moved <= rel_tol * np.abs(first))

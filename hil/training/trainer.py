@@ -102,7 +102,9 @@ class Trainer:
         self.rule.check_backend(backend)
         self._prepared: TrainingResult | None = None
         self._prepare_error: BaseException | None = None
-        self.result = TrainingResult(outcome="max_epochs", beta=self.config.beta)
+        self.result = TrainingResult(
+            outcome=Outcome.MAX_EPOCHS, beta=self.config.beta, stall_rel_tol=self.config.stall_rel_tol
+        )
         """The run's result as it is recorded (also after a KeyboardInterrupt got through)."""
 
     # ------------------------------------------------------------------ before training
@@ -215,19 +217,19 @@ class Trainer:
         try:
             self.prepare()
             result.outcome = self._loop(result.history)
-            if result.outcome in ("max_epochs", "infeasible", "stalled"):
+            if result.outcome.unconverged:
                 result.diagnosis, result.diagnosis_detail = self.diagnose(result)
             result.train = self.evaluate("train")
             if self.task.test:
                 result.test = self.evaluate("test")
         except RunStopped as e:
-            result.outcome, result.error_message = "stopped", str(e) + self._safe_abort()
+            result.outcome, result.error_message = Outcome.STOPPED, str(e) + self._safe_abort()
         except Exception as e:
             log.error("training fault: %s", e)
-            result.outcome = "fault"
+            result.outcome = Outcome.FAULT
             result.error_message = f"{type(e).__name__}: {e}" + self._safe_abort()
         except BaseException as e:  # Ctrl-C or interpreter exit: 0 V first, then let it through.
-            result.outcome = "stopped"
+            result.outcome = Outcome.STOPPED
             result.error_message = f"interrupted ({type(e).__name__}: {e})" + self._safe_abort()
             raise
         for obs in self.observers:
@@ -250,12 +252,12 @@ class Trainer:
                 # The record of the epoch is kept even when its update failed or was stopped.
                 self._emit(history, record, device)
             if record.converged:
-                return "converged"
+                return Outcome.CONVERGED
             if self.rule.gave_up:
-                return "infeasible"
+                return Outcome.INFEASIBLE
             if stalled:
-                return "stalled"
-        return "max_epochs"
+                return Outcome.STALLED
+        return Outcome.MAX_EPOCHS
 
     # ------------------------------------------------------------------ after training
     def diagnose(self, result: TrainingResult) -> tuple[Diagnosis, str]:
@@ -299,7 +301,8 @@ class Trainer:
         """(neuron, input, 'G+' or 'G-') of saturated devices that the last update wanted to pulse.
 
         Saturated: judged so by the rule's read-back watch, or, for rules without
-        one, every pulsed device stalled for the last 3 epochs.
+        one, every pulsed device when the run looks saturated
+        (:meth:`TrainingResult.looks_saturated`).
         """
         if not result.history:
             return []
@@ -315,7 +318,7 @@ class Trainer:
         if watch is not None and watch.g_siemens is not None:
             sat = watch.saturated
         else:
-            sat = np.full(record.conductances_siemens.shape, result.stalled_epochs() >= 3)
+            sat = np.full(record.conductances_siemens.shape, result.looks_saturated(self.config))
         out = []
         for i, j in zip(*np.nonzero(signs), strict=True):
             col = plus_col(int(i)) if signs[i, j] > 0 else minus_col(int(i))

@@ -245,6 +245,7 @@ def test_fault_before_any_epoch(task: Task, config: TrainingConfig, tmp_path: Pa
         ("converged", 7, None, "converged at epoch 7"),
         ("max_epochs", 1, None, "not converged after 1 epoch"),
         ("max_epochs", 50, None, "not converged after 50 epochs"),
+        ("infeasible", 4, None, "not converged: no reachable weights meet the bands, ended at epoch 4"),
         ("stopped", 3, "stop requested", "stopped after 3 epochs"),
         ("fault", 2, "x" * 200, "fault: " + "x" * 89 + "…"),
         ("fault", 0, None, "fault: unknown error"),

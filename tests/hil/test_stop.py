@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from crossbar_hil.training.stop import StallWatch
+from crossbar_hil.training.stop import StallWatch, unmoved
 
 G = np.full((2, 2), 1e-6)
 
@@ -40,3 +40,10 @@ def test_patience_zero_is_off_and_memory_is_bounded() -> None:
     for _ in range(1000):
         on.stalled(G)
     assert len(on._window) == 6
+
+
+def test_unmoved_judges_each_device_against_its_first_read() -> None:
+    reads = np.stack([G, G * (1 + 5e-4), G])
+    reads[1, 0, 1] *= 1.01  # One device moved and came back: it moved.
+    assert unmoved(reads, 1e-3).tolist() == [[True, False], [True, True]]
+    assert not unmoved(reads, 1e-4).any()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 
@@ -235,6 +236,19 @@ def test_saturation_is_reported_as_stalled_epochs() -> None:
     assert result.stalled_epochs() >= 8
     fresh = train(EmulatedCrossbar(EmulatorConfig(seed=0)), TASK, TrainingConfig(max_epochs=3))
     assert fresh.stalled_epochs() == 0
+    stalled = result.stalled_epochs()
+    assert result.looks_saturated(TrainingConfig(saturation_epochs=stalled))
+    assert not result.looks_saturated(TrainingConfig(saturation_epochs=stalled + 1))
+    assert not fresh.looks_saturated(TrainingConfig(saturation_epochs=1))
+
+
+def test_stalled_epochs_use_the_runs_own_tolerance() -> None:
+    xb = EmulatedCrossbar(EmulatorConfig(seed=0))
+    result = train(xb, TASK, TrainingConfig(max_epochs=3, patience=0, stall_rel_tol=0.999))
+    assert result.stall_rel_tol == 0.999
+    # A pulse moves a device by far less than 99.9 %: the last epochs count as stalled, not at 0.1 %.
+    assert result.stalled_epochs() >= 2
+    assert dataclasses.replace(result, stall_rel_tol=1e-3).stalled_epochs() == 0
 
 
 def test_a_stop_between_the_forward_pass_and_the_update_sends_no_pulse() -> None:

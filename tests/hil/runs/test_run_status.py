@@ -66,12 +66,12 @@ def test_every_transition_is_allowed_or_refused_as_the_table_says(
 
 
 def test_every_outcome_of_the_trainer_has_a_final_status() -> None:
-    from typing import get_args
-
     from crossbar_hil.training.history import Outcome
 
-    for outcome in get_args(Outcome):
+    assert len(Outcome) == 6
+    for outcome in Outcome:
         assert status_of_outcome(outcome).finished
+        assert status_of_outcome(outcome.value) is RunStatus(outcome.status)
     with pytest.raises(ValueError, match="unknown outcome 'odd'"):
         status_of_outcome("odd")  # type: ignore[arg-type]
 
@@ -85,3 +85,21 @@ def test_finished_statuses_have_no_way_out_and_outcomes_map_to_them() -> None:
     }
     for status in (RunStatus.STOPPED, RunStatus.CONVERGED, RunStatus.FAILED, RunStatus.INTERRUPTED):
         assert status.finished and not TRANSITIONS[status]
+
+
+def test_an_outcome_carries_its_status_and_whether_the_run_ended_by_itself() -> None:
+    from crossbar_hil.training.history import Outcome
+
+    assert [o.value for o in Outcome] == [
+        "converged",
+        "max_epochs",
+        "infeasible",
+        "stalled",
+        "stopped",
+        "fault",
+    ]
+    assert [o for o in Outcome if o.finished] == ["converged", "max_epochs", "infeasible", "stalled"]
+    assert [o for o in Outcome if o.unconverged] == ["max_epochs", "infeasible", "stalled"]
+    assert status_of_outcome(Outcome.INFEASIBLE) is RunStatus.NOT_CONVERGED
+    assert status_of_outcome(Outcome.STOPPED) is RunStatus.STOPPED
+    assert status_of_outcome(Outcome.FAULT) is RunStatus.FAILED
