@@ -24,38 +24,49 @@ if TYPE_CHECKING:
 class Outcome(StrEnum):
     """How a run ended, with the run status it gives and whether the run ended by itself.
 
-    The values are the strings of the JSON output, the run store and the API.
+    The values are the strings of the JSON output, the run store and the API; each member's
+    meaning is its row in :data:`OUTCOME_MEANINGS`.
     """
 
-    CONVERGED = "converged", "converged", True
+    CONVERGED = "converged"
     """Every training pattern in its band."""
-    MAX_EPOCHS = "max_epochs", "not_converged", True
+    MAX_EPOCHS = "max_epochs"
     """The epoch limit."""
-    INFEASIBLE = "infeasible", "not_converged", True
+    INFEASIBLE = "infeasible"
     """Ended early: from the devices' state no reachable weights meet the bands (decided with the
     device curve), so more pulses could not help."""
-    STALLED = "stalled", "not_converged", True
+    STALLED = "stalled"
     """No device moved for ``patience`` epochs."""
-    STOPPED = "stopped", "stopped", False
+    STOPPED = "stopped"
     """A stop request (Ctrl-C, SIGTERM, an API call)."""
-    FAULT = "fault", "failed", False
+    FAULT = "fault"
     """A fault (the error message says which)."""
 
-    status: str
-    """The final :class:`~crossbar_hil.runs.status.RunStatus` value of a run ending so."""
-    finished: bool
-    """True when the run ended by itself (not stopped, no fault): its result is complete."""
+    @property
+    def status(self) -> str:
+        """The final :class:`~crossbar_hil.runs.status.RunStatus` value of a run ending so."""
+        return OUTCOME_MEANINGS[self][0]
 
-    def __new__(cls, value: str, status: str, finished: bool) -> Outcome:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.status, member.finished = status, finished
-        return member
+    @property
+    def finished(self) -> bool:
+        """True when the run ended by itself (not stopped, no fault): its result is complete."""
+        return OUTCOME_MEANINGS[self][1]
 
     @property
     def unconverged(self) -> bool:
         """True for a run that ended by itself without converging: it gets a diagnosis and advice."""
         return self.finished and self is not Outcome.CONVERGED
+
+
+OUTCOME_MEANINGS: dict[Outcome, tuple[str, bool]] = {
+    Outcome.CONVERGED: ("converged", True),
+    Outcome.MAX_EPOCHS: ("not_converged", True),
+    Outcome.INFEASIBLE: ("not_converged", True),
+    Outcome.STALLED: ("not_converged", True),
+    Outcome.STOPPED: ("stopped", False),
+    Outcome.FAULT: ("failed", False),
+}
+"""Per outcome: (the run status it gives, whether the run ended by itself)."""
 
 
 Diagnosis = Literal["infeasible_draw", "gain_too_low", "saturated_pair", "overshot", "epoch_limit"]
