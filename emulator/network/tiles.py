@@ -1,0 +1,169 @@
+"""Crossbar tiles of any shape: one differential pair of emulated devices per weight.
+
+A tile of ``rows x cols`` logic weights holds ``2 x rows x cols`` devices: side 0 is
+``G+``, side 1 is ``G-``, and the weight is ``W = G+ - G-`` (S). The devices are those
+of the 4x4 emulator: every device replays one device table (a measured trace, Lim's
+exponential model, Huang's LTP/LTD model), with the same scale factor ``K``, optional
+lognormal device-to-device shifts, the Gaussian per-device scale of range and steps
+(``range_sigma``, Lim's variation) and stuck devices. The physics is
+:mod:`crossbar_hil.emulator.physics` on a state of shape ``(2, rows, cols)`` (the
+leading axis, a batch axis there, is the pair side here), and depression is
+:mod:`crossbar_hil.emulator.depression`: there is no second implementation.
+
+Reads. A forward pass drives the rows with voltages and reads the column currents
+(``I = V W``); the backward pass drives the columns and reads the row currents
+(``I = V W^T``, the transposed read of Lim et al.). Both go through BLAS (``@``) for
+speed: unlike the 4x4 emulator's fixed-order sums, a tile's currents may differ in
+the last bits between machines.
+
+Every random draw comes from :func:`crossbar_hil.emulator.config.stream` of the tile's
+seed, one stream per purpose, as for a 4x4 crossbar.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+from crossbar_hil.emulator import physics
+from crossbar_hil.emulator.config import Purpose, ShiftDistribution, stream
+from crossbar_hil.emulator.depression import depress
+from crossbar_hil.emulator.devices import DeviceModel, TraceDevice, default_device
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PLUS, MINUS = 0, 1
+"""Index of ``G+`` and ``G-`` along a tile's leading (side) axis."""
+
+
+class TileConfig(BaseModel):
+    """Everything that defines an emulated tile (the 4x4 emulator's device options, any shape)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    rows: int = Field(ge=1, le=100_000, description="Inputs (rows) of the tile, bias row included.")
+    cols: int = Field(ge=1, le=100_000, description="Outputs (columns, one pair each) of the tile.")
+    trace: Path | None = Field(None, description="Trace to replay; None = device (or the built-in).")
+    device: DeviceModel | None = Field(None, description="A parametric model instead of a trace.")
+    scale_k: float = Field(10.0, gt=0, description="Scale factor K from table to tile (-).")
+    shifts: ShiftDistribution | None = Field(
+        None, description="Lognormal device-to-device shifts (S), as the 4x4 emulator's; None: none."
+    )
+    range_sigma: float = Field(
+        0.0, ge=0, le=1, description="Sd of the per-device Gaussian scale N(1, sigma) of range and steps."
+    )
+    stuck_fraction: float = Field(0.0, ge=0, le=1, description="Share of devices that never move.")
+    depression: bool = Field(False, description="Devices can be depressed (method c) along the model.")
+    seed: int = Field(0, ge=0, description="Seed of every random draw of this tile.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.trace is not None and self.device is not None:
+            raise ValueError("give either trace or device, not both")
+        if self.depression and self.device_model().depression_table() is None:
+            raise ValueError(
+                "depression: this device has no depression curve (a trace device has none); "
+                "use a parametric device, or a method without depression"
+            )
+        return self
+
+    def device_model(self) -> DeviceModel:
+        """The device every cell replays: the trace, the given model, or the built-in default."""
+        if self.trace is not None:
+            return TraceDevice(path=self.trace)
+        return self.device if self.device is not None else default_device()
+
+
+class Tile:
+    """``2 x rows x cols`` emulated devices; see the module docstring.
+
+    ``table`` (S) overrides the device model's table (e.g. one computed once for many tiles).
+    """
+
+    def __init__(self, config: TileConfig, table: NDArray[np.float64] | None = None) -> None:
+        self.config = cfg = config
+        model = cfg.device_model()
+        table = np.asarray(model.table() if table is None else table, dtype=float)
+        shape = (2, cfg.rows, cfg.cols)
+        if cfg.shifts is None:
+            shifts = np.zeros(shape)
+        else:
+            draws = cfg.shifts.draw(stream(cfg.seed, Purpose.SHIFTS), (2 * cfg.rows, cfg.cols))
+            shifts = draws.reshape(shape)
+        stuck = np.zeros(shape, dtype=bool)
+        if cfg.stuck_fraction > 0:
+            stuck = stream(cfg.seed, Purpose.STUCK).random(shape) < cfg.stuck_fraction
+        scale = None
+        if cfg.range_sigma > 0:
+            draws = stream(cfg.seed, Purpose.RANGE_SCALE).normal(1.0, cfg.range_sigma, size=shape)
+            scale = np.maximum(draws, 0.0)
+        self.state = physics.DeviceState.initial(table, cfg.scale_k, shifts, stuck, scale)
+        self.depression_table = model.depression_table() if cfg.depression else None
+        """Conductance (S) after k depressing pulses from the top; None without depression."""
+        self._g: NDArray[np.float64] | None = None
+        self._w: NDArray[np.float64] | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols) of logic weights."""
+        return self.config.rows, self.config.cols
+
+    @property
+    def g_span_siemens(self) -> float:
+        """Conductance span of one ideal device, ``K (max(G_exp) - G_exp[0])`` (S): the weight unit."""
+        table = self.state.table
+        return float(self.config.scale_k * (table.max() - table[0]))
+
+    # ------------------------------------------------------------ reads
+    def conductances(self) -> NDArray[np.float64]:
+        """Every device's conductance (S), shape (2, rows, cols); side 0 is G+, side 1 G-."""
+        if self._g is None:
+            self._g = physics.conductances(self.state)
+        return self._g
+
+    def weights_siemens(self) -> NDArray[np.float64]:
+        """Logic weights ``G+ - G-`` (S), shape (rows, cols)."""
+        if self._w is None:
+            g = self.conductances()
+            self._w = g[PLUS] - g[MINUS]
+        return self._w
+
+    def forward(self, row_v: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Column currents (A) for row voltages (V): ``(..., rows) -> (..., cols)``, ``I = V W``."""
+        return row_v @ self.weights_siemens()
+
+    def backward(self, col_v: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Row currents (A) for column voltages (V), the transposed read: ``(..., cols) -> (..., rows)``."""
+        return col_v @ self.weights_siemens().T
+
+    # ------------------------------------------------------------ programming
+    def _changed(self) -> None:
+        self._g = self._w = None
+
+    def potentiate(self, counts: NDArray[np.bool_] | NDArray[np.int64]) -> None:
+        """``counts`` (2, rows, cols) potentiating pulses per device (or a mask of one each)."""
+        physics.potentiate(self.state, counts)
+        self._changed()
+
+    def reset(self, where: NDArray[np.bool_]) -> None:
+        """Reset the devices of ``where`` (2, rows, cols) to position 0."""
+        physics.reset(self.state, where)
+        self._changed()
+
+    def depress(self, where: NDArray[np.bool_]) -> None:
+        """One depressing pulse on each device of ``where`` (2, rows, cols); needs ``depression``."""
+        if self.depression_table is None:
+            raise ValueError("this tile's devices cannot be depressed (TileConfig.depression is off)")
+        depress(self.state, where, self.depression_table)
+        self._changed()
+
+    def positions(self) -> NDArray[np.int64]:
+        """Every device's position along the table (pulses since reset, saturating), (2, rows, cols)."""
+        return self.state.position.copy()
+
+    def program_positions(self, positions: NDArray[np.int64]) -> None:
+        """Reset every device, then pulse it ``positions`` times (the open-loop transfer of a
+        weight map computed elsewhere, e.g. off-chip training)."""
+        self.reset(np.ones(self.state.position.shape, dtype=bool))
+        self.potentiate(np.asarray(positions, dtype=np.int64))

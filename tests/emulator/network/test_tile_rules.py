@@ -1,0 +1,88 @@
+"""The bench's rules on tiles make the 4x4 rules' decisions on the same devices.
+
+A 4x4 crossbar (two neurons: columns 2i, 2i+1 are G+ and G- of neuron i) and a 4 x 2 tile
+replay the same short device, start from the same pulse counts, and get the same
+sequence of update signs; after every update their conductances are equal, and the
+resets were sent to the same devices in the same order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from crossbar_hil.emulator.config import EmulatorConfig, ShiftDistribution
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar
+from crossbar_hil.emulator.devices import ExponentialDevice
+from crossbar_hil.emulator.network.tile_rules import RuleConfig, make_rule
+from crossbar_hil.emulator.network.tiles import MINUS, PLUS, Tile, TileConfig
+from crossbar_hil.seam import Pulse
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.device_access import DeviceAccess
+from crossbar_hil.training.rules import make_rule as make_bench_rule
+from crossbar_hil.training.stop import StopSignal
+
+DEVICE = ExponentialDevice(g_min_siemens=1e-7, g_max_siemens=2e-7, alpha_siemens=2.5e-8, beta_nl=2.0, n_max=6)
+ROWS, NEURONS = 4, 2
+
+
+def as_4x4(tile_g: np.ndarray) -> np.ndarray:
+    """Tile conductances (2, rows, neurons) laid out as the 4x4 crossbar's (rows, 2 * neurons)."""
+    out = np.empty((ROWS, 2 * NEURONS))
+    out[:, 0::2], out[:, 1::2] = tile_g[PLUS], tile_g[MINUS]
+    return out
+
+
+def twins(rule: str, seed: int) -> tuple:
+    depression = rule == "method_c"
+    flat = ShiftDistribution(low_siemens=0.0, high_siemens=0.0)
+    xb = EmulatedCrossbar(EmulatorConfig(device=DEVICE, shifts=flat, depression=depression))
+    tile = Tile(TileConfig(rows=ROWS, cols=NEURONS, device=DEVICE, depression=depression))
+    start = np.random.default_rng(seed).integers(0, DEVICE.n_max + 1, size=(2, ROWS, NEURONS))
+    tile.potentiate(start)
+    for side, r, i in zip(*np.nonzero(start), strict=True):
+        xb.pulse_many([Pulse(int(r), 2 * int(i) + int(side), 2.0, 1e-3)] * int(start[side, r, i]))
+    np.testing.assert_array_equal(as_4x4(tile.conductances()), xb.read_conductances(0.05))
+    bench = make_bench_rule(TrainingConfig(rule=rule, update="online"))
+    if hasattr(bench, "watch"):
+        bench.watch.observe(xb.read_conductances(0.05))
+    return xb, bench, tile, make_rule(tile, RuleConfig(rule=rule), log_resets=True)
+
+
+@pytest.mark.parametrize("rule", ["method_a", "method_b", "method_c", "manhattan"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_tile_rule_sends_what_the_4x4_rule_sends(rule: str, seed: int) -> None:
+    xb, bench, tile, tile_rule = twins(rule, seed)
+    device = DeviceAccess(xb, StopSignal())
+    signs_rng = np.random.default_rng(100 + seed)
+    resets_seen = 0
+    for _ in range(60):
+        signs = signs_rng.integers(-1, 2, size=(NEURONS, ROWS)).astype(np.int8)
+        # Long runs in one direction drive devices into saturation.
+        signs[:, :2] = np.abs(signs[:, :2]) if signs_rng.random() < 0.8 else signs[:, :2]
+        bench.step(signs, device)
+        tile_rule.update(signs.T.copy())
+        np.testing.assert_array_equal(as_4x4(tile.conductances()), xb.conductances())
+    expected = [(r, c // 2, c % 2) for r, c in device.reset_devices]
+    assert tile_rule.counts.reset_log == expected
+    assert tile_rule.counts.resets == len(device.reset_devices)
+    assert tile_rule.counts.pulses == device.pulses - tile_rule.counts.depressions
+    resets_seen += len(expected)
+    if rule in ("method_a", "method_b"):
+        assert resets_seen > 0, "the sign sequence must drive devices into saturation"
+
+
+def test_method_b_at_the_top_resets_the_other_device_once_then_knows_the_weight_is_at_its_extreme() -> None:
+    _, _, tile, tile_rule = twins("method_b", 0)
+    signs = np.zeros((ROWS, NEURONS), dtype=np.int8)
+    signs[0, 0] = 1
+    for _ in range(DEVICE.n_max + 3):  # G+ of weight (0, 0) saturates, and is seen saturated
+        tile_rule.update(signs)
+    assert tile_rule.counts.reset_log[0] == (0, 0, MINUS)
+    assert all(side == MINUS for _, _, side in tile_rule.counts.reset_log)
+    top = tile.weights_siemens()[0, 0]
+    g = tile.conductances()
+    assert g[MINUS, 0, 0] == 0.0 and top == g[PLUS, 0, 0]
+    n_resets = len(tile_rule.counts.reset_log)
+    tile_rule.update(signs)  # G- known to be at the bottom: nothing is sent
+    assert len(tile_rule.counts.reset_log) == n_resets
+    assert tile.weights_siemens()[0, 0] == top

@@ -1,0 +1,86 @@
+"""Tiles: a differential pair per weight on the 4x4 emulator's physics; reads are VMMs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from crossbar_hil.emulator.config import ShiftDistribution
+from crossbar_hil.emulator.devices import ExponentialDevice, LtpLtdDevice
+from crossbar_hil.emulator.network.tiles import MINUS, PLUS, Tile, TileConfig
+
+DEVICE = ExponentialDevice(g_min_siemens=1e-7, g_max_siemens=2e-7, alpha_siemens=4e-9, beta_nl=2.0, n_max=32)
+
+
+def programmed(cfg: TileConfig, seed: int = 1) -> Tile:
+    tile = Tile(cfg)
+    rng = np.random.default_rng(seed)
+    tile.potentiate(rng.integers(0, 33, size=(2, cfg.rows, cfg.cols)))
+    return tile
+
+
+def test_forward_and_transposed_reads_are_the_vmms_of_the_weight_matrix() -> None:
+    tile = programmed(TileConfig(rows=7, cols=5, device=DEVICE, range_sigma=0.5, shifts=ShiftDistribution()))
+    g = tile.conductances()
+    w = g[PLUS] - g[MINUS]
+    rng = np.random.default_rng(2)
+    v_rows, v_cols = rng.normal(size=(3, 7)), rng.normal(size=(4, 5))
+    np.testing.assert_allclose(tile.forward(v_rows), np.einsum("nj,jk->nk", v_rows, w), rtol=1e-12)
+    np.testing.assert_allclose(tile.backward(v_cols), np.einsum("nk,jk->nj", v_cols, w), rtol=1e-12)
+    assert tile.forward(v_rows[0]).shape == (5,)
+
+
+def test_a_device_follows_its_table_like_a_4x4_device() -> None:
+    tile = Tile(TileConfig(rows=2, cols=3, device=DEVICE, scale_k=10.0))
+    table = DEVICE.table()
+    counts = np.zeros((2, 2, 3), dtype=np.int64)
+    counts[PLUS, 1, 2] = 5
+    counts[MINUS, 0, 0] = 100  # beyond saturation: stays at the end of the table
+    tile.potentiate(counts)
+    g = tile.conductances()
+    assert g[PLUS, 1, 2] == pytest.approx(10.0 * (table[5] - table[0]))
+    assert g[MINUS, 0, 0] == pytest.approx(10.0 * (table[-1] - table[0]))
+    assert tile.weights_siemens()[0, 0] == pytest.approx(-10.0 * (table[-1] - table[0]))
+    tile.reset(counts > 0)
+    assert np.all(tile.conductances() == 0.0)
+
+
+def test_variation_is_drawn_from_the_seed() -> None:
+    cfg = TileConfig(rows=4, cols=4, device=DEVICE, range_sigma=0.5, seed=3)
+    a, b = programmed(cfg), programmed(cfg)
+    c = programmed(cfg.model_copy(update={"seed": 4}))
+    np.testing.assert_array_equal(a.conductances(), b.conductances())
+    assert not np.array_equal(a.conductances(), c.conductances())
+    assert a.state.range_scale is not None and a.state.range_scale.std() > 0.2
+
+
+def test_program_positions_transfers_pulse_counts_open_loop() -> None:
+    ideal = programmed(TileConfig(rows=3, cols=2, device=DEVICE))
+    varied = Tile(TileConfig(rows=3, cols=2, device=DEVICE, range_sigma=1.0, seed=9))
+    varied.program_positions(ideal.positions())
+    np.testing.assert_array_equal(varied.positions(), ideal.positions())
+    assert not np.allclose(varied.weights_siemens(), ideal.weights_siemens())
+
+
+def test_depression_needs_a_device_that_depresses() -> None:
+    tile = Tile(
+        TileConfig(
+            rows=1,
+            cols=1,
+            device=LtpLtdDevice(g_min_siemens=1e-8, g_max_siemens=1e-7, a_p=5.0, bits=4),
+            depression=True,
+        )
+    )
+    tile.potentiate(np.full((2, 1, 1), 15))
+    top = tile.conductances().copy()
+    tile.depress(np.array([[[True]], [[False]]]))
+    assert tile.conductances()[PLUS, 0, 0] < top[PLUS, 0, 0]
+    assert tile.conductances()[MINUS, 0, 0] == top[MINUS, 0, 0]
+    with pytest.raises(ValueError, match="depress"):
+        Tile(TileConfig(rows=1, cols=1, device=DEVICE)).depress(np.ones((2, 1, 1), dtype=bool))
+
+
+def test_a_trace_device_cannot_be_asked_to_depress(tmp_path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("1e-7\n2e-7\n")
+    with pytest.raises(ValueError, match="depression"):
+        TileConfig(rows=1, cols=1, trace=trace, depression=True)
