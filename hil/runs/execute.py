@@ -2,9 +2,9 @@
 
 :func:`execute` marks the run ``running``, calls
 :func:`crossbar_hil.procedures.training.run_training` with a
-:class:`~crossbar_hil.runs.recorder.StoreRecorder` (the backend wrapped in a
-:class:`~crossbar_hil.seam.recording.RecordingBackend` for the pulse log) and records how
-it ended. The backend is closed (0 V) whatever happens, before the end is recorded.
+:class:`~crossbar_hil.runs.recorder.StoreRecorder` (also listening to the backend's pulses
+and resets, for the pulse log: :meth:`~crossbar_hil.seam.CrossbarBackend.add_listener`) and
+records how it ended. The backend is closed (0 V) whatever happens, before the end is recorded.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from crossbar_hil.runs.recorder import STORE_STOP, StoreRecorder
 from crossbar_hil.runs.status import RunStatus, TransitionError, status_of_outcome
 from crossbar_hil.runs.store import RunStore
 from crossbar_hil.seam import CrossbarBackend
-from crossbar_hil.seam.recording import RecordingBackend
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import Outcome
 from crossbar_hil.training.stop import StopSignal
@@ -48,10 +47,10 @@ def execute(
     then records the end, so that a run seen finished never still holds its instrument.
     """
     recorder = StoreRecorder(store, run_id, stop)
-    recording = RecordingBackend(backend, recorder)
+    backend.add_listener(recorder)
     try:
         try:
-            store.transition(run_id, RunStatus.RUNNING, identity=recording.info.identity)
+            store.transition(run_id, RunStatus.RUNNING, identity=backend.info.identity)
         except TransitionError as e:
             # Stopped while queued (by this process or by `hil runs stop` from another): nothing
             # is sent, not even the start-state resets.
@@ -60,7 +59,7 @@ def execute(
             if e.current.finished:
                 return RunEnd(e.current, {})
             return RunEnd.of(Outcome.STOPPED, stop.reason)
-        run = run_training(config, backend=recording, observers=[recorder], stop=stop)
+        run = run_training(config, backend=backend, observers=[recorder], stop=stop)
         result = run.result
         return RunEnd.of(result.outcome, result.error_message, result=run.to_dict(with_history=False))
     except Exception as e:
@@ -68,7 +67,8 @@ def execute(
         return RunEnd.of(Outcome.FAULT, f"{type(e).__name__}: {e}")
     finally:
         recorder.close()
-        recording.close()
+        backend.remove_listener(recorder)
+        backend.close()
 
 
 def finish(store: RunStore, run_id: str, end: RunEnd) -> None:

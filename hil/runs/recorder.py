@@ -1,10 +1,11 @@
 """`StoreRecorder`: the observer that writes a run into the store as it goes.
 
-It hears the trainer (one record per epoch) and the :class:`~crossbar_hil.seam.recording.RecordingBackend`
-(every pulse and reset), and commits each epoch with the operations sent in it in
-one transaction. It watches the run's stored status: at the start, after each
-epoch, and every :data:`POLL_S` in between (a small thread, from :meth:`on_start`
-until :meth:`close`). A run marked ``stopping`` (by the service, or by
+It hears the trainer (one record per epoch) and, as a
+:class:`~crossbar_hil.seam.backend.PulseListener` of the run's backend, every pulse and
+reset, and commits each epoch with the operations sent in it in one transaction. It
+watches the run's stored status: at the start, after each epoch, and every
+:data:`POLL_S` in between (a small thread, from :meth:`on_start` until :meth:`close`).
+A run marked ``stopping`` (by the service, or by
 ``hil runs stop`` from another process) gets its
 :class:`~crossbar_hil.training.stop.StopSignal` set, so it ends before its next pulse (at
 most :data:`POLL_S` plus the operation in flight after the mark).

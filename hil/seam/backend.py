@@ -8,6 +8,9 @@ Real instruments (``drivers``) and the emulator (``emulator``) implement it.
 Subclasses implement the underscore methods; the public methods check every
 value against :attr:`BackendInfo.limits` first, so a request out of range
 raises :class:`~crossbar_hil.seam.errors.LimitError` and nothing reaches the hardware.
+This is the one place a pulse is limit-checked and a batch split into instrument
+commands. Listeners (:meth:`CrossbarBackend.add_listener`) hear every chunk of pulses
+and every reset the backend accepted, whoever sent it (a run's pulse log).
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 import numpy as np
 from crossbar_hil.seam.errors import BackendClosed, DeviceFault, LimitError
@@ -26,6 +29,16 @@ from crossbar_hil.seam.limits import BackendInfo, Pulse
 from numpy.typing import ArrayLike, NDArray
 
 log = logging.getLogger(__name__)
+
+
+class PulseListener(Protocol):
+    """Told of every programming operation a :class:`CrossbarBackend` sent (after it was accepted)."""
+
+    def on_pulses(self, pulses: Sequence[Pulse]) -> None:
+        """``pulses`` (V, s) were sent, in this order: one instrument command."""
+
+    def on_reset(self, row: int, col: int) -> None:
+        """The device's reset pulse was sent to (row, col)."""
 
 
 class CrossbarBackend(ABC):
@@ -40,6 +53,19 @@ class CrossbarBackend(ABC):
         self._lock = threading.RLock()
         self._closed = False
         self._close_warning: str | None = None
+        self._listeners: list[PulseListener] = []
+
+    # ----------------------------------------------------------------- listeners
+    def add_listener(self, listener: PulseListener) -> None:
+        """Report every chunk of pulses and every reset sent from now on to ``listener``."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: PulseListener) -> None:
+        """Stop reporting to ``listener`` (nothing when it is not listening)."""
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
 
     # ----------------------------------------------------------------- identity
     @property
@@ -93,12 +119,20 @@ class CrossbarBackend(ABC):
         """Apply one pulse of ``amplitude_v`` (V) for ``width_s`` (s) to device (row, col)."""
         self.pulse_many([Pulse(row, col, amplitude_v, width_s)])
 
-    def pulse_many(self, pulses: Iterable[Pulse | tuple[int, int, float, float]]) -> int:
+    def pulse_many(
+        self,
+        pulses: Iterable[Pulse | tuple[int, int, float, float]],
+        before_chunk: Callable[[], None] | None = None,
+        after_chunk: Callable[[Sequence[Pulse]], None] | None = None,
+    ) -> int:
         """Apply a batch of pulses, in order; returns how many were sent.
 
         The whole batch is checked first: one bad pulse rejects the batch and none
         is sent. A batch longer than ``limits.max_batch`` goes out in consecutive
         chunks of at most that many pulses (one command each on an instrument).
+        ``before_chunk`` is called before each chunk is sent (a stop check: what it
+        raises ends the batch there); the listeners, then ``after_chunk``, hear each
+        chunk once it was accepted, so a fault part way leaves counts of what went out.
         """
         batch = [Pulse(*p) for p in pulses]
         for k, p in enumerate(batch):
@@ -106,7 +140,14 @@ class CrossbarBackend(ABC):
         size = self.info.limits.max_batch
         with self._use():
             for start in range(0, len(batch), size):
-                self._pulse_many(batch[start : start + size])
+                chunk = batch[start : start + size]
+                if before_chunk is not None:
+                    before_chunk()
+                self._pulse_many(chunk)
+                for listener in self._listeners:
+                    listener.on_pulses(chunk)
+                if after_chunk is not None:
+                    after_chunk(chunk)
         return len(batch)
 
     def reset(self, row: int, col: int) -> None:
@@ -115,6 +156,8 @@ class CrossbarBackend(ABC):
         self.info.check_device("reset", row, col)
         with self._use():
             self._reset(int(row), int(col))
+            for listener in self._listeners:
+                listener.on_reset(int(row), int(col))
 
     def abort(self) -> None:
         """Bring every output to 0 V now. Safe to call at any time, also after a fault."""

@@ -56,26 +56,24 @@ class DeviceAccess:
     def send(self, pulses: Sequence[Pulse], verify: bool = False) -> None:
         """Send ``pulses`` (potentiating or depressing) in order, nothing when empty.
 
-        The whole list is checked against the backend's limits first (one bad pulse
+        The backend checks the whole list against its limits first (one bad pulse
         and none is sent); then it goes out in chunks of at most ``limits.max_batch``
         pulses (one command each on an instrument), the stop checked before every
-        chunk. Pulses and instrument time are counted per chunk sent, so a stop or a
-        fault part way leaves counts of what actually went out. ``verify`` counts them
+        chunk (:meth:`CrossbarBackend.pulse_many`). Pulses and instrument time are
+        counted per chunk sent, so a stop or a fault part way leaves counts of what
+        actually went out. ``verify`` counts them
         as read-verify pulses.
         """
         if not pulses:
             return
-        for k, p in enumerate(pulses):
-            self.backend.check_pulse(p, field=f"pulses[{k}]")
-        size = self.backend.info.limits.max_batch
-        for start in range(0, len(pulses), size):
-            chunk = pulses[start : start + size]
-            self.stop.check()
-            sent = self.backend.pulse_many(chunk)
-            self.pulses += sent
+
+        def count(chunk: Sequence[Pulse]) -> None:
+            self.pulses += len(chunk)
             if verify:
-                self.verify_pulses += sent
+                self.verify_pulses += len(chunk)
             self.instrument_time_s += float(sum(p.width_s for p in chunk))
+
+        self.backend.pulse_many(pulses, before_chunk=self.stop.check, after_chunk=count)
 
     def reset(self, row: int, col: int) -> None:
         """Reset device (row, col) to its low state; the stop is checked first."""

@@ -97,8 +97,8 @@ class Trainer:
         self._row_v = self._pad(task.voltages("train"))
         self._targets = task.targets("train")
         self._from_reset = self.config.start_state == "reset" and info.supports_reset
-        self._check_start(info.identity)
         self.rule = make_rule(self.config)
+        self._check_start(info.identity)
         self.rule.check_backend(backend)
         self._prepared: TrainingResult | None = None
         self._prepare_error: BaseException | None = None
@@ -148,7 +148,7 @@ class Trainer:
         uses = [
             f
             for f, on in (
-                ("training.rule='planned'", cfg.rule == "planned"),
+                (f"training.rule={cfg.rule!r}", self.rule.uses_device_curve),
                 ("training.gain='calibrated'", cfg.gain == "calibrated"),
             )
             if on
@@ -167,8 +167,7 @@ class Trainer:
             reset_devices(self.backend, self.task, self.stop, done=result.start_reset_devices)
         cfg = self.config
         if cfg.device_curve_siemens is None:
-            if cfg.rule == "planned":
-                result.notes.append("no device curve: the planned rule makes Manhattan steps only")
+            result.notes += self.rule.notes_without_curve()
             if cfg.gain == "calibrated":
                 result.notes.append(f"no device curve: gain not calibrated, beta = {cfg.beta:g} 1/A as given")
             return result
@@ -266,9 +265,9 @@ class Trainer:
         From the check before training (needs a curve): ``infeasible_draw`` when no
         gain would do, ``gain_too_low`` when a larger one would. Otherwise from
         read-back: ``saturated_pair`` when the update still asks for pulses on
-        devices that no longer move; ``overshot`` when the rule found the bands out
-        of reach on the way (the devices moved differently from their curve); else
-        ``epoch_limit``.
+        devices that no longer move; then the rule's own reason (:meth:`UpdateRule.diagnose`:
+        the planned rule's ``overshot`` when it found the bands out of reach on the way);
+        else ``epoch_limit``.
         """
         cfg = self.config
         f = result.feasibility
@@ -288,12 +287,8 @@ class Trainer:
                 "pulses no longer move these devices, which the update still needs to move: "
                 + ", ".join(f"neuron {i} input {j} ({side})" for i, j, side in stuck)
             )
-        plan = getattr(self.rule, "plan", None)
-        if plan is not None and not plan.feasible:
-            return "overshot", (
-                "feasible at the start, but from the state reached no reachable weights meet the bands "
-                "(the devices moved differently from their curve):\n" + plan.explain()
-            )
+        if (own := self.rule.diagnose()) is not None:
+            return own
         known = "feasible" if f is not None else "feasibility unknown (no device curve)"
         return "epoch_limit", f"{known}, but the rule did not bring every pattern into its band in time"
 
@@ -314,10 +309,8 @@ class Trainer:
             self.config.beta,
             ~record.in_band,
         )
-        watch = getattr(self.rule, "watch", None)
-        if watch is not None and watch.g_siemens is not None:
-            sat = watch.saturated
-        else:
+        sat = self.rule.saturated()
+        if sat is None:
             sat = np.full(record.conductances_siemens.shape, result.looks_saturated(self.config))
         out = []
         for i, j in zip(*np.nonzero(signs), strict=True):

@@ -10,7 +10,7 @@ import numpy as np
 from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.device_access import DeviceAccess
-from crossbar_hil.training.history import EpochRecord
+from crossbar_hil.training.history import Diagnosis, EpochRecord
 from numpy.typing import NDArray
 
 
@@ -75,6 +75,27 @@ class UpdateRule(ABC):
         self.gave_up = False
         """Set by a rule that knows no update can bring the run into its bands any more
         (e.g. the planned rule, from the device curve): the trainer then ends the run."""
+
+    uses_device_curve: ClassVar[bool] = False
+    """True for a rule that places the devices on ``TrainingConfig.device_curve_siemens`` by
+    counting pulses from reset: the trainer refuses it when the run does not start from reset."""
+
+    def notes_without_curve(self) -> list[str]:
+        """What the run should say when it has no device curve (the rule falls back): none by default."""
+        return []
+
+    def saturated(self) -> NDArray[np.bool_] | None:
+        """Per device (rows x cols), True where the rule judged it saturated from read-back;
+        None when the rule keeps no such watch (the trainer then judges from the history)."""
+        return None
+
+    def diagnose(self) -> tuple[Diagnosis, str] | None:
+        """The rule's own reason why the run ended unconverged, with its evidence; None: no opinion.
+
+        Asked by :meth:`~crossbar_hil.training.trainer.Trainer.diagnose` after the check before
+        training and the saturated devices had theirs.
+        """
+        return None
 
     def check_backend(self, backend: CrossbarBackend) -> None:  # noqa: B027 - optional hook
         """Raise ValueError (or :class:`~crossbar_hil.seam.errors.LimitError`) when the rule cannot run

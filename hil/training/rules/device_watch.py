@@ -62,6 +62,10 @@ class DeviceWatch:
         self._pulsed[:] = False
         self._unjudged[:] = False
 
+    def judged(self) -> NDArray[np.bool_] | None:
+        """:attr:`saturated` once a read was taken; None before (nothing judged yet)."""
+        return None if self.g_siemens is None else self.saturated
+
     @property
     def dirty(self) -> bool:
         """Something was sent since the last read."""

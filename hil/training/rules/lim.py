@@ -75,6 +75,9 @@ class LimRule(SignRule):
         super().__init__(config)
         self.watch = DeviceWatch(config.saturation_tol_siemens, config.saturation_pulses)
 
+    def saturated(self) -> NDArray[np.bool_] | None:
+        return self.watch.judged()
+
     def check_backend(self, backend: CrossbarBackend) -> None:
         info = backend.info
         if not info.supports_reset:

@@ -27,6 +27,7 @@ from crossbar_hil.seam import CrossbarBackend, Pulse
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.device_access import DeviceAccess
 from crossbar_hil.training.feasibility import FeasibilityReport, NeedSpec, check_patterns
+from crossbar_hil.training.history import Diagnosis
 from crossbar_hil.training.network import minus_col, plus_col, target_values
 from crossbar_hil.training.rules.base import EpochContext, UpdateRule
 from crossbar_hil.training.rules.device_watch import DeviceWatch
@@ -51,6 +52,7 @@ class Planned(UpdateRule):
     """Plan the best reachable positions from read-back and the curve; pulse towards them."""
 
     name = "planned"
+    uses_device_curve = True
 
     def __init__(self, config: TrainingConfig) -> None:
         super().__init__(config)
@@ -61,6 +63,21 @@ class Planned(UpdateRule):
         """The last plan made (None before the first, or without a curve)."""
         self._pulsed: NDArray[np.int64] | None = None
         self._first_feasible: bool | None = None
+
+    def notes_without_curve(self) -> list[str]:
+        return ["no device curve: the planned rule makes Manhattan steps only"]
+
+    def saturated(self) -> NDArray[np.bool_] | None:
+        return self.watch.judged()
+
+    def diagnose(self) -> tuple[Diagnosis, str] | None:
+        """``overshot`` when the last plan found the bands out of reach (feasible at the start)."""
+        if self.plan is None or self.plan.feasible:
+            return None
+        return "overshot", (
+            "feasible at the start, but from the state reached no reachable weights meet the bands "
+            "(the devices moved differently from their curve):\n" + self.plan.explain()
+        )
 
     def check_backend(self, backend: CrossbarBackend) -> None:
         if self.config.update != "batch":
