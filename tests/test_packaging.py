@@ -56,6 +56,16 @@ def test_the_reference_task_and_the_built_in_device_are_package_data() -> None:
     assert {"tasks/reference_4bit.json", "devices/default_device.json"} <= shipped
 
 
+def test_every_file_of_the_web_page_is_package_data() -> None:
+    """The page served at / comes from the installed package: a file the globs miss is not in a wheel."""
+    static = ROOT / "api" / "service" / "static"
+    globs = PYPROJECT["tool"]["setuptools"]["package-data"]["crossbar_hil.api.service"]
+    shipped = {p for g in globs for p in (ROOT / "api" / "service").glob(g)}
+    files_ = {p for p in static.iterdir() if p.is_file()}
+    assert {"index.html", "app.js", "style.css"} <= {p.name for p in files_}
+    assert files_ <= shipped, sorted(str(p.name) for p in files_ - shipped)
+
+
 def test_the_version_is_the_installed_distribution() -> None:
     from importlib.metadata import version
 

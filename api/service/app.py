@@ -11,7 +11,7 @@ from typing import IO
 
 from crossbar_hil.api.service import problems
 from crossbar_hil.api.service.limits import BodyLimit
-from crossbar_hil.api.service.routers import events, runs, system
+from crossbar_hil.api.service.routers import events, page, presets, runs, system
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.runs.manager import RunManager
 from crossbar_hil.runs.store import RunStore
@@ -90,12 +90,15 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         version=API_VERSION,
         summary="Start, watch and stop in-situ training runs of memristor crossbars.",
         lifespan=lifespan,
+        docs_url=None,  # Served by routers.page from an installed package, not from a CDN.
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.event_cache = events.EventCache()
     problems.install(app)
-    for router in (runs.router, events.router, system.router):
+    for router in (runs.router, events.router, system.router, presets.router):
         app.include_router(router)
+    page.install(app)
     app.add_middleware(BodyLimit)
     if settings.cors_origins:
         app.add_middleware(
