@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from crossbar_hil.emulator import physics
@@ -216,10 +216,8 @@ class LimTile(TileRule):
         budget = np.full(u_old.shape, cfg.max_verify_pulses)
         # Below the old weight (both reset): raise it with the device that adds.
         active = (g[..., 0] - g[..., 1] <= u_old) & (budget > 0)
-        while active.any():
-            g, _ = self._verify(sub, w, g, active, side=0)
-            budget -= active
-            active &= ~w["saturated"][..., 0] & (g[..., 0] - g[..., 1] <= u_old) & (budget > 0)
+        if active.any():
+            g, budget = self._verify_loop(sub, w, g, active, budget, side=0, u_old=u_old)
         # Above it by more than a step: lower it with the other device.
         own = w["bottom_step_siemens"][..., 1]
         if not np.all(np.isfinite(own)):
@@ -227,13 +225,9 @@ class LimTile(TileRule):
             merged[idx] = w["bottom_step_siemens"][0]
             known = merged[np.isfinite(merged)]
             own = np.where(np.isfinite(own), own, float(np.median(known)) if known.size else 0.0)
-        step = own
-        active = (g[..., 0] - g[..., 1] - step > u_old) & (budget > 0)
-        while active.any():
-            g, rise = self._verify(sub, w, g, active, side=1)
-            step = np.where(active, rise, step)
-            budget -= active
-            active &= ~w["saturated"][..., 1] & (g[..., 0] - g[..., 1] - step > u_old) & (budget > 0)
+        active = (g[..., 0] - g[..., 1] - own > u_old) & (budget > 0)
+        if active.any():
+            g, budget = self._verify_loop(sub, w, g, active, budget, side=1, u_old=u_old)
         st.position[idx] = sub.position[0]
         st.g_dev[idx] = sub.g_dev[0]
         for n in names:
@@ -242,35 +236,73 @@ class LimTile(TileRule):
         watch.g_siemens[idx] = g[0]
         tile._changed()
 
-    def _verify(
+    def _verify_loop(
         self,
         sub: physics.DeviceState,
-        w: dict[str, NDArray],
+        w: dict[str, NDArray[Any]],
         g: NDArray[np.float64],
         active: NDArray[np.bool_],
+        budget: NDArray[np.int64],
         side: int,
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """One read-verify pulse on ``side`` of every active pair and a read: new conductances, rise (S)."""
-        mask = np.zeros(g.shape, dtype=bool)
-        mask[..., side] = active
-        physics.potentiate(sub, mask)
-        n = int(np.count_nonzero(active))
-        self.counts.pulses += n
-        self.counts.verify_pulses += n
-        new = physics.conductances(sub)
-        rise = new[..., side] - g[..., side]
-        moved = active & (rise > self.config.saturation_tol_siemens)
-        flat = w["flat"][..., side]
-        flat[active & ~moved] += 1
-        flat[moved] = 0
-        w["saturated"][..., side] = np.where(
-            active, flat >= self.config.saturation_pulses, w["saturated"][..., side]
+        u_old: NDArray[np.float64],
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """The read-verify loop of the 4x4 rule on ``side`` of every active pair, for all at once.
+
+        The 4x4 rule pulses, reads, and goes on while the loop's condition holds, the device
+        is not judged saturated and the budget lasts. A tile's devices are noise-free, so the
+        reads the next ``J`` pulses would give are the device's own conductances at the next
+        ``J`` positions: they are laid out as a (pairs, J) array, the saturation watch and the
+        condition evaluated on it, and each pair stops at its first pulse that ends the loop.
+        Side 0 (raise): go on while ``u <= u_old``; side 1 (lower): while ``u - rise > u_old``,
+        ``rise`` being the last pulse's. Returns the new conductances (S) and budgets.
+        """
+        cfg = self.config
+        n_max = sub.n_max
+        j_max = int(min(budget[active].max(), n_max + cfg.saturation_pulses))
+        jj = np.arange(1, j_max + 1)
+        pos0 = sub.position[..., side]
+        stuck = sub.stuck[..., side]
+        pos = np.where(stuck[..., None], pos0[..., None], np.minimum(pos0[..., None] + jj, n_max))
+        g_dev = np.where(stuck[..., None], sub.g_dev[..., side][..., None], sub.table[pos])
+        rise_dev = g_dev - sub.table[0]
+        if sub.range_scale is not None:
+            rise_dev = sub.range_scale[..., side][..., None] * rise_dev
+        g_side = sub.scale_k * (rise_dev + sub.shifts_siemens[..., side][..., None])  # (1, k, J) S
+        g_prev = np.concatenate((g[..., side][..., None], g_side[..., :-1]), axis=-1)
+        rise = g_side - g_prev
+        moved = rise > cfg.saturation_tol_siemens
+        last = np.maximum.accumulate(np.where(moved, jj, 0), axis=-1)
+        flat = np.where(last > 0, jj - last, w["flat"][..., side][..., None] + jj)
+        saturated = flat >= cfg.saturation_pulses
+        other = g[..., 1 - side][..., None]
+        u = g_side - other if side == 0 else other - g_side
+        go_on = u <= u_old[..., None] if side == 0 else u - rise > u_old[..., None]
+        go_on &= ~saturated & (jj < budget[..., None])
+        n = np.where(active, np.argmin(go_on, axis=-1) + 1, 0)  # pulses sent per pair
+        n = np.where(active & go_on.all(axis=-1), j_max, n)
+        at = np.maximum(n - 1, 0)[..., None]
+        took = active
+        sub.position[..., side] = np.where(took, np.take_along_axis(pos, at, -1)[..., 0], pos0)
+        sub.g_dev[..., side] = np.where(took, np.take_along_axis(g_dev, at, -1)[..., 0], sub.g_dev[..., side])
+        w["flat"][..., side] = np.where(took, np.take_along_axis(flat, at, -1)[..., 0], w["flat"][..., side])
+        sat_side = w["saturated"][..., side]
+        w["saturated"][..., side] = np.where(took, np.take_along_axis(saturated, at, -1)[..., 0], sat_side)
+        within = moved & (jj <= n[..., None])
+        any_moved = within.any(axis=-1)
+        first = np.argmax(within, axis=-1)[..., None]
+        fresh = any_moved & w["after_reset"][..., side]
+        step = w["bottom_step_siemens"][..., side]
+        w["bottom_step_siemens"][..., side] = np.where(
+            fresh, np.take_along_axis(rise, first, -1)[..., 0], step
         )
-        first = moved & w["after_reset"][..., side]
-        w["bottom_step_siemens"][..., side] = np.where(first, rise, w["bottom_step_siemens"][..., side])
-        w["at_bottom"][..., side] &= ~moved
-        w["after_reset"][..., side] &= ~moved
-        return new, rise
+        w["at_bottom"][..., side] &= ~any_moved
+        w["after_reset"][..., side] &= ~any_moved
+        sent = int(n.sum())
+        self.counts.pulses += sent
+        self.counts.verify_pulses += sent
+        new = g.copy()
+        new[..., side] = np.where(took, np.take_along_axis(g_side, at, -1)[..., 0], g[..., side])
+        return new, budget - n
 
 
 class MethodATile(LimTile):

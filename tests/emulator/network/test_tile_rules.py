@@ -32,11 +32,16 @@ def as_4x4(tile_g: np.ndarray) -> np.ndarray:
     return out
 
 
-def twins(rule: str, seed: int) -> tuple:
+def twins(rule: str, seed: int, range_sigma: float = 0.0) -> tuple:
+    """A 4x4 crossbar and a tile with the same devices (the tile takes the crossbar's range scales)."""
     depression = rule == "method_c"
     flat = ShiftDistribution(low_siemens=0.0, high_siemens=0.0)
-    xb = EmulatedCrossbar(EmulatorConfig(device=DEVICE, shifts=flat, depression=depression))
+    xb = EmulatedCrossbar(
+        EmulatorConfig(device=DEVICE, shifts=flat, depression=depression, range_sigma=range_sigma, seed=seed)
+    )
     tile = Tile(TileConfig(rows=ROWS, cols=NEURONS, device=DEVICE, depression=depression))
+    if xb.range_scale is not None:
+        tile.state.range_scale = np.stack((xb.range_scale[:, 0::2], xb.range_scale[:, 1::2]))
     start = np.random.default_rng(seed).integers(0, DEVICE.n_max + 1, size=(2, ROWS, NEURONS))
     tile.potentiate(start)
     for side, r, i in zip(*np.nonzero(start), strict=True):
@@ -49,9 +54,9 @@ def twins(rule: str, seed: int) -> tuple:
 
 
 @pytest.mark.parametrize("rule", ["method_a", "method_b", "method_c", "manhattan"])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_a_tile_rule_sends_what_the_4x4_rule_sends(rule: str, seed: int) -> None:
-    xb, bench, tile, tile_rule = twins(rule, seed)
+@pytest.mark.parametrize(("seed", "range_sigma"), [(0, 0.0), (1, 0.0), (2, 0.0), (3, 0.3), (4, 0.3)])
+def test_a_tile_rule_sends_what_the_4x4_rule_sends(rule: str, seed: int, range_sigma: float) -> None:
+    xb, bench, tile, tile_rule = twins(rule, seed, range_sigma)
     device = DeviceAccess(xb, StopSignal())
     signs_rng = np.random.default_rng(100 + seed)
     resets_seen = 0
