@@ -83,15 +83,15 @@ def executor(args: argparse.Namespace) -> Iterator[cf.Executor]:
 class ProgressLine:
     """Chunks and trainings done, rewritten in place on a terminal (one line per chunk otherwise)."""
 
-    def __init__(self, total_runs: int, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
+    def __init__(self, total_runs: int, stream: TextIO | None = None, label: str = "sweep") -> None:
+        self.stream, self.label = stream or sys.stderr, label
         self.total_runs, self.t0 = total_runs, time.perf_counter()
         self.tty = self.stream.isatty()
 
     def __call__(self, done: int, total: int, runs: int) -> None:
         dt = time.perf_counter() - self.t0
         text = (
-            f"sweep: {done}/{total} chunks, {runs}/{self.total_runs} trainings, "
+            f"{self.label}: {done}/{total} chunks, {runs}/{self.total_runs} trainings, "
             f"{dt:.1f} s, {runs / max(dt, 1e-9):,.0f} trainings/s"
         )
         end = "\n" if not self.tty or done == total else ""

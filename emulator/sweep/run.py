@@ -19,7 +19,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from crossbar_hil.emulator.batched import CrossbarBatch
@@ -31,6 +31,8 @@ from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.task import Task
 from crossbar_hil.training.trainer import train
 from numpy.typing import NDArray
+
+R = TypeVar("R")
 
 Progress = Callable[[int, int, int], None]
 """Called after each chunk with (chunks done, chunks in all, trainings done)."""
@@ -134,20 +136,40 @@ def run_sweep(
         emu_data, cfg_data = emu.model_dump(mode="json"), cfg.model_dump(mode="json")
         for start in range(0, len(seeds), chunk_size):
             work.append((k, emu_data, cfg_data, task_data, seeds[start : start + chunk_size], feasibility))
-    futures = [executor.submit(run_chunk, *item) for item in work]
-    chunks: list[ChunkResult] = []
-    done_runs = 0
+    chunks = map_ordered(executor, run_chunk, work, progress, weight=lambda c: len(c.seeds))
+    return _assemble(grid, pts, seeds, chunks)
+
+
+def map_ordered(
+    executor: cf.Executor,
+    fn: Callable[..., R],
+    work: Sequence[tuple[Any, ...]],
+    progress: Progress | None = None,
+    weight: Callable[[R], int] = lambda _: 1,
+) -> list[R]:
+    """``fn(*item)`` for every item of ``work`` on ``executor``; the results in ``work``'s order.
+
+    The one way sweeps and experiments use an executor (a local ``ProcessPoolExecutor``
+    or a Dask client's): every item is submitted at once, ``progress`` is called as
+    results come back with (items done, items in all, sum of ``weight`` over the results
+    so far), and on an error the items not yet started are cancelled.
+    """
+    futures = [executor.submit(fn, *item) for item in work]
+    index = {fut: k for k, fut in enumerate(futures)}
+    results: list[Any] = [None] * len(futures)
+    done = units = 0
     try:
         for fut in cf.as_completed(futures):
-            chunk = fut.result()
-            chunks.append(chunk)
-            done_runs += len(chunk.seeds)
+            result = fut.result()
+            results[index[fut]] = result
+            done += 1
+            units += weight(result)
             if progress:
-                progress(len(chunks), len(futures), done_runs)
+                progress(done, len(futures), units)
     finally:
         for fut in futures:
             fut.cancel()
-    return _assemble(grid, pts, seeds, chunks)
+    return results
 
 
 def _assemble(
