@@ -31,7 +31,7 @@ from typing import Any
 from crossbar_hil.drivers.protocol_backend import ProtocolBackend
 from crossbar_hil.protocol.codec import PROTOCOL_VERSION, encode_record, encode_text
 from crossbar_hil.seam import BackendInfo, Limits
-from crossbar_hil.seam.errors import ConnectionLost, InstrumentTimeout
+from crossbar_hil.seam.errors import ConnectionLost, HilError, InstrumentTimeout
 
 EXAMPLE_INFO = BackendInfo(
     identity="ACME,XB44,0001,fw1",
@@ -144,7 +144,7 @@ class FakeLink(ScriptedLink):
         return self.replies.get(line.split(" ", 1)[0], "OK")
 
 
-class TranscriptMismatch(AssertionError):
+class TranscriptMismatch(HilError, AssertionError):
     """The code under test wrote something other than the next expected command."""
 
 

@@ -15,6 +15,7 @@ from crossbar_hil.api.service.routers import events, page, presets, runs, system
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.runs.manager import RunManager
 from crossbar_hil.runs.store import RunStore
+from crossbar_hil.seam.errors import HilError
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -25,7 +26,7 @@ API_VERSION = "1.0"
 """Version of the REST API (the committed openapi.json); bump on an incompatible change."""
 
 
-class DatabaseInUse(RuntimeError):
+class DatabaseInUse(HilError, RuntimeError):
     """Another service process uses the run database."""
 
 

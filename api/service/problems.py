@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+from crossbar_hil.seam.errors import HilError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -45,7 +46,7 @@ class ProblemDetails(BaseModel):
     run_id: str | None = Field(None, description="The run concerned (e.g. the one holding an instrument).")
 
 
-class Problem(Exception):
+class Problem(HilError):
     """Raise to answer with a problem."""
 
     def __init__(

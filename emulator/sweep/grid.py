@@ -22,6 +22,7 @@ import numpy as np
 from crossbar_hil.emulator.config import EmulatorConfig
 from crossbar_hil.emulator.devices import DeviceModel
 from crossbar_hil.resources import TRACE_ENV, trace_from_env
+from crossbar_hil.seam.errors import HilError
 from crossbar_hil.training.config import TrainingConfig
 from pydantic import TypeAdapter, ValidationError
 
@@ -30,7 +31,7 @@ Overrides = dict[str, dict[str, Any]]
 """``{"emulator": {...}, "shifts": {...}, "training": {...}}`` field overrides."""
 
 
-class GridError(ValueError):
+class GridError(HilError, ValueError):
     """A grid that cannot be run; the message names the parameter."""
 
 

@@ -15,10 +15,11 @@ from typing import Any
 
 from crossbar_hil.procedures.training import JSON_HISTORY_LIMIT, TrainingRun
 from crossbar_hil.runs.store import Run, RunStore
+from crossbar_hil.seam.errors import HilError
 from crossbar_hil.training.history import Outcome, TrainingResult, history_csv, thinned
 
 
-class RunNotEnded(ValueError):
+class RunNotEnded(HilError, ValueError):
     """The run is still going: it has no result yet (its epochs so far are in the store)."""
 
     def __init__(self, run: Run) -> None:

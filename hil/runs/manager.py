@@ -41,7 +41,7 @@ from typing import Any, Literal
 from crossbar_hil.runs.execute import RunEnd, execute, finish
 from crossbar_hil.runs.store import Run, RunStore, now, process_owner
 from crossbar_hil.seam import CrossbarBackend
-from crossbar_hil.seam.errors import LimitError
+from crossbar_hil.seam.errors import HilError, LimitError
 from crossbar_hil.seam.registry import available_backends, backend_factory, create_backend
 from crossbar_hil.training.config import BackendSpec, RunConfig
 from crossbar_hil.training.history import Outcome
@@ -56,7 +56,7 @@ EMULATOR = "emulator"
 ESTOP_SETTING = "emergency_stop"
 
 
-class RunRefused(Exception):
+class RunRefused(HilError):
     """A run was not started; the message says why."""
 
 

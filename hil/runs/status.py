@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from crossbar_hil.seam.errors import HilError
 from crossbar_hil.training.history import Outcome
 
 
@@ -63,7 +64,7 @@ ACTIVE = frozenset(s for s in RunStatus if not s.finished)
 """Statuses of a run that is not over (queued, running, stopping)."""
 
 
-class TransitionError(ValueError):
+class TransitionError(HilError, ValueError):
     """A status change the table does not allow."""
 
     def __init__(self, current: RunStatus, target: RunStatus) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from crossbar_hil.runs.status import ACTIVE, RunStatus, check_transition
+from crossbar_hil.seam.errors import HilError
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import EpochRecord
 
@@ -113,11 +114,11 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _create_v1}
 """``MIGRATIONS[n]`` brings a version ``n - 1`` file to version ``n`` (1 creates the tables)."""
 
 
-class StoreError(RuntimeError):
+class StoreError(HilError, RuntimeError):
     """The database cannot be used (a newer schema, a file that is not a run store)."""
 
 
-class RunNotFound(KeyError):
+class RunNotFound(HilError, KeyError):
     """No run has this id."""
 
     def __init__(self, run_id: str) -> None:
