@@ -36,6 +36,7 @@ from typing import Annotated, Literal, Self
 import numpy as np
 from crossbar_hil.resources import read_data_text
 from crossbar_hil.trace_file import Trace, load_trace
+from crossbar_hil.training.curves import DEFAULT_DEVICE_FILE, exponential_tables
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -137,26 +138,6 @@ class ExponentialDevice(_Bounded):
         return self.g_max_siemens + self.g_min_siemens - rise
 
 
-def exponential_tables(
-    g_min: NDArray[np.float64],
-    g_max: NDArray[np.float64],
-    alpha: NDArray[np.float64],
-    beta_nl: NDArray[np.float64],
-    n_max: int,
-) -> NDArray[np.float64]:
-    """Tables of the Lim model for K parameter sets at once: shape (K, n_max + 1), S.
-
-    Vectorised over parameter sets so that a fit can evaluate a whole grid.
-    """
-    g = np.empty((g_min.size, n_max + 1))
-    g[:, 0] = g_min
-    span = g_max - g_min
-    for n in range(n_max):
-        step = alpha * np.exp(-beta_nl * (g[:, n] - g_min) / span)
-        g[:, n + 1] = np.minimum(g[:, n] + step, g_max)
-    return g
-
-
 class LtpLtdDevice(_Bounded):
     """Huang et al. LTP/LTD: ``G(P) = B_p (1 - exp(-P / A_p)) + Gmin`` for P = 0..2**bits - 1 up;
     ``G(P) = Gmax - B_d (1 - exp(-P / A_d))`` for P depressing pulses down from Gmax."""
@@ -197,9 +178,6 @@ class DefaultDeviceRecord(BaseModel):
     rms_residual_siemens: float
     max_abs_residual_siemens: float
     tolerance_siemens: float = Field(description="Stated bound on |model - trace| at every pulse (S).")
-
-
-DEFAULT_DEVICE_FILE = "devices/default_device.json"
 
 
 @cache

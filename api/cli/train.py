@@ -45,6 +45,7 @@ TRAINING_OPTIONS = {
     "f_plus": "Class-1 outputs must exceed this.",
     "f_minus": "Class-0 outputs must stay below this.",
     "max_epochs": "Most update epochs.",
+    "gain_fraction": "Calibrated gain: share of the largest reachable margin the bands need.",
     "patience": "End the run when no device moved for this many epochs (0 = never).",
 }
 
@@ -61,8 +62,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="Train the perceptron in situ (emulator by default).",
         description=(
             "In-situ training. Default: the recommended settings (gain calibrated from the margin "
-            "the devices can reach, the planned rule; needs a device curve, which the emulator "
-            "provides and hardware gets from --device-curve); --preset reference: the public "
+            "the devices can reach, the planned rule, with device curves learned in situ unless "
+            "--device-curve gives them, the same on the emulator and on hardware); --preset "
+            "reference: the public "
             f"reference's. Without --trace (and without {TRACE_ENV}) the emulator uses its "
             "built-in device model.\n"
             "Exit status: 0 the run ended by itself (converged or not), 2 bad input (nothing sent), "
@@ -99,12 +101,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_rule_options(p)
     p.add_argument(
         "--device-curve",
-        type=Path,
-        metavar="TRACE",
-        help="Characterised device curve (a .dat or one-column .csv trace, e.g. from hil characterize) "
-        "for the feasibility check, the calibrated gain and the planned rule. Default: "
-        "the backend's own if it knows it (the emulator: the curve it replays, "
-        "times its K).",
+        metavar="TRACE|oracle|learned|none",
+        help="Device curve for the feasibility check, the calibrated gain and the planned rule: a "
+        "characterised trace (.dat or one-column .csv, e.g. from hil characterize) for every device; "
+        "'learned' (learned in situ from read-back); 'oracle' (the emulator's own exact curve: emulator "
+        "runs only, no real instrument has one); 'none'. Default: learned in situ (on the emulator and "
+        "on hardware alike).",
     )
     p.add_argument(
         "--curve-scale",
@@ -153,8 +155,11 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if args.preset is not None:
         base["preset"] = args.preset
     training = base["training"]
-    if args.device_curve is not None:
-        training["device_curve_siemens"] = device_curve(args.device_curve, args.curve_scale)
+    if args.device_curve in CURVE_SOURCES:
+        training["curve_source"] = args.device_curve
+    elif args.device_curve is not None:
+        training["device_curve_siemens"] = device_curve(Path(args.device_curve), args.curve_scale)
+        training["device_curve_label"] = f"file {args.device_curve}"
     for key in (*TRAINING_OPTIONS, "gain", "ignore_in_band"):
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
@@ -164,6 +169,10 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if args.task is not None:
         base["task"] = Task.load(args.task).model_dump()
     return RunConfig.model_validate(base)
+
+
+CURVE_SOURCES = ("oracle", "learned", "none")
+"""Words --device-curve takes instead of a file (``TrainingConfig.curve_source``)."""
 
 
 def device_curve(path: Path, scale: float) -> list[float]:

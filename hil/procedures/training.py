@@ -145,10 +145,10 @@ def run_training(
     is let through once the instrument is at 0 V and the outputs are written; the
     partial :class:`TrainingRun` rides on it as ``training_run``.
 
-    Settings without a device curve get the backend's, if it knows one
-    (:meth:`CrossbarBackend.device_curve_siemens`: the emulator's), for the check before
-    training of every run, the calibrated gain and the planned rule; the run's config
-    records the curve used. A curve in the config wins.
+    Device curves: those in the config; else, with ``training.curve_source='oracle'``, the
+    backend's own (:meth:`CrossbarBackend.device_curve_siemens`: only the emulator's), which the
+    run's config then records; else the trainer learns them in situ. The same config gives
+    the same run on the emulator and through a driver: the oracle is never used unasked.
     """
     with backend:
         if outputs is not None:
@@ -182,17 +182,28 @@ def run_training(
     return run
 
 
+ORACLE_LABEL = "oracle: the emulator's own exact curve (no real instrument has one)"
+"""How a run that used the backend's own curve names its curve source."""
+
+
 def with_backend_curve(config: RunConfig, backend: CrossbarBackend) -> RunConfig:
-    """``config`` with the backend's device curve when it gives none; otherwise (a curve
-    given, or the backend knows none) ``config`` unchanged."""
+    """``config`` with the backend's own device curve when it asks for the oracle
+    (``training.curve_source='oracle'``) and gives no curve; otherwise unchanged.
+
+    Only an emulator knows its curve; asked of a backend that does not, this raises
+    ValueError naming the field, before anything is sent.
+    """
     training = config.training
-    if training.device_curve_siemens is not None:
+    if training.device_curve_siemens is not None or training.curve_source != "oracle":
         return config
     curve = backend.device_curve_siemens()
     if curve is None:
-        return config
-    training = training.model_copy(update={"device_curve_siemens": tuple(float(g) for g in curve)})
-    return config.model_copy(update={"training": training})
+        raise ValueError(
+            f"training.curve_source='oracle': backend {backend.info.identity} knows no device curve of its "
+            "own (only an emulator does); use 'auto' (a calibration, else learned in situ) or 'learned'"
+        )
+    update = {"device_curve_siemens": tuple(float(g) for g in curve), "device_curve_label": ORACLE_LABEL}
+    return config.model_copy(update={"training": training.model_copy(update=update)})
 
 
 def save_plots(run: TrainingRun, directory: Path) -> dict[str, Path]:
@@ -211,10 +222,21 @@ def what_to_try(run: TrainingRun) -> list[str]:
     result, cfg = run.result, run.config.training
     if not result.outcome.unconverged:
         return []
-    larger_gain = (
-        f"a larger gain, e.g. --beta {3 * cfg.beta:.3g} (now {cfg.beta:.3g} 1/A), or --gain calibrated: "
-        "the bands are then met with smaller weights, before the pulsed devices saturate"
-    )
+    if cfg.gain == "calibrated":
+        larger_gain = (
+            f"a smaller --gain-fraction, e.g. {cfg.gain_fraction / 2:g} (now {cfg.gain_fraction:g}): the "
+            f"calibrated gain (beta {cfg.beta:.3g} 1/A) then asks less of the margin the devices can reach"
+        )
+        if result.curve_source is None:
+            larger_gain = (
+                "device curves, so the gain can be calibrated and the planned rule plan: --device-curve "
+                "learned (the default), or a calibration from hil characterize"
+            )
+    else:
+        larger_gain = (
+            f"a larger gain, e.g. --beta {3 * cfg.beta:.3g} (now {cfg.beta:.3g} 1/A), or --gain calibrated: "
+            "the bands are then met with smaller weights, before the pulsed devices saturate"
+        )
     other_draw = (
         "another device-variation seed (--seed) or device; the README's 'What to expect' has the odds"
     )

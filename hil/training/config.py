@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal, Self
 
+import numpy as np
 from crossbar_hil.training.task import Task
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -38,7 +38,8 @@ RECOMMENDED_SETTINGS: dict[str, Any] = {
 }
 """What ``hil train`` uses unless told otherwise: the gain calibrated from the reachable margin,
 the planned rule, in-band patterns left out of the Manhattan fallback (README, "What to expect").
-Needs a device curve; without one it is Manhattan at the given beta, and the run says so."""
+Uses device curves: those given, else learned in situ (``curve_source``); with ``curve_source='none'``
+it is Manhattan at the given beta, and the run says so."""
 
 PRESETS: dict[str, dict[str, Any]] = {"recommended": RECOMMENDED_SETTINGS, "reference": REFERENCE_SETTINGS}
 """Named starting points of a run's training settings (:attr:`RunConfig.preset`)."""
@@ -47,6 +48,7 @@ PresetName = Literal["recommended", "reference"]
 DEFAULT_PRESET: PresetName = "recommended"
 
 StartState = Literal["reset", "as_is"]
+CurveSource = Literal["auto", "learned", "oracle", "none"]
 
 
 class TrainingConfig(BaseModel):
@@ -82,12 +84,27 @@ class TrainingConfig(BaseModel):
     gain_fraction: float = Field(
         0.5, gt=0, lt=1, description="Calibrated gain: share of the largest reachable margin the bands need."
     )
-    device_curve_siemens: tuple[float, ...] | None = Field(
+    device_curve_siemens: tuple[float, ...] | tuple[tuple[tuple[float, ...], ...], ...] | None = Field(
         None,
-        min_length=2,
         description="Conductance gained after m = 0..n_max potentiating pulses from reset (S, on "
-        "this crossbar's scale), characterised (hil characterize) or assumed. Enables the "
-        "feasibility check before training, the calibrated gain and the planned rule.",
+        "this crossbar's scale): one curve for every device, or one per device (rows x cols x "
+        "positions), from a calibration (hil characterize), a file or the emulator's oracle. Enables the "
+        "feasibility check before training, the calibrated gain and the planned rule with that curve; "
+        "without one they use curves learned in situ (curve_source).",
+    )
+    curve_source: CurveSource = Field(
+        "auto",
+        description="Where the device curves come from when device_curve_siemens is not given: 'auto' "
+        "(the instrument's newest calibration where a run store keeps one, else learned in situ), "
+        "'learned' (learned in situ from read-back, a calibration ignored), 'oracle' (the emulator's "
+        "own exact curve: no real instrument has one; emulator runs only, named so in the output), "
+        "'none' (no curve: the planned rule makes Manhattan steps, the gain stays as given).",
+    )
+    device_curve_label: str | None = Field(
+        None,
+        max_length=300,
+        description="What device_curve_siemens is (a calibration and its date, a file, the oracle): "
+        "shown in the run's output as its curve source.",
     )
     f_plus: float = Field(0.8, gt=-1, lt=1, description="A class-1 output must exceed this.")
     f_minus: float = Field(-0.8, gt=-1, lt=1, description="A class-0 output must stay below this.")
@@ -132,6 +149,13 @@ class TrainingConfig(BaseModel):
         le=100_000,
         description="Methods a, b: most read-verify pulses in one re-programming of a pair.",
     )
+    max_recoveries: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="Planned rule: most re-programmings (device resets, then pulses to a new plan) "
+        "after the plan turned infeasible on the way; 0: Manhattan steps instead.",
+    )
     start_state: StartState = Field(
         "reset",
         description="'reset': reset every device the task uses before training (where the "
@@ -173,9 +197,14 @@ class TrainingConfig(BaseModel):
 
     @field_validator("device_curve_siemens")
     @classmethod
-    def _finite_curve(cls, curve: tuple[float, ...] | None) -> tuple[float, ...] | None:
-        if curve is not None and not all(math.isfinite(g) for g in curve):
+    def _finite_curve(cls, curve: Any) -> Any:
+        if curve is None:
+            return curve
+        arr = np.asarray(curve, dtype=float)  # ragged per-device curves raise here
+        if not np.all(np.isfinite(arr)):
             raise ValueError("every conductance of the device curve must be finite (S)")
+        if arr.shape[-1] < 2:
+            raise ValueError("a device curve needs at least 2 positions (reset and one pulse)")
         return curve
 
     @field_validator("rule")

@@ -1,9 +1,10 @@
 """Can any reachable weights meet the bands on this crossbar? An exact check, before training.
 
 What is known on any backend: each device's conductance now (a read), its pulse
-position (0 just after a reset, the usual start) and a device curve, the
-conductance gained after ``m`` potentiating pulses from reset (a characterised
-trace, or an assumed model). From these, each device can reach the values
+position (0 just after a reset, the usual start) and its device curve, the
+conductance gained after ``m`` potentiating pulses from reset (a calibration, a
+characterised trace, a model, or learned in situ: one curve for every device or
+one per device, :mod:`crossbar_hil.training.curves`). From these, each device can reach the values
 ``G_now - curve[pos] + curve[m]`` for ``m >= pos`` by potentiation, and for every
 ``m`` when the backend can reset. Neuron ``i``'s weights ``W_ij = G+_ij - G-_ij``
 must then give, for every training pattern ``n`` of class ``c``::
@@ -121,20 +122,27 @@ def reachable_conductances(
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Conductances each device can reach (S), and which of them are reachable.
 
-    ``g_now_siemens`` (rows, cols) read now; ``curve_siemens`` (n_max + 1,) the
-    conductance gained after m pulses from reset, ``curve[0] = 0``; ``positions``
-    (rows, cols) the devices' pulse positions now (None = all just reset).
+    ``g_now_siemens`` (rows, cols) read now; ``curve_siemens`` the conductance gained
+    after m pulses from reset, ``curve[..., 0] = 0``: one curve (n_max + 1,) for every
+    device, or one per device (rows, cols, n_max + 1); ``positions`` (rows, cols) the
+    devices' pulse positions now (None = all just reset).
     Returns ``values`` (rows, cols, n_max + 1) with ``values[..., m]`` the
     conductance at position m, and a mask of the positions reachable by
     potentiation from now, plus every position when ``can_reset``.
     """
-    curve = np.asarray(curve_siemens, dtype=float)
     g = np.asarray(g_now_siemens, dtype=float)
+    curves = np.asarray(curve_siemens, dtype=float)
+    if curves.ndim == 1:
+        curves = np.broadcast_to(curves, (*g.shape, curves.size))
+    elif curves.shape[:-1] != g.shape:
+        raise ValueError(f"device curves of shape {curves.shape} do not fit a read of shape {g.shape}")
+    n = curves.shape[-1]
     pos = np.zeros(g.shape, dtype=np.int64) if positions is None else np.asarray(positions)
-    if np.any(pos < 0) or np.any(pos >= curve.size):
-        raise ValueError(f"positions must lie in [0, {curve.size - 1}] (the curve's positions)")
-    values = (g - curve[pos])[..., None] + curve
-    m = np.arange(curve.size)
+    if np.any(pos < 0) or np.any(pos >= n):
+        raise ValueError(f"positions must lie in [0, {n - 1}] (the curve's positions)")
+    at_pos = np.take_along_axis(curves, pos[..., None], axis=-1)[..., 0]
+    values = (g - at_pos)[..., None] + curves
+    m = np.arange(n)
     reachable = np.ones(values.shape, dtype=bool) if can_reset else m >= pos[..., None]
     return values, reachable
 

@@ -267,6 +267,13 @@ class TrainingResult:
 
     def __post_init__(self) -> None:
         self.outcome = Outcome(self.outcome)  # Also from its JSON string; a ValueError names it.
+    curve_source: str | None = None
+    """Where the device curves of the run came from ("learned in situ", "calibration ... of DATE",
+    "file ...", "oracle: ..."); None when the run used none."""
+    probe_pulses: int = 0
+    """Pulses sent before epoch 0 to learn the device curves (curves learned in situ)."""
+    probe_time_s: float = 0.0
+    """Instrument time of :attr:`probe_pulses` (s)."""
 
     @property
     def converged(self) -> bool:
@@ -344,6 +351,9 @@ class TrainingResult:
             "error_message": self.error_message,
             "start_state": self.start_state,
             "start_reset_devices": [list(d) for d in self.start_reset_devices],
+            "curve_source": self.curve_source,
+            "probe_pulses": self.probe_pulses,
+            "probe_time_s": self.probe_time_s,
             "train": _plain(self.train),
             "test": _plain(self.test),
         }
@@ -379,6 +389,9 @@ class TrainingResult:
             notes=list(data.get("notes", [])),
             start_state=data.get("start_state", "as_is"),
             start_reset_devices=[(int(r), int(c)) for r, c in data.get("start_reset_devices", ())],
+            curve_source=data.get("curve_source"),
+            probe_pulses=int(data.get("probe_pulses", 0)),
+            probe_time_s=float(data.get("probe_time_s", 0.0)),
             train=evaluations["train"],
             test=evaluations["test"],
             stall_rel_tol=config.stall_rel_tol,

@@ -37,10 +37,11 @@ import logging
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from crossbar_hil.seam import CrossbarBackend
+from crossbar_hil.seam import CrossbarBackend, Pulse
 from crossbar_hil.seam.backend import abort_warning
 from crossbar_hil.seam.errors import RunStopped
 from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.curves import CurveModel, FixedCurves, LearnedCurves, device_curves
 from crossbar_hil.training.device_access import DeviceAccess, column_currents
 from crossbar_hil.training.feasibility import NeedSpec, check_feasibility
 from crossbar_hil.training.history import Diagnosis, EpochRecord, Evaluation, Outcome, TrainingResult
@@ -62,6 +63,9 @@ from crossbar_hil.training.task import Task
 from numpy.typing import NDArray
 
 log = logging.getLogger(__name__)
+
+PROBE_ROUNDS = 2
+"""Rounds of probe pulses that learn the curves before training (curves learned in situ)."""
 
 
 class Trainer:
@@ -139,7 +143,7 @@ class Trainer:
         """
         cfg = self.config
         if self._from_reset or cfg.device_curve_siemens is None:
-            return
+            return  # learned curves without a reset start fall back to no curve, with a note
         why = (
             "training.start_state='as_is'"
             if cfg.start_state != "reset"
@@ -160,16 +164,37 @@ class Trainer:
                 "reset, or rule='manhattan' (or another rule) with gain='fixed'"
             )
 
+    def _curves_wanted(self) -> bool:
+        """The run uses device curves: the planned rule or the calibrated gain, or a curve given."""
+        cfg = self.config
+        return cfg.device_curve_siemens is not None or self.rule.uses_device_curve or cfg.gain == "calibrated"
+
     def _prepare(self) -> TrainingResult:
         result = self.result
         if self._from_reset:
             result.start_state = "reset"
             reset_devices(self.backend, self.task, self.stop, done=result.start_reset_devices)
         cfg = self.config
-        if cfg.device_curve_siemens is None:
-            result.notes += self.rule.notes_without_curve()
+        given = cfg.device_curve_siemens is not None
+        if not given and cfg.curve_source == "oracle":
+            raise ValueError(
+                "training.curve_source='oracle' needs the backend's own device curve, which only an "
+                "emulator knows: give training.device_curve_siemens, or curve_source 'auto' or 'learned'"
+            )
+        learn = not given and cfg.curve_source != "none" and self._curves_wanted()
+        if not given and (not learn or not self._from_reset):
+            why = (
+                "curve_source='none'"
+                if cfg.curve_source == "none"
+                else "learning curves in situ needs the start reset"
+            )
+            result.notes += [
+                n.replace("no device curve", f"no device curve ({why})", 1) for n in self.rule.notes_without_curve()
+            ]
             if cfg.gain == "calibrated":
-                result.notes.append(f"no device curve: gain not calibrated, beta = {cfg.beta:g} 1/A as given")
+                result.notes.append(
+                    f"no device curve ({why}): gain not calibrated, beta = {cfg.beta:g} 1/A as given"
+                )
             return result
         if not self._from_reset:
             result.notes.append(
@@ -177,10 +202,21 @@ class Trainer:
                 "device curve are not known"
             )
             return result
-        curve = np.asarray(cfg.device_curve_siemens, dtype=float)
         g = self.backend.read_conductances(cfg.read_v)
+        positions = np.zeros(g.shape, dtype=np.int64)
+        model: CurveModel
+        if given:
+            assert cfg.device_curve_siemens is not None
+            label = cfg.device_curve_label or "given"
+            model = FixedCurves(device_curves(cfg.device_curve_siemens, g.shape), label)
+        else:
+            model = LearnedCurves(g)
+            g = self._probe(model, positions, g)
+        result.curve_source = model.label
+        result.notes.append(f"device curves: {model.label}")
+        curves = model.curves()
         at_any_gain = check_feasibility(
-            self.task, NeedSpec(np.inf, cfg.f_plus, cfg.f_minus), g, curve - curve[0], can_reset=False
+            self.task, NeedSpec(np.inf, cfg.f_plus, cfg.f_minus), g, curves, positions, can_reset=False
         )
         result.margin_any_gain_a = at_any_gain.margin_a
         if cfg.gain == "calibrated":
@@ -196,11 +232,46 @@ class Trainer:
                 result.notes.append(
                     f"gain not calibrated (no positive margin is reachable): beta = {cfg.beta:g} 1/A"
                 )
+        start = getattr(self.rule, "start", None)
+        if start is not None:
+            start(model, positions)
         result.beta = cfg.beta
         result.feasibility = check_feasibility(
-            self.task, NeedSpec(cfg.beta, cfg.f_plus, cfg.f_minus), g, curve - curve[0], can_reset=False
+            self.task, NeedSpec(cfg.beta, cfg.f_plus, cfg.f_minus), g, curves, positions, can_reset=False
         )
         return result
+
+    def _probe(self, model: LearnedCurves, positions: NDArray[np.int64], g: NDArray[np.float64]) -> NDArray:
+        """Learn the curves of the devices the first plan moves: one pulse each, then one read.
+
+        The plan from the prior (the built-in model scaled to each device's reset level)
+        names the devices to move; each gets one pulse (the first pulse from reset is the
+        largest step of these devices) and the read after it fits its scale, and corrects
+        the prior of the others. Up to :data:`PROBE_ROUNDS` rounds, while the re-made plan
+        moves devices not yet probed. ``positions`` is updated in place; returns the last
+        read (S). The pulses are counted in the result (:attr:`TrainingResult.probe_pulses`).
+        """
+        cfg, result = self.config, self.result
+        need = NeedSpec(np.inf, cfg.f_plus, cfg.f_minus)
+        for _ in range(PROBE_ROUNDS):
+            plan = check_feasibility(self.task, need, g, model.curves(), positions, can_reset=False)
+            wanted = np.zeros(g.shape, dtype=bool)
+            for n in plan.neurons:
+                for j, (p_plus, p_minus) in enumerate(n.positions):
+                    wanted[j, plus_col(n.neuron)] |= p_plus > positions[j, plus_col(n.neuron)]
+                    wanted[j, minus_col(n.neuron)] |= p_minus > positions[j, minus_col(n.neuron)]
+            todo = wanted & ~model.observed
+            if not todo.any():
+                break
+            device = DeviceAccess(self.backend, self.stop, cfg.read_v, cfg.reset_time_s)
+            probes = [Pulse(int(r), int(c), cfg.pulse_v, cfg.pulse_width_s) for r, c in np.argwhere(todo)]
+            device.send(probes)
+            result.probe_pulses += device.pulses
+            result.probe_time_s += device.instrument_time_s
+            positions[todo] += 1
+            g = self.backend.read_conductances(cfg.read_v)
+            model.observe(positions, g)
+        return g
 
     # ------------------------------------------------------------------ run
     def run(self) -> TrainingResult:

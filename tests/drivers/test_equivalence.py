@@ -155,3 +155,28 @@ def test_an_epoch_costs_one_vmm_per_pattern_one_pulse_batch_one_read(transport: 
             expected["RST:DEV"] = 16  # 4 input rows x 2 neurons x 2 columns
         assert counts == expected, (record.epoch, counts)
     assert sum(sum(c.values()) for c in epochs[:-1]) == 20 * (n + 2) + 16
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_default_run_is_the_same_through_a_driver_and_never_reads_the_emulators_curve(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One default on every edge: the recommended run with curves learned in situ, the same outcome
+    and trajectory directly and through the driver; neither asks the emulator for its curve."""
+    from crossbar_hil.procedures.training import run_training
+    from crossbar_hil.training.config import RunConfig
+
+    def no_peeking(self: EmulatedCrossbar) -> None:
+        raise AssertionError("the run read the emulator's own curve")
+
+    monkeypatch.setattr(EmulatedCrossbar, "device_curve_siemens", no_peeking)
+    emu = EmulatorConfig(seed=4, range_sigma=0.1, step_noise=0.05, read_noise=0.01)
+    config = RunConfig(backend={"params": emu.model_dump(mode="json")})
+    direct = run_training(config, backend=EmulatedCrossbar(emu))
+    with served(transport, emu) as (_, backend):
+        assert backend.device_curve_siemens() is None
+        through = run_training(config, backend=backend)
+    assert direct.result.curve_source == through.result.curve_source == "learned in situ"
+    assert direct.result.probe_pulses > 0
+    assert through.result.outcome == direct.result.outcome
+    assert first_difference(through.result, direct.result) is None

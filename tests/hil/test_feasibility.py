@@ -105,3 +105,58 @@ def test_explanation_names_the_neuron_and_the_pattern_that_falls_short() -> None
     text = report.explain()
     assert "neuron 0: INFEASIBLE" in text and "neuron 1: INFEASIBLE" in text
     assert "183.1 nA short of the 183.1 nA it needs" in text
+
+
+def per_device_crossbar(rng: np.random.Generator, n_pos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every device its own noisy curve (4, 4, n_pos) S, differing in shape and range, and positions."""
+    steps = rng.normal(2e-7, 2e-7, size=(4, 4, n_pos - 1)) * rng.uniform(0.2, 2.0, size=(4, 4, 1))
+    curves = np.concatenate([np.zeros((4, 4, 1)), np.cumsum(steps, axis=-1)], axis=-1)
+    positions = rng.integers(0, n_pos, size=(4, 4))
+    at = np.take_along_axis(curves, positions[..., None], axis=-1)[..., 0]
+    return rng.uniform(1e-7, 1e-6, size=(4, 4)) + at, curves, positions
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("can_reset", [True, False])
+def test_with_a_curve_per_device_the_best_slack_equals_exhaustive_search(seed: int, can_reset: bool) -> None:
+    rng = np.random.default_rng(100 + seed)
+    task = TASK if seed % 2 == 0 else random_task(rng)
+    g_now, curves, positions = per_device_crossbar(rng, n_pos=4)
+    need = NeedSpec(beta=rng.uniform(3e6, 3e7), f_plus=0.8, f_minus=-0.8)
+    truth = brute_force_best_slack(task, need, g_now, curves, positions, can_reset)
+    report = check_feasibility(task, need, g_now, curves, positions, can_reset, exact=True)
+    np.testing.assert_allclose([n.slack_a for n in report.neurons], truth, rtol=0, atol=1e-15)
+    assert report.feasible == bool(np.all(truth > 0))
+    # The positions it names reach that slack on each device's own curve.
+    for n in report.neurons:
+        for j, (p_plus, p_minus) in enumerate(n.positions):
+            for col, p in ((2 * n.neuron, p_plus), (2 * n.neuron + 1, p_minus)):
+                assert can_reset or p >= positions[j, col]
+
+
+def test_per_device_curves_are_not_the_first_devices_curve_for_all() -> None:
+    """One device's own curve changes the verdict: the check does not use one curve for every device."""
+    rng = np.random.default_rng(5)
+    g_now, curves, _ = per_device_crossbar(rng, n_pos=4)
+    need = NeedSpec(beta=1e7, f_plus=0.8, f_minus=-0.8)
+    own = check_feasibility(TASK, need, g_now, curves, exact=True)
+    shared = check_feasibility(TASK, need, g_now, curves[0, 0], exact=True)
+    truth_shared = brute_force_best_slack(TASK, need, g_now, curves[0, 0], np.zeros((4, 4), int), True)
+    np.testing.assert_allclose([n.slack_a for n in shared.neurons], truth_shared, rtol=0, atol=1e-15)
+    assert [n.slack_a for n in own.neurons] != pytest.approx([n.slack_a for n in shared.neurons])
+
+
+def test_one_curve_means_the_same_curve_for_every_device() -> None:
+    rng = np.random.default_rng(9)
+    g_now, curve, positions = small_crossbar(rng, n_pos=5)
+    need = NeedSpec(beta=1e7, f_plus=0.8, f_minus=-0.8)
+    one = check_feasibility(TASK, need, g_now, curve, positions, can_reset=False, exact=True)
+    every = check_feasibility(
+        TASK, need, g_now, np.broadcast_to(curve, (4, 4, curve.size)), positions, can_reset=False, exact=True
+    )
+    assert [n.slack_a for n in one.neurons] == [n.slack_a for n in every.neurons]
+
+
+def test_curves_of_the_wrong_shape_are_refused_naming_the_shapes() -> None:
+    with pytest.raises(ValueError, match=r"\(3, 4, 5\).*\(4, 4\)"):
+        reachable_conductances(np.zeros((4, 4)), np.zeros((3, 4, 5)))

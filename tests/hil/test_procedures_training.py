@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.procedures.outputs import OutputPathError
@@ -14,6 +15,7 @@ from crossbar_hil.procedures.training import RunOutputs, run_training
 from crossbar_hil.seam.errors import ConnectionLost, DeviceFault, RunStopped
 from crossbar_hil.training.config import RunConfig, TrainingConfig
 from crossbar_hil.training.history import thinned
+from numpy.typing import NDArray
 
 
 class _Counting(EmulatedCrossbar):
@@ -178,13 +180,26 @@ def test_after_a_fault_a_failed_abort_is_reported_once_after_the_fault() -> None
     assert message.count("could not be confirmed") == 1
 
 
-def test_without_a_curve_the_run_uses_the_backends_and_records_it() -> None:
+def test_without_a_curve_the_run_learns_them_in_situ_and_never_asks_the_backend() -> None:
+    class NoPeeking(EmulatedCrossbar):
+        def device_curve_siemens(self) -> NDArray[np.float64]:
+            raise AssertionError("the default run asked the emulator for its exact curve")
+
+    run = run_training(RunConfig(training={"max_epochs": 2}), backend=NoPeeking(EmulatorConfig(seed=3)))
+    assert run.config.training.device_curve_siemens is None
+    assert run.result.curve_source == "learned in situ"
+    assert "device curves: learned in situ" in run.result.notes
+    assert run.result.feasibility is not None and run.result.probe_pulses > 0
+    assert "gain calibrated" in " ".join(run.result.notes)
+
+
+def test_asked_for_the_oracle_the_run_uses_the_backends_curve_records_it_and_names_it() -> None:
     backend = EmulatedCrossbar(EmulatorConfig(seed=3))
     expected = backend.config.scale_k * (backend.table - backend.table[0])
-    run = run_training(RunConfig(training={"max_epochs": 2}), backend=backend)
+    run = run_training(RunConfig(training={"max_epochs": 2, "curve_source": "oracle"}), backend=backend)
     assert run.config.training.device_curve_siemens == pytest.approx(expected.tolist(), rel=0, abs=0)
-    assert run.result.feasibility is not None and not run.result.notes[0].startswith("no device curve")
-    assert "gain calibrated" in " ".join(run.result.notes)
+    assert run.result.curve_source is not None and run.result.curve_source.startswith("oracle")
+    assert run.result.probe_pulses == 0
 
 
 def test_a_curve_in_the_config_wins_over_the_backends() -> None:
@@ -203,7 +218,17 @@ class _NoCurve(EmulatedCrossbar):
         return None
 
 
-def test_a_backend_without_a_curve_leaves_the_run_without_one_and_says_so() -> None:
-    run = run_training(RunConfig(training={"max_epochs": 1}), backend=_NoCurve(EmulatorConfig(seed=3)))
+def test_the_oracle_asked_of_a_backend_without_a_curve_is_refused_before_anything_is_sent() -> None:
+    backend = _NoCurve(EmulatorConfig(seed=3))
+    with pytest.raises(ValueError, match=r"curve_source='oracle'.*knows no device curve"):
+        run_training(RunConfig(training={"curve_source": "oracle"}), backend=backend)
+    assert np.all(backend.position == 0)
+
+
+def test_curve_source_none_leaves_the_run_without_one_and_says_so() -> None:
+    cfg = RunConfig(training={"max_epochs": 1, "curve_source": "none"})
+    run = run_training(cfg, backend=_NoCurve(EmulatorConfig(seed=3)))
     assert run.config.training.device_curve_siemens is None and run.result.feasibility is None
-    assert "no device curve: the planned rule makes Manhattan steps only" in run.result.notes
+    fallback = "no device curve (curve_source='none'): the planned rule makes Manhattan steps only"
+    assert fallback in run.result.notes
+    assert run.result.curve_source is None

@@ -80,14 +80,15 @@ def test_the_reference_rule_is_told_the_same_reason_but_runs_its_epochs() -> Non
 
 
 def test_without_a_curve_the_recommended_settings_fall_back_and_say_so() -> None:
-    result = train(EmulatedCrossbar(EmulatorConfig(seed=0)), TASK, TrainingConfig.recommended(max_epochs=3))
+    cfg = TrainingConfig.recommended(max_epochs=3, curve_source="none")
+    result = train(EmulatedCrossbar(EmulatorConfig(seed=0)), TASK, cfg)
     assert result.feasibility is None and result.beta == 6e6
     assert any("no device curve" in n for n in result.notes)
     assert result.diagnosis == "epoch_limit"
 
 
 def test_saturated_devices_are_left_alone_and_named() -> None:
-    cfg = TrainingConfig.recommended(max_epochs=12)  # no curve: Manhattan steps with a watch
+    cfg = TrainingConfig.recommended(max_epochs=12, curve_source="none")  # Manhattan steps with a watch
     xb = CountingCrossbar(EmulatorConfig.model_validate({"seed": 0, "device": SHORT_DEVICE}))
     result = train(xb, TASK, cfg)
     pushing = CountingCrossbar(EmulatorConfig.model_validate({"seed": 0, "device": SHORT_DEVICE}))

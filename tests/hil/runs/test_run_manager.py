@@ -241,11 +241,12 @@ def test_the_pulse_log_holds_every_pulse_and_reset_the_rule_sent(
     history = store.epochs(run.id)
     log = store.pulse_log(run.id)
     start = [tuple(d) for d in store.result(run.id)["start_reset_devices"]]  # Reset before epoch 0.
+    probes = store.result(run.id)["probe_pulses"]  # Sent before epoch 0 to learn the device curves.
     for record in history:
         sent = [e for e in log if e["epoch"] == record.epoch]
         resets = [(e["row"], e["col"]) for e in sent if e["kind"] == "reset"]
         assert resets == (start if record.epoch == 0 else []) + [tuple(d) for d in record.reset_devices]
-        assert sum(e["kind"] == "pulse" for e in sent) == record.pulses
+        assert sum(e["kind"] == "pulse" for e in sent) == record.pulses + (probes if record.epoch == 0 else 0)
     assert store.get_run(run.id).pulses == sum(r.pulses for r in history)
     direct = run_training(cfg, backend=EmulatedCrossbar.from_params(params))
     stored = TrainingResult.from_dict(store.result(run.id), cfg.training, history)

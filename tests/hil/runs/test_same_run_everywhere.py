@@ -47,7 +47,7 @@ def test_the_manager_runs_a_config_as_the_procedure_does(manager: RunManager, bo
     assert stored.beta == direct.result.beta
 
 
-def test_the_default_run_is_the_recommended_one_with_the_emulators_curve(manager: RunManager) -> None:
+def test_the_default_run_is_the_recommended_one_with_curves_learned_in_situ(manager: RunManager) -> None:
     run, _ = manager.start(RunConfig())
     assert manager.wait(run.id, 30)
     result = manager.store.result(run.id)
@@ -55,5 +55,6 @@ def test_the_default_run_is_the_recommended_one_with_the_emulators_curve(manager
     training = result["config"]["training"]
     assert result["config"]["preset"] == "recommended"
     assert training["rule"] == "planned" and training["gain"] == "calibrated"
-    assert training["device_curve_siemens"] is not None and result["feasibility"] is not None
+    assert training["device_curve_siemens"] is None and training["curve_source"] == "auto"
+    assert result["curve_source"] == "learned in situ" and result["feasibility"] is not None
     assert result["beta"] != RunConfig().training.beta  # Calibrated, not the field's 6e6.
