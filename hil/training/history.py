@@ -265,8 +265,6 @@ class TrainingResult:
     """Relative change of a conductance that counts as moving (the run's
     :attr:`TrainingConfig.stall_rel_tol`), for :meth:`stalled_epochs`."""
 
-    def __post_init__(self) -> None:
-        self.outcome = Outcome(self.outcome)  # Also from its JSON string; a ValueError names it.
     curve_source: str | None = None
     """Where the device curves of the run came from ("learned in situ", "calibration ... of DATE",
     "file ...", "oracle: ..."); None when the run used none."""
@@ -274,6 +272,9 @@ class TrainingResult:
     """Pulses sent before epoch 0 to learn the device curves (curves learned in situ)."""
     probe_time_s: float = 0.0
     """Instrument time of :attr:`probe_pulses` (s)."""
+
+    def __post_init__(self) -> None:
+        self.outcome = Outcome(self.outcome)  # Also from its JSON string; a ValueError names it.
 
     @property
     def converged(self) -> bool:

@@ -188,9 +188,8 @@ class Trainer:
                 if cfg.curve_source == "none"
                 else "learning curves in situ needs the start reset"
             )
-            result.notes += [
-                n.replace("no device curve", f"no device curve ({why})", 1) for n in self.rule.notes_without_curve()
-            ]
+            fallbacks = self.rule.notes_without_curve()
+            result.notes += [n.replace("no device curve", f"no device curve ({why})", 1) for n in fallbacks]
             if cfg.gain == "calibrated":
                 result.notes.append(
                     f"no device curve ({why}): gain not calibrated, beta = {cfg.beta:g} 1/A as given"

@@ -37,11 +37,11 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("registered")
 def test_the_trainer_asks_the_rule_for_its_diagnosis_and_notes() -> None:
-    config = TrainingConfig(rule="opinionated", max_epochs=1)
+    config = TrainingConfig(rule="opinionated", max_epochs=1, curve_source="none")  # no curve, not learned
     result = Trainer(EmulatedCrossbar(EmulatorConfig(seed=0)), Task.reference(), config).run()
     assert not result.converged
     assert (result.diagnosis, result.diagnosis_detail) == ("overshot", "the opinionated rule says so")
-    assert "no curve: opinionated anyway" in result.notes
+    assert "no curve: opinionated anyway" in result.notes  # a note without the words "no device curve"
 
 
 @pytest.mark.usefixtures("registered")
