@@ -358,7 +358,8 @@ def present(
         try:
             signals.phase("plotting", immediate=True)
             print(f"plotting into {args.plots} ...", file=out, flush=True)
-            paths = save_plots(run_, args.plots)
+            name = None if outputs.json is None else outputs.json.name
+            paths = save_plots(run_, args.plots, name=name)
             print(f"plots: {', '.join(str(p) for p in paths.values())}", file=out)
         except RunStopped as e:
             print(f"{prog}: {e}; plots not (all) written; the results are kept", file=sys.stderr)

@@ -21,12 +21,13 @@ instead of raising, so :func:`save_all` always writes the same set of files.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.config import RunConfig, TrainingConfig
 from crossbar_hil.training.history import Outcome, TrainingResult
 from crossbar_hil.training.network import minus_col, plus_col
 from crossbar_hil.training.task import Task
@@ -47,9 +48,13 @@ PLUS_COLOR = "tab:blue"
 MINUS_COLOR = "tab:red"
 UNUSED_COLOR = "0.55"
 RESET_COLOR = "tab:orange"
+PULSE_COLOR = "0.45"
+CONVERGED_MARK_COLOR = "black"
+"""The "converged" line on the output panels: no neuron's colour (neuron 1 is tab:green)."""
 NEURON_COLORS = ("tab:purple", "tab:green", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 INPUT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 NEURON_STYLES = ("-", "--", ":", "-.")
+NEURON_MARKERS = ("o", "s", "^", "D")
 OUTCOME_COLORS: dict[str, str] = {
     Outcome.CONVERGED: "tab:green",
     Outcome.MAX_EPOCHS: "0.35",
@@ -67,6 +72,45 @@ _MARKER_EPOCHS = 40
 
 
 # ---------------------------------------------------------------------- public API
+def run_caption(
+    config: RunConfig,
+    *,
+    run: str | None = None,
+    date: str | None = None,
+    beta: float | None = None,
+    source: str | None = None,
+) -> str:
+    """One line that names the run on each of its figures, so a PNG seen alone says whose it is:
+    the run (id or file), the device or trace (backend, its instrument, trace or model, seed),
+    rule, preset, beta (1/A; the calibrated one when given) and the date."""
+    params: dict[str, Any] = config.backend.params
+    if source is None:
+        where = params.get("resource") or params.get("port")
+        if where:
+            source = f"{config.backend.name} {where}"
+        elif params.get("trace"):
+            source = f"trace {Path(str(params['trace'])).name}"
+        elif params.get("device"):
+            source = f"{config.backend.name}, parametric device model"
+        else:
+            source = f"{config.backend.name}, built-in device"
+        if "resource" not in params and "port" not in params:
+            source += f", seed {params.get('seed', 0)}"
+    t = config.training
+    known = beta is not None and np.isfinite(beta)
+    gain = beta if known else t.beta
+    calibrated = (" calibrated" if known else " (start of calibration)") if t.gain == "calibrated" else ""
+    parts = [
+        f"run {run}" if run else None,
+        source,
+        f"rule {t.rule}",
+        f"preset {config.preset}",
+        f"β {gain:.3g} 1/A{calibrated}",
+        date,
+    ]
+    return " · ".join(p for p in parts if p)
+
+
 def outcome_text(result: TrainingResult) -> str:
     """One line on how the run ended, as used in every suptitle."""
     n = result.epochs
@@ -153,9 +197,10 @@ def plot_conductances(result: TrainingResult) -> Figure:
 def plot_weights(result: TrainingResult) -> Figure:
     """Logic weights ``W_ij = G+_ij - G-_ij`` (µS) per epoch, one line per (neuron, input).
 
-    Colour is the input j and line style the neuron i, so lines of one input can
-    be compared across neurons; the legend sits outside the axes so it never
-    hides a line.
+    Colour is the input j, line style and marker the neuron i, so lines of one input can
+    be compared across neurons. Weights often coincide (devices that never moved): each line is
+    drawn a little thinner than the one before it, so a line on top of another leaves that one's
+    edges showing. The legend sits outside the axes so it never hides a line.
     """
     epochs, w = _series(result, "weights_siemens")
     if w is None:
@@ -165,15 +210,25 @@ def plot_weights(result: TrainingResult) -> Figure:
     fig = _figure((9.0, 5.0))
     ax = fig.add_subplot()
     ax.axhline(0.0, color="0.7", lw=0.8, zorder=0)
+    n_lines = n_out * n_in
     for i in range(n_out):
         for j in range(n_in):
+            order = i * n_in + j
+            style = {**_marker_kw(epochs, _cycle(NEURON_MARKERS, i))}
+            style["lw"] = 1.2 + 2.4 * (n_lines - 1 - order) / max(n_lines - 1, 1)
+            if "ms" in style:
+                style["ms"] = 3.0 + 4.0 * (n_lines - 1 - order) / max(n_lines - 1, 1)
+            else:  # Long runs: a marker every few epochs, each line starting elsewhere.
+                step = max(1, len(epochs) // 15)
+                style.update(marker=_cycle(NEURON_MARKERS, i), ms=5, markevery=(order % step, step))
             ax.plot(
                 epochs,
                 w[:, i, j],
                 color=_cycle(INPUT_COLORS, j),
                 ls=_cycle(NEURON_STYLES, i),
                 label=f"W_{i}{j}",
-                **_marker_kw(epochs),
+                zorder=2 + order,
+                **style,
             )
     _epoch_axis(ax, epochs)
     ax.set_ylabel("logic weight W_ij = G+ - G- (µS)")
@@ -233,7 +288,7 @@ def plot_activations(result: TrainingResult, task: Task, config: TrainingConfig)
         handles.append(Line2D([], [], color=color, label=f"neuron {i} output f_{i}"))
         handles.append(Patch(color=color, alpha=0.25, label=f"neuron {i} target band"))
     if result.converged:
-        converged = Line2D([], [], color=OUTCOME_COLORS["converged"], ls="--", label="converged")
+        converged = Line2D([], [], color=CONVERGED_MARK_COLOR, ls="--", label="converged")
         handles.append(converged)
     fig.legend(
         handles=handles, loc="outside lower center", ncols=min(len(handles), 5), frameon=False, fontsize=9
@@ -243,11 +298,12 @@ def plot_activations(result: TrainingResult, task: Task, config: TrainingConfig)
 
 
 def plot_error(result: TrainingResult) -> Figure:
-    """Error and misses per epoch (top) and pulses sent per epoch (bottom).
+    """Error and misses per epoch (top), pulses and resets sent per epoch (bottom).
 
     The error is ``0.5 * mean((target - f)**2)`` over patterns and neurons; misses
     count (pattern, neuron) pairs outside their band, on a twin axis since they are
-    integers on another scale. Pulses are bars below. The last epoch is marked with the outcome.
+    integers on another scale. Pulses and resets are bars side by side below, under the run's
+    totals. The last epoch is marked with the outcome.
     """
     epochs, error = _series(result, "error")
     if error is None:
@@ -286,13 +342,17 @@ def plot_error(result: TrainingResult) -> Figure:
     )
     _epoch_axis(top, epochs, label=False)
 
-    bottom.bar(epochs, pulses, width=0.8, color="0.45", label="pulses")
-    bottom.set_ylabel("pulses sent (count)")
+    resets = np.array([r.resets for r in result.history])
+    bottom.bar(epochs - 0.2, pulses, width=0.4, color=PULSE_COLOR, label=f"pulses ({int(pulses.sum())})")
+    bottom.bar(epochs + 0.2, resets, width=0.4, color=RESET_COLOR, label=f"resets ({int(resets.sum())})")
+    bottom.set_ylabel("pulses and resets\nper epoch (count)")
     bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
-    bottom.set_ylim(0, max(int(pulses.max()), 1) * 1.15)
+    bottom.set_ylim(0, max(int(pulses.max()), int(resets.max()), 1) * 1.4)  # Room for the legend.
     bottom.grid(alpha=0.3, axis="y")
+    bottom.legend(loc="upper right", fontsize=8, frameon=False, ncols=2)
     _epoch_axis(bottom, epochs)
-    bottom.set_title(_summary(result), fontsize=9, loc="left")
+    # Wrapped to the figure's width: one long line was cut at the right edge when a run had resets.
+    bottom.set_title(_summary(result, int(fig.get_figwidth() * 12)), fontsize=9, loc="left")
     for ax in (top, bottom):
         _mark_outcome(ax, result, text=ax is top)
     return _finish(fig, "Error, misses and pulses", result)
@@ -351,27 +411,52 @@ def save_all(
     config: TrainingConfig,
     directory: str | Path,
     dpi: int = DPI,
+    caption: str = "",
 ) -> dict[str, Path]:
     """Write every figure of :data:`PLOTS` as ``<directory>/<name>.png``; return name -> path.
 
     The directory is created if needed. Existing files of the same names are
-    overwritten, so re-rendering a run replaces its plots.
+    overwritten, so re-rendering a run replaces its plots. ``caption`` (:func:`run_caption`)
+    is written under each title.
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for name in PLOTS:
         path = out / f"{name}.png"
-        path.write_bytes(plot_png(name, result, task, config, dpi))
+        path.write_bytes(plot_png(name, result, task, config, dpi, caption))
         paths[name] = path
     return paths
 
 
-def plot_png(name: str, result: TrainingResult, task: Task, config: TrainingConfig, dpi: int = DPI) -> bytes:
-    """Figure ``name`` of :data:`PLOTS` as PNG bytes (what :func:`save_all` writes to its file)."""
+def plot_png(
+    name: str,
+    result: TrainingResult,
+    task: Task,
+    config: TrainingConfig,
+    dpi: int = DPI,
+    caption: str = "",
+) -> bytes:
+    """Figure ``name`` of :data:`PLOTS` as PNG bytes (what :func:`save_all` writes to its file),
+    with ``caption`` (:func:`run_caption`) under its title."""
     buffer = io.BytesIO()
-    PLOTS[name](result, task, config).savefig(buffer, dpi=dpi, format="png")
+    fig = PLOTS[name](result, task, config)
+    if caption:
+        add_caption(fig, caption)
+    fig.savefig(buffer, dpi=dpi, format="png")
     return buffer.getvalue()
+
+
+def add_caption(fig: Figure, caption: str) -> None:
+    """Put ``caption`` under the figure's title, wrapped to the figure's width."""
+    width_chars = max(40, int(fig.get_figwidth() * 9))  # Clear of a legend outside the axes.
+    title = fig.get_suptitle()
+    fig.suptitle(f"{title}\n{textwrap.fill(caption, width_chars)}", fontsize=11, color=_title_color(fig))
+
+
+def _title_color(fig: Figure) -> Any:
+    title = getattr(fig, "_suptitle", None)  # Kept as drawn by _finish (red for a fault).
+    return title.get_color() if title is not None else "black"
 
 
 # ---------------------------------------------------------------------- helpers
@@ -468,7 +553,7 @@ def _epoch_axis(ax: Axes, epochs: NDArray[np.int64], label: bool = True) -> None
 def _mark_convergence(ax: Axes, result: TrainingResult) -> None:
     """Dashed vertical line at the convergence epoch, if the run converged."""
     if result.converged:
-        ax.axvline(result.epochs, color=OUTCOME_COLORS["converged"], ls="--", lw=1.2, zorder=1.5)
+        ax.axvline(result.epochs, color=CONVERGED_MARK_COLOR, ls="--", lw=1.2, zorder=1.5)
 
 
 def _mark_outcome(ax: Axes, result: TrainingResult, text: bool) -> None:
@@ -492,8 +577,12 @@ def _mark_outcome(ax: Axes, result: TrainingResult, text: bool) -> None:
         )
 
 
-def _summary(result: TrainingResult) -> str:
-    """Pulse total and, when evaluated, train / test accuracy (the run's scoreboard)."""
+_SEPARATOR = "   |   "
+
+
+def _summary(result: TrainingResult, width_chars: int = 10_000) -> str:
+    """Pulse total and, when evaluated, train / test accuracy (the run's scoreboard), on lines
+    of at most ``width_chars`` characters where the parts allow."""
     parts = [f"total pulses: {result.total_pulses}"]
     if result.total_resets or result.total_verify_pulses:
         parts.append(
@@ -505,4 +594,10 @@ def _summary(result: TrainingResult) -> str:
             parts.append(f"{name}: {ev.accuracy:.0%} by sign, {ev.in_band_accuracy:.0%} in band")
     if result.train is None:
         parts.append("no evaluation (run did not finish)")
-    return "   |   ".join(parts)
+    lines = [parts[0]]
+    for part in parts[1:]:  # Broken between parts only, never inside one.
+        if len(lines[-1]) + len(_SEPARATOR) + len(part) > width_chars:
+            lines.append(part)
+        else:
+            lines[-1] += _SEPARATOR + part
+    return "\n".join(lines)

@@ -177,8 +177,9 @@ def test_error_figure_shows_error_misses_and_pulses(result: TrainingResult) -> N
     history = result.history
     np.testing.assert_allclose(top.get_lines()[0].get_ydata(), [r.error for r in history])
     np.testing.assert_array_equal(twin.get_lines()[0].get_ydata(), [r.misses for r in history])
-    heights = [bar.get_height() for bar in bottom.patches]
-    assert heights == [r.pulses for r in result.history]
+    pulses, resets = bottom.containers  # Pulse bars, then reset bars beside them.
+    assert [bar.get_height() for bar in pulses] == [r.pulses for r in result.history]
+    assert [bar.get_height() for bar in resets] == [r.resets for r in result.history]
     assert f"total pulses: {result.total_pulses}" in bottom.get_title(loc="left")
     assert any(t.get_text() == "max epochs" for t in top.texts)
 
@@ -206,7 +207,8 @@ def test_single_epoch_history(task: Task, tmp_path: Path) -> None:
     _assert_pngs(save_all(single, task, config, tmp_path), tmp_path)
     fig = plot_weights(single)
     assert fig.axes[0].get_xlim() == (-0.5, 0.5)
-    assert fig.axes[0].get_lines()[-1].get_marker() == "o"  # a lone point stays visible
+    # A lone point stays visible: every weight line has a marker (one shape per neuron).
+    assert all(line.get_marker() in ("o", "s") for line in fig.axes[0].get_lines()[1:])
 
 
 def test_converged_at_once(result: TrainingResult, task: Task, config: TrainingConfig) -> None:

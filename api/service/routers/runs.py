@@ -173,10 +173,13 @@ async def read_plot(run_id: str, name: str, runs: Store) -> Response:
 
 
 def _render(runs: RunStore, run: Any, name: str) -> bytes:
-    from crossbar_hil.reports.plots import plot_png
+    from crossbar_hil.reports.plots import plot_png, run_caption
 
     config = run.run_config
-    return plot_png(name, export.training_result(runs, run), config.task, config.training)
+    result = export.training_result(runs, run)
+    date = f"{run.created_at[:10]} {run.created_at[11:16]} UTC"
+    caption = run_caption(config, run=run.id, date=date, beta=result.beta)
+    return plot_png(name, result, config.task, config.training, caption=caption)
 
 
 @router.post(
