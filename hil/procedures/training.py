@@ -209,15 +209,10 @@ def with_backend_curve(config: RunConfig, backend: CrossbarBackend) -> RunConfig
 def save_plots(run: TrainingRun, directory: Path, name: str | None = None) -> dict[str, Path]:
     """The run's figures as PNG files in ``directory``; returns them by name. Each names the run
     (``name``: its id or result file), its device, seed, rule, preset, beta and start."""
-    from crossbar_hil.reports.plots import run_caption, save_all
+    from crossbar_hil.reports.plots import minute_utc, run_caption, save_all
 
-    caption = run_caption(run.config, run=name, date=_date(run.started_at), beta=run.result.beta)
+    caption = run_caption(run.config, run=name, date=minute_utc(run.started_at), beta=run.result.beta)
     return save_all(run.result, run.config.task, run.config.training, directory, caption=caption)
-
-
-def _date(iso: str) -> str | None:
-    """An ISO 8601 UTC time as 'YYYY-MM-DD HH:MM UTC' (None when empty)."""
-    return f"{iso[:10]} {iso[11:16]} UTC" if len(iso) >= 16 else (iso or None)
 
 
 def what_to_try(run: TrainingRun) -> list[str]:

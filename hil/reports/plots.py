@@ -111,6 +111,13 @@ def run_caption(
     return " · ".join(p for p in parts if p)
 
 
+def minute_utc(iso: str | None) -> str | None:
+    """An ISO 8601 UTC time as 'YYYY-MM-DD HH:MM UTC' for a caption (None when empty)."""
+    if not iso:
+        return None
+    return f"{iso[:10]} {iso[11:16]} UTC" if len(iso) >= 16 else iso
+
+
 def outcome_text(result: TrainingResult) -> str:
     """One line on how the run ended, as used in every suptitle."""
     n = result.epochs

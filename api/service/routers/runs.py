@@ -173,12 +173,11 @@ async def read_plot(run_id: str, name: str, runs: Store) -> Response:
 
 
 def _render(runs: RunStore, run: Any, name: str) -> bytes:
-    from crossbar_hil.reports.plots import plot_png, run_caption
+    from crossbar_hil.reports.plots import minute_utc, plot_png, run_caption
 
     config = run.run_config
     result = export.training_result(runs, run)
-    date = f"{run.created_at[:10]} {run.created_at[11:16]} UTC"
-    caption = run_caption(config, run=run.id, date=date, beta=result.beta)
+    caption = run_caption(config, run=run.id, date=minute_utc(run.created_at), beta=result.beta)
     return plot_png(name, result, config.task, config.training, caption=caption)
 
 

@@ -14,7 +14,7 @@ from crossbar_hil.api.service.openapi import SCHEMA_PATH, dumps
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.procedures.training import RESULT_SCHEMA_VERSION, run_training
-from crossbar_hil.reports.plots import PLOTS, plot_png
+from crossbar_hil.reports.plots import PLOTS, minute_utc, plot_png, run_caption
 from crossbar_hil.training.config import RunConfig
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -168,7 +168,9 @@ def test_a_finished_run_gives_the_result_csv_and_plots_of_the_cli(client: TestCl
     png = client.get(plots["error"])
     assert png.headers["content-type"] == "image/png"
     cfg = direct.config
-    assert png.content == plot_png("error", direct.result, cfg.task, cfg.training)  # As the CLI draws it.
+    caption = run_caption(cfg, run=run["id"], date=minute_utc(done["created_at"]), beta=direct.result.beta)
+    assert "run " + run["id"] in caption  # Each figure names its run, then is drawn as the CLI draws it.
+    assert png.content == plot_png("error", direct.result, cfg.task, cfg.training, caption=caption)
     assert client.get(f"/runs/{run['id']}/plots/nope.png").status_code == 404
 
 
