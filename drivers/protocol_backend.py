@@ -278,8 +278,8 @@ class ProtocolBackend(CrossbarBackend):
         return max_reply_chars(name, self._shape)
 
     # ------------------------------------------------------------ CrossbarBackend
-    def _read_conductances(self, v_read: float) -> NDArray[np.float64]:
-        return np.array(self._query_values("MEAS:ALL?", float(v_read)))
+    def _read_conductances(self, read_v: float) -> NDArray[np.float64]:
+        return np.array(self._query_values("MEAS:ALL?", float(read_v)))
 
     def _apply(self, voltages: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.array(self._query_values("VMM?", list(voltages)))

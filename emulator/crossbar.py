@@ -123,7 +123,7 @@ class EmulatedCrossbar(CrossbarBackend):
         characterising this emulator's device would give (on the crossbar's scale)."""
         return self.config.scale_k * (self.table - self.table[0])
 
-    def _read_conductances(self, v_read: float) -> NDArray[np.float64]:
+    def _read_conductances(self, read_v: float) -> NDArray[np.float64]:
         return self._batch.read_conductances()[0]
 
     def _apply(self, voltages: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -126,9 +126,9 @@ class CommandProcessor:
         log.debug("refused: %s", reply)
         return reply
 
-    def read(self, v_read: float) -> np.ndarray:
-        """All conductances (S) read at ``v_read`` (V)."""
-        return self.backend.read_conductances(v_read)
+    def read(self, read_v: float) -> np.ndarray:
+        """All conductances (S) read at ``read_v`` (V)."""
+        return self.backend.read_conductances(read_v)
 
 
 # ------------------------------------------------------------------ the handlers

@@ -38,7 +38,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 
-US_PER_S = 1e6
+MICROSIEMENS_PER_SIEMENS = 1e6
 """Conductances are recorded in S and plotted in µS."""
 
 DPI = 110
@@ -154,7 +154,7 @@ def plot_conductances(result: TrainingResult) -> Figure:
     epochs, g = _series(result, "conductances_siemens")
     if g is None:
         return _empty_figure("Conductance per device", result)
-    g = g * US_PER_S
+    g = g * MICROSIEMENS_PER_SIEMENS
     n_rows, n_cols = g.shape[1:]
     n_out = _n_outputs(result)
     fig = _figure((2.6 * n_cols + 1.2, 1.9 * n_rows + 1.4))
@@ -212,7 +212,7 @@ def plot_weights(result: TrainingResult) -> Figure:
     epochs, w = _series(result, "weights_siemens")
     if w is None:
         return _empty_figure("Logic weights", result)
-    w = w * US_PER_S
+    w = w * MICROSIEMENS_PER_SIEMENS
     n_out, n_in = w.shape[1:]
     fig = _figure((9.0, 5.0))
     ax = fig.add_subplot()
@@ -375,7 +375,7 @@ def plot_final_conductances(result: TrainingResult) -> Figure:
     if not result.history:
         return _empty_figure("Final conductance map", result)
     last = result.history[-1]
-    g = np.asarray(last.conductances_siemens) * US_PER_S
+    g = np.asarray(last.conductances_siemens) * MICROSIEMENS_PER_SIEMENS
     n_rows, n_cols = g.shape
     n_out, n_in = np.shape(last.weights_siemens)
     fig = _figure((1.5 * n_cols + 2.6, 1.05 * n_rows + 1.9))

@@ -94,11 +94,11 @@ class CrossbarBackend(ABC):
         return None
 
     # ----------------------------------------------------------------- public API
-    def read_conductances(self, v_read: float = 0.05) -> NDArray[np.float64]:
-        """Read every device at ``v_read`` (V); returns a rows x cols array in S."""
-        self.info.limits.check_read_v("v_read", v_read)
+    def read_conductances(self, read_v: float = 0.05) -> NDArray[np.float64]:
+        """Read every device at ``read_v`` (V); returns a rows x cols array in S."""
+        self.info.limits.check_read_v("read_v", read_v)
         with self._use():
-            g = np.asarray(self._read_conductances(float(v_read)), dtype=float)
+            g = np.asarray(self._read_conductances(float(read_v)), dtype=float)
         return _finite(g, "read_conductances").reshape(self.info.shape)
 
     def apply(self, voltages: ArrayLike) -> NDArray[np.float64]:
@@ -207,8 +207,8 @@ class CrossbarBackend(ABC):
 
     # ----------------------------------------------------------------- to implement
     @abstractmethod
-    def _read_conductances(self, v_read: float) -> ArrayLike:
-        """Conductances in S, rows x cols, read at ``v_read`` V (already checked)."""
+    def _read_conductances(self, read_v: float) -> ArrayLike:
+        """Conductances in S, rows x cols, read at ``read_v`` V (already checked)."""
 
     @abstractmethod
     def _apply(self, voltages: NDArray[np.float64]) -> ArrayLike:

@@ -163,7 +163,7 @@ def test_out_of_range_batch_is_rejected_whole(pulse: Pulse, field: str) -> None:
 
 def test_read_voltage_limits() -> None:
     xb = EmulatedCrossbar(EmulatorConfig(seed=1))
-    with pytest.raises(LimitError, match=r"v_read=1\.0 V is out of range: allowed \[-0\.2, 0\.2\] V"):
+    with pytest.raises(LimitError, match=r"read_v=1\.0 V is out of range: allowed \[-0\.2, 0\.2\] V"):
         xb.read_conductances(1.0)
     with pytest.raises(LimitError, match=r"voltages\[2\]"):
         xb.apply([0.1, 0.1, 0.5, 0.1])

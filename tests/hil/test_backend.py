@@ -26,8 +26,8 @@ class Spy(CrossbarBackend):
     def info(self) -> BackendInfo:
         return self._info
 
-    def _read_conductances(self, v_read: float) -> np.ndarray:
-        self.seen.append(("read", v_read))
+    def _read_conductances(self, read_v: float) -> np.ndarray:
+        self.seen.append(("read", read_v))
         return np.ones(6)
 
     def _apply(self, voltages: np.ndarray) -> np.ndarray:
@@ -60,7 +60,7 @@ class Spy(CrossbarBackend):
         (lambda b: b.pulse_many([Pulse(0, 0, 1.0, 1e-3)] * 3 + [Pulse(0, 0, 9.0, 1e-3)]), "pulses[3]"),
         (lambda b: b.apply([0.1, 0.3]), "voltages[1]"),
         (lambda b: b.apply([0.1, float("inf")]), "voltages"),
-        (lambda b: b.read_conductances(-0.5), "v_read"),
+        (lambda b: b.read_conductances(-0.5), "read_v"),
         (lambda b: b.reset(0, 0), "reset"),
     ],
 )
@@ -128,7 +128,7 @@ def test_non_finite_measurements_are_a_device_fault() -> None:
         def _apply(self, voltages: np.ndarray) -> np.ndarray:
             return np.array([0.0, np.nan, 0.0])
 
-        def _read_conductances(self, v_read: float) -> np.ndarray:
+        def _read_conductances(self, read_v: float) -> np.ndarray:
             return np.r_[np.ones(5), np.inf]
 
     spy = NanSpy()

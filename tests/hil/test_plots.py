@@ -46,10 +46,10 @@ class FailingCrossbar(EmulatedCrossbar):
             raise ConnectionError("link lost")
         super()._pulse_many(pulses)
 
-    def _read_conductances(self, v_read: float) -> np.ndarray:
+    def _read_conductances(self, read_v: float) -> np.ndarray:
         if self._fail_reads:
             raise ConnectionError("no answer to read")
-        return super()._read_conductances(v_read)
+        return super()._read_conductances(read_v)
 
 
 @pytest.fixture(scope="module")

@@ -28,9 +28,9 @@ class Log(EmulatedCrossbar):
         self.ops.append("vmm")
         return super()._apply(voltages)
 
-    def _read_conductances(self, v_read: float) -> np.ndarray:
+    def _read_conductances(self, read_v: float) -> np.ndarray:
         self.ops.append("read")
-        return super()._read_conductances(v_read)
+        return super()._read_conductances(read_v)
 
     def _pulse_many(self, pulses: Sequence[Pulse]) -> None:
         self.ops.append("pulses")

@@ -36,9 +36,9 @@ class CountingCrossbar(EmulatedCrossbar):
         self.calls["apply"] += 1
         return super()._apply(voltages)
 
-    def _read_conductances(self, v_read: float) -> np.ndarray:
+    def _read_conductances(self, read_v: float) -> np.ndarray:
         self.calls["read"] += 1
-        return super()._read_conductances(v_read)
+        return super()._read_conductances(read_v)
 
     def _pulse_many(self, pulses: Sequence[Pulse]) -> None:
         self.calls["pulse_many"] += 1
@@ -255,10 +255,10 @@ def test_a_stop_between_the_forward_pass_and_the_update_sends_no_pulse() -> None
     stop = StopSignal()
 
     class StopDuringRead(CountingCrossbar):
-        def _read_conductances(self, v_read: float) -> np.ndarray:
+        def _read_conductances(self, read_v: float) -> np.ndarray:
             if self.calls["read"] == 2:  # the third epoch's measurement, before its update
                 stop.set("stop pressed mid-epoch")
-            return super()._read_conductances(v_read)
+            return super()._read_conductances(read_v)
 
     xb = StopDuringRead(EmulatorConfig(seed=0))
     result = Trainer(xb, TASK, TrainingConfig(), stop=stop).run()

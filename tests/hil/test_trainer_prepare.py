@@ -32,9 +32,9 @@ class CountingCrossbar(EmulatedCrossbar):
         self.reads = 0
         self.pulses_applied = 0
 
-    def _read_conductances(self, v_read: float) -> np.ndarray:
+    def _read_conductances(self, read_v: float) -> np.ndarray:
         self.reads += 1
-        return super()._read_conductances(v_read)
+        return super()._read_conductances(read_v)
 
     def _pulse_many(self, pulses: Sequence[Pulse]) -> None:
         self.pulses_applied += len(pulses)

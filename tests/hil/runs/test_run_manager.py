@@ -32,9 +32,9 @@ class SlowCrossbar(EmulatedCrossbar):
 
     delay_s = 0.02
 
-    def _read_conductances(self, v_read: float) -> Any:
+    def _read_conductances(self, read_v: float) -> Any:
         time.sleep(self.delay_s)
-        return super()._read_conductances(v_read)
+        return super()._read_conductances(read_v)
 
 
 class Builder:
