@@ -24,10 +24,10 @@ function runName(run, result) {
   const device = run.instrument
     ? `instrument ${run.instrument}${run.identity ? ` (${run.identity})` : ""}`
     : params.trace ? `trace ${params.trace}` : params.device ? "parametric device model" : `${run.backend}, built-in device`;
-  const seed = params.seed ?? (run.instrument ? "–" : "0 (default)");
+  const seed = run.instrument ? "" : ` · seed ${params.seed ?? "0 (default)"}`;
   const beta = result?.beta ?? c.training.beta;
   const betaText = `${Number(beta).toExponential(3)} 1/A${c.training.gain === "calibrated" ? (result ? " (calibrated)" : " (start; calibrated before training)") : ""}`;
-  return `run ${run.id} · ${device} · seed ${seed} · rule ${c.training.rule} · preset ${c.preset} · β ${betaText} · ${when(run.created_at)}`;
+  return `run ${run.id} · ${device}${seed} · rule ${c.training.rule} · preset ${c.preset} · β ${betaText} · ${when(run.created_at)}`;
 }
 
 function section(title, id, ...children) {
@@ -118,10 +118,17 @@ export async function renderRun(main, runId) {
     summary.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
     stopButton.disabled = FINISHED.has(run.status);
     const c = t.device_curve_siemens;
+    const sources = {
+      auto: "the instrument's newest calibration where the run store keeps one, else learned in situ from read-back",
+      learned: "learned in situ from read-back (a calibration ignored)",
+      oracle: "the emulator's own exact curve (no real instrument has one: an emulator-only figure)",
+      none: "none: the planned rule makes Manhattan steps and the gain stays as given",
+    };
+    const points = Array.isArray(c) ? (Array.isArray(c[0]) ? "one per device" : `${c.length} points`) : "";
     const items = [
       h("li", {}, `Gain: ${t.gain === "calibrated" ? `calibrated before training to ${t.gain_fraction} of the largest reachable margin` : `fixed, β = ${t.beta} 1/A`}.`),
-      h("li", {}, c ? `Device curve: given in the run's config (${c.length} points, ${eng(c[0], "S")} to ${eng(c.at(-1), "S")}).`
-        : "Device curve: none in the config; the backend's own curve is used when it has one (the emulator knows its exact curve, a real instrument cannot: see the notes)."),
+      h("li", {}, c ? `Device curve: given in the run's config (${points})${t.device_curve_label ? `: ${t.device_curve_label}` : ""}.`
+        : `Device curve (curve_source ${t.curve_source ?? "auto"}): ${sources[t.curve_source ?? "auto"] ?? t.curve_source}.`),
     ];
     if (result) {
       items.push(h("li", {}, `β used: ${result.beta === null ? "–" : Number(result.beta).toExponential(3)} 1/A.`));

@@ -144,6 +144,9 @@ def test_a_run_started_from_the_form_grows_on_the_chart_until_it_ends(
     assert f"run {run_id}" in page.text_content("#run-name")
     assert instrument.resource_string in page.text_content("#summary")
     shot(page, tmp_path, "run-finished")
+    page.set_viewport_size({"width": 1280, "height": 1600})
+    page.screenshot(path=str(tmp_path / "run-page-top.png"))
+    print(f"screenshot: {tmp_path / 'run-page-top.png'} (docs/run-page.png is one of these)")
     page.set_viewport_size({"width": 390, "height": 844})
     shot(page, tmp_path, "run-finished-phone")
 
