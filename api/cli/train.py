@@ -315,6 +315,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             observers.append(ProgressLine(config.training.max_epochs))
 
+        if not args.quiet:  # First, before any pulse: what the test accuracy can and cannot mean.
+            for note in config.task.unseen_test_notes():
+                print(note, file=sys.stderr)
+
         def show(prepared: TrainingResult) -> None:
             if not args.quiet and (text := before_training(prepared)):
                 print(text, file=sys.stderr)

@@ -83,6 +83,35 @@ class Task(BaseModel):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         return self.train if split == "train" else self.test
 
+    def unseen_test_notes(self) -> list[str]:
+        """Why some test patterns say little: for each pair of input bits that differ (or agree)
+        in every training pattern, the test patterns where they agree (or differ) lie outside
+        anything the training set shows. A network that solves the training set may answer
+        them either way (there is no bias and the outputs are not forced there), so their test
+        accuracy near chance is expected, not a fault (data/README.md). Bits count from 1 at
+        the left of a pattern, as in data/README.md."""
+        train, test = _bits(self.train, "pattern"), _bits(self.test, "pattern")
+        if not len(test):
+            return []
+        notes = []
+        n = self.n_inputs
+        for a in range(n):
+            for b in range(a + 1, n):
+                differ = train[:, a] != train[:, b]
+                if differ.all() or not differ.any():
+                    seen, unseen = ("differ", "agree") if differ.all() else ("agree", "differ")
+                    off = (test[:, a] != test[:, b]) != differ.all()
+                    if off.any():
+                        listed = ", ".join(p for p, o in zip(self.patterns("test"), off, strict=True) if o)
+                        notes.append(
+                            f"note: bits {a + 1} and {b + 1} {seen} in every training pattern, so the "
+                            f"{int(off.sum())} test patterns where they {unseen} ({listed}) lie outside "
+                            "anything the training set shows: a network that solves the training set may "
+                            "answer them either way, and their test accuracy near chance is expected "
+                            "(data/README.md)"
+                        )
+        return notes
+
     @classmethod
     def load(cls, path: str | Path) -> Task:
         """Read a task from a JSON file; :class:`~hil.json_files.InputFileError` names the file."""

@@ -151,3 +151,12 @@ def test_the_cli_default_is_the_core_default(tmp_path: Path) -> None:
     assert data["config"]["preset"] == "recommended"
     cli = TrainingResult.from_dict(data, direct.config.training)
     assert first_difference(cli, direct.result) is None
+
+
+def test_the_first_output_says_which_test_patterns_the_training_set_does_not_cover(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["train", "--builtin", "--max-epochs", "1"]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith("note: bits 3 and 4 differ in every training pattern")
+    assert "8 test patterns where they agree" in first and "data/README.md" in first
