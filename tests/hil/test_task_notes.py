@@ -24,4 +24,5 @@ def test_a_task_whose_test_set_stays_inside_the_training_combinations_has_no_not
     )
     assert task.unseen_test_notes() == []
     wider = task.model_copy(update={"test": (Example(pattern="11", target="1"),)})
-    assert wider.unseen_test_notes() and "1 test patterns where they agree (11)" in wider.unseen_test_notes()[0]
+    notes = wider.unseen_test_notes()
+    assert len(notes) == 1 and "1 test patterns where they agree (11)" in notes[0]
