@@ -23,10 +23,10 @@ from typing import TextIO
 
 from crossbar_hil.api.cli.backend_options import bad_input
 from crossbar_hil.emulator.config import EmulatorConfig
-from crossbar_hil.emulator.sweep import GridError, parse_grid, rows, run_sweep, write_tables
+from crossbar_hil.emulator.sweep import PARAMETERS, GridError, parse_grid, rows, run_sweep, write_tables
 from crossbar_hil.emulator.sweep.grid import describe
 from crossbar_hil.emulator.sweep.table import epoch_counts
-from crossbar_hil.reports.sweep_plots import save_sweep_plots
+from crossbar_hil.reports.sweep_plots import SweptAxis, save_sweep_plots
 from crossbar_hil.resources import TRACE_ENV, trace_from_env
 from crossbar_hil.training.task import Task
 
@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     except (GridError, ValueError) as e:
         return bad_input(prog, e)
     table = rows(result)
+    axes = {p: SweptAxis(PARAMETERS[p].unit, PARAMETERS[p].symmetric) for p in grid}
     csv_path, epochs_path = write_tables(result, args.out)
     device = trace or "built-in device"
     print(f"device (base): {device}; task {task.name}; seeds {seeds.start}..{seeds.stop - 1}")
@@ -145,6 +146,6 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"wrote {csv_path} and {epochs_path}")
     if not args.no_plots:
-        paths = save_sweep_plots(table, epoch_counts(result), list(grid), args.out)
+        paths = save_sweep_plots(table, epoch_counts(result), list(grid), args.out, axes=axes)
         print("plots: " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -43,6 +43,10 @@ class Parameter:
     kind: type
     help: str
     apply: Callable[[Overrides, Any], None]
+    unit: str = ""
+    """Unit of the value, named on the sweep's plots (e.g. '1/A')."""
+    symmetric: bool = False
+    """The value V stands for +-V (targets, band): written so on the plots."""
 
 
 def _set(section: str, *fields: str, sign: tuple[int, ...] = ()) -> Callable[[Overrides, Any], None]:
@@ -81,12 +85,13 @@ def _device(o: Overrides, v: str) -> None:
 PARAMETERS: dict[str, Parameter] = {
     p.name: p
     for p in (
-        Parameter("beta", float, "Gain of f = tanh(beta I) (1/A).", _set("training", "beta")),
+        Parameter("beta", float, "Gain of f = tanh(beta I) (1/A).", _set("training", "beta"), unit="1/A"),
         Parameter(
             "targets",
             float,
             "Symmetric target values +-T of the error.",
             _set("training", "target_high", "target_low", sign=(1, -1)),
+            symmetric=True,
         ),
         Parameter("target_high", float, "Target value of class 1.", _set("training", "target_high")),
         Parameter("target_low", float, "Target value of class 0.", _set("training", "target_low")),
@@ -95,6 +100,7 @@ PARAMETERS: dict[str, Parameter] = {
             float,
             "Symmetric band edges: f > +B for class 1, f < -B for class 0.",
             _set("training", "f_plus", "f_minus", sign=(1, -1)),
+            symmetric=True,
         ),
         Parameter("f_plus", float, "Band edge of class 1.", _set("training", "f_plus")),
         Parameter("f_minus", float, "Band edge of class 0.", _set("training", "f_minus")),
@@ -107,10 +113,18 @@ PARAMETERS: dict[str, Parameter] = {
         Parameter("shift_mu", float, "Mean of log(shift / S).", _set("shifts", "mu")),
         Parameter("shift_sigma", float, "Sd of log(shift / S).", _set("shifts", "sigma")),
         Parameter(
-            "shift_low_siemens", float, "Smallest shift after rescaling (S).", _set("shifts", "low_siemens")
+            "shift_low_siemens",
+            float,
+            "Smallest shift after rescaling (S).",
+            _set("shifts", "low_siemens"),
+            unit="S",
         ),
         Parameter(
-            "shift_high_siemens", float, "Largest shift after rescaling (S).", _set("shifts", "high_siemens")
+            "shift_high_siemens",
+            float,
+            "Largest shift after rescaling (S).",
+            _set("shifts", "high_siemens"),
+            unit="S",
         ),
         Parameter("shift_rescale", bool, "Min-max rescale the shift draws.", _set("shifts", "rescale")),
         Parameter(

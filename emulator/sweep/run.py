@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -104,6 +104,10 @@ class SweepResult:
     """(points, seeds), or None when no feasibility check ran."""
     paths: list[str] = field(default_factory=list)
     """Per point: "batched" or "single"."""
+    emulator: EmulatorConfig | None = None
+    """The base emulator settings the grid points vary (None: EmulatorConfig())."""
+    training: TrainingConfig | None = None
+    """The base training settings the grid points vary (None: TrainingConfig())."""
 
 
 def run_sweep(
@@ -137,7 +141,7 @@ def run_sweep(
         for start in range(0, len(seeds), chunk_size):
             work.append((k, emu_data, cfg_data, task_data, seeds[start : start + chunk_size], feasibility))
     chunks = map_ordered(executor, run_chunk, work, progress, weight=lambda c: len(c.seeds))
-    return _assemble(grid, pts, seeds, chunks)
+    return replace(_assemble(grid, pts, seeds, chunks), emulator=base_emu, training=base_cfg)
 
 
 def map_ordered(
@@ -189,4 +193,12 @@ def _assemble(
         if has_feasible and c.feasible is not None:
             feasible[c.point, cols] = c.feasible
         paths[c.point] = c.path
-    return SweepResult(grid, pts, seeds, converged, epochs, feasible if has_feasible else None, paths)
+    return SweepResult(
+        grid,
+        pts,
+        seeds,
+        converged,
+        epochs,
+        feasible if has_feasible else None,
+        paths,
+    )

@@ -16,10 +16,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from crossbar_hil.emulator.config import EmulatorConfig
+from crossbar_hil.emulator.sweep.grid import configs
 from crossbar_hil.emulator.sweep.run import SweepResult
 from crossbar_hil.reports.stats import quantiles, wilson_interval
+from crossbar_hil.training.config import TrainingConfig
+
+SETTING_COLUMNS: dict[str, str] = {
+    "device": "The point's device: 'built-in device', 'trace <file>' or 'parametric model'.",
+    "rule": "The point's update rule.",
+    "f_plus": "Band edge of class 1: a class-1 output must exceed it.",
+    "f_minus": "Band edge of class 0: a class-0 output must stay below it.",
+    "max_epochs": "Epoch limit of each training.",
+}
+"""What each point trained with, swept or not: a row read alone names its device, rule, bands
+and epoch limit."""
 
 COLUMNS: dict[str, str] = {
+    **SETTING_COLUMNS,
     "path": "How the point was trained: batched, or single (rule without a batched form).",
     "seeds": "Trainings at this point (one per seed).",
     "seed_first": "First seed.",
@@ -51,7 +65,7 @@ EPOCH_COLUMNS: dict[str, str] = {
 
 def header(result: SweepResult) -> list[str]:
     """The columns of ``sweep.csv`` for this sweep."""
-    return ["point", *result.grid, *COLUMNS]
+    return ["point", *result.grid, *(c for c in COLUMNS if c not in result.grid)]  # A swept rule: once.
 
 
 def rows(result: SweepResult) -> list[dict[str, Any]]:
@@ -64,7 +78,7 @@ def rows(result: SweepResult) -> list[dict[str, Any]]:
         lo, hi = wilson_interval(won, n)
         e = result.epochs[k][conv]
         q = quantiles(e)
-        row: dict[str, Any] = {"point": k, **point}
+        row: dict[str, Any] = {"point": k, **point, **settings(result, point)}
         row.update(
             path=result.paths[k],
             seeds=n,
@@ -91,6 +105,25 @@ def rows(result: SweepResult) -> list[dict[str, Any]]:
             row["converged_of_feasible"] = int((conv & feas).sum()) / nf if nf else math.nan
         out.append(row)
     return out
+
+
+def settings(result: SweepResult, point: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`SETTING_COLUMNS` of one grid point (its base settings with the point applied)."""
+    base = (result.emulator or EmulatorConfig(), result.training or TrainingConfig())
+    emulator, training = configs(point, *base)
+    if emulator.trace is not None:
+        device = f"trace {Path(emulator.trace).name}"
+    elif emulator.device is not None:
+        device = "parametric model"
+    else:
+        device = "built-in device"
+    return {
+        "device": device,
+        "rule": training.rule,
+        "f_plus": training.f_plus,
+        "f_minus": training.f_minus,
+        "max_epochs": training.max_epochs,
+    }
 
 
 def epoch_counts(result: SweepResult) -> list[dict[str, int]]:

@@ -10,6 +10,7 @@ as in :mod:`crossbar_hil.reports.plots`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +18,70 @@ import numpy as np
 from crossbar_hil.reports.plots import DPI
 from matplotlib.figure import Figure
 
+
+@dataclass(frozen=True)
+class SweptAxis:
+    """How a swept parameter is written on the plots: its unit, and whether V means +-V."""
+
+    unit: str = ""
+    symmetric: bool = False
+
+
+Axes = Mapping[str, SweptAxis]
+
 _MAX_SERIES = 12
 """Most lines per share figure; further combinations are left out (and said so)."""
 
 
-def _label(row: Mapping[str, Any], names: Sequence[str]) -> str:
-    return ", ".join(f"{n}={row[n]:g}" if isinstance(row[n], float) else f"{n}={row[n]}" for n in names)
+def value_text(name: str, value: Any, axes: Axes) -> str:
+    """A swept value as written on a plot: ``±1`` for a symmetric one (targets=1 means +-1)."""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"±{text}" if name in axes and axes[name].symmetric else text
 
 
-def share_figure(rows: Sequence[Mapping[str, Any]], param: str, swept: Sequence[str]) -> Figure:
+def _label(row: Mapping[str, Any], names: Sequence[str], axes: Axes | None = None) -> str:
+    return ", ".join(f"{n}={value_text(n, row[n], axes or {})}" for n in names)
+
+
+_SETTINGS = ("device", "rule", "f_plus", "f_minus", "max_epochs")
+
+
+def settings_line(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The settings every point shares (device, rule, bands, epoch limit; sweep.csv's columns),
+    or 'swept' for one that varies, so a figure read alone says what was trained."""
+
+    def one(name: str) -> str | None:
+        values = {r.get(name) for r in rows}
+        return None if len(values) != 1 else str(values.pop())
+
+    device, rule, plus, minus, limit = (one(n) for n in _SETTINGS)
+    bands = f"bands f > {plus}, f < {minus}" if plus is not None and minus is not None else "bands: swept"
+    parts = [
+        device or "device: swept",
+        f"rule {rule}" if rule else "rule: swept",
+        bands,
+        f"epoch limit {limit}" if limit else "epoch limit: swept",
+    ]
+    return " · ".join(parts)
+
+
+def _title(fig: Figure, title: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    has_settings = bool(rows) and all(n in rows[0] for n in _SETTINGS)
+    fig.suptitle(f"{title}\n{settings_line(rows)}" if has_settings else title)
+
+
+def share_figure(
+    rows: Sequence[Mapping[str, Any]], param: str, swept: Sequence[str], axes: Axes | None = None
+) -> Figure:
     """Convergence share (with its 95 % Wilson interval) against ``param``.
 
     One line per combination of the other swept parameters. Numbers are placed on
     a numeric axis (log when they span more than a factor 20 and are positive);
-    anything else is categorical.
+    anything else is categorical, drawn as points without lines between them (there is
+    nothing between two rules). ``axes`` gives each parameter's unit and whether its
+    value V stands for +-V.
     """
+    axes = axes or {}
     fig = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
     others = [p for p in swept if p != param]
@@ -40,18 +90,24 @@ def share_figure(rows: Sequence[Mapping[str, Any]], param: str, swept: Sequence[
     position = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for r in rows:
-        groups.setdefault(_label(r, others), []).append(r)
+        groups.setdefault(_label(r, others, axes), []).append(r)
     for label, group in list(groups.items())[:_MAX_SERIES]:
         group = sorted(group, key=lambda r: position[r[param]])
         x = np.array([position[r[param]] for r in group])
         y = np.array([r["share"] for r in group]) * 100
         err = np.array([[r["share"] - r["share_low"], r["share_high"] - r["share"]] for r in group]).T * 100
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=4, label=label or "share")
+        ax.errorbar(
+            x, y, yerr=err, marker="o", capsize=4, label=label or "share", ls="-" if numeric else "none"
+        )
     if numeric and min(values) > 0 and max(values) / min(values) > 20:
         ax.set_xscale("log")
     if not numeric:
-        ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=15)
-    ax.set_xlabel(param)
+        ax.set_xticks(range(len(values)), [value_text(param, v, axes) for v in values], rotation=15)
+        ax.set_xlim(-0.5, len(values) - 0.5)
+    elif param in axes and axes[param].symmetric:
+        ax.xaxis.set_major_formatter(lambda v, _: f"±{v:g}")
+    unit = axes[param].unit if param in axes else ""
+    ax.set_xlabel(f"{param} ({unit})" if unit else param)
     ax.set_ylabel("converged (% of seeds), 95 % Wilson interval")
     ax.set_ylim(-2, 102)
     ax.grid(alpha=0.3)
@@ -60,12 +116,15 @@ def share_figure(rows: Sequence[Mapping[str, Any]], param: str, swept: Sequence[
         title = f"{left_out} more combinations not shown" if left_out > 0 else None
         ax.legend(fontsize=8, title=title, title_fontsize=8)
     seeds = rows[0]["seeds"] if rows else 0
-    fig.suptitle(f"Convergence share against {param} ({seeds} seeds per point)")
+    _title(fig, f"Convergence share against {param} ({seeds} seeds per point)", rows)
     return fig
 
 
 def epochs_figure(
-    rows: Sequence[Mapping[str, Any]], counts: Sequence[Mapping[str, int]], swept: Sequence[str]
+    rows: Sequence[Mapping[str, Any]],
+    counts: Sequence[Mapping[str, int]],
+    swept: Sequence[str],
+    axes: Axes | None = None,
 ) -> Figure:
     """Histogram of epochs to converge, one outline per grid point, in % of its converged runs."""
     fig = Figure(figsize=(7.5, 4.5), layout="constrained")
@@ -84,7 +143,7 @@ def epochs_figure(
             break
         e = np.array(sorted(hist))
         w = np.array([hist[k] for k in e])
-        label = _label(r, swept) or "all"
+        label = _label(r, swept, axes) or "all"
         ax.hist(
             e,
             bins=list(bins),
@@ -101,7 +160,7 @@ def epochs_figure(
     ax.set_xlabel("update epochs to converge")
     ax.set_ylabel("% of the point's converged runs")
     ax.grid(alpha=0.3)
-    fig.suptitle("Epochs to converge, per grid point")
+    _title(fig, "Epochs to converge, per grid point", rows)
     return fig
 
 
@@ -111,14 +170,15 @@ def save_sweep_plots(
     swept: Sequence[str],
     directory: str | Path,
     dpi: int = DPI,
+    axes: Axes | None = None,
 ) -> dict[str, Path]:
     """``share_<param>.png`` for each swept parameter and ``epochs.png``; returns name -> path."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    figures = {f"share_{p}": share_figure(rows, p, swept) for p in swept}
+    figures = {f"share_{p}": share_figure(rows, p, swept, axes) for p in swept}
     if not swept:
         figures["share"] = share_figure([{**r, "all": "all"} for r in rows], "all", [])
-    figures["epochs"] = epochs_figure(rows, counts, swept)
+    figures["epochs"] = epochs_figure(rows, counts, swept, axes)
     paths = {}
     for name, fig in figures.items():
         paths[name] = out / f"{name}.png"
