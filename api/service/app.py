@@ -11,7 +11,7 @@ from typing import IO
 
 from crossbar_hil.api.service import problems
 from crossbar_hil.api.service.limits import BodyLimit
-from crossbar_hil.api.service.routers import events, page, presets, runs, system
+from crossbar_hil.api.service.routers import events, page, presets, queue, runs, system
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.runs.manager import RunManager
 from crossbar_hil.runs.store import RunStore
@@ -71,10 +71,14 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             max_emulator_runs=settings.max_emulator_runs,
             isolation=settings.run_isolation,
             allow_path_params=False,  # A client may not name the server's files (see RunManager).
+            times=settings.control_times(),
         )
         try:
             lost = store.recover(alive=lambda owner: False)  # We hold the lock: their process is gone.
             _warn_interrupted(store, lost)
+            stopped = store.stop_waiting_queues("the service restarted: start the queue to go on")
+            for name in stopped:
+                log.warning("queue %s has runs waiting; stopped until started (POST /queue/start)", name)
             app.state.manager = manager
             bell = events.Bell(asyncio.get_running_loop())
             store.add_listener(bell.ring)
@@ -97,7 +101,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.settings = settings
     app.state.event_cache = events.EventCache()
     problems.install(app)
-    for router in (runs.router, events.router, system.router, presets.router):
+    for router in (runs.router, queue.router, events.router, system.router, presets.router):
         app.include_router(router)
     page.install(app)
     app.add_middleware(BodyLimit)

@@ -1,15 +1,48 @@
-"""Pydantic models of the service's response bodies.
+"""Pydantic models of the service's request and response bodies.
 
-Requests are :class:`~crossbar_hil.training.config.RunConfig`.
+A run is requested as a :class:`RunRequest`: a :class:`~crossbar_hil.training.config.RunConfig`
+and what to do when its instrument is busy.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from crossbar_hil.runs.manager import IfBusy
 from crossbar_hil.runs.status import RunStatus
-from crossbar_hil.runs.store import Run
+from crossbar_hil.runs.store import OnFailure, PauseWhen, QueueState, Run
+from crossbar_hil.training.config import RunConfig
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class RunRequest(RunConfig):
+    """A run to start: its config, and what to do when its instrument is busy."""
+
+    if_busy: IfBusy = Field(
+        "refuse",
+        description="When the instrument is busy (or runs wait for it): 'refuse' (409, or 429 for the "
+        "emulator's limit) or 'queue' (the run waits in the instrument's queue, status 'queued' with "
+        "a queue_position, and starts when its turn comes and the queue is started).",
+    )
+    on_failure: OnFailure = Field(
+        "stop", description="When this run fails: 'stop' its queue (the default) or 'continue' with the next."
+    )
+
+    def config(self) -> RunConfig:
+        """The run's config alone."""
+        return RunConfig.model_validate(self.model_dump(include=set(RunConfig.model_fields)))
+
+
+class PauseRequest(BaseModel):
+    """When a pause takes effect."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    when: PauseWhen = Field(
+        "after_epoch",
+        description="'after_epoch': once the epoch in flight is recorded; 'now': before the next "
+        "operation sent to the instrument (the operation in flight completes).",
+    )
 
 
 class RunView(BaseModel):
@@ -28,6 +61,10 @@ class RunView(BaseModel):
     epochs: int = Field(description="Epoch records stored so far.")
     pulses: int = Field(description="Programming pulses sent so far.")
     last_event_id: int = Field(description="Id of its latest event (see /runs/{id}/events).")
+    pause_request: PauseWhen | None = Field(None, description="A pause asked for and not yet resumed.")
+    queue: str | None = Field(None, description="Its queue: its instrument, or 'emulator'.")
+    queue_position: int | None = Field(None, description="1 = next to start, while it waits in its queue.")
+    on_failure: OnFailure = Field("stop", description="What its queue does if it fails.")
     config: dict[str, Any] = Field(description="The run's RunConfig.")
     links: dict[str, str]
 
@@ -48,6 +85,10 @@ class RunView(BaseModel):
             epochs=run.epochs,
             pulses=run.pulses,
             last_event_id=run.last_event,
+            pause_request=run.pause_request,
+            queue=run.queue,
+            queue_position=run.queue_position,
+            on_failure=run.on_failure,
             config=run.config,
             links={
                 "self": base,
@@ -58,6 +99,8 @@ class RunView(BaseModel):
                 "history_csv": f"{base}/history.csv",
                 "plots": f"{base}/plots",
                 "stop": f"{base}/stop",
+                "pause": f"{base}/pause",
+                "resume": f"{base}/resume",
             },
         )
 
@@ -114,6 +157,38 @@ class PulseLogItem(BaseModel):
 
 class PulsePage(Page):
     items: list[PulseLogItem]
+
+
+class QueueView(BaseModel):
+    """One instrument's queue: whether it starts its next run, and the runs waiting, in order."""
+
+    name: str = Field(description="The instrument (resource or port), or 'emulator'.")
+    state: QueueState = Field(
+        description="'started': the next run starts when the instrument is free; 'stopped': none starts."
+    )
+    reason: str | None = Field(None, description="Why it stopped (a failed run, a restart, a request).")
+    items: list[RunView] = Field(description="Runs waiting, the next first (queue_position 1, 2, ...).")
+
+
+class QueuesView(BaseModel):
+    queues: list[QueueView]
+
+
+class QueueAction(BaseModel):
+    """Which queue to start or stop."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instrument: str = Field(max_length=500, description="The queue's name (GET /queue lists them).")
+
+
+class QueueMove(BaseModel):
+    """Where to put a waiting run in its queue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = Field(max_length=64)
+    position: int = Field(ge=1, le=100000, description="1 = next to start.")
 
 
 class PlotList(BaseModel):

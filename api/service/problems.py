@@ -1,9 +1,10 @@
 """Errors as RFC 9457 problem details (``application/problem+json``), for every error the service gives.
 
-A :class:`Problem` raised anywhere becomes its response; request validation
-errors become 422 problems listing each field (dotted path) and what is wrong
-with it; any other exception is logged and answered with a 500 problem that
-reveals nothing of the server.
+A :class:`Problem` raised anywhere becomes its response; the run manager's and the
+store's errors become the problem :data:`PROBLEMS` gives them (one table, no try-ladder
+in the routes); request validation errors become 422 problems listing each field
+(dotted path) and what is wrong with it; any other exception is logged and answered with
+a 500 problem that reveals nothing of the server.
 """
 
 from __future__ import annotations
@@ -13,6 +14,17 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+from crossbar_hil.runs.errors import (
+    BackendUnavailable,
+    EmergencyStopLatched,
+    InstrumentBusy,
+    InvalidRun,
+    NotControllable,
+    RunRefused,
+    TooManyRuns,
+)
+from crossbar_hil.runs.export import RunNotEnded
+from crossbar_hil.runs.store import RunNotFound
 from crossbar_hil.seam.errors import HilError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -66,6 +78,35 @@ class Problem(HilError):
         self.headers = dict(headers or {})
 
 
+PROBLEMS: tuple[tuple[type[Exception], int, str], ...] = (
+    (InvalidRun, 422, "invalid-run"),
+    (InstrumentBusy, 409, "instrument-busy"),
+    (EmergencyStopLatched, 409, "emergency-stop-latched"),
+    (TooManyRuns, 429, "too-many-runs"),
+    (BackendUnavailable, 502, "backend-unavailable"),
+    (RunRefused, 503, "refused"),
+    (NotControllable, 409, "run-not-controllable"),
+    (RunNotEnded, 409, "run-not-ended"),
+    (RunNotFound, 404, "run-not-found"),
+)
+"""Each error of the core a route may let through: its HTTP status and problem type (first match wins)."""
+
+
+def as_problem(exc: Exception) -> Problem | None:
+    """The problem :data:`PROBLEMS` gives ``exc``, or None when it has none."""
+    for kind, status, name in PROBLEMS:
+        if isinstance(exc, kind):
+            detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            return Problem(
+                status,
+                str(detail),
+                kind=name,
+                errors=getattr(exc, "errors", None) if isinstance(exc, InvalidRun) else None,
+                run_id=getattr(exc, "run_id", None),
+            )
+    return None
+
+
 def problem_response(
     request: Request,
     status: int,
@@ -116,6 +157,15 @@ def install(app: FastAPI) -> None:
             run_id=exc.run_id,
             headers=exc.headers,
         )
+
+    async def _core(request: Request, exc: Exception) -> JSONResponse:
+        problem = as_problem(exc)
+        if problem is None:  # Not in the table: an internal error.
+            return await _unexpected(request, exc)
+        return await _problem(request, problem)
+
+    for kind, _, _ in PROBLEMS:
+        app.add_exception_handler(kind, _core)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

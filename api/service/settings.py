@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Literal, Self
 
+from crossbar_hil.runs.control import ControlTimes
 from crossbar_hil.runs.store import default_path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -33,6 +34,21 @@ class ServiceSettings(BaseModel):
         description="Each run in a process of its own (a busy service cannot slow the instrument's "
         "loop), or in a thread of the service.",
     )
+
+    pause_timeout_s: float = Field(
+        3600.0, gt=0, le=7 * 86400, description="A paused run not resumed within this long (s) ends stopped."
+    )
+    suspend_timeout_s: float = Field(
+        300.0,
+        ge=0,
+        le=86400,
+        description="How long (s) a run whose instrument link dropped retries the connection before "
+        "it fails.",
+    )
+
+    def control_times(self) -> ControlTimes:
+        """The pause and suspend times of the service's runs."""
+        return ControlTimes(pause_timeout_s=self.pause_timeout_s, suspend_timeout_s=self.suspend_timeout_s)
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> Self:

@@ -2,19 +2,23 @@
 
 :func:`execute` marks the run ``running``, calls
 :func:`crossbar_hil.procedures.training.run_training` with a
-:class:`~crossbar_hil.runs.recorder.StoreRecorder` (also listening to the backend's pulses
-and resets, for the pulse log: :meth:`~crossbar_hil.seam.CrossbarBackend.add_listener`) and
-records how it ended. The backend is closed (0 V) whatever happens, before the end is recorded.
+:class:`~crossbar_hil.runs.recorder.StoreRecorder` and a :class:`~crossbar_hil.runs.control.RunControl`
+(the backend wrapped in a :class:`~crossbar_hil.runs.control.ControlledBackend` for pause and
+suspend, the recorder listening to its pulses and resets for the pulse log:
+:meth:`~crossbar_hil.seam.CrossbarBackend.add_listener`) and says how it ended. The backend
+is closed (0 V) whatever happens, before the end is recorded (:func:`finish`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from crossbar_hil.procedures.training import run_training
-from crossbar_hil.runs.recorder import STORE_STOP, StoreRecorder
+from crossbar_hil.runs.control import STORE_STOP, ControlledBackend, RunControl
+from crossbar_hil.runs.recorder import StoreRecorder
 from crossbar_hil.runs.status import RunStatus, TransitionError, status_of_outcome
 from crossbar_hil.runs.store import RunStore
 from crossbar_hil.seam import CrossbarBackend
@@ -39,18 +43,31 @@ class RunEnd:
 
 
 def execute(
-    store: RunStore, run_id: str, config: RunConfig, backend: CrossbarBackend, stop: StopSignal
+    store: RunStore,
+    run_id: str,
+    config: RunConfig,
+    backend: CrossbarBackend,
+    control: RunControl | StopSignal,
+    reopen: Callable[[], CrossbarBackend] | None = None,
 ) -> RunEnd:
-    """Train run ``run_id`` on ``backend`` (open), recording it in ``store``; ``stop`` ends it early.
+    """Train run ``run_id`` on ``backend`` (open), recording it in ``store``, obeying ``control``
+    (the requests stored for the run; its stop ends it early; a bare :class:`StopSignal` is read
+    as the control of the run with that stop); ``reopen`` opens the instrument again after a link
+    drop (None: a link error ends the run).
 
     The backend is closed (0 V, released) before this returns, whatever happened; the caller
     then records the end, so that a run seen finished never still holds its instrument.
     """
-    recorder = StoreRecorder(store, run_id, stop)
-    backend.add_listener(recorder)
+    if isinstance(control, StopSignal):
+        control = RunControl(store, run_id, control)
+    stop = control.stop
+    recorder = StoreRecorder(store, run_id)
+    control.read_v = config.training.read_v
+    recording = ControlledBackend(backend, control, reopen)
+    recording.add_listener(recorder)
     try:
         try:
-            store.transition(run_id, RunStatus.RUNNING, identity=backend.info.identity)
+            store.transition(run_id, RunStatus.RUNNING, identity=recording.info.identity)
         except TransitionError as e:
             # Stopped while queued (by this process or by `hil runs stop` from another): nothing
             # is sent, not even the start-state resets.
@@ -59,16 +76,22 @@ def execute(
             if e.current.finished:
                 return RunEnd(e.current, {})
             return RunEnd.of(Outcome.STOPPED, stop.reason)
-        run = run_training(config, backend=backend, observers=[recorder], stop=stop)
+        control.sync()
+        control.start_polling()
+        run = run_training(config, backend=recording, observers=[recorder, control], stop=stop)
         result = run.result
         return RunEnd.of(result.outcome, result.error_message, result=run.to_dict(with_history=False))
     except Exception as e:
         log.exception("run %s failed", run_id)
         return RunEnd.of(Outcome.FAULT, f"{type(e).__name__}: {e}")
     finally:
-        recorder.close()
-        backend.remove_listener(recorder)
-        backend.close()
+        control.close()
+        recording.remove_listener(recorder)
+        recording.close()
+
+
+_HELD = (RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.SUSPENDED)
+"""Statuses of a run whose worker holds its instrument."""
 
 
 def finish(store: RunStore, run_id: str, end: RunEnd) -> None:
@@ -76,7 +99,7 @@ def finish(store: RunStore, run_id: str, end: RunEnd) -> None:
     current = store.get_run(run_id).status
     if current is end.status and current.finished:  # Ended before it ran (e.g. interrupted).
         return
-    if end.status is RunStatus.STOPPED and current is RunStatus.RUNNING:
+    if end.status is RunStatus.STOPPED and current in _HELD:
         store.transition(run_id, RunStatus.STOPPING)
     try:
         store.transition(run_id, end.status, **end.fields)

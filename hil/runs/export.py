@@ -23,6 +23,7 @@ class RunNotEnded(HilError, ValueError):
     """The run is still going: it has no result yet (its epochs so far are in the store)."""
 
     def __init__(self, run: Run) -> None:
+        self.run_id = run.id
         super().__init__(f"run {run.id} has not ended (it is {run.status}); its epochs so far are stored")
 
 

@@ -1,29 +1,30 @@
-"""`RunManager`: training runs in the background, one per physical instrument at a time.
+"""`RunManager`: admission of training runs, a queue per instrument, and their workers.
 
-A run is started from a :class:`~crossbar_hil.training.config.RunConfig`: its backend is
-built by name through the registry and opened at once (so a bad parameter, an
-unreachable instrument or a pulse above the instrument's limits is refused before
-the run exists), then trained by :func:`crossbar_hil.runs.execute.execute` (which calls
-:func:`crossbar_hil.procedures.training.run_training`, recording into the store) in a
-thread of this process, or, with ``isolation="process"`` (the service's choice),
-in a process of its own (:mod:`crossbar_hil.runs.worker`) that opens the backend again and
-that a thread here watches. The end of a run is recorded after its instrument is
-released.
+The manager admits a run (the backend name is registered, no file path among its params
+when ``allow_path_params=False``, the instrument free or the run queued, the emergency stop
+not latched) and hands it to a worker (:mod:`crossbar_hil.runs.worker`), in a thread of this
+process or, with ``isolation="process"`` (the service's choice), in a process of its own.
+The worker owns the instrument from the check to the close: it opens the backend (one
+handshake), makes the checks that need it (a refusal comes back as :class:`InvalidRun`
+naming the field, an instrument that does not answer as :class:`BackendUnavailable`), and
+only then is the run created in the store and told to go. This process never opens a device,
+and never waits for one while its lock is held.
 
-Runs on a physical instrument (a backend given a ``resource`` or ``port``, or any
-backend other than the emulator) are exclusive: a second start on the same
-instrument is refused with the run that holds it. Emulator runs can go side by
-side, up to ``max_emulator_runs``.
+**Queues.** Every run belongs to a queue: its instrument (a backend given a ``resource`` or
+``port``, or any backend other than the emulator: one run at a time), or ``emulator``
+(up to ``max_emulator_runs`` side by side). A run for a busy queue is refused
+(:class:`InstrumentBusy`, :class:`TooManyRuns`) unless it asks to wait (``if_busy="queue"``):
+then it is stored ``queued`` with a ``queue_position`` and started when its turn comes and
+the queue is ``started``. A stopped queue lets its current run finish and starts no more; a
+run that fails (or is interrupted) stops its queue unless it says ``on_failure="continue"``.
+The queues live in the store; at start-up (:meth:`recover`) every queue with runs waiting is
+stopped: a person starts it again (:meth:`start_queue`).
 
-With ``allow_path_params=False`` (the service's choice) a backend parameter that is
-a file path (a driver's ``traffic_log``, the emulator's ``trace``, a trace device's
-``path``: any field its ``params_model`` types as a path) is refused, naming the
-field: the server's files are not for a client to read or write.
-
-Stopping is idempotent and takes effect before the run's next pulse; the
-procedure then leaves the instrument at 0 V. The emergency stop stops every run,
-sends an abort (0 V) to every instrument in use at once, and latches (kept in
-the store): no run starts until it is cleared.
+**Requests** (stop, pause, resume) are written in the store, then the worker is rung to read
+them at once (the worker also reads them every 0.2 s, so ``hil runs stop`` from another
+process works too). The emergency stop stops every run, sends an abort (0 V) to every
+instrument in use at once, and latches (kept in the store): no run starts until it is
+cleared.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -38,56 +40,45 @@ from multiprocessing.connection import Connection
 from pathlib import PurePath
 from typing import Any, Literal
 
-from crossbar_hil.runs.execute import RunEnd, execute, finish
-from crossbar_hil.runs.store import Run, RunStore, now, process_owner
+from crossbar_hil.runs import worker
+from crossbar_hil.runs.control import ControlTimes
+from crossbar_hil.runs.errors import (
+    BackendUnavailable,
+    EmergencyStopLatched,
+    InstrumentBusy,
+    InvalidRun,
+    NotControllable,
+    RunRefused,
+    TooManyRuns,
+)
+from crossbar_hil.runs.execute import RunEnd, finish
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import OnFailure, PauseWhen, Run, RunNotFound, RunStore, now, process_owner
 from crossbar_hil.seam import CrossbarBackend
-from crossbar_hil.seam.errors import HilError, LimitError
 from crossbar_hil.seam.registry import available_backends, backend_factory, create_backend
 from crossbar_hil.training.config import BackendSpec, RunConfig
 from crossbar_hil.training.history import Outcome
-from crossbar_hil.training.rules import make_rule
-from crossbar_hil.training.stop import StopSignal
-from crossbar_hil.training.trainer import Trainer
 from pydantic import BaseModel, ValidationError
+
+__all__ = [
+    "BackendUnavailable",
+    "EmergencyStopLatched",
+    "InstrumentBusy",
+    "InvalidRun",
+    "NotControllable",
+    "RunManager",
+    "RunRefused",
+    "TooManyRuns",
+    "instrument_key",
+    "queue_key",
+]
 
 log = logging.getLogger(__name__)
 
 EMULATOR = "emulator"
 ESTOP_SETTING = "emergency_stop"
-
-
-class RunRefused(HilError):
-    """A run was not started; the message says why."""
-
-
-class InvalidRun(RunRefused, ValueError):
-    """The config cannot run: ``errors`` maps each offending field (dotted path) to what is wrong."""
-
-    def __init__(self, errors: Mapping[str, str]) -> None:
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
-
-
-class InstrumentBusy(RunRefused):
-    """Another run holds the instrument."""
-
-    def __init__(self, instrument: str, run_id: str) -> None:
-        self.instrument, self.run_id = instrument, run_id
-        super().__init__(
-            f"instrument {instrument!r} is in use by run {run_id}; stop it or wait for it to end"
-        )
-
-
-class TooManyRuns(RunRefused):
-    """The limit of emulator runs side by side is reached."""
-
-
-class EmergencyStopLatched(RunRefused):
-    """The emergency stop is latched: nothing starts until it is cleared."""
-
-
-class BackendUnavailable(RunRefused):
-    """The backend could not be opened (instrument unreachable, refused, wrong answer)."""
+IfBusy = Literal["refuse", "queue"]
+"""What a start does when its queue is busy: refuse (409/429), or wait in the queue."""
 
 
 def instrument_key(spec: BackendSpec) -> str | None:
@@ -136,41 +127,40 @@ PATH_REFUSED = (
 )
 
 
+def queue_key(spec: BackendSpec) -> str:
+    """The queue a run of ``spec`` belongs to: its instrument, or ``emulator``."""
+    return instrument_key(spec) or EMULATOR
+
+
 @dataclass
 class _Active:
-    run_id: str
+    """A run this manager has handed to a worker (``run_id`` None while a new run is checked)."""
+
+    queue: str
     instrument: str | None
-    stop: StopSignal
-    backend: CrossbarBackend | None
-    """The open backend (thread mode); None when the run's worker process holds it."""
+    run_id: str | None
+    conn: Connection | None = None
+    checked: threading.Event = field(default_factory=threading.Event)
+    refusal: RunRefused | None = None
+    created: Run | None = None
+    """The run as created, before its worker was told to go."""
     thread: threading.Thread | None = None
-    commands: Connection | None = None
-    """The pipe to the run's worker process (process mode)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
-    def request_stop(self, reason: str) -> None:
-        """End the run before its next pulse."""
-        self.stop.set(reason)
-        self._send(("stop", reason))
-
-    def abort(self) -> None:
-        """0 V now (waits for an operation in flight)."""
-        if self.backend is not None:
-            _abort_quietly(self.backend)
-        self._send(("abort",))
-
-    def _send(self, message: tuple[object, ...]) -> None:
+    def send(self, message: tuple[object, ...]) -> None:
+        """Tell the worker (nothing when it has ended)."""
         with self.lock:
-            if self.commands is not None:
-                with suppress(OSError, ValueError):  # The worker has ended.
-                    self.commands.send(message)
+            if self.conn is not None:
+                with suppress(OSError, ValueError, BrokenPipeError):
+                    self.conn.send(message)
 
 
 BackendBuilder = Callable[[str, Mapping[str, Any]], CrossbarBackend]
 
 
 class RunManager:
-    """Starts, tracks and stops the runs of one process, recorded in ``store``."""
+    """Admits, queues, starts and stops the runs of one process, recorded in ``store``."""
 
     def __init__(
         self,
@@ -181,6 +171,7 @@ class RunManager:
         backend_names: Callable[[], Iterable[str]] = lambda: available_backends().keys(),
         isolation: Literal["thread", "process"] = "thread",
         allow_path_params: bool = True,
+        times: ControlTimes | None = None,
     ) -> None:
         if isolation not in ("thread", "process"):
             raise ValueError(f"isolation must be 'thread' or 'process', not {isolation!r}")
@@ -192,21 +183,29 @@ class RunManager:
         self.store = store
         self.allow_path_params = allow_path_params
         self.max_emulator_runs = max_emulator_runs
+        self.times = times or ControlTimes()
         self.owner = process_owner()
         self._build_backend = build_backend
         self._backend_names = backend_names
         self._lock = threading.RLock()
         self._active: dict[str, _Active] = {}
+        """By token: every run handed to a worker and not yet ended."""
         self._threads: dict[str, threading.Thread] = {}
-        """Every run thread not yet waited for (it outlives its entry in ``_active`` while it
-        records the run's end)."""
+        """By run id: every run thread not yet waited for (it outlives its entry in ``_active``)."""
         self._closed = False
 
-    # ------------------------------------------------------------------ starting
+    # ------------------------------------------------------------------ admission
     def start(
-        self, config: RunConfig, *, idempotency_key: str | None = None, request_hash: str | None = None
+        self,
+        config: RunConfig,
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        if_busy: IfBusy = "refuse",
+        on_failure: OnFailure = "stop",
     ) -> tuple[Run, bool]:
-        """Start a run; returns it and whether it is new (False: the run of ``idempotency_key``).
+        """Start a run, or queue it (``if_busy="queue"``) when its queue is busy; returns it and
+        whether it is new (False: the run of ``idempotency_key``).
 
         Raises :class:`InvalidRun` (naming the field), :class:`InstrumentBusy`,
         :class:`TooManyRuns`, :class:`EmergencyStopLatched` or :class:`BackendUnavailable`.
@@ -220,39 +219,30 @@ class RunManager:
                             {"Idempotency-Key": "already used for a different request; use a new key"}
                         )
                     return earlier, False
-            self._check_startable(config)
-            backend = self._open(config)
-            try:
-                self._check_fits(config, backend)
-                if self.emergency_stop_state() is not None:  # Latched while the backend opened.
-                    raise EmergencyStopLatched(self._latched_message())
-                run = self.store.create_run(
-                    config,
-                    instrument=instrument_key(config.backend),
-                    idempotency_key=idempotency_key,
-                    request_hash=request_hash,
-                    owner=self.owner,
-                )
-            except BaseException:
-                backend.close()
-                raise
-            if self.isolation == "process":
-                backend.close()  # Checked; the run's own process opens it again.
-                active = _Active(run.id, instrument_key(config.backend), StopSignal(), None)
-                target: Callable[..., None] = self._run_process
-            else:
-                active = _Active(run.id, instrument_key(config.backend), StopSignal(), backend)
-                target = self._run_thread
-            active.thread = threading.Thread(
-                target=target, args=(active, config), name=f"run-{run.id[:8]}", daemon=True
-            )
-            self._active[run.id] = active
-            self._threads = {k: t for k, t in self._threads.items() if t.is_alive()}
-            self._threads[run.id] = active.thread
-            active.thread.start()
-            return run, True
+            self._admit(config)
+            key = queue_key(config.backend)
+            fields = {
+                "instrument": instrument_key(config.backend),
+                "idempotency_key": idempotency_key,
+                "request_hash": request_hash,
+                "owner": self.owner,
+                "queue": key,
+                "on_failure": on_failure,
+            }
+            busy = self._busy(key)
+            if busy is not None:
+                if if_busy == "refuse":
+                    raise busy
+                return self.store.create_run(config, wait=True, **fields), True  # type: ignore[arg-type]
+            active = self._hand_over(key, config.backend, None, config, fields)
+        active.checked.wait()
+        if active.refusal is not None:
+            raise active.refusal
+        assert active.created is not None
+        return active.created, True
 
-    def _check_startable(self, config: RunConfig) -> None:
+    def _admit(self, config: RunConfig) -> None:
+        """What is checked without the device: open for business, no latch, a known name, no paths."""
         if self._closed:
             raise RunRefused("the run manager is shut down")
         if self.emergency_stop_state() is not None:
@@ -267,129 +257,252 @@ class RunManager:
             paths = path_params(config.backend)
             if paths:
                 raise InvalidRun(dict.fromkeys(paths, PATH_REFUSED))
-        key = instrument_key(config.backend)
-        if key is not None:
-            for other in self._active.values():
-                if other.instrument == key:
-                    raise InstrumentBusy(key, other.run_id)
-        else:
-            emulators = sum(1 for a in self._active.values() if a.instrument is None)
-            if emulators >= self.max_emulator_runs:
-                raise TooManyRuns(
-                    f"{emulators} emulator runs are going, the most allowed side by side "
-                    f"(max_emulator_runs={self.max_emulator_runs}); wait for one to end"
+
+    def _busy(self, key: str) -> RunRefused | None:
+        """Why queue ``key`` cannot start a run now (runs wait in it, or it is full); None if it can."""
+        holding = [a for a in self._active.values() if a.queue == key]
+        waiting = self.store.queued(key)
+        if key == EMULATOR:
+            if len(holding) >= self.max_emulator_runs or waiting:
+                return TooManyRuns(
+                    f"{len(holding)} emulator runs are going, the most allowed side by side "
+                    f"(max_emulator_runs={self.max_emulator_runs}), and {len(waiting)} wait; wait for "
+                    'one to end, or queue this run ("if_busy": "queue")'
                 )
+            return None
+        if holding:
+            return InstrumentBusy(key, holding[0].run_id or "(being checked)")
+        if waiting:
+            return InstrumentBusy(key, waiting[0].id)
+        return None
 
-    def _open(self, config: RunConfig) -> CrossbarBackend:
-        spec = config.backend
-        try:
-            return self._build_backend(spec.name, spec.params)
-        except ValidationError as e:
-            raise InvalidRun(
-                {
-                    ".".join(["backend.params", *(str(p) for p in err["loc"])]): err["msg"]
-                    for err in e.errors(include_url=False)
-                }
-            ) from e
-        except (ValueError, TypeError, FileNotFoundError) as e:
-            raise InvalidRun({"backend.params": f"{type(e).__name__}: {e}"}) from e
-        except Exception as e:  # Unreachable instrument, refused connection, wrong answer, driver bug.
-            raise BackendUnavailable(f"cannot open the {spec.name!r} backend: {type(e).__name__}: {e}") from e
+    def _hand_over(
+        self,
+        key: str,
+        spec: BackendSpec,
+        run_id: str | None,
+        config: RunConfig,
+        fields: Mapping[str, Any] | None = None,
+    ) -> _Active:
+        """Reserve the queue's place and start the run's thread (its worker checks, then runs)."""
+        active = _Active(key, instrument_key(spec), run_id)
+        active.thread = threading.Thread(
+            target=self._run, args=(active, config, dict(fields or {})), name="run-check", daemon=True
+        )
+        self._active[active.token] = active
+        active.thread.start()
+        return active
 
-    @staticmethod
-    def _check_fits(config: RunConfig, backend: CrossbarBackend) -> None:
-        """The checks the trainer makes before sending anything, made before the run exists."""
+    # ------------------------------------------------------------------ one run's thread
+    def _run(self, active: _Active, config: RunConfig, fields: dict[str, Any]) -> None:
+        """Start the worker, relay its check, create (or start) the run, relay its events, record the end."""
+        conn, worker_conn = multiprocessing.Pipe(duplex=True)
+        process: multiprocessing.process.BaseProcess | None = None
+        args = (str(self.store.path), config.model_dump_json(), self.times.model_dump_json())
+        if self.isolation == "process":
+            ctx = multiprocessing.get_context("spawn")
+            process = ctx.Process(
+                target=worker.main, args=(*args, worker_conn), name="run-worker", daemon=True
+            )
+            process.start()
+            worker_conn.close()
+            runner: threading.Thread | None = None
+        else:
+            runner = threading.Thread(
+                target=self._serve_here, args=(worker_conn, *args), name="run-worker", daemon=True
+            )
+            runner.start()
         try:
-            make_rule(config.training).check_backend(backend)
-        except ValueError as e:  # The rule needs what this backend lacks (a reset, depression).
-            raise InvalidRun({"training.rule": str(e)}) from e
-        try:
-            Trainer(backend, config.task, config.training)
-        except LimitError as e:
-            raise InvalidRun({e.field: str(e)}) from e
-        except ValueError as e:  # The task does not fit the crossbar.
-            raise InvalidRun({"task": str(e)}) from e
-
-    # ------------------------------------------------------------------ running
-    def _run_thread(self, active: _Active, config: RunConfig) -> None:
-        """The run, in this thread (the backend is already open)."""
-        assert active.backend is not None
-        end = RunEnd.of(Outcome.FAULT, "the run thread ended early")
-        try:
-            end = execute(self.store, active.run_id, config, active.backend, active.stop)
-        finally:
-            self._done(active, end)
-
-    def _run_process(self, active: _Active, config: RunConfig) -> None:
-        """The run, in a process of its own (see :mod:`crossbar_hil.runs.worker`); this thread relays."""
-        from crossbar_hil.runs import worker
-
-        ctx = multiprocessing.get_context("spawn")
-        commands_in, commands = ctx.Pipe(duplex=False)
-        notes, notes_out = ctx.Pipe(duplex=False)
-        args = (str(self.store.path), active.run_id, config.model_dump_json(), commands_in, notes_out)
-        process = ctx.Process(target=worker.main, args=args, name=f"run-{active.run_id[:8]}", daemon=True)
-        end: RunEnd | None = None
-        try:
-            with active.lock:
-                process.start()
-                commands_in.close()
-                notes_out.close()
-                active.commands = commands
-            if active.stop.is_set:  # Stopped while the process started.
-                active.request_stop(active.stop.reason)
+            if not self._begin(active, conn, config, fields):
+                return
             while True:
                 try:
-                    kind, value = notes.recv()
+                    kind, value = conn.recv()
                 except (EOFError, OSError):
                     break
                 if kind == "event":
-                    self.store.note_event(active.run_id, value)
-                elif kind == "end":
-                    end = value
-            process.join()
+                    self.store.note_event(str(active.run_id), int(value))
+                elif kind == "released":  # Instrument at 0 V and released: free it, record the end.
+                    with self._lock:
+                        self._active.pop(active.token, None)
+                    try:
+                        finish(self.store, str(active.run_id), value)
+                    finally:
+                        active.send(("recorded",))
+                    break
         finally:
             with active.lock:
-                commands.close()
-                active.commands = None
-            notes.close()
-            if end is None:
-                error = f"the run's process ended without reporting an end (exit code {process.exitcode})"
-                end = RunEnd.of(Outcome.FAULT, error)
-            self._done(active, end)
+                active.conn = None
+            conn.close()
+            if process is not None:
+                process.join()
+            if runner is not None:
+                runner.join()
+            active.checked.set()
+            self._done(active, None if process is None else process.exitcode)
 
-    def _done(self, active: _Active, end: RunEnd) -> None:
-        """Release the instrument, then record the end: a run seen finished holds nothing."""
-        with self._lock:
-            self._active.pop(active.run_id, None)
+    def _serve_here(self, conn: Connection, database: str, config_json: str, times_json: str) -> None:
         try:
-            finish(self.store, active.run_id, end)
+            worker.serve(conn, database, config_json, times_json, self._build_backend)
+        finally:
+            conn.close()
+
+    def _begin(self, active: _Active, conn: Connection, config: RunConfig, fields: dict[str, Any]) -> bool:
+        """The worker's check; then the run in the store and ``go``. False when it does not go."""
+        try:
+            answer = conn.recv()
+        except (EOFError, OSError):
+            answer = ("unavailable", "the run's worker ended before it answered the check")
+        refusal: RunRefused | None = None
+        if answer[0] == "refused":
+            refusal = InvalidRun(answer[1])
+        elif answer[0] != "ready":
+            refusal = BackendUnavailable(str(answer[1]))
+        with self._lock:
+            if refusal is None and self.emergency_stop_state() is not None:  # Latched meanwhile.
+                refusal = EmergencyStopLatched(self._latched_message())
+            if refusal is None and self._closed:
+                refusal = RunRefused("the run manager is shut down")
+            if refusal is not None:
+                with suppress(OSError, ValueError, BrokenPipeError):
+                    conn.send(("cancel",))
+                if active.run_id is not None:  # A run from its queue: it fails, naming why.
+                    with suppress(ValueError):
+                        self.store.transition(
+                            active.run_id, RunStatus.FAILED, outcome="fault", error=str(refusal)
+                        )
+                active.refusal = refusal
+                return False
+            if active.run_id is None:
+                active.created = self.store.create_run(config, **fields)
+                active.run_id = active.created.id
+            with active.lock:
+                active.conn = conn
+            self._threads = {k: t for k, t in self._threads.items() if t.is_alive()}
+            if active.thread is not None:
+                self._threads[active.run_id] = active.thread
+        active.send(("go", active.run_id))
+        active.checked.set()
+        return True
+
+    def _done(self, active: _Active, exitcode: int | None) -> None:
+        """The worker has ended (its instrument released): record an end it could not, start the next."""
+        with self._lock:
+            self._active.pop(active.token, None)
+        try:
+            run = None
+            if active.run_id is not None:
+                with suppress(RunNotFound):  # Deleted once ended.
+                    run = self.store.get_run(active.run_id)
+            if run is not None:
+                if not run.status.finished and active.refusal is None:
+                    error = f"the run's worker ended without recording an end (exit code {exitcode})"
+                    finish(self.store, run.id, worker.failed(error))
+                    run = self.store.get_run(run.id)
+                failed = run.status in (RunStatus.FAILED, RunStatus.INTERRUPTED)
+                if failed and run.on_failure == "stop" and self.store.queued(active.queue):
+                    why = f"run {run.id} {run.status}: {run.error or ''}".strip()
+                    self.store.set_queue_state(active.queue, "stopped", why)
+            self.advance(active.queue)
+        except Exception:
+            log.exception("run %s: recording its end failed", active.run_id)
         finally:
             self.store.release_thread()
 
-    # ------------------------------------------------------------------ stopping
-    def stop(self, run_id: str, reason: str = "stop requested") -> Run:
-        """Stop a run before its next pulse. Idempotent; a finished run is returned unchanged."""
-        self.store.request_stop(run_id)
+    # ------------------------------------------------------------------ queues
+    def advance(self, key: str) -> list[str]:
+        """Start the next runs waiting in queue ``key`` while it is started and has room; their ids."""
+        started = []
         with self._lock:
-            active = self._active.get(run_id)
-        if active is not None:
-            active.request_stop(reason)
+            while not self._closed and self.emergency_stop_state() is None:
+                if self.store.queue_state(key) != "started":
+                    break
+                holding = sum(1 for a in self._active.values() if a.queue == key)
+                if holding >= (self.max_emulator_runs if key == EMULATOR else 1):
+                    break
+                waiting = self.store.queued(key)
+                if not waiting:
+                    break
+                run = self.store.transition_out_of_queue(waiting[0].id)
+                self._hand_over(key, run.run_config.backend, run.id, run.run_config)
+                started.append(run.id)
+        return started
+
+    def start_queue(self, key: str) -> list[str]:
+        """Start queue ``key``: its next runs start now and when runs end; returns those started now."""
+        if self._closed:
+            raise RunRefused("the run manager is shut down")
+        if self.emergency_stop_state() is not None:
+            raise EmergencyStopLatched(self._latched_message())
+        self.store.set_queue_state(key, "started")
+        return self.advance(key)
+
+    def stop_queue(self, key: str, reason: str = "stopped on request") -> None:
+        """Stop queue ``key``: its current run finishes, no other starts."""
+        self.store.set_queue_state(key, "stopped", reason)
+
+    def remove(self, run_id: str) -> None:
+        """Take a waiting run out of its queue and delete it; :class:`NotControllable` otherwise."""
+        try:
+            self.store.delete_run(run_id)
+        except ValueError as e:
+            raise NotControllable(str(e), run_id) from e
+
+    def move(self, run_id: str, position: int) -> Run:
+        """Put a waiting run at ``position`` (1 = next) of its queue."""
+        try:
+            return self.store.move(run_id, position)
+        except ValueError as e:
+            raise NotControllable(str(e), run_id) from e
+
+    # ------------------------------------------------------------------ requests
+    def _ring(self, run_id: str) -> None:
+        with self._lock:
+            actives = [a for a in self._active.values() if a.run_id == run_id]
+        for active in actives:
+            active.send(("wake",))
+
+    def stop(self, run_id: str, reason: str = "stop requested") -> Run:
+        """Stop a run before its next pulse (a waiting run never starts). Idempotent; a finished
+        run is returned unchanged."""
+        run = self.store.get_run(run_id)
+        waiting = run.status is RunStatus.QUEUED and run.queue_position is not None
+        self.store.request_stop(run_id, reason)
+        if waiting:  # No worker holds it: it ends here.
+            finish(self.store, run_id, RunEnd.of(Outcome.STOPPED, reason))
+        self._ring(run_id)
+        return self.store.get_run(run_id)
+
+    def pause(self, run_id: str, when: PauseWhen = "after_epoch") -> Run:
+        """Ask a running run to pause (after the epoch in flight, or before the next operation)."""
+        try:
+            self.store.request_pause(run_id, when)
+        except ValueError as e:
+            raise NotControllable(str(e), run_id) from e
+        self._ring(run_id)
+        return self.store.get_run(run_id)
+
+    def resume(self, run_id: str) -> Run:
+        """Resume a paused run (it re-reads the crossbar, then goes on)."""
+        try:
+            self.store.request_resume(run_id)
+        except ValueError as e:
+            raise NotControllable(str(e), run_id) from e
+        self._ring(run_id)
         return self.store.get_run(run_id)
 
     def emergency_stop(self, reason: str = "emergency stop") -> list[str]:
         """Latch, stop every run and bring every instrument in use to 0 V now; returns the run ids."""
         self.store.set_setting(ESTOP_SETTING, {"reason": reason, "at": now()})
         with self._lock:
-            actives = list(self._active.values())
+            actives = [a for a in self._active.values() if a.run_id is not None]
         for active in actives:
-            self.stop(active.run_id, f"emergency stop: {reason}")
-            # 0 V now, not only at the run's next check (waits for an operation in flight).
-            threading.Thread(target=active.abort, daemon=True).start()
-        return [a.run_id for a in actives]
+            active.send(("abort",))  # 0 V now, not only at the run's next check.
+            self.stop(str(active.run_id), f"emergency stop: {reason}")
+        return [str(a.run_id) for a in actives]
 
     def clear_emergency_stop(self) -> None:
-        """Release the latch: runs may start again."""
+        """Release the latch: runs may start again (stopped queues stay stopped)."""
         self.store.set_setting(ESTOP_SETTING, None)
 
     def emergency_stop_state(self) -> dict[str, Any] | None:
@@ -406,13 +519,16 @@ class RunManager:
 
     # ------------------------------------------------------------------ life cycle
     def recover(self) -> list[str]:
-        """Mark ``interrupted`` the runs left active by a process that is gone (call at start-up)."""
-        return self.store.recover()
+        """At start-up: mark ``interrupted`` the runs left active by a process that is gone, and
+        stop every queue with runs waiting (a person starts it again). Returns the interrupted ids."""
+        lost = self.store.recover()
+        self.store.stop_waiting_queues("the service restarted: start the queue to go on")
+        return lost
 
     def active_runs(self) -> list[str]:
         """Ids of the runs this manager is running."""
         with self._lock:
-            return list(self._active)
+            return [a.run_id for a in self._active.values() if a.run_id is not None]
 
     def wait(self, run_id: str, timeout_s: float | None = None) -> bool:
         """Wait for a run of this manager to end, its end recorded; True when it has (or was not
@@ -429,25 +545,20 @@ class RunManager:
         return True
 
     def shutdown(self, timeout_s: float = 30.0) -> bool:
-        """Stop every run (0 V) and wait for them; no run starts afterwards. False when a run
-        thread is still going after ``timeout_s`` (s) (then leave the store open)."""
+        """Stop every run (0 V) and wait for them; no run starts afterwards (waiting runs stay
+        queued). False when a run thread is still going after ``timeout_s`` (s) (then leave the
+        store open)."""
         with self._lock:
             self._closed = True
-            ids = list(self._active)
-        for run_id in ids:
-            self.stop(run_id, "the service is shutting down")
-        with self._lock:
-            waiting = list(self._threads)
+            actives = list(self._active.values())
+        for active in actives:
+            if active.run_id is not None:
+                self.stop(active.run_id, "the service is shutting down")
         ended = True
-        for run_id in waiting:
-            if not self.wait(run_id, timeout_s):
-                log.error("run %s did not stop within %s s", run_id, timeout_s)
-                ended = False
+        for active in actives:
+            if active.thread is not None:
+                active.thread.join(timeout_s)
+                if active.thread.is_alive():
+                    log.error("run %s did not stop within %s s", active.run_id, timeout_s)
+                    ended = False
         return ended
-
-
-def _abort_quietly(backend: CrossbarBackend) -> None:
-    try:
-        backend.abort()
-    except Exception as e:  # The run's own abort reports it; this one is extra.
-        log.warning("emergency abort of %s failed: %s", backend, e)

@@ -2,15 +2,18 @@
 
 ::
 
-    queued ──► running ──► converged | not_converged | failed | interrupted
-      │           │
-      │           ▼
+    queued ──► running ◄──► paused        (running ──► converged | not_converged | failed | interrupted)
+      │        │  ▲  ▲
+      │        │  │  └────► suspended     (the link dropped; reconnected ──► running, else failed)
+      │        ▼  │
       └──────► stopping ─► stopped | converged | not_converged | failed | interrupted
 
-A stop that arrives as the run ends on its own still ends it with that outcome
+``paused`` and ``suspended`` hold the instrument at 0 V with the run's process and
+history kept; either may be stopped (``-> stopping``) or end in a fault. A stop that
+arrives as the run ends on its own still ends it with that outcome
 (``stopping -> converged``). Finished statuses have no way out. Everything that
-changes a status (the run manager, the store's crash recovery, the CLI's stop)
-goes through :func:`check_transition`.
+changes a status (the run manager, the run's worker, the store's crash recovery,
+the CLI's stop) goes through :func:`check_transition`.
 """
 
 from __future__ import annotations
@@ -25,8 +28,13 @@ class RunStatus(StrEnum):
     """Where a run is in its life."""
 
     QUEUED = "queued"
-    """Accepted, its backend open; the training thread has not begun."""
+    """Accepted; waiting for its instrument (in its queue, see ``queue_position``) or for its worker
+    to begin."""
     RUNNING = "running"
+    PAUSED = "paused"
+    """Paused on request: the instrument held at 0 V (ABOR sent), process and history kept."""
+    SUSPENDED = "suspended"
+    """The instrument's link dropped: the worker retries the connection with back-off."""
     STOPPING = "stopping"
     """A stop was requested; the run ends before its next pulse."""
     STOPPED = "stopped"
@@ -50,7 +58,13 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.QUEUED: frozenset(
         {RunStatus.RUNNING, RunStatus.STOPPING, RunStatus.FAILED, RunStatus.INTERRUPTED}
     ),
-    RunStatus.RUNNING: _ENDINGS | {RunStatus.STOPPING},
+    RunStatus.RUNNING: _ENDINGS | {RunStatus.STOPPING, RunStatus.PAUSED, RunStatus.SUSPENDED},
+    RunStatus.PAUSED: frozenset(
+        {RunStatus.RUNNING, RunStatus.STOPPING, RunStatus.FAILED, RunStatus.INTERRUPTED}
+    ),
+    RunStatus.SUSPENDED: frozenset(
+        {RunStatus.RUNNING, RunStatus.STOPPING, RunStatus.FAILED, RunStatus.INTERRUPTED}
+    ),
     RunStatus.STOPPING: _ENDINGS | {RunStatus.STOPPED},
     RunStatus.STOPPED: frozenset(),
     RunStatus.CONVERGED: frozenset(),
@@ -61,7 +75,10 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 """Every allowed transition: ``TRANSITIONS[a]`` holds each status ``a`` may move to."""
 
 ACTIVE = frozenset(s for s in RunStatus if not s.finished)
-"""Statuses of a run that is not over (queued, running, stopping)."""
+"""Statuses of a run that is not over (queued, running, paused, suspended, stopping)."""
+
+STOPPABLE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.SUSPENDED})
+"""Statuses a stop request moves to ``stopping``."""
 
 
 class TransitionError(HilError, ValueError):

@@ -31,12 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from crossbar_hil.runs.status import ACTIVE, RunStatus, check_transition
+from crossbar_hil.runs.status import ACTIVE, STOPPABLE, RunStatus, check_transition
 from crossbar_hil.seam.errors import HilError
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import EpochRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the database layout this code writes."""
 
 STORE_ENV = "HIL_DB"
@@ -110,8 +110,32 @@ def _script(db: sqlite3.Connection, script: str) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _create_v1}
+def _v2_run_control(db: sqlite3.Connection) -> None:
+    """Version 2: pause requests, the queue of each instrument."""
+    _script(
+        db,
+        """
+        ALTER TABLE runs ADD COLUMN pause_request TEXT;
+        ALTER TABLE runs ADD COLUMN queue TEXT;
+        ALTER TABLE runs ADD COLUMN queue_position INTEGER;
+        ALTER TABLE runs ADD COLUMN on_failure TEXT NOT NULL DEFAULT 'stop';
+        CREATE INDEX runs_queue ON runs (queue, queue_position);
+        CREATE TABLE queues (name TEXT PRIMARY KEY, state TEXT NOT NULL, changed_at TEXT NOT NULL,
+                             reason TEXT)
+        """,
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _create_v1, 2: _v2_run_control}
 """``MIGRATIONS[n]`` brings a version ``n - 1`` file to version ``n`` (1 creates the tables)."""
+
+
+PauseWhen = Literal["after_epoch", "now"]
+"""When a pause takes effect: after the epoch in flight is recorded, or before the next operation."""
+OnFailure = Literal["stop", "continue"]
+"""What a queue does when one of its runs fails."""
+QueueState = Literal["started", "stopped"]
+"""A started queue starts its next run when its instrument is free; a stopped one starts none."""
 
 
 class StoreError(HilError, RuntimeError):
@@ -162,6 +186,14 @@ class Run:
     idempotency_key: str | None
     request_hash: str | None
     owner: str
+    pause_request: PauseWhen | None = None
+    """A pause asked for and not yet resumed: 'after_epoch' or 'now'."""
+    queue: str | None = None
+    """The queue it belongs to: its instrument, or 'emulator'."""
+    queue_position: int | None = None
+    """1 for the next to start, while it waits in its queue; None otherwise."""
+    on_failure: OnFailure = "stop"
+    """What its queue does when it fails: 'stop' (the default) or 'continue'."""
 
     @property
     def run_config(self) -> RunConfig:
@@ -290,13 +322,25 @@ class RunStore:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         owner: str | None = None,
+        queue: str | None = None,
+        wait: bool = False,
+        on_failure: OnFailure = "stop",
     ) -> Run:
-        """A new ``queued`` run (and its first status event)."""
+        """A new ``queued`` run (and its first status event); with ``wait`` it joins the end of
+        ``queue`` (``queue_position`` set) instead of starting at once."""
         run_id = uuid.uuid4().hex
         with self._write() as db:
+            position = None
+            if wait:
+                row = db.execute(
+                    "SELECT max(queue_position) FROM runs WHERE queue = ? AND queue_position IS NOT NULL",
+                    (queue,),
+                ).fetchone()
+                position = int(row[0] or 0) + 1
             db.execute(
                 "INSERT INTO runs (id, created_at, status, config, backend, instrument, owner, "
-                "idempotency_key, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "idempotency_key, request_hash, queue, queue_position, on_failure) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     now(),
@@ -307,9 +351,15 @@ class RunStore:
                     owner or process_owner(),
                     idempotency_key,
                     request_hash,
+                    queue,
+                    position,
+                    on_failure,
                 ),
             )
-            self._append_event(db, run_id, "status", None, _status_data(RunStatus.QUEUED, None, None))
+            data = _status_data(RunStatus.QUEUED, None, None)
+            if position is not None:
+                data["queue_position"] = position
+            self._append_event(db, run_id, "status", None, data)
         self._notify(run_id, db)
         return self.get_run(run_id)
 
@@ -350,17 +400,27 @@ class RunStore:
         outcome: str | None = None,
         identity: str | None = None,
         result: dict[str, Any] | None = None,
+        change: str | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> Run:
         """Move the run to ``target`` (checked against the transition table) and record the event.
 
+        ``change`` names the change in the event when the status alone does not (``resumed``,
+        ``reconnected``); ``detail`` adds data to it. Leaving ``queued`` takes the run out of its
+        queue; leaving ``paused`` for ``running`` clears its pause request.
         Raises :class:`RunNotFound` or :class:`~crossbar_hil.runs.status.TransitionError`.
         """
         with self._write() as db:
-            current = self._status(db, run_id)
+            current = RunStatus(self._status(db, run_id))
             check_transition(current, target)
-            sets = {"status": target.value}
-            if target is RunStatus.RUNNING:
+            sets: dict[str, Any] = {"status": target.value}
+            if current is RunStatus.QUEUED:
+                self._renumber(db, run_id)
+                sets["queue_position"] = None
+            if target is RunStatus.RUNNING and current is RunStatus.QUEUED:
                 sets["started_at"] = now()
+            if target.finished or (target is RunStatus.RUNNING and current is RunStatus.PAUSED):
+                sets["pause_request"] = None
             if target.finished:
                 sets["ended_at"] = now()
             for key, value in (("error", error), ("outcome", outcome), ("identity", identity)):
@@ -372,20 +432,25 @@ class RunStore:
                 f"UPDATE runs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
                 [*sets.values(), run_id],
             )
-            self._append_event(db, run_id, "status", None, _status_data(target, outcome, error))
+            data = _status_data(target, outcome, error)
+            if change is not None:
+                data["change"] = change
+            data.update(detail or {})
+            self._append_event(db, run_id, "status", None, data)
         self._notify(run_id, db)
         return self.get_run(run_id)
 
-    def request_stop(self, run_id: str) -> Run:
-        """Mark an active run ``stopping`` (idempotent: a stopping or finished run is returned as is).
+    def request_stop(self, run_id: str, reason: str | None = None) -> Run:
+        """Mark an active run ``stopping``, with ``reason`` as its error until it ends (idempotent: a
+        stopping or finished run is returned as is).
 
         The process running it sees the mark within 0.2 s (it polls) and stops before its
         next pulse; a queued run never starts (see :class:`~crossbar_hil.runs.recorder.StoreRecorder`).
         """
         run = self.get_run(run_id)
-        if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        if run.status in STOPPABLE:
             try:
-                return self.transition(run_id, RunStatus.STOPPING)
+                return self.transition(run_id, RunStatus.STOPPING, error=reason)
             except ValueError:  # It moved on meanwhile (e.g. finished): nothing to stop.
                 return self.get_run(run_id)
         return run
@@ -398,25 +463,136 @@ class RunStore:
         return None if row["result"] is None else json.loads(row["result"])
 
     def delete_run(self, run_id: str) -> None:
-        """Delete a finished run and everything recorded of it; ValueError for an active run."""
+        """Delete a finished run, or a run waiting in its queue, and everything recorded of it;
+        ValueError for any other active run."""
         with self._write() as db:
-            if RunStatus(self._status(db, run_id)) in ACTIVE:
-                raise ValueError(f"run {run_id} is still active: stop it first")
+            row = db.execute("SELECT status, queue_position FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFound(run_id)
+            waiting = row["status"] == RunStatus.QUEUED.value and row["queue_position"] is not None
+            if RunStatus(row["status"]) in ACTIVE and not waiting:
+                raise ValueError(f"run {run_id} is still active ({row['status']}): stop it first")
+            self._renumber(db, run_id)
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         self._last_event.pop(run_id, None)
+
+    # ------------------------------------------------------------------ pause
+    def request_pause(self, run_id: str, when: PauseWhen) -> Run:
+        """Ask a running run to pause (``when``: 'after_epoch' or 'now'); ValueError when it is not
+        running, paused or suspended. The run's worker pauses it and records ``paused``."""
+        with self._write() as db:
+            status = RunStatus(self._status(db, run_id))
+            if status not in (RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.SUSPENDED):
+                raise ValueError(f"run {run_id} is {status}: only a running run can be paused")
+            if status is not RunStatus.PAUSED:
+                db.execute("UPDATE runs SET pause_request = ? WHERE id = ?", (when, run_id))
+        return self.get_run(run_id)
+
+    def request_resume(self, run_id: str) -> Run:
+        """Withdraw the run's pause request (its worker re-reads the crossbar and goes on);
+        ValueError when it is neither paused nor asked to pause."""
+        with self._write() as db:
+            row = db.execute("SELECT status, pause_request FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFound(run_id)
+            if row["status"] != RunStatus.PAUSED.value and row["pause_request"] is None:
+                raise ValueError(f"run {run_id} is {row['status']}, not paused: nothing to resume")
+            db.execute("UPDATE runs SET pause_request = NULL WHERE id = ?", (run_id,))
+        return self.get_run(run_id)
+
+    def control(self, run_id: str) -> tuple[RunStatus, PauseWhen | None, str | None]:
+        """The run's status, pause request and error (a stop's reason): what its worker obeys."""
+        row = (
+            self._db()
+            .execute("SELECT status, pause_request, error FROM runs WHERE id = ?", (run_id,))
+            .fetchone()
+        )
+        if row is None:
+            raise RunNotFound(run_id)
+        return RunStatus(row[0]), row[1], row[2]
+
+    # ------------------------------------------------------------------ queues
+    def queued(self, queue: str | None = None) -> list[Run]:
+        """Runs waiting in a queue (``queue``'s only, if given), in the order they will start."""
+        where, args = "queue_position IS NOT NULL AND status = ?", [RunStatus.QUEUED.value]
+        if queue is not None:
+            where, args = where + " AND queue = ?", [*args, queue]
+        rows = (
+            self._db()
+            .execute(f"SELECT * FROM runs WHERE {where} ORDER BY queue, queue_position", args)
+            .fetchall()
+        )
+        return [_run(r) for r in rows]
+
+    def move(self, run_id: str, position: int) -> Run:
+        """Put a waiting run at ``position`` (1 = next) of its queue; ValueError when it is not waiting."""
+        with self._write() as db:
+            row = db.execute("SELECT queue, queue_position FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFound(run_id)
+            if row["queue_position"] is None:
+                raise ValueError(f"run {run_id} is not waiting in a queue")
+            ids = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM runs WHERE queue = ? AND queue_position IS NOT NULL AND id != ? "
+                    "ORDER BY queue_position",
+                    (row["queue"], run_id),
+                )
+            ]
+            ids.insert(max(0, min(position - 1, len(ids))), run_id)
+            db.executemany("UPDATE runs SET queue_position = ? WHERE id = ?", list(enumerate(ids, 1)))
+        return self.get_run(run_id)
+
+    def transition_out_of_queue(self, run_id: str) -> Run:
+        """Take a waiting run out of its queue to start it (still ``queued`` until its worker runs it)."""
+        with self._write() as db:
+            self._renumber(db, run_id)
+            db.execute("UPDATE runs SET queue_position = NULL WHERE id = ?", (run_id,))
+        return self.get_run(run_id)
+
+    def queue_state(self, queue: str) -> QueueState:
+        """'started' (the default for a queue never stopped) or 'stopped'."""
+        row = self._db().execute("SELECT state FROM queues WHERE name = ?", (queue,)).fetchone()
+        return "started" if row is None else row[0]
+
+    def queue_states(self) -> dict[str, tuple[QueueState, str | None]]:
+        """Every queue that was ever stopped or started by name: (state, reason)."""
+        rows = self._db().execute("SELECT name, state, reason FROM queues").fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def set_queue_state(self, queue: str, state: QueueState, reason: str | None = None) -> None:
+        """Start or stop a queue (``reason`` says why it stopped)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO queues VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "state = excluded.state, changed_at = excluded.changed_at, reason = excluded.reason",
+                (queue, state, now(), reason),
+            )
+
+    def stop_waiting_queues(self, reason: str) -> list[str]:
+        """Stop every queue with runs waiting (at start-up: a queue never starts by itself); returns them."""
+        names = sorted({r.queue for r in self.queued() if r.queue is not None})
+        for name in names:
+            self.set_queue_state(name, "stopped", reason)
+        return names
 
     def recover(self, alive: Callable[[str], bool] | None = None) -> list[str]:
         """Mark ``interrupted`` every active run whose owning process is gone; returns their ids.
 
         ``alive(owner)`` tells whether an owner (``host:pid``) still runs; by default a
         process on this host is checked by pid, and a run owned by another host is left as it is.
-        Their epochs stay.
+        Their epochs stay. Runs waiting in a queue stay queued: they never started.
         """
         alive = alive or _owner_alive
         active = [r.value for r in ACTIVE]
         rows = (
             self._db()
-            .execute(f"SELECT id, owner FROM runs WHERE status IN ({', '.join('?' * len(active))})", active)
+            .execute(
+                f"SELECT id, owner FROM runs WHERE status IN ({', '.join('?' * len(active))}) "
+                "AND queue_position IS NULL",
+                active,
+            )
             .fetchall()
         )
         lost = []
@@ -547,6 +723,15 @@ class RunStore:
                 )
 
     # ------------------------------------------------------------------ internals
+    def _renumber(self, db: sqlite3.Connection, leaving: str) -> None:
+        """Close the gap ``leaving`` leaves in its queue (call before it leaves)."""
+        row = db.execute("SELECT queue, queue_position FROM runs WHERE id = ?", (leaving,)).fetchone()
+        if row is not None and row["queue_position"] is not None:
+            db.execute(
+                "UPDATE runs SET queue_position = queue_position - 1 WHERE queue = ? AND queue_position > ?",
+                (row["queue"], row["queue_position"]),
+            )
+
     def _status(self, db: sqlite3.Connection, run_id: str) -> str:
         row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
@@ -615,6 +800,10 @@ def _run(row: sqlite3.Row) -> Run:
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
         owner=row["owner"],
+        pause_request=row["pause_request"],
+        queue=row["queue"],
+        queue_position=row["queue_position"],
+        on_failure=row["on_failure"],
     )
 
 

@@ -1,4 +1,6 @@
-"""Runs: create, list, inspect (epochs, pulse log, result, CSV, plots), stop, delete."""
+"""Runs: create (or queue), list, inspect (epochs, pulse log, result, CSV, plots), stop, pause,
+resume, delete. The core's errors become problems by one table
+(:data:`~crossbar_hil.api.service.problems.PROBLEMS`)."""
 
 from __future__ import annotations
 
@@ -10,27 +12,20 @@ from crossbar_hil.api.service.deps import get_run, manager, store
 from crossbar_hil.api.service.models import (
     EpochPage,
     EpochView,
+    PauseRequest,
     PlotList,
     PulseLogItem,
     PulsePage,
     RunPage,
+    RunRequest,
     RunView,
 )
 from crossbar_hil.api.service.problems import Problem, ProblemDetails
 from crossbar_hil.reports.plots import PLOTS
 from crossbar_hil.runs import export
-from crossbar_hil.runs.manager import (
-    BackendUnavailable,
-    EmergencyStopLatched,
-    InstrumentBusy,
-    InvalidRun,
-    RunManager,
-    RunRefused,
-    TooManyRuns,
-)
+from crossbar_hil.runs.manager import RunManager
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import RunStore
-from crossbar_hil.training.config import RunConfig
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
@@ -54,10 +49,10 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Authorized],
     responses=_problems(401, 409, 422, 429, 502),
-    summary="Start a training run",
+    summary="Start a training run, or queue it",
 )
 def create_run(
-    config: RunConfig,
+    request: RunRequest,
     response: Response,
     runs: Manager,
     idempotency_key: Annotated[
@@ -65,23 +60,19 @@ def create_run(
         Header(max_length=200, description="A retried POST with the same key returns the same run."),
     ] = None,
 ) -> RunView:
-    """Start a run in the background; 202 with its ``Location``. The backend is opened and the
-    config checked against its limits first, so a bad config is a 422 naming the field."""
+    """Start a run in the background; 202 with its ``Location``. The run's worker opens the
+    backend and checks the config against it first, so a bad config is a 422 naming the field
+    and an instrument that does not answer a 502. With ``"if_busy": "queue"`` a run for a busy
+    instrument waits in its queue (status ``queued``, ``queue_position``) instead of a 409."""
+    config = request.config()
     digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()
-    try:
-        run, _ = runs.start(config, idempotency_key=idempotency_key, request_hash=digest)
-    except InvalidRun as e:
-        raise Problem(422, str(e), kind="invalid-run", errors=e.errors) from e
-    except InstrumentBusy as e:
-        raise Problem(409, str(e), kind="instrument-busy", run_id=e.run_id) from e
-    except EmergencyStopLatched as e:
-        raise Problem(409, str(e), kind="emergency-stop-latched") from e
-    except TooManyRuns as e:
-        raise Problem(429, str(e), kind="too-many-runs") from e
-    except BackendUnavailable as e:
-        raise Problem(502, str(e), kind="backend-unavailable") from e
-    except RunRefused as e:
-        raise Problem(503, str(e), kind="refused") from e
+    run, _ = runs.start(
+        config,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        if_busy=request.if_busy,
+        on_failure=request.on_failure,
+    )
     response.headers["Location"] = f"/runs/{run.id}"
     return RunView.of(run)
 
@@ -128,10 +119,7 @@ def read_pulses(
 @router.get("/{run_id}/result", summary="The result, as hil train --json", responses=_problems(404, 409))
 def read_result(run_id: str, runs: Store) -> dict[str, Any]:
     """The ended run in the JSON form of ``hil train --json``; 409 while it is going."""
-    try:
-        return export.result_dict(runs, get_run(runs, run_id))
-    except export.RunNotEnded as e:
-        raise Problem(409, str(e), kind="run-not-ended", run_id=run_id) from e
+    return export.result_dict(runs, get_run(runs, run_id))
 
 
 @router.get(
@@ -165,10 +153,7 @@ async def read_plot(run_id: str, name: str, runs: Store) -> Response:
     if name not in PLOTS:
         raise Problem(404, f"no figure {name!r}; figures: {', '.join(PLOTS)}", kind="plot-not-found")
     run = get_run(runs, run_id)
-    try:
-        png = await run_in_threadpool(_render, runs, run, name)
-    except export.RunNotEnded as e:
-        raise Problem(409, str(e), kind="run-not-ended", run_id=run_id) from e
+    png = await run_in_threadpool(_render, runs, run, name)
     return Response(png, media_type="image/png")
 
 
@@ -194,17 +179,45 @@ def stop_run(run_id: str, runs: Manager) -> RunView:
     return RunView.of(runs.stop(run_id))
 
 
+@router.post(
+    "/{run_id}/pause",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Authorized],
+    summary="Pause a running run",
+    responses=_problems(401, 404, 409),
+)
+def pause_run(run_id: str, runs: Manager, body: PauseRequest | None = None) -> RunView:
+    """The run pauses after the epoch in flight (``after_epoch``) or before its next operation
+    (``now``): its instrument held at 0 V (ABOR), status ``paused``, its process and history kept.
+    A paused run not resumed within the service's ``pause_timeout_s`` ends as stopped. 409 unless
+    the run is running (or already paused)."""
+    get_run(runs.store, run_id)
+    return RunView.of(runs.pause(run_id, (body or PauseRequest()).when))
+
+
+@router.post(
+    "/{run_id}/resume",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Authorized],
+    summary="Resume a paused run",
+    responses=_problems(401, 404, 409),
+)
+def resume_run(run_id: str, runs: Manager) -> RunView:
+    """The run re-reads every conductance and goes on: the same run, its history without gaps.
+    Withdraws a pause not yet taken effect. 409 for a run neither paused nor asked to pause."""
+    get_run(runs.store, run_id)
+    return RunView.of(runs.resume(run_id))
+
+
 @router.delete(
     "/{run_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[Authorized],
-    summary="Delete a finished run and its records",
+    summary="Delete a finished run, or take a waiting run out of its queue",
     responses=_problems(401, 404, 409),
 )
-def delete_run(run_id: str, runs: Store) -> Response:
-    get_run(runs, run_id)
-    try:
-        runs.delete_run(run_id)
-    except ValueError as e:
-        raise Problem(409, str(e), kind="run-active", run_id=run_id) from e
+def delete_run(run_id: str, runs: Manager) -> Response:
+    """A finished run and all its records, or a run waiting in its queue; 409 for any other active run."""
+    get_run(runs.store, run_id)
+    runs.remove(run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

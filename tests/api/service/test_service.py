@@ -15,6 +15,7 @@ from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.procedures.training import RESULT_SCHEMA_VERSION, run_training
 from crossbar_hil.reports.plots import PLOTS, minute_utc, plot_png, run_caption
+from crossbar_hil.runs.store import SCHEMA_VERSION
 from crossbar_hil.training.config import RunConfig
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -252,7 +253,11 @@ def test_backends_instruments_health_and_version(client: TestClient) -> None:
     found = client.get("/instruments").json()
     assert set(found) == {"found", "notes"}
     health = client.get("/health").json()
-    assert health["status"] == "ok" and health["active_runs"] == 0 and health["store_schema_version"] == 1
+    assert (
+        health["status"] == "ok"
+        and health["active_runs"] == 0
+        and health["store_schema_version"] == SCHEMA_VERSION
+    )
     version = client.get("/version").json()
     assert version["result_schema_version"] == RESULT_SCHEMA_VERSION and version["version"] != "unknown"
 

@@ -37,7 +37,13 @@ def test_the_table_covers_every_status_and_every_status_is_reachable() -> None:
     assert set(TRANSITIONS) == set(RunStatus)
     for status in RunStatus:
         assert path_to(status)[-1] is status
-    assert {RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.STOPPING} == ACTIVE
+    assert {
+        RunStatus.QUEUED,
+        RunStatus.RUNNING,
+        RunStatus.PAUSED,
+        RunStatus.SUSPENDED,
+        RunStatus.STOPPING,
+    } == ACTIVE
     assert {s for s in RunStatus if s.finished} == set(RunStatus) - ACTIVE
 
 

@@ -50,15 +50,18 @@ def test_an_older_file_is_migrated_and_a_newer_one_refused(
     def add_notes(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE runs ADD COLUMN notes TEXT")
 
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(store_module.MIGRATIONS, 2, add_notes)
+    current = store_module.SCHEMA_VERSION
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(store_module.MIGRATIONS, current + 1, add_notes)
     migrated = RunStore(path)
-    assert migrated.schema_version == 2
+    assert migrated.schema_version == current + 1
     with sqlite3.connect(path) as db:
         assert "notes" in [row[1] for row in db.execute("PRAGMA table_info(runs)")]
     migrated.close()
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
-    with pytest.raises(StoreError, match="schema 2; this crossbar-hil reads up to 1: upgrade"):
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", current)
+    with pytest.raises(
+        StoreError, match=f"schema {current + 1}; this crossbar-hil reads up to {current}: upgrade"
+    ):
         RunStore(path)
 
 

@@ -1,0 +1,202 @@
+"""Queues and pause requests in the store, and the run manager's queue per instrument (in threads)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from crossbar_hil.runs.control import ControlTimes
+from crossbar_hil.runs.manager import InstrumentBusy, NotControllable, RunManager, TooManyRuns
+from crossbar_hil.runs.status import TRANSITIONS, RunStatus
+from crossbar_hil.runs.store import RunStore
+from crossbar_hil.training.config import RunConfig
+from test_run_manager import Builder, config, wait_for_epochs
+
+FAKE = "backend:fake"
+"""The queue of the 'fake' backend (a slow emulator standing for one physical instrument)."""
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RunStore]:
+    s = RunStore(tmp_path / "runs.sqlite3")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def manager(store: RunStore) -> Iterator[RunManager]:
+    m = RunManager(
+        store,
+        max_emulator_runs=1,
+        build_backend=Builder(),
+        backend_names=lambda: ["emulator", "fake"],
+        times=ControlTimes(pause_timeout_s=60, poll_s=0.05),
+    )
+    yield m
+    m.shutdown(10)
+
+
+# ---------------------------------------------------------------------- the store
+def test_paused_and_suspended_come_only_from_running_and_can_be_stopped() -> None:
+    for status in (RunStatus.PAUSED, RunStatus.SUSPENDED):
+        assert [a for a, targets in TRANSITIONS.items() if status in targets] == [RunStatus.RUNNING]
+        assert TRANSITIONS[status] >= {RunStatus.RUNNING, RunStatus.STOPPING, RunStatus.FAILED}
+        assert RunStatus.CONVERGED not in TRANSITIONS[status] and not status.finished
+
+
+def test_waiting_runs_keep_their_order_through_moves_removals_and_starts(store: RunStore) -> None:
+    ids = [store.create_run(RunConfig(), queue="q", wait=True).id for _ in range(4)]
+    assert [(r.id, r.queue_position) for r in store.queued("q")] == list(zip(ids, [1, 2, 3, 4], strict=True))
+    store.move(ids[3], 1)
+    assert [r.id for r in store.queued("q")] == [ids[3], ids[0], ids[1], ids[2]]
+    store.delete_run(ids[0])
+    assert [(r.id, r.queue_position) for r in store.queued("q")] == [(ids[3], 1), (ids[1], 2), (ids[2], 3)]
+    store.transition_out_of_queue(ids[3])
+    assert [r.queue_position for r in store.queued("q")] == [1, 2]
+    assert store.get_run(ids[3]).status is RunStatus.QUEUED and store.get_run(ids[3]).queue_position is None
+    store.request_stop(ids[1])
+    assert [r.id for r in store.queued("q")] == [ids[2]] and store.queued("other") == []
+    with pytest.raises(ValueError, match="not waiting"):
+        store.move(ids[3], 1)
+
+
+def test_a_restart_stops_every_queue_with_runs_waiting_and_leaves_them_queued(store: RunStore) -> None:
+    waiting = store.create_run(RunConfig(), queue="q", wait=True, owner="gone:1")
+    started = store.create_run(RunConfig(), queue="q", owner="gone:1")
+    store.transition(started.id, RunStatus.RUNNING)
+    assert store.queue_state("q") == "started"
+    assert store.recover(alive=lambda owner: False) == [started.id]
+    assert store.stop_waiting_queues("restart") == ["q"]
+    assert store.queue_state("q") == "stopped" and store.queue_states()["q"] == ("stopped", "restart")
+    still = store.get_run(waiting.id)
+    assert still.status is RunStatus.QUEUED and still.queue_position == 1
+
+
+def test_pause_requests_need_a_running_run_and_resume_withdraws_them(store: RunStore) -> None:
+    run = store.create_run(RunConfig())
+    with pytest.raises(ValueError, match="only a running run can be paused"):
+        store.request_pause(run.id, "now")
+    with pytest.raises(ValueError, match="nothing to resume"):
+        store.request_resume(run.id)
+    store.transition(run.id, RunStatus.RUNNING)
+    assert store.request_pause(run.id, "after_epoch").pause_request == "after_epoch"
+    assert store.control(run.id) == (RunStatus.RUNNING, "after_epoch", None)
+    assert store.request_resume(run.id).pause_request is None
+    store.request_pause(run.id, "now")
+    store.transition(run.id, RunStatus.PAUSED, change="paused")
+    store.request_resume(run.id)
+    resumed = store.transition(run.id, RunStatus.RUNNING, change="resumed")
+    assert resumed.status is RunStatus.RUNNING and resumed.pause_request is None
+    last = store.events(run.id)[-1].data
+    assert last["status"] == "running" and last["change"] == "resumed"
+
+
+# ---------------------------------------------------------------------- the manager
+def test_a_busy_instrument_refuses_or_queues_and_the_queue_runs_in_order(
+    manager: RunManager, store: RunStore
+) -> None:
+    first, _ = manager.start(config("fake", max_epochs=3))
+    with pytest.raises(InstrumentBusy, match="queue this run"):
+        manager.start(config("fake", max_epochs=3))
+    queued = [manager.start(config("fake", max_epochs=2, seed=s), if_busy="queue")[0] for s in (1, 2)]
+    assert [(r.status, r.queue_position) for r in queued] == [(RunStatus.QUEUED, 1), (RunStatus.QUEUED, 2)]
+    for run in (first, *queued):
+        assert _wait_started_and_ended(manager, store, run.id)
+    runs = [store.get_run(r.id) for r in (first, *queued)]
+    assert [r.status for r in runs] == [RunStatus.NOT_CONVERGED] * 3
+    starts = [r.started_at for r in runs]
+    assert starts == sorted(starts) and runs[0].ended_at <= starts[1] and runs[1].ended_at <= starts[2]
+
+
+def _wait_started_and_ended(manager: RunManager, store: RunStore, run_id: str) -> bool:
+    import time
+
+    deadline = time.monotonic() + 30
+    while store.get_run(run_id).status is RunStatus.QUEUED or not manager.wait(run_id, 0.05):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    while not store.get_run(run_id).status.finished:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_stopped_queue_starts_nothing_until_started_and_a_waiting_run_can_be_removed(
+    manager: RunManager, store: RunStore
+) -> None:
+    first, _ = manager.start(config("fake", max_epochs=200))
+    manager.stop_queue(FAKE)
+    second, _ = manager.start(config("fake", max_epochs=1), if_busy="queue")
+    third, _ = manager.start(config("fake", max_epochs=1), if_busy="queue")
+    manager.remove(third.id)
+    assert [r.id for r in store.queued(FAKE)] == [second.id]
+    manager.stop(first.id)
+    assert manager.wait(first.id, 10)
+    assert store.get_run(second.id).status is RunStatus.QUEUED  # The queue is stopped.
+    assert manager.start_queue(FAKE) == [second.id]
+    assert _wait_started_and_ended(manager, store, second.id)
+    with pytest.raises(NotControllable):
+        manager.move(first.id, 1)
+
+
+def test_a_failed_run_stops_its_queue_unless_it_says_continue(manager: RunManager, store: RunStore) -> None:
+    first, _ = manager.start(config("fake", max_epochs=200))
+    # Unreachable when its turn comes: it fails, naming why, and stops the queue.
+    bad, _ = manager.start(config("fake", max_epochs=1, unreachable=True), if_busy="queue")
+    after, _ = manager.start(config("fake", max_epochs=1), if_busy="queue")
+    manager.stop(first.id)
+    assert _wait_started_and_ended(manager, store, bad.id)
+    failed = store.get_run(bad.id)
+    assert failed.status is RunStatus.FAILED and "no answer" in (failed.error or "")
+    assert store.queue_state(FAKE) == "stopped" and store.get_run(after.id).status is RunStatus.QUEUED
+    manager.remove(after.id)
+    going, _ = manager.start(config("fake", max_epochs=200))
+    bad2, _ = manager.start(
+        config("fake", max_epochs=1, unreachable=True), if_busy="queue", on_failure="continue"
+    )
+    last, _ = manager.start(config("fake", max_epochs=1), if_busy="queue")
+    manager.start_queue(FAKE)
+    manager.stop(going.id)
+    assert _wait_started_and_ended(manager, store, last.id)
+    assert store.get_run(bad2.id).status is RunStatus.FAILED
+    assert store.get_run(last.id).status is RunStatus.NOT_CONVERGED
+
+
+def test_emulator_runs_queue_beyond_the_limit(manager: RunManager, store: RunStore) -> None:
+    first, _ = manager.start(config(max_epochs=200, slow=True))
+    with pytest.raises(TooManyRuns):
+        manager.start(config(max_epochs=1))
+    waiting, _ = manager.start(config(max_epochs=1), if_busy="queue")
+    assert waiting.queue == "emulator" and waiting.queue_position == 1
+    wait_for_epochs(store, first.id, 1)
+    manager.stop(first.id)
+    assert _wait_started_and_ended(manager, store, waiting.id)
+
+
+def test_pause_and_resume_through_the_manager(manager: RunManager, store: RunStore) -> None:
+    run, _ = manager.start(config("fake", max_epochs=200))
+    wait_for_epochs(store, run.id, 2)
+    manager.pause(run.id, "after_epoch")
+    _wait_status(store, run.id, RunStatus.PAUSED)
+    paused_at = store.get_run(run.id).epochs
+    manager.resume(run.id)
+    wait_for_epochs(store, run.id, paused_at + 2)
+    manager.stop(run.id)
+    assert manager.wait(run.id, 10)
+    got = store.get_run(run.id)
+    assert got.status is RunStatus.STOPPED
+    assert [r.epoch for r in store.epochs(run.id)] == list(range(got.epochs))
+    with pytest.raises(NotControllable):
+        manager.pause(run.id)
+
+
+def _wait_status(store: RunStore, run_id: str, status: RunStatus) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    while store.get_run(run_id).status is not status:
+        assert time.monotonic() < deadline, store.get_run(run_id).status
+        time.sleep(0.01)
