@@ -53,7 +53,7 @@ STORE_STOP = "stop requested"
 class ControlTimes(BaseModel):
     """How long a run waits paused or suspended, and how it polls and retries (s)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     pause_timeout_s: float = Field(
         3600.0, gt=0, le=7 * 86400, description="A paused run not resumed within this long ends as stopped."
