@@ -124,7 +124,8 @@ function put(body, path, value) {
 export async function renderNewRun(main) {
   const root = await schema();
   const [presets, backends] = await Promise.all([getJSON("/presets"), getJSON("/backends")]);
-  const runConfig = root.components.schemas.RunConfig;
+  // The body of POST /runs: the RunConfig fields, then what to do when the instrument is busy.
+  const runConfig = root.components.schemas.RunRequest ?? root.components.schemas.RunConfig;
   const fields = {};
   const choices = { "backend.name": Object.keys(backends.backends) };
   const status = h("p", { role: "status", "aria-live": "polite", id: "form-status" });
