@@ -107,6 +107,11 @@ def as_problem(exc: Exception) -> Problem | None:
     return None
 
 
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route: each of ``codes`` as a problem, for the OpenAPI schema."""
+    return {c: {"model": ProblemDetails, "content": {MEDIA_TYPE: {}}} for c in codes}
+
+
 def problem_response(
     request: Request,
     status: int,

@@ -189,8 +189,8 @@ class ControlledBackend(CrossbarBackend):
     # The base class checks limits, chunks pulse batches and tells the listeners (the pulse log);
     # each instrument operation then passes the gate here. ``abort`` and ``close`` take no lock:
     # an emergency abort is never delayed by a run that waits paused.
-    def _read_conductances(self, v_read: float) -> ArrayLike:
-        return self._guarded(lambda b: b.read_conductances(v_read), again=True)
+    def _read_conductances(self, read_v: float) -> ArrayLike:
+        return self._guarded(lambda b: b.read_conductances(read_v), again=True)
 
     def _apply(self, voltages: NDArray[np.float64]) -> ArrayLike:
         return self._guarded(lambda b: b.apply(voltages), again=True)

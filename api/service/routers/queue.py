@@ -16,15 +16,13 @@ from typing import Annotated
 from crossbar_hil.api.service.auth import Authorized
 from crossbar_hil.api.service.deps import get_run, manager
 from crossbar_hil.api.service.models import QueueAction, QueueMove, QueuesView, QueueView, RunView
-from crossbar_hil.api.service.problems import ProblemDetails
+from crossbar_hil.api.service.problems import documented
 from crossbar_hil.runs.manager import RunManager
 from fastapi import APIRouter, Depends, Query
 
 router = APIRouter(prefix="/queue", tags=["queue"])
 Manager = Annotated[RunManager, Depends(manager)]
-_PROBLEMS = {
-    c: {"model": ProblemDetails, "content": {"application/problem+json": {}}} for c in (401, 404, 409)
-}
+_PROBLEMS = documented(401, 404, 409)
 
 
 def queues_view(runs: RunManager, instrument: str | None = None) -> QueuesView:

@@ -20,7 +20,7 @@ from crossbar_hil.api.service.models import (
     RunRequest,
     RunView,
 )
-from crossbar_hil.api.service.problems import Problem, ProblemDetails
+from crossbar_hil.api.service.problems import Problem, documented
 from crossbar_hil.reports.plots import PLOTS
 from crossbar_hil.runs import export
 from crossbar_hil.runs.manager import RunManager
@@ -40,15 +40,11 @@ def _limit(most: int) -> Any:
     return Query(ge=1, le=most, description=f"Items per page (1 to {most}).")
 
 
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {c: {"model": ProblemDetails, "content": {"application/problem+json": {}}} for c in codes}
-
-
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Authorized],
-    responses=_problems(401, 409, 422, 429, 502),
+    responses=documented(401, 409, 422, 429, 502),
     summary="Start a training run, or queue it",
 )
 def create_run(
@@ -77,7 +73,7 @@ def create_run(
     return RunView.of(run)
 
 
-@router.get("", summary="List runs", responses=_problems(422))
+@router.get("", summary="List runs", responses=documented(422))
 def list_runs(
     runs: Store,
     status_: Annotated[
@@ -91,13 +87,13 @@ def list_runs(
     return RunPage(items=[RunView.of(r) for r in items], total=total, offset=offset, limit=limit)
 
 
-@router.get("/{run_id}", summary="One run", responses=_problems(404))
+@router.get("/{run_id}", summary="One run", responses=documented(404))
 async def read_run(run_id: str, runs: Store) -> RunView:
     """The run's record (a short indexed read: answered on the event loop, the most polled request)."""
     return RunView.of(get_run(runs, run_id))
 
 
-@router.get("/{run_id}/epochs", summary="The run's epoch records", responses=_problems(404, 422))
+@router.get("/{run_id}/epochs", summary="The run's epoch records", responses=documented(404, 422))
 def read_epochs(
     run_id: str, runs: Store, limit: Annotated[int, _limit(1000)] = 100, offset: Offset = 0
 ) -> EpochPage:
@@ -107,7 +103,7 @@ def read_epochs(
     return EpochPage(items=items, total=run.epochs, offset=offset, limit=limit)
 
 
-@router.get("/{run_id}/pulses", summary="Every pulse and reset sent", responses=_problems(404, 422))
+@router.get("/{run_id}/pulses", summary="Every pulse and reset sent", responses=documented(404, 422))
 def read_pulses(
     run_id: str, runs: Store, limit: Annotated[int, _limit(10000)] = 1000, offset: Offset = 0
 ) -> PulsePage:
@@ -116,7 +112,7 @@ def read_pulses(
     return PulsePage(items=items, total=runs.pulse_log_count(run_id), offset=offset, limit=limit)
 
 
-@router.get("/{run_id}/result", summary="The result, as hil train --json", responses=_problems(404, 409))
+@router.get("/{run_id}/result", summary="The result, as hil train --json", responses=documented(404, 409))
 def read_result(run_id: str, runs: Store) -> dict[str, Any]:
     """The ended run in the JSON form of ``hil train --json``; 409 while it is going."""
     return export.result_dict(runs, get_run(runs, run_id))
@@ -126,7 +122,7 @@ def read_result(run_id: str, runs: Store) -> dict[str, Any]:
     "/{run_id}/history.csv",
     summary="Per-epoch history as CSV",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}, **_problems(404)},
+    responses={200: {"content": {"text/csv": {}}}, **documented(404)},
 )
 def read_history_csv(run_id: str, runs: Store) -> Response:
     run = get_run(runs, run_id)
@@ -137,7 +133,7 @@ def read_history_csv(run_id: str, runs: Store) -> Response:
     )
 
 
-@router.get("/{run_id}/plots", summary="The run's figures", responses=_problems(404))
+@router.get("/{run_id}/plots", summary="The run's figures", responses=documented(404))
 def list_plots(run_id: str, runs: Store) -> PlotList:
     get_run(runs, run_id)
     return PlotList(plots={name: f"/runs/{run_id}/plots/{name}.png" for name in PLOTS})
@@ -147,7 +143,7 @@ def list_plots(run_id: str, runs: Store) -> PlotList:
     "/{run_id}/plots/{name}.png",
     summary="One figure as PNG (the same as hil train --plots)",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, **_problems(404, 409)},
+    responses={200: {"content": {"image/png": {}}}, **documented(404, 409)},
 )
 async def read_plot(run_id: str, name: str, runs: Store) -> Response:
     if name not in PLOTS:
@@ -171,7 +167,7 @@ def _render(runs: RunStore, run: Any, name: str) -> bytes:
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Authorized],
     summary="Stop a run (idempotent)",
-    responses=_problems(401, 404),
+    responses=documented(401, 404),
 )
 def stop_run(run_id: str, runs: Manager) -> RunView:
     """The run stops before its next pulse, the instrument at 0 V. A finished run is returned unchanged."""
@@ -184,7 +180,7 @@ def stop_run(run_id: str, runs: Manager) -> RunView:
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Authorized],
     summary="Pause a running run",
-    responses=_problems(401, 404, 409),
+    responses=documented(401, 404, 409),
 )
 def pause_run(run_id: str, runs: Manager, body: PauseRequest | None = None) -> RunView:
     """The run pauses after the epoch in flight (``after_epoch``) or before its next operation
@@ -200,7 +196,7 @@ def pause_run(run_id: str, runs: Manager, body: PauseRequest | None = None) -> R
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Authorized],
     summary="Resume a paused run",
-    responses=_problems(401, 404, 409),
+    responses=documented(401, 404, 409),
 )
 def resume_run(run_id: str, runs: Manager) -> RunView:
     """The run re-reads every conductance and goes on: the same run, its history without gaps.
@@ -214,7 +210,7 @@ def resume_run(run_id: str, runs: Manager) -> RunView:
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[Authorized],
     summary="Delete a finished run, or take a waiting run out of its queue",
-    responses=_problems(401, 404, 409),
+    responses=documented(401, 404, 409),
 )
 def delete_run(run_id: str, runs: Manager) -> Response:
     """A finished run and all its records, or a run waiting in its queue; 409 for any other active run."""
