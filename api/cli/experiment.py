@@ -50,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     lim.add_argument("--seeds", type=int, default=defaults.seeds, help="Trainings per setting (default 3).")
     lim.add_argument("--seed-start", type=int, default=0, help="First seed (default 0).")
     lim.add_argument("--epochs", type=int, default=defaults.epochs, help="Passes over the training set.")
+    lim.add_argument("--batch-size", type=int, default=1, help="Samples per update (default 1: online).")
     lim.add_argument("--hidden", type=int, default=defaults.hidden, help="Hidden neurons (default 100).")
     lim.add_argument(
         "--dead-zone",
@@ -81,6 +82,7 @@ def run_lim(args: argparse.Namespace) -> int:
             dataset=args.dataset,
             hidden=args.hidden,
             epochs=args.epochs,
+            batch_size=args.batch_size,
             seeds=args.seeds,
             seed_start=args.seed_start,
             output_dead_zone=args.dead_zone,
@@ -88,6 +90,8 @@ def run_lim(args: argparse.Namespace) -> int:
             trace=args.trace or trace_from_env(),
             sections=tuple(s.strip() for s in args.sections.split(",") if s.strip()),
         )
+        if exp.trace is not None and "trace" in exp.sections and not exp.trace.is_file():
+            raise ValueError(f"--trace / ${TRACE_ENV}: trace file not found: {exp.trace}")
     except (ValidationError, ValueError) as e:
         return bad_input(prog, e)
     n_items = len(items(exp))
@@ -101,7 +105,7 @@ def run_lim(args: argparse.Namespace) -> int:
         writer.writeheader()
         writer.writerows(raw)
     print(
-        f"dataset {exp.dataset}; {exp.epochs} epoch(s), batch 1; "
+        f"dataset {exp.dataset}; {exp.epochs} epoch(s), batch {exp.batch_size}; "
         f"seeds {exp.seed_start}..{exp.seed_start + exp.seeds - 1}"
     )
     print("accuracy: test set, read on the tiles without read noise (exact emulator reads)")

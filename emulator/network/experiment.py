@@ -96,6 +96,7 @@ class LimExperiment(BaseModel):
     dataset: str = Field("digits", description="digits | mnist5k | idx:TRAIN_IMG,TRAIN_LBL,TEST_IMG,TEST_LBL")
     hidden: int = Field(100, ge=1, le=10_000, description="Hidden neurons (Lim: 200 on MNIST).")
     epochs: int = Field(1, ge=1, le=100, description="Passes over the training set (Lim: 1).")
+    batch_size: int = Field(1, ge=1, le=10_000, description="Samples per update (Lim: 1, online).")
     seeds: int = Field(3, ge=1, le=1000, description="Trainings per setting.")
     seed_start: int = Field(0, ge=0)
     hidden_c: float = Field(1.0, gt=0, description="Hard-sigmoid half-width c (weight units).")
@@ -154,6 +155,7 @@ def run_item(item: dict[str, Any], experiment: dict[str, Any]) -> dict[str, Any]
         output_gain=exp.output_gain,
         output_dead_zone=item["dead_zone"],
         epochs=exp.epochs,
+        batch_size=exp.batch_size,
         seed=item["seed"],
     )
     t0 = time.perf_counter()

@@ -16,6 +16,16 @@ from crossbar_hil.reports.plots import DPI
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+COLOURS = {
+    "manhattan": "C0",
+    "method_a": "C1",
+    "method_b": "C2",
+    "method_c": "C3",
+    "on-chip": "C2",
+    "off-chip": "C4",
+}
+"""One colour per rule (and training) in every panel; published figures as open squares of that colour."""
+
 
 def _series(ax: Axes, rows: Sequence[Mapping[str, Any]], x: str, by: str, dataset: str) -> None:
     for name in dict.fromkeys(r[by] for r in rows):
@@ -27,11 +37,19 @@ def _series(ax: Axes, rows: Sequence[Mapping[str, Any]], x: str, by: str, datase
             yerr=[r["accuracy_sd"] for _, r in pts],
             marker="o",
             capsize=3,
+            color=COLOURS.get(name),
             label=f"{name} ({dataset})",
         )
         pub = [(p, r["published"]) for p, r in pts if r["published"] != ""]
         if pub:
-            ax.plot(*zip(*pub, strict=True), "s", mfc="none", color="k", label=f"{name}: Lim et al. (MNIST)")
+            ax.plot(
+                *zip(*pub, strict=True),
+                "s",
+                mfc="none",
+                ms=8,
+                color=COLOURS.get(name, "k"),
+                label=f"{name}: Lim et al. (MNIST)",
+            )
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -31,3 +31,22 @@ def test_an_unknown_section_is_refused_naming_it(tmp_path: Path, capsys: pytest.
     assert rc == 2
     assert "sections" in capsys.readouterr().err
     assert not (tmp_path / "lim.csv").exists()
+
+
+def test_a_missing_trace_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        [
+            "experiment",
+            "lim",
+            "--sections",
+            "trace",
+            "--trace",
+            str(tmp_path / "nope.dat"),
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert rc == 2
+    assert "trace file not found" in capsys.readouterr().err

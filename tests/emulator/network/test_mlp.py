@@ -86,3 +86,17 @@ def test_training_is_reproducible_from_the_seed() -> None:
 def test_hard_sigmoid_is_linear_inside_its_band_and_flat_outside() -> None:
     s = np.array([-3.0, -1.0, 0.0, 0.5, 1.0, 3.0])
     np.testing.assert_allclose(hard_sigmoid(s, 1.0), [0.0, 0.0, 0.5, 0.75, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("rule", ["method_b", "method_c"])
+def test_mini_batch_updates_learn_with_one_update_per_batch(rule: str) -> None:
+    """batch_size 4: the sign of the summed update, one step per weight per batch."""
+    net = TileNetwork(
+        NetworkConfig(sizes=(64, 24, 10), hidden_c=1.0, output_gain=8.0, output_dead_zone=0.1, batch_size=4),
+        {"device": device(64), "depression": rule == "method_c"},
+        RuleConfig(rule=rule),
+    )
+    x, y, xt, yt = data()
+    before = net.accuracy(xt, yt)
+    result = net.fit(x, y, xt, yt)
+    assert result.test_accuracy > before + 0.15
