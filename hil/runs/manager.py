@@ -287,7 +287,7 @@ class RunManager:
         """Reserve the queue's place and start the run's thread (its worker checks, then runs)."""
         active = _Active(key, instrument_key(spec), run_id)
         active.thread = threading.Thread(
-            target=self._run, args=(active, config, dict(fields or {})), name="run-check", daemon=True
+            target=self._run, args=(active, config, dict(fields or {})), name=f"run-{key}", daemon=True
         )
         self._active[active.token] = active
         active.thread.start()
@@ -551,14 +551,14 @@ class RunManager:
         with self._lock:
             self._closed = True
             actives = list(self._active.values())
+            threads = {a.thread for a in actives if a.thread is not None} | set(self._threads.values())
         for active in actives:
             if active.run_id is not None:
                 self.stop(active.run_id, "the service is shutting down")
         ended = True
-        for active in actives:
-            if active.thread is not None:
-                active.thread.join(timeout_s)
-                if active.thread.is_alive():
-                    log.error("run %s did not stop within %s s", active.run_id, timeout_s)
-                    ended = False
+        for thread in threads:  # Also those recording an end after their instrument was released.
+            thread.join(timeout_s)
+            if thread.is_alive():
+                log.error("run thread %s did not stop within %s s", thread.name, timeout_s)
+                ended = False
         return ended

@@ -277,7 +277,8 @@ class RunStore:
         if db is not None:
             self._local.db = None
             with self._all_lock:
-                self._all.remove(db)
+                if db in self._all:  # Not when close() closed it already.
+                    self._all.remove(db)
             db.close()
 
     def close(self) -> None:
