@@ -32,17 +32,17 @@ def as_4x4(tile_g: np.ndarray) -> np.ndarray:
     return out
 
 
-def twins(rule: str, seed: int, range_sigma: float = 0.0) -> tuple:
+def twins(rule: str, seed: int, range_sigma: float = 0.0, device: ExponentialDevice = DEVICE) -> tuple:
     """A 4x4 crossbar and a tile with the same devices (the tile takes the crossbar's range scales)."""
     depression = rule == "method_c"
     flat = ShiftDistribution(low_siemens=0.0, high_siemens=0.0)
     xb = EmulatedCrossbar(
-        EmulatorConfig(device=DEVICE, shifts=flat, depression=depression, range_sigma=range_sigma, seed=seed)
+        EmulatorConfig(device=device, shifts=flat, depression=depression, range_sigma=range_sigma, seed=seed)
     )
-    tile = Tile(TileConfig(rows=ROWS, cols=NEURONS, device=DEVICE, depression=depression))
+    tile = Tile(TileConfig(rows=ROWS, cols=NEURONS, device=device, depression=depression))
     if xb.range_scale is not None:
         tile.state.range_scale = np.stack((xb.range_scale[:, 0::2], xb.range_scale[:, 1::2]))
-    start = np.random.default_rng(seed).integers(0, DEVICE.n_max + 1, size=(2, ROWS, NEURONS))
+    start = np.random.default_rng(seed).integers(0, device.n_max + 1, size=(2, ROWS, NEURONS))
     tile.potentiate(start)
     for side, r, i in zip(*np.nonzero(start), strict=True):
         xb.pulse_many([Pulse(int(r), 2 * int(i) + int(side), 2.0, 1e-3)] * int(start[side, r, i]))
@@ -74,6 +74,26 @@ def test_a_tile_rule_sends_what_the_4x4_rule_sends(rule: str, seed: int, range_s
     resets_seen += len(expected)
     if rule in ("method_a", "method_b"):
         assert resets_seen > 0, "the sign sequence must drive devices into saturation"
+
+
+@pytest.mark.parametrize("rule", ["method_a", "method_b"])
+def test_long_read_verify_loops_match_too(rule: str) -> None:
+    """A 40-level device: re-programming loops run tens of pulses; the result is still the
+    4x4 rule's, pulse for pulse."""
+    long = ExponentialDevice(
+        g_min_siemens=1e-7, g_max_siemens=2e-7, alpha_siemens=5e-9, beta_nl=2.0, n_max=40
+    )
+    xb, bench, tile, tile_rule = twins(rule, 7, 0.3, long)
+    device = DeviceAccess(xb, StopSignal())
+    signs_rng = np.random.default_rng(7)
+    for _ in range(200):
+        signs = signs_rng.integers(-1, 2, size=(NEURONS, ROWS)).astype(np.int8)
+        signs[:, :2] = np.abs(signs[:, :2]) if signs_rng.random() < 0.8 else -np.abs(signs[:, :2])
+        bench.step(signs, device)
+        tile_rule.update(signs.T.copy())
+        np.testing.assert_array_equal(as_4x4(tile.conductances()), xb.conductances())
+    assert tile_rule.counts.reset_log == [(r, c // 2, c % 2) for r, c in device.reset_devices]
+    assert tile_rule.counts.verify_pulses == device.verify_pulses > 100
 
 
 def test_method_b_at_the_top_resets_the_other_device_once_then_knows_the_weight_is_at_its_extreme() -> None:
