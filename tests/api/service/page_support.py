@@ -101,8 +101,12 @@ class Requests:
     """Every URL the page asked for, to check it asked its own service only."""
 
     urls: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    """Requests the browser refused to send (the service's Content-Security-Policy)."""
 
     def foreign(self, base: str) -> list[str]:
-        """The URLs that went to another host than ``base`` (data: URLs are not requests)."""
+        """The URLs sent to another host than ``base``: data: URLs are not requests, a blob: URL
+        is the page's own memory, and a request the browser blocked was never sent."""
         own = urlsplit(base).netloc
-        return [u for u in self.urls if not u.startswith("data:") and urlsplit(u).netloc != own]
+        sent = [u for u in self.urls if u not in self.blocked and not u.startswith("data:")]
+        return [u for u in sent if urlsplit(u.removeprefix("blob:")).netloc != own]

@@ -55,6 +55,9 @@ def test_the_api_docs_load_their_files_from_the_service(client: TestClient, path
     urls = [a or b for a, b in URL_IN_PAGE.findall(r.text)]
     assert urls and all(local(u) for u in urls), urls
     assert "cdn." not in r.text and "fonts.googleapis" not in r.text
+    policy = r.headers["content-security-policy"]  # What the bundles fetch by themselves: ours only.
+    assert "default-src 'self'" in policy and "img-src 'self' data: blob:" in policy
+    assert "connect-src 'self'" in policy
     for url in urls:
         if url.startswith("/docs-assets/"):
             asset = client.get(url)

@@ -56,6 +56,10 @@ def page(browser: Browser, served: Served) -> Iterator[Page]:
     requests = Requests()
     errors: list[str] = []
     tab.on("request", lambda r: requests.urls.append(r.url))
+    tab.on(
+        "requestfailed",
+        lambda r: requests.blocked.append(r.url) if "csp" in (r.failure or "").lower() else None,
+    )
     tab.on("pageerror", lambda e: errors.append(str(e)))
     tab.set_default_timeout(WAIT_MS)
     try:
@@ -149,6 +153,8 @@ def test_a_run_started_from_the_form_grows_on_the_chart_until_it_ends(
     print(f"screenshot: {tmp_path / 'run-page-top.png'} (docs/run-page.png is one of these)")
     page.set_viewport_size({"width": 390, "height": 844})
     shot(page, tmp_path, "run-finished-phone")
+    # Readable at a phone's width: nothing wider than the screen (wide tables scroll in a box).
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
 
 
 def test_a_finished_run_reloads_from_the_store(page: Page, served: Served, tmp_path: Path) -> None:
@@ -221,3 +227,51 @@ def test_presets_fill_the_form(page: Page, served: Served) -> None:
     assert page.input_value("#f-training-rule") == "manhattan"
     assert float(page.input_value("#f-training-beta")) == 6e6
     assert page.input_value("#f-training-target_high") == "0.8"
+
+
+@pytest.mark.parametrize(("path", "rendered"), [("/docs", ".swagger-ui .info .title"), ("/redoc", "h1")])
+def test_the_api_docs_render_from_the_service_alone(
+    page: Page, served: Served, path: str, rendered: str
+) -> None:
+    page.goto(f"{served.url}{path}")
+    title = page.locator(rendered).first
+    title.wait_for(state="visible")
+    assert "crossbar-hil run control" in (title.text_content() or "")
+    # The page fixture fails the test if any request went to another host (no CDN, no fonts).
+
+
+def focused(tab: Page) -> str:
+    """The focused element as 'tag#id' (or its text for an element without an id)."""
+    return str(
+        tab.evaluate(
+            "() => { const e = document.activeElement;"
+            " return e.tagName.toLowerCase() + '#' + (e.id || e.textContent.trim()); }"
+        )
+    )
+
+
+def test_the_emergency_stop_works_from_the_keyboard_alone(page: Page, served: Served) -> None:
+    page.goto(f"{served.url}/#/instruments")
+    page.locator("#latch-estop").wait_for()
+    seen = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        seen.append(focused(page))
+        assert page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle") != "none", seen[
+            -1
+        ]
+        if seen[-1] == "button#latch-estop":
+            break
+    for stop in ("a#Runs", "a#New run", "a#Instruments", "button#estop-button", "input#estop-reason"):
+        assert stop in seen, seen
+    assert seen[-1] == "button#latch-estop", seen
+    page.keyboard.press("Enter")
+    page.locator("#token-input").wait_for(state="visible")
+    page.keyboard.type(served.token)
+    page.keyboard.press("Enter")
+    until(lambda: text(page, "#latch-state").startswith("LATCHED"), "the latch")
+    page.keyboard.press("Tab")
+    assert focused(page) == "button#clear-estop"
+    page.keyboard.press("Enter")
+    until(lambda: text(page, "#latch-state").startswith("Not latched"), "the latch cleared")
+    assert served.api.get("/emergency-stop").json()["latched"] is False
