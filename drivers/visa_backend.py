@@ -34,6 +34,7 @@ from crossbar_hil.drivers.connect_errors import (
     tcp_endpoint,
 )
 from crossbar_hil.drivers.link import MAX_REPLY_CHARS, LineReader, LinkParams
+from crossbar_hil.drivers.port_lock import SerialDeviceLock, serial_device
 from crossbar_hil.drivers.protocol_backend import ProtocolBackend
 from crossbar_hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
 from pydantic import Field, field_validator
@@ -78,6 +79,9 @@ class VisaLink:
         endpoint = tcp_endpoint(resource)
         if endpoint is not None and (why := check_host_resolves(*endpoint)) is not None:
             raise CommunicationError(f"cannot open VISA resource {resource!r}: {why}")
+        device = serial_device(resource)
+        # The serial driver's lock, taken before VISA touches the port (see port_lock).
+        self._device_lock = SerialDeviceLock(device) if device is not None else None
         try:
             self._inst: Any = self._rm.open_resource(
                 resource,
@@ -86,6 +90,8 @@ class VisaLink:
                 timeout=round(timeout_s * 1000),
             )
         except Exception as e:  # pyvisa-py raises a bare Exception("could not connect: ...") too.
+            if self._device_lock is not None:
+                self._device_lock.release()
             raise CommunicationError(f"cannot open VISA resource {resource!r}: {e}") from e
         self._open = True
         self._deadline = 0.0
@@ -170,7 +176,11 @@ class VisaLink:
         """
         if self._open:
             self._open = False
-            self._inst.close()
+            try:
+                self._inst.close()
+            finally:
+                if self._device_lock is not None:
+                    self._device_lock.release()
 
     def _check_connected(self, where: str) -> None:
         """pyvisa-py reports a refused TCP connection as opened: ask the socket itself."""

@@ -53,6 +53,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--cors-origin", action="append", default=[], help="Allow this origin (CORS is off by default)."
     )
+    p.add_argument(
+        "--instrument-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="A host runs may reach over TCP (socket:// ports, TCPIP resources); repeat for more. "
+        "Default: loopback only.",
+    )
     p.set_defaults(func=run)
 
 
@@ -68,6 +76,7 @@ def settings_from(args: argparse.Namespace) -> tuple[ServiceSettings, Path | Non
         token=token,
         max_emulator_runs=args.max_emulator_runs,
         cors_origins=args.cors_origin,
+        **({"instrument_hosts": args.instrument_host} if args.instrument_host else {}),
     )
     written = None
     if token is None and is_loopback(args.host):

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import IO
 
 from crossbar_hil.api.service import problems
+from crossbar_hil.api.service.control import ControlPath
+from crossbar_hil.api.service.gates import Gates, ResultCache
 from crossbar_hil.api.service.limits import BodyLimit
 from crossbar_hil.api.service.routers import events, page, presets, queue, runs, system
 from crossbar_hil.api.service.settings import ServiceSettings
@@ -73,6 +75,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             allow_path_params=False,  # A client may not name the server's files (see RunManager).
             times=settings.control_times(),
         )
+        control = ControlPath()
         try:
             lost = store.recover(alive=lambda owner: False)  # We hold the lock: their process is gone.
             _warn_interrupted(store, lost)
@@ -80,6 +83,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             for name in stopped:
                 log.warning("queue %s has runs waiting; stopped until started (POST /queue/start)", name)
             app.state.manager = manager
+            app.state.control = control
+            app.state.gates = Gates()
+            app.state.plot_cache = ResultCache()
             bell = events.Bell(asyncio.get_running_loop())
             store.add_listener(bell.ring)
             app.state.bell = bell
@@ -87,6 +93,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         finally:
             if manager.shutdown():
                 store.close()  # Not under a run thread that is still writing.
+            control.close()
             with suppress(OSError):
                 lock.close()
 

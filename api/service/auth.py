@@ -15,8 +15,16 @@ _bearer = HTTPBearer(auto_error=False, description="The service token (hil serve
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def require_token(request: Request, credentials: Credentials) -> None:
-    """401 unless the request carries the service's bearer token (compared in constant time)."""
+async def require_token(request: Request, credentials: Credentials) -> None:
+    """401 unless the request carries the service's bearer token (a dependency).
+
+    ``async`` so that it runs on the event loop: a stop's token check never waits for a
+    thread of the pool that reads may fill (see :mod:`crossbar_hil.api.service.control`)."""
+    check_token(request, credentials)
+
+
+def check_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """401 unless ``credentials`` carry the service's bearer token (compared in constant time)."""
     expected = request.app.state.settings.token
     challenge = {"WWW-Authenticate": 'Bearer realm="crossbar-hil"'}
     if expected is None:

@@ -29,6 +29,11 @@ class ServiceSettings(BaseModel):
     )
     max_emulator_runs: int = Field(8, ge=0, le=1000, description="Emulator runs side by side, at most.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (none: off).")
+    instrument_hosts: list[str] = Field(
+        default_factory=lambda: ["localhost"],
+        min_length=1,
+        description="Hosts a run may reach over TCP (socket:// ports, TCPIP resources); loopback by default.",
+    )
     run_isolation: Literal["process", "thread"] = Field(
         "process",
         description="Each run in a process of its own (a busy service cannot slow the instrument's "

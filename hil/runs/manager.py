@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from crossbar_hil.runs import worker
 from crossbar_hil.runs.control import ControlTimes
+from crossbar_hil.runs.device_key import device_key
 from crossbar_hil.runs.errors import (
     BackendUnavailable,
     EmergencyStopLatched,
@@ -128,7 +129,13 @@ PATH_REFUSED = (
 
 
 def queue_key(spec: BackendSpec) -> str:
-    """The queue a run of ``spec`` belongs to: its instrument, or ``emulator``."""
+    """The queue a run of ``spec`` belongs to: its instrument, or ``emulator``. An instrument
+    named by an address is keyed on the device, not the spelling
+    (:func:`~crossbar_hil.runs.device_key.device_key`): ``/dev/pts/3`` and
+    ``ASRL/dev/pts/3::INSTR`` are one queue, so one run at a time."""
+    for name in ("resource", "port"):
+        if spec.params.get(name):
+            return device_key(str(spec.params[name]))
     return instrument_key(spec) or EMULATOR
 
 
@@ -270,10 +277,10 @@ class RunManager:
                     'one to end, or queue this run ("if_busy": "queue")'
                 )
             return None
-        if holding:
-            return InstrumentBusy(key, holding[0].run_id or "(being checked)")
+        if holding:  # Named as its holder named it.
+            return InstrumentBusy(holding[0].instrument or key, holding[0].run_id or "(being checked)")
         if waiting:
-            return InstrumentBusy(key, waiting[0].id)
+            return InstrumentBusy(waiting[0].instrument or key, waiting[0].id)
         return None
 
     def _hand_over(

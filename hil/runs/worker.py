@@ -40,7 +40,7 @@ from crossbar_hil.runs.errors import BackendUnavailable, InvalidRun
 from crossbar_hil.runs.execute import RunEnd, execute, finish
 from crossbar_hil.runs.store import RunStore
 from crossbar_hil.seam import CrossbarBackend
-from crossbar_hil.seam.errors import LimitError
+from crossbar_hil.seam.errors import LimitError, reply_free_reason
 from crossbar_hil.seam.registry import create_backend
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import Outcome
@@ -132,7 +132,7 @@ def open_checked(config: RunConfig, build: BackendBuilder) -> CrossbarBackend:
     except (ValueError, TypeError, FileNotFoundError) as e:
         raise InvalidRun({"backend.params": f"{type(e).__name__}: {e}"}) from e
     except Exception as e:  # Unreachable instrument, refused connection, wrong answer, driver bug.
-        raise BackendUnavailable(f"cannot open the {spec.name!r} backend: {type(e).__name__}: {e}") from e
+        raise BackendUnavailable(f"cannot open the {spec.name!r} backend: {reply_free_reason(e)}") from e
     try:
         check_fits(config, backend)
     except BaseException:

@@ -77,3 +77,16 @@ def describe_validation_error(error: ValidationError) -> str:
     if len(lines) == 1:
         return f"invalid configuration: {lines[0]}"
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def reply_free_reason(error: BaseException) -> str:
+    """``error`` as one line for someone other than the operator (a remote client): what the
+    instrument said (a protocol or device error quotes its reply) is left out, so a request
+    cannot make the service read out a foreign service's answer."""
+    if isinstance(error, ProtocolError | DeviceFault):
+        return (
+            f"{type(error).__name__}: the instrument did not answer as a crossbar controller "
+            "(its reply is not shown here; check the address, or probe it with `hil instruments --probe` "
+            "on the machine)"
+        )
+    return f"{type(error).__name__}: {error}"

@@ -19,6 +19,7 @@ from contextlib import suppress
 from typing import Annotated
 
 from crossbar_hil.api.service.deps import get_run, store
+from crossbar_hil.api.service.gates import Gates
 from crossbar_hil.api.service.problems import Problem, ProblemDetails
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import Event, RunNotFound, RunStore
@@ -58,19 +59,27 @@ async def stream_events(
     request: Request,
     runs: Annotated[RunStore, Depends(store)],
     last_event_id: Annotated[str | None, Header(description="Resume after this event id.")] = None,
-    after: Annotated[int | None, Query(ge=0, description="Resume after this event id.")] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**62, description="Resume after this event id.")] = None,
 ) -> StreamingResponse:
-    get_run(runs, run_id)
+    run = get_run(runs, run_id)
     start = after or 0
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
+        text = last_event_id.strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 18):
             raise Problem(
                 422,
                 f"Last-Event-ID must be an event id (an integer >= 0), got {last_event_id!r}",
                 kind="invalid-request",
                 errors={"Last-Event-ID": "expected an integer >= 0"},
             )
-        start = max(start, int(last_event_id))
+        start = max(start, int(text))
+    gates: Gates = request.app.state.gates
+    if gates.streams.busy:
+        raise gates.streams.refusal()
+    if run.status.finished and start >= run.last_event:  # Nothing more will ever come.
+        return StreamingResponse(
+            iter(["retry: 1000\n\n"]), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
     return StreamingResponse(
         _events(request, runs, run_id, start),
         media_type="text/event-stream",
@@ -79,10 +88,14 @@ async def stream_events(
 
 
 async def _events(request: Request, runs: RunStore, run_id: str, last: int) -> AsyncIterator[str]:
+    gates: Gates = request.app.state.gates
     try:
-        async for chunk in _stream(request, runs, run_id, last):
-            yield chunk
+        async with gates.streams.slot():
+            async for chunk in _stream(request, runs, run_id, last):
+                yield chunk
     except RunNotFound:  # Deleted while followed: nothing more will come.
+        return
+    except Problem:  # The streams gate filled up since the request was accepted.
         return
 
 
@@ -141,6 +154,7 @@ class Bell:
 async def _stream(request: Request, runs: RunStore, run_id: str, last: int) -> AsyncIterator[str]:
     cache: EventCache = request.app.state.event_cache
     bell: Bell = request.app.state.bell
+    gates: Gates = request.app.state.gates
     yield "retry: 1000\n\n"
     quiet_since = refreshed = time.monotonic()
     while True:
@@ -149,7 +163,8 @@ async def _stream(request: Request, runs: RunStore, run_id: str, last: int) -> A
         if newest > last:
             events = cache.after(run_id, last, newest)
             if events is None:
-                events = cache.add(run_id, await run_in_threadpool(runs.events, run_id, last))
+                async with gates.backlogs.slot():  # A few pages read at a time: bounded CPU for reads.
+                    events = cache.add(run_id, await run_in_threadpool(runs.events, run_id, last))
             for seq, text, finished in events:
                 yield text
                 last = seq

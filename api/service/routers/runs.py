@@ -8,7 +8,10 @@ import hashlib
 from typing import Annotated, Any
 
 from crossbar_hil.api.service.auth import Authorized
+from crossbar_hil.api.service.backend_policy import request_param_errors
+from crossbar_hil.api.service.control import ControlPath, control
 from crossbar_hil.api.service.deps import get_run, manager, store
+from crossbar_hil.api.service.gates import Gates, ResultCache
 from crossbar_hil.api.service.models import (
     EpochPage,
     EpochView,
@@ -26,13 +29,14 @@ from crossbar_hil.runs import export
 from crossbar_hil.runs.manager import RunManager
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import RunStore
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 Manager = Annotated[RunManager, Depends(manager)]
 Store = Annotated[RunStore, Depends(store)]
+Control = Annotated[ControlPath, Depends(control)]
 Offset = Annotated[int, Query(ge=0, le=10**9, description="Items to skip.")]
 
 
@@ -49,6 +53,7 @@ def _limit(most: int) -> Any:
 )
 def create_run(
     request: RunRequest,
+    http: Request,
     response: Response,
     runs: Manager,
     idempotency_key: Annotated[
@@ -62,6 +67,10 @@ def create_run(
     instrument waits in its queue (status ``queued``, ``queue_position``) instead of a 409."""
     config = request.config()
     digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+    hosts = http.app.state.settings.instrument_hosts
+    if refused := request_param_errors(config.backend.name, config.backend.params, hosts):
+        detail = "; ".join(f"{k}: {v}" for k, v in refused.items())
+        raise Problem(422, detail, kind="invalid-run", errors=refused)
     run, _ = runs.start(
         config,
         idempotency_key=idempotency_key,
@@ -145,11 +154,20 @@ def list_plots(run_id: str, runs: Store) -> PlotList:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, **documented(404, 409)},
 )
-async def read_plot(run_id: str, name: str, runs: Store) -> Response:
+async def read_plot(run_id: str, name: str, runs: Store, http: Request) -> Response:
+    """Rendered once per run, figure and last event (then served from a cache); a few renderings
+    at a time, a 503 with ``Retry-After`` when they are all busy."""
     if name not in PLOTS:
         raise Problem(404, f"no figure {name!r}; figures: {', '.join(PLOTS)}", kind="plot-not-found")
     run = get_run(runs, run_id)
-    png = await run_in_threadpool(_render, runs, run, name)
+    gates: Gates = http.app.state.gates
+    cache: ResultCache = http.app.state.plot_cache
+
+    async def render() -> bytes:
+        async with gates.renders.slot():
+            return await run_in_threadpool(_render, runs, run, name)
+
+    png = await cache.get((run_id, name, run.last_event), render)
     return Response(png, media_type="image/png")
 
 
@@ -169,10 +187,11 @@ def _render(runs: RunStore, run: Any, name: str) -> bytes:
     summary="Stop a run (idempotent)",
     responses=documented(401, 404),
 )
-def stop_run(run_id: str, runs: Manager) -> RunView:
-    """The run stops before its next pulse, the instrument at 0 V. A finished run is returned unchanged."""
-    get_run(runs.store, run_id)
-    return RunView.of(runs.stop(run_id))
+async def stop_run(run_id: str, runs: Manager, path: Control) -> RunView:
+    """The run stops before its next pulse, the instrument at 0 V. A finished run is returned unchanged.
+    Served on the control path: no read delays it."""
+    await path.call(get_run, runs.store, run_id)
+    return RunView.of(await path.call(runs.stop, run_id))
 
 
 @router.post(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
-from crossbar_hil.api.service.auth import Authorized, Credentials, require_token
+from crossbar_hil.api.service.auth import Authorized, Credentials, check_token
+from crossbar_hil.api.service.control import ControlPath, control
 from crossbar_hil.api.service.deps import manager
 from crossbar_hil.api.service.models import (
     BackendsView,
@@ -24,6 +25,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 router = APIRouter(tags=["system"])
 Manager = Annotated[RunManager, Depends(manager)]
+Control = Annotated[ControlPath, Depends(control)]
 _401: dict[int | str, dict[str, Any]] = {
     401: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
 }
@@ -49,11 +51,13 @@ def _estop(runs: RunManager, stopped: list[str] | None = None) -> EmergencyStopS
 @router.post(
     "/emergency-stop", dependencies=[Authorized], responses=_401, summary="Stop everything and latch"
 )
-def emergency_stop(runs: Manager, body: EmergencyStopRequest | None = None) -> EmergencyStopState:
+async def emergency_stop(
+    runs: Manager, path: Control, body: EmergencyStopRequest | None = None
+) -> EmergencyStopState:
     """Every run stops before its next pulse and every instrument in use gets an abort (0 V) now;
-    no run starts until the latch is cleared (DELETE)."""
-    stopped = runs.emergency_stop((body or EmergencyStopRequest()).reason)
-    return _estop(runs, stopped)
+    no run starts until the latch is cleared (DELETE). Served on the control path: no read delays it."""
+    stopped = await path.call(runs.emergency_stop, (body or EmergencyStopRequest()).reason)
+    return await path.call(_estop, runs, stopped)
 
 
 @router.get("/emergency-stop", summary="Is the emergency stop latched?")
@@ -62,9 +66,9 @@ def emergency_stop_state(runs: Manager) -> EmergencyStopState:
 
 
 @router.delete("/emergency-stop", dependencies=[Authorized], responses=_401, summary="Clear the latch")
-def clear_emergency_stop(runs: Manager) -> EmergencyStopState:
-    runs.clear_emergency_stop()
-    return _estop(runs)
+async def clear_emergency_stop(runs: Manager, path: Control) -> EmergencyStopState:
+    await path.call(runs.clear_emergency_stop)
+    return await path.call(_estop, runs)
 
 
 @router.get("/backends", summary="Registered backends")
@@ -83,7 +87,7 @@ def instruments(
     from crossbar_hil.drivers.discovery import discover
 
     if probe:
-        require_token(request, credentials)
+        check_token(request, credentials)
     found = discover(probe_timeout_s=probe_timeout_s if probe else None)
     return InstrumentsView.model_validate(found.to_dict())
 
