@@ -201,13 +201,13 @@ async def stop_run(run_id: str, runs: Manager, path: Control) -> RunView:
     summary="Pause a running run",
     responses=documented(401, 404, 409),
 )
-def pause_run(run_id: str, runs: Manager, body: PauseRequest | None = None) -> RunView:
+async def pause_run(run_id: str, runs: Manager, path: Control, body: PauseRequest | None = None) -> RunView:
     """The run pauses after the epoch in flight (``after_epoch``) or before its next operation
     (``now``): its instrument held at 0 V (ABOR), status ``paused``, its process and history kept.
     A paused run not resumed within the service's ``pause_timeout_s`` ends as stopped. 409 unless
     the run is running (or already paused)."""
-    get_run(runs.store, run_id)
-    return RunView.of(runs.pause(run_id, (body or PauseRequest()).when))
+    await path.call(get_run, runs.store, run_id)
+    return RunView.of(await path.call(runs.pause, run_id, (body or PauseRequest()).when))
 
 
 @router.post(
@@ -217,11 +217,11 @@ def pause_run(run_id: str, runs: Manager, body: PauseRequest | None = None) -> R
     summary="Resume a paused run",
     responses=documented(401, 404, 409),
 )
-def resume_run(run_id: str, runs: Manager) -> RunView:
+async def resume_run(run_id: str, runs: Manager, path: Control) -> RunView:
     """The run re-reads every conductance and goes on: the same run, its history without gaps.
     Withdraws a pause not yet taken effect. 409 for a run neither paused nor asked to pause."""
-    get_run(runs.store, run_id)
-    return RunView.of(runs.resume(run_id))
+    await path.call(get_run, runs.store, run_id)
+    return RunView.of(await path.call(runs.resume, run_id))
 
 
 @router.delete(

@@ -120,9 +120,9 @@ def test_a_figure_is_rendered_once_per_run_state_then_served_from_the_cache(
     calls: list[str] = []
     real = plots.plot_png
 
-    def counted(name: str, *args: Any) -> bytes:
+    def counted(name: str, *args: Any, **kwargs: Any) -> bytes:
         calls.append(name)
-        return real(name, *args)
+        return real(name, *args, **kwargs)
 
     monkeypatch.setattr(plots, "plot_png", counted)
     with live_service(settings) as url, httpx.Client(base_url=url, timeout=DEADLOCK_GUARD_S) as client:
