@@ -40,4 +40,5 @@ class ControlPath:
 
 async def control(request: Request) -> ControlPath:
     """The application's control path (a dependency)."""
-    return request.app.state.control  # type: ignore[no-any-return]
+    control_path: ControlPath = request.app.state.control
+    return control_path
