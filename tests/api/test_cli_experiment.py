@@ -50,3 +50,18 @@ def test_a_missing_trace_is_refused_before_anything_runs(
     )
     assert rc == 2
     assert "trace file not found" in capsys.readouterr().err
+
+
+def test_the_same_table_comes_back_from_a_dask_scheduler(tmp_path: Path, dask_scheduler: str) -> None:
+    """One executor path: the local pool and Dask give the same accuracies, pulses and resets."""
+    argv = ["experiment", "lim", "--sections", "variation", "--seeds", "2", "--hidden", "4"]
+    argv += ["--train-samples", "30", "--no-plots"]
+    assert main([*argv, "--out", str(tmp_path / "local"), "--workers", "1"]) == 0
+    assert main([*argv, "--out", str(tmp_path / "dask"), "--scheduler", dask_scheduler]) == 0
+
+    def table(folder: str) -> list[dict[str, str]]:
+        with (tmp_path / folder / "lim.csv").open(newline="") as f:
+            return [{k: v for k, v in r.items() if k != "samples_per_s"} for r in csv.DictReader(f)]
+
+    assert table("dask") == table("local")
+    assert len(table("local")) == 6
