@@ -53,7 +53,7 @@ class ShiftDistribution(BaseModel):
         math.log((_REF_LOW_SIEMENS + _REF_HIGH_SIEMENS) / 2), description="Mean of log(shift / S)."
     )
     sigma: float = Field(
-        abs(math.log(_REF_HIGH_SIEMENS / _REF_LOW_SIEMENS)) / 5, ge=0, description="Sd of log."
+        abs(math.log(_REF_HIGH_SIEMENS / _REF_LOW_SIEMENS)) / 5, ge=0, description="Sd of log(shift / S)."
     )
     low_siemens: float = Field(_REF_LOW_SIEMENS, ge=0, description="Smallest shift after rescaling (S).")
     high_siemens: float = Field(_REF_HIGH_SIEMENS, ge=0, description="Largest shift after rescaling (S).")

@@ -16,15 +16,20 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from crossbar_hil.api.cli.model_options import add_setting_options
 from crossbar_hil.api.cli.stopping import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_STOPPED, SignalStop
 from crossbar_hil.resources import TRACE_ENV, trace_from_env
 from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.seam.errors import HilError, RunStopped, describe_validation_error
 from crossbar_hil.seam.registry import available_backends, backend_factory, create_backend
+from crossbar_hil.settings import settings
 from pydantic import BaseModel, ValidationError
 
 EMULATOR_OPTIONS = {"trace": "--trace", "builtin": "--builtin", "seed": "--seed", "scale_k": "--k"}
 """Options that describe the emulator (dest -> option)."""
+
+EMULATOR_FIELDS = ("seed", "scale_k")
+"""EmulatorConfig fields with an option of their own (the others go by --param)."""
 
 SHORTCUTS = {"resource": "visa", "port": "serial"}
 """Options that belong to one backend (dest -> backend name); each implies its backend."""
@@ -36,8 +41,10 @@ def add_emulator_options(p: argparse.ArgumentParser) -> None:
         "--trace", type=Path, help=f"Trace file to replay (default: ${TRACE_ENV}, else the built-in device)."
     )
     p.add_argument("--builtin", action="store_true", help="Use the built-in device even if a trace is set.")
-    p.add_argument("--seed", type=int, help="Seed of the emulator's random draws (default 0).")
-    p.add_argument("--k", type=float, dest="scale_k", help="Emulator scale factor K (default 10).")
+    from crossbar_hil.emulator.config import EmulatorConfig
+
+    fields = [s for s in settings(EmulatorConfig) if s.name in EMULATOR_FIELDS]
+    add_setting_options(p, fields, {"scale_k": ("--k",)})
 
 
 def add_backend_options(p: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ from crossbar_hil.api.cli.backend_options import (
     bad_input,
     open_backend,
 )
-from crossbar_hil.api.cli.rule_options import add_rule_options, rule_overrides
+from crossbar_hil.api.cli.model_options import add_setting_options, setting_values
 from crossbar_hil.api.cli.stopping import (
     EXIT_INTERNAL,
     EXIT_OK,
@@ -31,32 +31,30 @@ from crossbar_hil.json_files import InputFileError, read_json_object
 from crossbar_hil.procedures.training import RunOutputs, TrainingRun, run_training, save_plots, what_to_try
 from crossbar_hil.resources import TRACE_ENV
 from crossbar_hil.seam.errors import RunStopped
+from crossbar_hil.settings import Setting, settings
 from crossbar_hil.trace_file import load_trace
-from crossbar_hil.training.config import DEFAULT_PRESET, PRESETS, RunConfig
+from crossbar_hil.training.config import DEFAULT_PRESET, PRESETS, RunConfig, TrainingConfig
 from crossbar_hil.training.history import EpochRecord, Evaluation, Outcome, TrainingResult
 from crossbar_hil.training.observers import TrainingObserver
 from crossbar_hil.training.task import Task
 
-# Options that override TrainingConfig fields: option dest -> help (the default is appended).
-TRAINING_OPTIONS = {
-    "beta": "Activation gain (1/A); with --gain calibrated, the start.",
-    "target_high": "Error target of class 1 (e.g. 0.8 or 1).",
-    "target_low": "Error target of class 0 (e.g. -0.8 or -1).",
-    "f_plus": "Class-1 outputs must exceed this.",
-    "f_minus": "Class-0 outputs must stay below this.",
-    "max_epochs": "Most update epochs.",
-    "gain_fraction": "Calibrated gain: share of the largest reachable margin the bands need.",
-    "patience": "End the run when no device moved for this many epochs (0 = never).",
-}
+TRAINING_SKIP = ("curve_source",)
+"""TrainingConfig fields without an option of their own: --device-curve sets them (with the curve)."""
+
+OPTION_ALIASES = {"start_state": ("--start",)}
+"""Older option names kept working, by field."""
 
 
-def _default(field: str) -> Any:
-    """The value ``hil train`` uses without the option: the core's default run config's."""
-    return RunConfig().training.model_dump()[field]
+def training_settings(model: type[TrainingConfig] = TrainingConfig) -> list[Setting]:
+    """The options of ``hil train`` that set ``model``'s fields, with the defaults it uses without
+    them (the core's default run config's)."""
+    return settings(model, RunConfig().training.model_dump(), skip=TRAINING_SKIP)
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``hil train``."""
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], model: type[TrainingConfig] = TrainingConfig
+) -> None:
+    """Register ``hil train``; its training options are ``model``'s fields."""
     p = sub.add_parser(
         "train",
         help="Train the perceptron in situ (emulator by default).",
@@ -84,21 +82,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "implementation: beta 6e6, bands and error targets +-0.8, every pattern in the update, "
         "Manhattan, 50 epochs). The config file's training section and the options below override it.",
     )
-    p.add_argument(
-        "--gain",
-        choices=("fixed", "calibrated"),
-        help=f"Use --beta as given, or calibrate it (default {_default('gain')}).",
-    )
-    for dest, text in TRAINING_OPTIONS.items():
-        kind = int if isinstance(_default(dest), int) else float
-        p.add_argument(f"--{dest.replace('_', '-')}", type=kind, help=f"{text} (default {_default(dest):g})")
-    p.add_argument(
-        "--ignore-in-band",
-        action="store_true",
-        default=None,
-        help="Patterns already in their band add no update (default: they do).",
-    )
-    add_rule_options(p)
+    fields = training_settings(model)
+    group = p.add_argument_group("training settings (TrainingConfig; the config file's are overridden)")
+    add_setting_options(group, fields, OPTION_ALIASES)
     p.add_argument(
         "--device-curve",
         metavar="TRACE|oracle|learned|none",
@@ -115,12 +101,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="Factor from the curve file's conductances to the crossbar's (e.g. the emulator's K; "
         "default 1).",
     )
-    p.add_argument(
-        "--start",
-        choices=["reset", "as-is"],
-        help="'reset' the task's devices before training, or start from them 'as-is' "
-        f"(default {_default('start_state')}, where the instrument has a reset).",
-    )
     p.add_argument("--plots", type=Path, metavar="DIR", help="Save PNG plots into DIR (after the JSON).")
     p.add_argument(
         "--json",
@@ -129,7 +109,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "next to it (PATH with .csv).",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="No progress display.")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, training_fields=fields)
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -160,12 +140,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     elif args.device_curve is not None:
         training["device_curve_siemens"] = device_curve(Path(args.device_curve), args.curve_scale)
         training["device_curve_label"] = f"file {args.device_curve}"
-    for key in (*TRAINING_OPTIONS, "gain", "ignore_in_band"):
-        if getattr(args, key) is not None:
-            training[key] = getattr(args, key)
-    training.update(rule_overrides(args))
-    if args.start is not None:
-        training["start_state"] = args.start.replace("-", "_")
+    training.update(setting_values(args, args.training_fields))
     if args.task is not None:
         base["task"] = Task.load(args.task).model_dump()
     return RunConfig.model_validate(base)

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from crossbar_hil.emulator.config import EmulatorConfig
+from crossbar_hil.emulator.config import EmulatorConfig, ShiftDistribution
 from crossbar_hil.emulator.devices import DeviceModel
 from crossbar_hil.resources import TRACE_ENV, trace_from_env
 from crossbar_hil.seam.errors import HilError
+from crossbar_hil.settings import settings
 from crossbar_hil.training.config import TrainingConfig
 from pydantic import TypeAdapter, ValidationError
 
@@ -82,63 +83,52 @@ def _device(o: Overrides, v: str) -> None:
         o["emulator"].update(trace=v, device=None)
 
 
-PARAMETERS: dict[str, Parameter] = {
-    p.name: p
-    for p in (
-        Parameter("beta", float, "Gain of f = tanh(beta I) (1/A).", _set("training", "beta"), unit="1/A"),
-        Parameter(
-            "targets",
-            float,
-            "Symmetric target values +-T of the error.",
-            _set("training", "target_high", "target_low", sign=(1, -1)),
-            symmetric=True,
-        ),
-        Parameter("target_high", float, "Target value of class 1.", _set("training", "target_high")),
-        Parameter("target_low", float, "Target value of class 0.", _set("training", "target_low")),
-        Parameter(
-            "band",
-            float,
-            "Symmetric band edges: f > +B for class 1, f < -B for class 0.",
-            _set("training", "f_plus", "f_minus", sign=(1, -1)),
-            symmetric=True,
-        ),
-        Parameter("f_plus", float, "Band edge of class 1.", _set("training", "f_plus")),
-        Parameter("f_minus", float, "Band edge of class 0.", _set("training", "f_minus")),
-        Parameter("rule", str, "Update rule by name.", _set("training", "rule")),
-        Parameter("max_epochs", int, "Most update epochs.", _set("training", "max_epochs")),
-        Parameter(
-            "ignore_in_band", bool, "In-band patterns add no update.", _set("training", "ignore_in_band")
-        ),
-        Parameter("k", float, "Scale factor K from device table to crossbar.", _set("emulator", "scale_k")),
-        Parameter("shift_mu", float, "Mean of log(shift / S).", _set("shifts", "mu")),
-        Parameter("shift_sigma", float, "Sd of log(shift / S).", _set("shifts", "sigma")),
-        Parameter(
-            "shift_low_siemens",
-            float,
-            "Smallest shift after rescaling (S).",
-            _set("shifts", "low_siemens"),
-            unit="S",
-        ),
-        Parameter(
-            "shift_high_siemens",
-            float,
-            "Largest shift after rescaling (S).",
-            _set("shifts", "high_siemens"),
-            unit="S",
-        ),
-        Parameter("shift_rescale", bool, "Min-max rescale the shift draws.", _set("shifts", "rescale")),
-        Parameter(
-            "read_noise", float, "Relative sd of each read and current.", _set("emulator", "read_noise")
-        ),
-        Parameter(
-            "step_noise", float, "Relative sd of each conductance step.", _set("emulator", "step_noise")
-        ),
-        Parameter(
-            "stuck_fraction", float, "Share of devices that never move.", _set("emulator", "stuck_fraction")
-        ),
-        Parameter("device", str, _device.__doc__ or "", _device),
-    )
-}
+COMPOSITES: tuple[Parameter, ...] = (
+    Parameter(
+        "targets",
+        float,
+        "Symmetric target values +-T of the error.",
+        _set("training", "target_high", "target_low", sign=(1, -1)),
+        symmetric=True,
+    ),
+    Parameter(
+        "band",
+        float,
+        "Symmetric band edges: f > +B for class 1, f < -B for class 0.",
+        _set("training", "f_plus", "f_minus", sign=(1, -1)),
+        symmetric=True,
+    ),
+    Parameter(
+        "k", float, "Scale factor K from device table to crossbar (scale_k).", _set("emulator", "scale_k")
+    ),
+    Parameter("device", str, _device.__doc__ or "", _device),
+)
+"""Parameters that set more than one field, or read a file, or keep a short name."""
+
+EMULATOR_SKIP = ("rows", "cols", "seed")
+"""EmulatorConfig fields a grid does not vary: the task's shape, and the seed (the sweep's own axis)."""
+
+
+def parameters_for(
+    training: type[TrainingConfig] = TrainingConfig, emulator: type[EmulatorConfig] = EmulatorConfig
+) -> dict[str, Parameter]:
+    """Every parameter a grid may vary: each scalar field of ``training``, of ``emulator`` (but
+    :data:`EMULATOR_SKIP`) and of its shift distribution (``shift_<field>``), with the model's
+    help, then :data:`COMPOSITES`."""
+    derived = [(s, "training", s.name) for s in settings(training)]
+    derived += [(s, "emulator", s.name) for s in settings(emulator, skip=EMULATOR_SKIP)]
+    derived += [(s, "shifts", f"shift_{s.name}") for s in settings(ShiftDistribution)]
+    out: dict[str, Parameter] = {}
+    for s, section, name in derived:
+        out[name] = Parameter(name, s.kind, s.describe(), _set(section, s.name), unit=s.unit)
+    for p in COMPOSITES:
+        out[p.name] = p
+    if len(out) != len(derived) + len(COMPOSITES):
+        raise RuntimeError("two grid parameters share a name: rename a field or a composite")
+    return out
+
+
+PARAMETERS: dict[str, Parameter] = parameters_for()
 """Every parameter a grid may vary, by name."""
 
 Grid = dict[str, list[Value]]
@@ -245,8 +235,8 @@ def _validated(
     for name, value in point.items():
         parameter(name).apply(o, value)
     shifts = emulator.shifts.model_validate({**emulator.shifts.model_dump(), **o["shifts"]})
-    emu = EmulatorConfig.model_validate({**emulator.model_dump(), **o["emulator"], "shifts": shifts})
-    cfg = TrainingConfig.model_validate({**training.model_dump(), **o["training"]})
+    emu = type(emulator).model_validate({**emulator.model_dump(), **o["emulator"], "shifts": shifts})
+    cfg = type(training).model_validate({**training.model_dump(), **o["training"]})
     return emu, cfg
 
 

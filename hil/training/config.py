@@ -63,8 +63,11 @@ class TrainingConfig(BaseModel):
 
     rule: str = Field(
         "manhattan",
-        description="Update rule by its registered name (crossbar_hil.training.rules.RULES): manhattan, "
-        "method_a, method_b, method_c.",
+        description="Update rule by its registered name (crossbar_hil.training.rules.RULES): planned "
+        "(pulse towards the best reachable positions, planned from read-back and the device curve), "
+        "manhattan (the reference's), method_a, method_b or method_c (Lim et al.: what to do when the "
+        "device to potentiate is saturated: a resets the pair and re-programmes it, b resets and "
+        "re-programmes the other device, c depresses the other device).",
     )
     update: UpdateMode = Field(
         "batch",
@@ -73,7 +76,10 @@ class TrainingConfig(BaseModel):
         "crossbar per pattern).",
     )
     beta: float = Field(
-        6e6, gt=0, description="Gain of f = tanh(beta * I), in 1/A (the start, if calibrated)."
+        6e6,
+        gt=0,
+        description="Gain of f = tanh(beta * I), in 1/A (the start, if calibrated).",
+        json_schema_extra={"unit": "1/A"},
     )
     gain: GainMode = Field(
         "fixed",

@@ -141,7 +141,7 @@ def test_verbose_after_the_subcommand_and_library_internals_only_in_the_log_file
 
 
 def test_help_shows_defaults_and_the_backend_parameters(tmp_path: Path) -> None:
-    text = run_hil("train", "--help", cwd=tmp_path).stdout
+    text = " ".join(run_hil("train", "--help", cwd=tmp_path).stdout.split())  # However it wraps.
     defaults = TrainingConfig()
     for value in (defaults.beta, defaults.max_epochs, defaults.patience):
         assert f"(default {value:g})" in text

@@ -33,7 +33,7 @@ def test_sweep_writes_the_table_plots_and_progress(
 @pytest.mark.parametrize(
     ("grid", "message"),
     [
-        ("gain=1e6", "unknown grid parameter 'gain'"),
+        ("speed=1e6", "unknown grid parameter 'speed'"),
         ("beta=abc", "grid parameter 'beta': 'abc' is not a number"),
         ("read_noise=2", "grid parameter read_noise=2.0: "),
         ("device=/no/such.dat", "grid parameter 'device': '/no/such.dat' is not builtin, trace"),

@@ -43,7 +43,7 @@ def test_a_grid_item_gives_values_of_the_parameters_type() -> None:
 @pytest.mark.parametrize(
     ("item", "message"),
     [
-        ("gain=1e6", "unknown grid parameter 'gain'; known: beta"),
+        ("speed=1e6", "unknown grid parameter 'speed'; known: rule, update, beta"),
         ("beta=fast", "grid parameter 'beta': 'fast' is not a number"),
         ("max_epochs=2.5", "grid parameter 'max_epochs': '2.5' is not an integer"),
         ("beta", "grid item 'beta': expected NAME=V1,V2"),
