@@ -54,7 +54,7 @@ class Setting:
         return self.name
 
     def describe(self) -> str:
-        """The help, then what is allowed in brackets and the default in parentheses, with the unit."""
+        """The help, then what is allowed in brackets (with the unit) and the default in parentheses."""
         unit = f" {self.unit}" if self.unit else ""
         text = self.help.rstrip(".") + "."
         if self.choices:
@@ -63,7 +63,7 @@ class Setting:
             text += f" [{self.bounds}{unit}]"
         if self.default is not None:
             shown = f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
-            text += f" (default {shown}{unit})"
+            text += f" (default {shown})"
         return text
 
 

@@ -62,7 +62,7 @@ def test_a_field_added_to_the_model_appears_in_hil_train_and_in_the_sweep() -> N
     parser = _train_parser(Extended)
     text = " ".join(parser.format_help().split() + _subhelp(parser).split())
     assert "--bias-current-a A" in text
-    described = "A setting added in a test, to see it appear everywhere. [> 0, <= 1e-06 A] (default 2e-09 A)"
+    described = "A setting added in a test, to see it appear everywhere. [> 0, <= 1e-06 A] (default 2e-09)"
     assert described in text
     args = parser.parse_args(["train", "--bias-current-a", "3e-9", "--max-epochs", "7"])
     values = setting_values(args, args.training_fields)

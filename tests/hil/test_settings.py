@@ -27,7 +27,7 @@ def test_scalar_fields_in_order_with_kind_choices_bounds_and_unit() -> None:
     )
     assert (found["mode"].kind, found["mode"].choices) == (str, ("a", "b"))
     assert found["tol_siemens"].stem == "tol" and found["count"].stem == "count"
-    assert found["width_s"].describe() == "Pulse width. [> 0, <= 1 s] (default 0.001 s)"
+    assert found["width_s"].describe() == "Pulse width. [> 0, <= 1 s] (default 0.001)"
     assert found["mode"].describe() == "Which mode. [one of a, b] (default a)"
 
 
