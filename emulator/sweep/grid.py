@@ -83,21 +83,14 @@ def _device(o: Overrides, v: str) -> None:
         o["emulator"].update(trace=v, device=None)
 
 
+def _symmetric(name: str, help_text: str, plus: str, minus: str) -> Parameter:
+    """A value V that sets training field ``plus`` to +V and ``minus`` to -V."""
+    return Parameter(name, float, help_text, _set("training", plus, minus, sign=(1, -1)), symmetric=True)
+
+
 COMPOSITES: tuple[Parameter, ...] = (
-    Parameter(
-        "targets",
-        float,
-        "Symmetric target values +-T of the error.",
-        _set("training", "target_high", "target_low", sign=(1, -1)),
-        symmetric=True,
-    ),
-    Parameter(
-        "band",
-        float,
-        "Symmetric band edges: f > +B for class 1, f < -B for class 0.",
-        _set("training", "f_plus", "f_minus", sign=(1, -1)),
-        symmetric=True,
-    ),
+    _symmetric("targets", "Symmetric target values +-T of the error.", "target_high", "target_low"),
+    _symmetric("band", "Symmetric band edges: f > +B for class 1, f < -B for class 0.", "f_plus", "f_minus"),
     Parameter(
         "k", float, "Scale factor K from device table to crossbar (scale_k).", _set("emulator", "scale_k")
     ),
