@@ -6,7 +6,7 @@ import { h, when } from "./dom.js";
 import { refreshEstop } from "./estop.js";
 
 const POLL_MS = 2000;
-const ACTIVE = ["queued", "running", "stopping"];
+const HOLDING = ["running", "paused", "suspended", "stopping"]; // A queued run holds nothing yet.
 
 export async function renderInstruments(main) {
   const latchState = h("p", { id: "latch-state", role: "status", "aria-live": "polite" });
@@ -49,6 +49,37 @@ export async function renderInstruments(main) {
   clear.addEventListener("click", act("DELETE"));
 
   const showQueue = await hasPath("/queue");
+
+  const queueAct = (path, body) => async () => {
+    message.textContent = "";
+    try {
+      await send("POST", path, body);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      message.textContent = `Refused: ${e.message}`;
+    }
+    await refresh();
+  };
+
+  /** Each instrument's queue: started or stopped (and why), its waiting runs in order, controls. */
+  function queueView(view) {
+    const out = [h("h2", { id: "queue-title" }, "Queues")];
+    if (!view.queues.length) out.push(h("p", {}, "No queue: no run waits for an instrument."));
+    for (const q of view.queues) {
+      const started = q.state === "started";
+      out.push(h("section", { className: "queue", "data-queue": q.name, "aria-label": `queue of ${q.name}` },
+        h("h3", {}, `${q.name}: `, h("span", { className: `badge queue-${q.state}` }, q.state), q.reason ? ` (${q.reason})` : ""),
+        h("div", { className: "buttons" },
+          h("button", { type: "button", className: "queue-start", disabled: started, onclick: queueAct("/queue/start", { instrument: q.name }) }, "Start queue"),
+          h("button", { type: "button", className: "queue-stop", disabled: !started, onclick: queueAct("/queue/stop", { instrument: q.name }) }, "Stop queue")),
+        q.items.length
+          ? h("ol", {}, q.items.map((run, i) => h("li", {},
+            h("a", { href: `#/runs/${run.id}` }, run.id), ` ${run.config?.training?.rule ?? ""} `,
+            i > 0 ? h("button", { type: "button", className: "queue-up", onclick: queueAct("/queue/move", { run_id: run.id, position: i }) }, "Move up") : "")))
+          : h("p", { className: "muted" }, "No run waiting.")));
+    }
+    return out;
+  }
   async function refresh() {
     const estop = await refreshEstop();
     if (estop) {
@@ -56,7 +87,7 @@ export async function renderInstruments(main) {
       latchState.className = estop.latched ? "latched-text" : "";
       clear.disabled = !estop.latched;
     }
-    const page = await getJSON(`/runs?limit=500&${ACTIVE.map((s) => `status=${s}`).join("&")}`);
+    const page = await getJSON(`/runs?limit=500&${HOLDING.map((s) => `status=${s}`).join("&")}`);
     const holder = new Map(page.items.filter((r) => r.instrument).map((r) => [r.instrument, r]));
     const emulated = page.items.filter((r) => !r.instrument);
     held.replaceChildren(
@@ -65,13 +96,7 @@ export async function renderInstruments(main) {
         h("td", {}, h("a", { href: `#/runs/${r.id}` }, r.id)), h("td", {}, r.status), h("td", {}, when(r.started_at || r.created_at)))),
     );
     if (!page.items.length) held.append(h("tr", {}, h("td", { colspan: 4 }, "No instrument is in use.")));
-    if (showQueue) {
-      const q = await getJSON("/queue");
-      const items = Array.isArray(q) ? q : q.items || [];
-      queue.replaceChildren(h("h2", {}, "Queue"), items.length
-        ? h("ol", {}, items.map((it) => h("li", {}, it.id ? h("a", { href: `#/runs/${it.id}` }, it.id) : JSON.stringify(it), it.status ? ` (${it.status})` : "")))
-        : h("p", {}, "The queue is empty."));
-    }
+    if (showQueue) queue.replaceChildren(...queueView(await getJSON("/queue")));
     return { holder, emulated };
   }
 

@@ -59,16 +59,19 @@ export async function renderRun(main, runId) {
   const downloads = h("ul", { id: "downloads", className: "downloads" });
   const message = h("p", { className: "error", role: "alert", id: "run-message" });
 
+  let pauseButtons = null; // Shown where the service can pause a run (POST /runs/{id}/pause).
   if (await hasPath("/runs/{run_id}/pause")) {
-    const act = (what) => async () => {
+    const act = (what, body) => async () => {
       try {
-        await send("POST", `/runs/${runId}/${what}`);
+        adopt(await send("POST", `/runs/${runId}/${what}`, body));
       } catch (e) {
         if (e instanceof ApiError) message.textContent = `${what} refused: ${e.message}`;
       }
     };
-    controls.append(h("button", { type: "button", id: "pause-run", onclick: act("pause") }, "Pause"),
-      h("button", { type: "button", id: "resume-run", onclick: act("resume") }, "Resume"));
+    const pause = h("button", { type: "button", id: "pause-run", onclick: act("pause", { when: "after_epoch" }) }, "Pause after this epoch");
+    const resume = h("button", { type: "button", id: "resume-run", onclick: act("resume") }, "Resume");
+    controls.append(pause, resume);
+    pauseButtons = { pause, resume };
   }
 
   main.append(
@@ -92,15 +95,22 @@ export async function renderRun(main, runId) {
   stopButton.addEventListener("click", async () => {
     stopButton.disabled = true;
     try {
-      run = await send("POST", `/runs/${runId}/stop`);
+      adopt(await send("POST", `/runs/${runId}/stop`));
       message.textContent = "";
-      showRun();
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
       message.textContent = `Stop not sent: ${e.message}`;
       stopButton.disabled = false;
     }
   });
+
+  let lastEvent = 0; // Id of the newest event the stream gave.
+  /** Take a run record from a reply unless the stream has already told of something newer
+   *  (a reply to "pause" can arrive after the stream's "paused"). */
+  function adopt(view) {
+    run = view.last_event_id >= lastEvent ? view : { ...view, status: run.status, outcome: run.outcome, error: run.error };
+    showRun();
+  }
 
   function showRun() {
     badge.textContent = run.status;
@@ -117,6 +127,10 @@ export async function renderRun(main, runId) {
     if (run.error) rows.push(["Error", run.error]);
     summary.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
     stopButton.disabled = FINISHED.has(run.status);
+    if (pauseButtons) {
+      pauseButtons.pause.disabled = run.status !== "running";
+      pauseButtons.resume.disabled = run.status !== "paused";
+    }
     const c = t.device_curve_siemens;
     const sources = {
       auto: "the instrument's newest calibration where the run store keeps one, else learned in situ from read-back",
@@ -303,6 +317,7 @@ export async function renderRun(main, runId) {
   stream.addEventListener("epoch", (event) => {
     const data = JSON.parse(event.data);
     records.set(data.record.epoch, data.record);
+    lastEvent = Number(event.lastEventId);
     live.dataset.lastEvent = event.lastEventId;
     if (!FINISHED.has(run.status)) live.textContent = `live: epoch ${data.record.epoch}`;
     queueDraw();
@@ -310,6 +325,7 @@ export async function renderRun(main, runId) {
   });
   stream.addEventListener("status", (event) => {
     const data = JSON.parse(event.data);
+    lastEvent = Number(event.lastEventId);
     live.dataset.lastEvent = event.lastEventId;
     run = { ...run, status: data.status, outcome: data.outcome ?? run.outcome, error: data.error ?? run.error };
     showRun();
@@ -322,7 +338,7 @@ export async function renderRun(main, runId) {
     if (stream.readyState === EventSource.CLOSED) live.textContent = "stream closed";
     else if (!FINISHED.has(run.status)) live.textContent = "connection lost: reconnecting (resumes after the last event)…";
   });
-  const onEstop = async () => { run = await getJSON(`/runs/${runId}`); showRun(); };
+  const onEstop = async () => adopt(await getJSON(`/runs/${runId}`));
   window.addEventListener("estop-changed", onEstop);
   return () => {
     stream.close();

@@ -275,3 +275,52 @@ def test_the_emergency_stop_works_from_the_keyboard_alone(page: Page, served: Se
     page.keyboard.press("Enter")
     until(lambda: text(page, "#latch-state").startswith("Not latched"), "the latch cleared")
     assert served.api.get("/emergency-stop").json()["latched"] is False
+
+
+def test_a_run_paused_and_resumed_from_its_page(page: Page, served: Served, tmp_path: Path) -> None:
+    run_id = start_from_form(page, served, max_epochs="100000")
+    until(lambda: epochs_shown(page) >= 2, "2 epochs")
+    page.click("#pause-run")
+    until(lambda: text(page, "#run-status") == "paused", "the run paused")
+    assert served.api.get(f"/runs/{run_id}").json()["status"] == "paused"
+    assert page.get_attribute("#pause-run", "disabled") is not None, page.inner_html(".run-bar")
+    shot(page, tmp_path, "run-paused", full_page=False)
+    held = served.api.get(f"/runs/{run_id}").json()["epochs"]
+    page.click("#resume-run")
+    until(lambda: text(page, "#run-status") == "running", "the run resumed")
+    until(lambda: epochs_shown(page) > held, "an epoch after the pause")
+    page.click("#stop-run")
+    until(lambda: text(page, "#run-status") == "stopped", "the run stopped")
+
+
+def test_the_instruments_page_shows_a_queue_and_stops_and_reorders_it(
+    page: Page, served: Served, instrument: InstrumentServer, tmp_path: Path
+) -> None:
+    backend = {"name": "visa", "params": {"resource": instrument.resource_string, "timeout_s": 5}}
+    body = {"preset": "reference", "backend": backend, "training": {"max_epochs": 100000}}
+    ids = []
+    for if_busy in ("refuse", "queue", "queue"):
+        r = served.api.post("/runs", json={**body, "if_busy": if_busy}, headers=served.auth)
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["id"])
+    first, second, third = ids
+    try:
+        page.goto(f"{served.url}/#/instruments")
+        queue = page.locator(f"section.queue[data-queue='{instrument.resource_string}']")
+        queue.wait_for()
+        until(lambda: [a.text_content() for a in queue.locator("ol a").all()] == [second, third], "the queue")
+        queue.locator("button.queue-stop").click()
+        give_token(page, served.token)
+        until(lambda: "stopped" in (queue.locator("h3").text_content() or ""), "the queue stopped")
+        shot(page, tmp_path, "queue-stopped")
+        queue.locator("button.queue-up").click()  # The third run, one up: next to start.
+        until(
+            lambda: [a.text_content() for a in queue.locator("ol a").all()] == [third, second],
+            "the new order",
+        )
+        waiting = served.api.get("/queue", params={"instrument": instrument.resource_string}).json()
+        assert waiting["queues"][0]["state"] == "stopped"
+        assert [r["id"] for r in waiting["queues"][0]["items"]] == [third, second]
+    finally:
+        for run_id in (third, second, first):
+            served.api.post(f"/runs/{run_id}/stop", headers=served.auth)
