@@ -33,7 +33,7 @@ Every random draw (initial pulses, sample order) comes from a seeded
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,6 +88,27 @@ def softmax(z: NDArray[np.float64]) -> NDArray[np.float64]:
 def tile_seed(seed: int, layer: int) -> int:
     """The seed of layer ``layer``'s tile for network seed ``seed`` (independent streams)."""
     return int(np.random.SeedSequence([seed, layer]).generate_state(1)[0])
+
+
+def train_epochs(
+    net: NetworkConfig,
+    rng: np.random.Generator,
+    step: Callable[[NDArray[np.float64], NDArray[np.float64]], None],
+    x_train: NDArray[np.float64],
+    y_train: NDArray[np.int64],
+    after_epoch: Callable[[], float],
+) -> list[float]:
+    """``net.epochs`` passes of ``step(samples, one-hot targets)`` over mini-batches of ``net.batch_size``
+    in a new order each (drawn from ``rng``); ``after_epoch()`` after each pass, its values returned."""
+    onehot = np.eye(net.sizes[-1])[y_train]
+    out = []
+    for _ in range(net.epochs):
+        order = rng.permutation(len(x_train))
+        for start in range(0, len(order), net.batch_size):
+            pick = order[start : start + net.batch_size]
+            step(x_train[pick], onehot[pick])
+        out.append(after_epoch())
+    return out
 
 
 @dataclass
@@ -191,14 +212,9 @@ class TileNetwork:
     ) -> TrainResult:
         """Train ``epochs`` passes (a new sample order each, from the network's generator); test."""
         net = self.net
-        onehot = np.eye(net.sizes[-1])[y_train]
-        per_epoch = []
-        for _ in range(net.epochs):
-            order = self.rng.permutation(len(x_train))
-            for start in range(0, len(order), net.batch_size):
-                pick = order[start : start + net.batch_size]
-                self.step(x_train[pick], onehot[pick])
-            per_epoch.append(self.accuracy(x_test, y_test))
+        per_epoch = train_epochs(
+            net, self.rng, self.step, x_train, y_train, lambda: self.accuracy(x_test, y_test)
+        )
         return TrainResult(
             test_accuracy=per_epoch[-1],
             train_accuracy=self.accuracy(x_train, y_train),

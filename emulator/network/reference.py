@@ -9,7 +9,7 @@ arithmetic floor of ``benchmarks/bench_network.py``.
 from __future__ import annotations
 
 import numpy as np
-from crossbar_hil.emulator.network.mlp import NetworkConfig, hard_sigmoid, softmax
+from crossbar_hil.emulator.network.mlp import NetworkConfig, hard_sigmoid, softmax, train_epochs
 from numpy.typing import NDArray
 
 
@@ -58,10 +58,5 @@ class FloatMLP:
         y_test: NDArray[np.int64],
     ) -> float:
         """Train ``net.epochs`` passes in the generator's order; the test accuracy."""
-        onehot = np.eye(self.net.sizes[-1])[y_train]
-        for _ in range(self.net.epochs):
-            order = self.rng.permutation(len(x_train))
-            for start in range(0, len(order), self.net.batch_size):
-                pick = order[start : start + self.net.batch_size]
-                self.step(x_train[pick], onehot[pick])
+        train_epochs(self.net, self.rng, self.step, x_train, y_train, lambda: 0.0)
         return self.accuracy(x_test, y_test)
