@@ -14,11 +14,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from crossbar_hil import __version__
-from crossbar_hil.api.cli import characterize, emulate, experiment, instruments, runs, serve, sweep, train
+from crossbar_hil.api.cli import (
+    characterize,
+    emulate,
+    estop,
+    experiment,
+    instruments,
+    runs,
+    serve,
+    sweep,
+    train,
+)
 from crossbar_hil.api.cli.stopping import EXIT_STOPPED
 
 # Each module here adds one subcommand: add_parser(subparsers) sets func=run(args) -> int.
-SUBCOMMANDS = [train, characterize, instruments, emulate, sweep, experiment, serve, runs]
+SUBCOMMANDS = [train, characterize, instruments, emulate, sweep, experiment, serve, runs, estop]
 
 OWN_LOGGERS = ("hil", "drivers", "emulator", "api", "crossbar_hil")
 """Loggers of crossbar-hil itself; -v shows their debug messages on the screen."""

@@ -24,6 +24,11 @@ from crossbar_hil.runs.store import STORE_ENV, default_path
 from pydantic import ValidationError
 
 GRACE_S = 3
+SWITCH_INTERVAL_S = 0.0005
+"""How long a thread of the service may hold the interpreter while another waits (s; Python's
+default is 0.005). A stop's thread (see crossbar_hil.api.service.control) takes and leaves the
+interpreter many times (store writes, the pipe to the run); behind busy readers (event streams,
+figure renderings) each turn cost up to the default 5 ms, the stop about a second in all."""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM (runs are stopped at 0 V first); exit 2 for bad settings."""
     import uvicorn
     from crossbar_hil.api.service.app import DatabaseInUse, create_app
+    from crossbar_hil.api.service.server import Server
 
     try:
         settings, written = settings_from(args)
@@ -97,18 +103,24 @@ def run(args: argparse.Namespace) -> int:
     if written is not None:
         print(f"token written to {written} (send it as: Authorization: Bearer <token>)", file=sys.stderr)
     print(f"run store: {settings.database}", file=sys.stderr)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=not args.no_access_log,
+        # The runs are stopped at the signal (Server), so their live streams end with them;
+        # a stream that still does not close is closed after this long.
+        timeout_graceful_shutdown=GRACE_S,
+    )
+    server = Server(config, app)
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
-            access_log=not args.no_access_log,
-            # Live streams of running runs never end by themselves: close them after this
-            # long, so that the runs are then stopped (0 V) and the service ends.
-            timeout_graceful_shutdown=GRACE_S,
-        )
+        server.run()
+    except KeyboardInterrupt:  # A third Ctrl-C: uvicorn gives up waiting; the runs were stopped.
+        pass
     except DatabaseInUse as e:
         print(f"hil serve: {e}", file=sys.stderr)
         return 3
-    return 0
+    return 0 if server.started else 3  # Not started: the app refused (its log says why).

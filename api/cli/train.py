@@ -30,6 +30,7 @@ from crossbar_hil.api.cli.stopping import (
 from crossbar_hil.json_files import InputFileError, read_json_object
 from crossbar_hil.procedures.training import RunOutputs, TrainingRun, run_training, save_plots, what_to_try
 from crossbar_hil.resources import TRACE_ENV
+from crossbar_hil.seam.backend import outputs_confirmed_at_0v
 from crossbar_hil.seam.errors import RunStopped
 from crossbar_hil.settings import Setting, settings
 from crossbar_hil.trace_file import load_trace
@@ -239,6 +240,10 @@ def summary(run: TrainingRun) -> str:
         )
     else:
         lines.append(f"{result.outcome.upper()} at epoch {result.epochs}: {result.error_message}")
+        if outputs_confirmed_at_0v(result.error_message):
+            lines.append("outputs: confirmed at 0 V (the instrument answered ABOR)")
+        else:
+            lines.append("outputs: NOT confirmed at 0 V - check the instrument before touching the device")
     if result.diagnosis is not None:
         lines.append(f"  likely reason: {result.diagnosis.replace('_', ' ')}")
         lines += ["    " + line for line in (result.diagnosis_detail or "").splitlines()]

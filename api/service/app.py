@@ -75,7 +75,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             allow_path_params=False,  # A client may not name the server's files (see RunManager).
             times=settings.control_times(),
         )
-        control = ControlPath()
+        control = ControlPath(on_thread_start=store.skip_checkpoints)
         try:
             lost = store.recover(alive=lambda owner: False)  # We hold the lock: their process is gone.
             _warn_interrupted(store, lost)

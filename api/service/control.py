@@ -25,8 +25,12 @@ CONTROL_THREADS = 4
 class ControlPath:
     """A thread pool that only stop and emergency-stop requests use."""
 
-    def __init__(self, threads: int = CONTROL_THREADS) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hil-control")
+    def __init__(
+        self, threads: int = CONTROL_THREADS, on_thread_start: Callable[[], None] | None = None
+    ) -> None:
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="hil-control", initializer=on_thread_start
+        )
 
     async def call(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` on a control thread, awaited without holding the event loop."""

@@ -27,6 +27,7 @@ from typing import Any
 from crossbar_hil import __version__
 from crossbar_hil.procedures.outputs import check_output_dir, check_output_file, write_text_atomic
 from crossbar_hil.seam import BackendInfo, CrossbarBackend
+from crossbar_hil.seam.backend import abort_warning
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import Outcome, TrainingResult, history_csv_lines
 from crossbar_hil.training.observers import TrainingObserver
@@ -150,26 +151,42 @@ def run_training(
     run's config then records; else the trainer learns them in situ. The same config gives
     the same run on the emulator and through a driver: the oracle is never used unasked.
     """
-    with backend:
-        if outputs is not None:
-            outputs.check()
-        config = with_backend_curve(config, backend)
-        info = backend.info
-        trainer = Trainer(backend, config.task, config.training, observers, stop)
-        started = _now()
-        interrupted: KeyboardInterrupt | None = None
-        try:
-            if on_prepared is not None:
-                try:
-                    prepared: TrainingResult | None = trainer.prepare()
-                except Exception:  # A stop or a fault while preparing: run() ends with it.
-                    prepared = None
-                if prepared is not None:
-                    on_prepared(prepared)
-            trainer.run()
-        except KeyboardInterrupt as e:  # Let through (a script must stay interruptible), results kept.
-            interrupted = e
+    interrupted: KeyboardInterrupt | None = None
+    trainer: Trainer | None = None
+    try:
+        with backend:
+            if outputs is not None:
+                outputs.check()
+            config = with_backend_curve(config, backend)
+            info = backend.info
+            trainer = Trainer(backend, config.task, config.training, observers, stop)
+            started = _now()
+            try:
+                if on_prepared is not None:
+                    try:
+                        prepared: TrainingResult | None = trainer.prepare()
+                    except Exception:  # A stop or a fault while preparing: run() ends with it.
+                        prepared = None
+                    if prepared is not None:
+                        on_prepared(prepared)
+                trainer.run()
+            except KeyboardInterrupt as e:  # Let through (a script must stay interruptible), results kept.
+                interrupted = e
+    except KeyboardInterrupt as e:  # While the abort at close awaited its reply (0 V unconfirmed).
+        if trainer is None:
+            raise
+        trainer.result.error_message = "; ".join(
+            m for m in (trainer.result.error_message, abort_warning(e)) if m
+        )
+        interrupted = e
     result = trainer.result
+    if interrupted is not None and result.outcome is not Outcome.FAULT:
+        # Interrupted in any phase (also after the last epoch, or while ABOR was awaited): stopped.
+        if result.outcome is not Outcome.STOPPED:
+            why = f"interrupted ({type(interrupted).__name__}: {interrupted}) after the training loop"
+            result.error_message = "; ".join(m for m in (why, result.error_message) if m)
+            result.diagnosis = result.diagnosis_detail = None  # No advice to train on: it was stopped.
+        result.outcome = Outcome.STOPPED
     if backend.close_warning is not None and backend.close_warning not in (result.error_message or ""):
         # The abort at close failed: the instrument may not be at 0 V; the run must say so.
         result.error_message = "; ".join(m for m in (result.error_message, backend.close_warning) if m)

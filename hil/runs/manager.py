@@ -500,11 +500,15 @@ class RunManager:
 
     def emergency_stop(self, reason: str = "emergency stop") -> list[str]:
         """Latch, stop every run and bring every instrument in use to 0 V now; returns the run ids."""
-        self.store.set_setting(ESTOP_SETTING, {"reason": reason, "at": now()})
         with self._lock:
             actives = [a for a in self._active.values() if a.run_id is not None]
+        for active in actives:  # 0 V now, before any store write (one may wait for a checkpoint).
+            active.send(("abort",))
+        self.store.set_setting(ESTOP_SETTING, {"reason": reason, "at": now()})
+        with self._lock:  # Runs handed over since (they check the latch first).
+            aborted = {id(a) for a in actives}
+            actives += [a for a in self._active.values() if a.run_id is not None and id(a) not in aborted]
         for active in actives:
-            active.send(("abort",))  # 0 V now, not only at the run's next check.
             self.stop(str(active.run_id), f"emergency stop: {reason}")
         return [str(a.run_id) for a in actives]
 

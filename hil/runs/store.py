@@ -271,6 +271,12 @@ class RunStore:
             raise
         db.execute("COMMIT")
 
+    def skip_checkpoints(self) -> None:
+        """This thread's commits never copy the log into the database (SQLite's automatic WAL
+        checkpoint, which can take seconds behind many readers): for a thread whose write must
+        not wait, such as the service's stop path. Other connections still checkpoint."""
+        self._db().execute("PRAGMA wal_autocheckpoint=0")
+
     def release_thread(self) -> None:
         """Close the calling thread's connection (a thread that ends should; a run thread does)."""
         db = getattr(self._local, "db", None)

@@ -241,9 +241,15 @@ def _finite(values: NDArray[np.float64], what: str) -> NDArray[np.float64]:
     return values
 
 
+ABORT_UNCONFIRMED = "the abort (outputs to 0 V) could not be confirmed"
+"""The words of :func:`abort_warning`, by which a run's message says its outputs may be live."""
+
+
+def outputs_confirmed_at_0v(error_message: str | None) -> bool:
+    """False when a run's message carries an :func:`abort_warning` (0 V not confirmed)."""
+    return ABORT_UNCONFIRMED not in (error_message or "")
+
+
 def abort_warning(error: BaseException) -> str:
     """The warning to report when an abort (outputs to 0 V) failed with ``error``."""
-    return (
-        f"WARNING: the abort (outputs to 0 V) could not be confirmed ({type(error).__name__}: {error})"
-        " - check the instrument"
-    )
+    return f"WARNING: {ABORT_UNCONFIRMED} ({type(error).__name__}: {error}) - check the instrument"

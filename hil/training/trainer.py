@@ -291,15 +291,20 @@ class Trainer:
             result.train = self.evaluate("train")
             if self.task.test:
                 result.test = self.evaluate("test")
+        # The outcome is recorded before the abort is awaited: a second Ctrl-C during ABOR's
+        # reply must not leave the run recorded as anything but stopped (or fault).
         except RunStopped as e:
-            result.outcome, result.error_message = Outcome.STOPPED, str(e) + self._safe_abort()
+            result.outcome, result.error_message = Outcome.STOPPED, str(e)
+            self._safe_abort()
         except Exception as e:
             log.error("training fault: %s", e)
             result.outcome = Outcome.FAULT
-            result.error_message = f"{type(e).__name__}: {e}" + self._safe_abort()
+            result.error_message = f"{type(e).__name__}: {e}"
+            self._safe_abort()
         except BaseException as e:  # Ctrl-C or interpreter exit: 0 V first, then let it through.
             result.outcome = Outcome.STOPPED
-            result.error_message = f"interrupted ({type(e).__name__}: {e})" + self._safe_abort()
+            result.error_message = f"interrupted ({type(e).__name__}: {e})"
+            self._safe_abort()
             raise
         for obs in self.observers:
             obs.on_end(result)
@@ -436,14 +441,21 @@ class Trainer:
         out[:, : v.shape[1]] = v
         return out
 
-    def _safe_abort(self) -> str:
-        """Outputs to 0 V; returns "" or, when that could not be confirmed, a warning to report."""
+    def _safe_abort(self) -> None:
+        """Outputs to 0 V; when that could not be confirmed (it failed, or a KeyboardInterrupt
+        came while its reply was awaited: then let through), the result's message says so."""
         try:
             self.backend.abort()
         except Exception as e:  # The link may be the thing that failed.
             log.error("abort after stop/fault failed: %s", e)
-            return "; " + abort_warning(e)
-        return ""
+            self._warn(abort_warning(e))
+        except BaseException as e:
+            self._warn(abort_warning(e))
+            raise
+
+    def _warn(self, warning: str) -> None:
+        result = self.result
+        result.error_message = "; ".join(m for m in (result.error_message, warning) if m)
 
 
 def _band_edge(cfg: TrainingConfig) -> float:

@@ -1,0 +1,83 @@
+"""Ending ``hil serve`` (SIGTERM, Ctrl-C) with a live follower: the runs stop first, then streams close."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from crossbar_hil.emulator.instrument.faults import FaultPlan
+from crossbar_hil.emulator.instrument.server import running_server
+from service_support import AUTH, TOKEN, wait_epochs
+
+pytestmark = pytest.mark.system
+
+SERVE = [sys.executable, "-m", "crossbar_hil.api", "serve", "--port", "0", "--no-access-log"]
+SERVING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_ending_the_service_stops_a_followed_run_before_its_stream_closes(tmp_path: Path, sig: int) -> None:
+    with running_server(faults=FaultPlan(reply_delay_s=0.005)) as instrument:
+        proc = subprocess.Popen(
+            [*SERVE, "--database", str(tmp_path / "runs.sqlite3")],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "HIL_TOKEN": TOKEN},
+        )
+        try:
+            assert proc.stderr is not None
+            url = next(m.group(1) for line in proc.stderr if (m := SERVING.search(line)))
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+            with httpx.Client(base_url=url, timeout=30) as client:
+                body = {
+                    "backend": {"name": "visa", "params": {"resource": instrument.resource_string}},
+                    "preset": "reference",
+                    "training": {"max_epochs": 100_000, "patience": 0},
+                }
+                run_id = client.post("/runs", json=body, headers=AUTH).json()["id"]
+                wait_epochs(client, run_id, 2)
+            events: list[dict[str, Any]] = []
+            following = threading.Event()
+
+            def follow() -> None:
+                try:
+                    with httpx.stream("GET", f"{url}/runs/{run_id}/events", timeout=60) as r:
+                        current: dict[str, Any] = {}
+                        for line in r.iter_lines():
+                            if line.startswith("event: "):
+                                current["event"] = line[7:]
+                            elif line.startswith("data: "):
+                                current["data"] = json.loads(line[6:])
+                            elif not line and "data" in current:
+                                events.append(current)
+                                current = {}
+                                following.set()
+                except httpx.HTTPError:
+                    pass  # Cut by the service: what arrived is in events.
+                finally:
+                    following.set()
+
+            follower = threading.Thread(target=follow)
+            follower.start()
+            assert following.wait(30)
+            proc.send_signal(sig)
+            follower.join(60)
+            proc.wait(60)  # uvicorn re-raises the signal once shut down: it ends by it.
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert events and events[-1]["event"] == "status", events[-1:]
+    assert events[-1]["data"]["status"] == "stopped"
+    assert "shutting down" in (events[-1]["data"].get("error") or "")
+    assert instrument.command_names()[-1] == "ABOR"
