@@ -306,7 +306,11 @@ def test_the_instruments_page_shows_a_queue_and_stops_and_reorders_it(
     first, second, third = ids
     try:
         page.goto(f"{served.url}/#/instruments")
-        queue = page.locator(f"section.queue[data-queue='{instrument.resource_string}']")
+        statuses = [served.api.get(f"/runs/{i}").json()["status"] for i in ids]
+        assert statuses == ["running", "queued", "queued"], statuses
+        queues = served.api.get("/queue").json()["queues"]
+        name = next(q["name"] for q in queues if second in [r["id"] for r in q["items"]])
+        queue = page.locator(f"section.queue[data-queue='{name}']")
         queue.wait_for()
         until(lambda: [a.text_content() for a in queue.locator("ol a").all()] == [second, third], "the queue")
         queue.locator("button.queue-stop").click()
@@ -318,7 +322,7 @@ def test_the_instruments_page_shows_a_queue_and_stops_and_reorders_it(
             lambda: [a.text_content() for a in queue.locator("ol a").all()] == [third, second],
             "the new order",
         )
-        waiting = served.api.get("/queue", params={"instrument": instrument.resource_string}).json()
+        waiting = served.api.get("/queue", params={"instrument": name}).json()
         assert waiting["queues"][0]["state"] == "stopped"
         assert [r["id"] for r in waiting["queues"][0]["items"]] == [third, second]
     finally:
