@@ -15,6 +15,7 @@ from pathlib import Path
 
 from crossbar_hil import __version__
 from crossbar_hil.api.cli import (
+    calibrations,
     characterize,
     emulate,
     estop,
@@ -28,7 +29,7 @@ from crossbar_hil.api.cli import (
 from crossbar_hil.api.cli.stopping import EXIT_STOPPED
 
 # Each module here adds one subcommand: add_parser(subparsers) sets func=run(args) -> int.
-SUBCOMMANDS = [train, characterize, instruments, emulate, sweep, experiment, serve, runs, estop]
+SUBCOMMANDS = [train, characterize, calibrations, instruments, emulate, sweep, experiment, serve, runs, estop]
 
 OWN_LOGGERS = ("hil", "drivers", "emulator", "api", "crossbar_hil")
 """Loggers of crossbar-hil itself; -v shows their debug messages on the screen."""

@@ -21,9 +21,13 @@ from crossbar_hil.api.cli.backend_options import (
     bad_input,
     open_backend,
 )
+from crossbar_hil.api.cli.calibrations import add_store_option, export_files
 from crossbar_hil.api.cli.stopping import EXIT_FAULT, EXIT_OK, EXIT_STOPPED, SignalStop, instrument_wait
+from crossbar_hil.procedures.calibrate import calibrate
 from crossbar_hil.procedures.characterize import Progress, RecordingInterrupted, record_trace
 from crossbar_hil.procedures.outputs import check_output_file
+from crossbar_hil.runs.calibrations import Calibrations
+from crossbar_hil.runs.store import RunStore, default_path
 from crossbar_hil.seam.errors import HilError, LimitError, RunStopped
 from crossbar_hil.trace_file import Trace, write_dat
 
@@ -51,7 +55,25 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--reset-width", type=float, default=1.0, help="Reset width to note in the header (s, default 1)."
     )
-    p.add_argument("-o", "--out", type=Path, required=True, help="The .dat file to write.")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        help="The .dat file to write (one device); with --all or --devices, a folder for the "
+        "calibration's files (optional: the calibration is kept in the run store).",
+    )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="Calibrate every device in one pass (reset, --pulses pulses with a read after each) and keep "
+        "the calibration in the run store: hil train on this instrument then uses it by default.",
+    )
+    p.add_argument(
+        "--devices",
+        metavar="R,C[;R,C...]",
+        help="Calibrate these devices only (as --all), e.g. '0,0;0,1'.",
+    )
+    add_store_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="No progress display.")
     p.set_defaults(func=run)
 
@@ -77,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
     4 when stopped (Ctrl-C, SIGTERM, SIGHUP). A stop or a fault part way writes the partial
     trace, marked partial (``Pulses Requested`` in its header)."""
     prog = "hil characterize"
+    if args.all or args.devices:
+        return run_calibration(args)
+    if args.out is None:
+        return bad_input(prog, ValueError("-o/--out: the .dat file to write is required for one device"))
     try:
         name = backend_name(args)
         params = backend_params(args, name)
@@ -139,3 +165,64 @@ def describe(trace: Trace, amplitude_v: float, width_s: float, path: Path) -> st
         f"{trace.source}: {what} pulses of {amplitude_v:g} V / {width_s:g} s, "
         f"G {g[0]:.6e} S -> {g[-1]:.6e} S (x{g[-1] / g[0]:.3f}); written to {path}"
     )
+
+
+def parse_devices(text: str) -> list[tuple[int, int]]:
+    """``'0,0;1,2'`` -> [(0, 0), (1, 2)]; ValueError naming --devices otherwise."""
+    try:
+        pairs = [tuple(int(x) for x in part.split(",")) for part in text.split(";") if part.strip()]
+    except ValueError:
+        pairs = []
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise ValueError(f"--devices={text!r}: give row,col pairs separated by ';', e.g. '0,0;0,1'")
+    return [(p[0], p[1]) for p in pairs]
+
+
+def run_calibration(args: argparse.Namespace) -> int:
+    """``hil characterize --all | --devices``: calibrate, keep it in the run store, export if asked."""
+    prog = "hil characterize"
+    try:
+        name = backend_name(args)
+        params = backend_params(args, name)
+        devices = parse_devices(args.devices) if args.devices else None
+    except (ValueError, FileNotFoundError) as e:
+        return bad_input(prog, e)
+    with SignalStop(prog) as signals:
+        backend = open_backend(prog, name, params, signals)
+        if isinstance(backend, int):
+            return backend
+        signals.phase("calibrating", immediate=False, waiting=instrument_wait(backend))
+        with backend:
+            try:
+                cal = calibrate(
+                    backend,
+                    args.pulses,
+                    args.amplitude,
+                    args.width,
+                    args.read_v,
+                    devices=devices,
+                    reset_time_s=args.reset_width,
+                    stop=signals.stop,
+                )
+            except LimitError as e:
+                return bad_input(prog, e)
+            except RunStopped as e:
+                print(f"{prog}: {e}; no calibration kept", file=sys.stderr)
+                return EXIT_STOPPED
+            except (HilError, ValueError) as e:
+                print(f"{prog}: {type(e).__name__}: {e}", file=sys.stderr)
+                return EXIT_FAULT
+    store = RunStore(args.database or default_path())
+    try:
+        cal_id = Calibrations(store).add(cal)
+    finally:
+        store.close()
+    print(
+        f"{cal.identity}: calibrated {len(cal.devices)} devices with {cal.n_pulses} pulses of "
+        f"{cal.pulse_v:g} V / {cal.pulse_width_s:g} s ({cal.instrument_time_s:.1f} s of instrument time); "
+        f"kept as calibration {cal_id} in {store.path}"
+    )
+    if args.out is not None:
+        files = export_files(cal, args.out)
+        print(f"exported {len(files)} files to {args.out}")
+    return EXIT_OK

@@ -66,6 +66,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="A host runs may reach over TCP (socket:// ports, TCPIP resources); repeat for more. "
         "Default: loopback only.",
     )
+    p.add_argument(
+        "--trace-dir",
+        type=Path,
+        help="Folder of trace files (.dat, .csv) emulator runs may replay by name "
+        "(POST /runs: backend.params.trace_name; GET /traces lists them).",
+    )
     p.set_defaults(func=run)
 
 
@@ -82,6 +88,7 @@ def settings_from(args: argparse.Namespace) -> tuple[ServiceSettings, Path | Non
         max_emulator_runs=args.max_emulator_runs,
         cors_origins=args.cors_origin,
         **({"instrument_hosts": args.instrument_host} if args.instrument_host else {}),
+        trace_dir=args.trace_dir,
     )
     written = None
     if token is None and is_loopback(args.host):

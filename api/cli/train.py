@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,8 +30,17 @@ from crossbar_hil.api.cli.stopping import (
     instrument_wait,
 )
 from crossbar_hil.json_files import InputFileError, read_json_object
-from crossbar_hil.procedures.training import RunOutputs, TrainingRun, run_training, save_plots, what_to_try
+from crossbar_hil.procedures.training import (
+    CalibrationLookup,
+    RunOutputs,
+    TrainingRun,
+    run_training,
+    save_plots,
+    what_to_try,
+)
 from crossbar_hil.resources import TRACE_ENV
+from crossbar_hil.runs.calibrations import Calibrations
+from crossbar_hil.runs.store import RunStore, default_path
 from crossbar_hil.seam.backend import outputs_confirmed_at_0v
 from crossbar_hil.seam.errors import RunStopped
 from crossbar_hil.settings import Setting, settings
@@ -145,6 +156,21 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if args.task is not None:
         base["task"] = Task.load(args.task).model_dump()
     return RunConfig.model_validate(base)
+
+
+@contextmanager
+def stored_calibrations() -> Iterator[CalibrationLookup | None]:
+    """The newest-calibration lookup of the run store (``$HIL_DB`` or the default file), when that
+    file exists (``hil characterize --all`` creates it); None otherwise (nothing is created)."""
+    path = default_path()
+    if not path.is_file():
+        yield None
+        return
+    store = RunStore(path)
+    try:
+        yield Calibrations(store).newest
+    finally:
+        store.close()
 
 
 CURVE_SOURCES = ("oracle", "learned", "none")
@@ -304,14 +330,16 @@ def run(args: argparse.Namespace) -> int:
                 print(text, file=sys.stderr)
 
         try:
-            run_ = run_training(
-                config,
-                backend=backend,
-                observers=observers,
-                stop=signals.stop,
-                outputs=outputs,
-                on_prepared=show,
-            )
+            with stored_calibrations() as calibrations:
+                run_ = run_training(
+                    config,
+                    backend=backend,
+                    observers=observers,
+                    stop=signals.stop,
+                    outputs=outputs,
+                    on_prepared=show,
+                    calibrations=calibrations,
+                )
         except ValueError as e:  # LimitError is one: the pulse or task does not fit the backend
             return bad_input(prog, e)
         except KeyboardInterrupt as e:  # A second stop signal: the results are written already.

@@ -13,10 +13,11 @@ from crossbar_hil.api.service import problems
 from crossbar_hil.api.service.control import ControlPath
 from crossbar_hil.api.service.gates import Gates, ResultCache
 from crossbar_hil.api.service.limits import BodyLimit
-from crossbar_hil.api.service.routers import events, page, presets, queue, runs, system
+from crossbar_hil.api.service.routers import calibrations, events, page, presets, queue, runs, system, traces
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.runs.manager import RunManager
 from crossbar_hil.runs.store import RunStore
+from crossbar_hil.runs.trace_library import TraceLibrary
 from crossbar_hil.seam.errors import HilError
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -73,6 +74,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             max_emulator_runs=settings.max_emulator_runs,
             isolation=settings.run_isolation,
             allow_path_params=False,  # A client may not name the server's files (see RunManager).
+            trace_library=None if settings.trace_dir is None else TraceLibrary(settings.trace_dir),
             times=settings.control_times(),
         )
         control = ControlPath(on_thread_start=store.skip_checkpoints)
@@ -108,7 +110,15 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.settings = settings
     app.state.event_cache = events.EventCache()
     problems.install(app)
-    for router in (runs.router, queue.router, events.router, system.router, presets.router):
+    for router in (
+        runs.router,
+        queue.router,
+        events.router,
+        system.router,
+        presets.router,
+        calibrations.router,
+        traces.router,
+    ):
         app.include_router(router)
     page.install(app)
     app.add_middleware(BodyLimit)

@@ -34,6 +34,11 @@ class ServiceSettings(BaseModel):
         min_length=1,
         description="Hosts a run may reach over TCP (socket:// ports, TCPIP resources); loopback by default.",
     )
+    trace_dir: Path | None = Field(
+        None,
+        description="Folder of trace files (.dat, .csv) an emulator run may replay by name "
+        "(backend.params.trace_name; GET /traces lists them). Paths in a request stay refused.",
+    )
     run_isolation: Literal["process", "thread"] = Field(
         "process",
         description="Each run in a process of its own (a busy service cannot slow the instrument's "

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from crossbar_hil import __version__
+from crossbar_hil.procedures.calibrate import Calibration
 from crossbar_hil.procedures.outputs import check_output_dir, check_output_file, write_text_atomic
 from crossbar_hil.seam import BackendInfo, CrossbarBackend
 from crossbar_hil.seam.backend import abort_warning
@@ -131,6 +132,7 @@ def run_training(
     stop: StopSignal | None = None,
     on_prepared: Callable[[TrainingResult], None] | None = None,
     outputs: RunOutputs | None = None,
+    calibrations: CalibrationLookup | None = None,
 ) -> TrainingRun:
     """Train ``config.task`` on ``backend`` (already open; closed here, at 0 V, whatever happens).
 
@@ -150,6 +152,8 @@ def run_training(
     backend's own (:meth:`CrossbarBackend.device_curve_siemens`: only the emulator's), which the
     run's config then records; else the trainer learns them in situ. The same config gives
     the same run on the emulator and through a driver: the oracle is never used unasked.
+    With ``curve_source='auto'`` and ``calibrations`` (the run store's), the instrument's newest
+    calibration gives the curves (:func:`with_calibration`), named with its id and age.
     """
     interrupted: KeyboardInterrupt | None = None
     trainer: Trainer | None = None
@@ -157,7 +161,7 @@ def run_training(
         with backend:
             if outputs is not None:
                 outputs.check()
-            config = with_backend_curve(config, backend)
+            config = with_calibration(with_backend_curve(config, backend), backend, calibrations)
             info = backend.info
             trainer = Trainer(backend, config.task, config.training, observers, stop)
             started = _now()
@@ -220,6 +224,28 @@ def with_backend_curve(config: RunConfig, backend: CrossbarBackend) -> RunConfig
             "own (only an emulator does); use 'auto' (a calibration, else learned in situ) or 'learned'"
         )
     update = {"device_curve_siemens": tuple(float(g) for g in curve), "device_curve_label": ORACLE_LABEL}
+    return config.model_copy(update={"training": training.model_copy(update=update)})
+
+
+CalibrationLookup = Callable[[str], tuple[str, Calibration] | None]
+"""The newest calibration (its id and itself) of the instrument with this identity, if any."""
+
+
+def with_calibration(
+    config: RunConfig, backend: CrossbarBackend, calibrations: CalibrationLookup | None
+) -> RunConfig:
+    """``config`` with the curves of the instrument's newest calibration, when it gives no curve and
+    ``training.curve_source`` is 'auto'; unchanged otherwise (then the curves are learned in situ)."""
+    training = config.training
+    if calibrations is None or training.device_curve_siemens is not None or training.curve_source != "auto":
+        return config
+    found = calibrations(backend.info.identity)
+    if found is None:
+        return config
+    cal_id, calibration = found
+    if (calibration.rows, calibration.cols) != backend.info.shape:
+        return config
+    update = calibration.training_update(label=f"{calibration.label()}, id {cal_id}")
     return config.model_copy(update={"training": training.model_copy(update=update)})
 
 

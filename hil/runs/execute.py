@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crossbar_hil.procedures.training import run_training
+from crossbar_hil.runs.calibrations import Calibrations
 from crossbar_hil.runs.control import STORE_STOP, ControlledBackend, RunControl
 from crossbar_hil.runs.recorder import StoreRecorder
 from crossbar_hil.runs.status import RunStatus, TransitionError, status_of_outcome
@@ -78,7 +79,10 @@ def execute(
             return RunEnd.of(Outcome.STOPPED, stop.reason)
         control.sync()
         control.start_polling()
-        run = run_training(config, backend=recording, observers=[recorder, control], stop=stop)
+        newest = Calibrations(store).newest
+        run = run_training(
+            config, backend=recording, observers=[recorder, control], stop=stop, calibrations=newest
+        )
         result = run.result
         return RunEnd.of(result.outcome, result.error_message, result=run.to_dict(with_history=False))
     except Exception as e:

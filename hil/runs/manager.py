@@ -55,6 +55,7 @@ from crossbar_hil.runs.errors import (
 from crossbar_hil.runs.execute import RunEnd, finish
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import OnFailure, PauseWhen, Run, RunNotFound, RunStore, now, process_owner
+from crossbar_hil.runs.trace_library import TraceLibrary, resolve_trace_name
 from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.seam.registry import available_backends, backend_factory, create_backend
 from crossbar_hil.training.config import BackendSpec, RunConfig
@@ -178,6 +179,7 @@ class RunManager:
         backend_names: Callable[[], Iterable[str]] = lambda: available_backends().keys(),
         isolation: Literal["thread", "process"] = "thread",
         allow_path_params: bool = True,
+        trace_library: TraceLibrary | None = None,
         times: ControlTimes | None = None,
     ) -> None:
         if isolation not in ("thread", "process"):
@@ -189,6 +191,8 @@ class RunManager:
             raise ValueError(f"max_emulator_runs={max_emulator_runs} must be >= 0")
         self.store = store
         self.allow_path_params = allow_path_params
+        self.trace_library = trace_library
+        """Traces an emulator run may name (``backend.params.trace_name``): ``hil serve --trace-dir``."""
         self.max_emulator_runs = max_emulator_runs
         self.times = times or ControlTimes()
         self.owner = process_owner()
@@ -227,6 +231,7 @@ class RunManager:
                         )
                     return earlier, False
             self._admit(config)
+            config = resolve_trace_name(config, self.trace_library)  # a library name, never a client path
             key = queue_key(config.backend)
             fields = {
                 "instrument": instrument_key(config.backend),

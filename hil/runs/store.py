@@ -31,12 +31,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from crossbar_hil.runs.calibrations import create_v3
 from crossbar_hil.runs.status import ACTIVE, STOPPABLE, RunStatus, check_transition
 from crossbar_hil.seam.errors import HilError
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import EpochRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the database layout this code writes."""
 
 STORE_ENV = "HIL_DB"
@@ -126,8 +127,13 @@ def _v2_run_control(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _create_v1, 2: _v2_run_control}
-"""``MIGRATIONS[n]`` brings a version ``n - 1`` file to version ``n`` (1 creates the tables)."""
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _create_v1,
+    2: _v2_run_control,
+    3: create_v3,
+}
+"""``MIGRATIONS[n]`` brings a version ``n - 1`` file to version ``n`` (1 creates the tables; 3 adds the
+calibrations, :mod:`crossbar_hil.runs.calibrations`)."""
 
 
 PauseWhen = Literal["after_epoch", "now"]

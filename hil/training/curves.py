@@ -13,8 +13,9 @@ what the crossbar shows, as a real controller must (it knows no curve): the
 reference trace, ``data/devices/default_device.json``) scaled to each device's
 reset level read at the start; each device's *scale* is then fitted, by least
 squares, to its own read-back gains at the pulse positions it was taken to.
-Devices not yet moved take the prior times the median correction of the devices
-that were (the devices of one crossbar are alike in kind), so one device's first
+Devices not yet moved take the median scale of the devices that were (the
+devices of one crossbar are alike in kind; on the emulator, as on the reference
+device, a device's range does not follow its reset level), so one device's first
 pulse already corrects the prior of all. Everything comes from reads through
 the backend; nothing looks inside an emulator.
 """
@@ -181,16 +182,14 @@ class LearnedCurves:
         self._sxx += x * x
 
     def scales(self) -> NDArray[np.float64]:
-        """Per-device scale ``a_jk`` (S): fitted where observed, else the prior times the median
-        correction of the observed devices (1 when none is)."""
+        """Per-device scale ``a_jk`` (S): fitted where observed, else the median of the observed
+        devices' scales (the prior's, from the reset level, while none is observed)."""
         seen = self.observed
         fitted = np.divide(self._sxy, self._sxx, out=np.zeros_like(self._sxy), where=seen)
         fitted = np.maximum(fitted, 0.0)
-        correction = 1.0
-        if seen.any():
-            ratio = fitted[seen] / np.maximum(self.prior_scale[seen], np.finfo(float).tiny)
-            correction = float(np.median(ratio))
-        return np.where(seen, fitted, self.prior_scale * correction)
+        if not seen.any():
+            return self.prior_scale.copy()
+        return np.where(seen, fitted, float(np.median(fitted[seen])))
 
     def curves(self) -> NDArray[np.float64]:
         return self.scales()[..., None] * self.relative

@@ -270,8 +270,10 @@ class TrainingResult:
     "file ...", "oracle: ..."); None when the run used none."""
     probe_pulses: int = 0
     """Pulses sent before epoch 0 to learn the device curves (curves learned in situ)."""
+    probe_resets: int = 0
+    """Probed devices reset again before epoch 0 (the learned plan wanted them at reset)."""
     probe_time_s: float = 0.0
-    """Instrument time of :attr:`probe_pulses` (s)."""
+    """Instrument time of :attr:`probe_pulses` and :attr:`probe_resets` (s)."""
 
     def __post_init__(self) -> None:
         self.outcome = Outcome(self.outcome)  # Also from its JSON string; a ValueError names it.
@@ -354,6 +356,7 @@ class TrainingResult:
             "start_reset_devices": [list(d) for d in self.start_reset_devices],
             "curve_source": self.curve_source,
             "probe_pulses": self.probe_pulses,
+            "probe_resets": self.probe_resets,
             "probe_time_s": self.probe_time_s,
             "train": _plain(self.train),
             "test": _plain(self.test),
@@ -392,6 +395,7 @@ class TrainingResult:
             start_reset_devices=[(int(r), int(c)) for r, c in data.get("start_reset_devices", ())],
             curve_source=data.get("curve_source"),
             probe_pulses=int(data.get("probe_pulses", 0)),
+            probe_resets=int(data.get("probe_resets", 0)),
             probe_time_s=float(data.get("probe_time_s", 0.0)),
             train=evaluations["train"],
             test=evaluations["test"],

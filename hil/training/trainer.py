@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 
 PROBE_ROUNDS = 2
 """Rounds of probe pulses that learn the curves before training (curves learned in situ)."""
+UNDO_PROBES_BELOW = 0.8
+"""Probed devices are reset again when the margin without that is under this share of the margin with."""
 
 
 class Trainer:
@@ -223,6 +225,7 @@ class Trainer:
                 beta = float(_band_edge(cfg) / (cfg.gain_fraction * at_any_gain.margin_a))
                 self.config = cfg = cfg.model_copy(update={"beta": beta})
                 self.rule = make_rule(cfg)
+                self.rule.check_backend(self.backend)
                 result.notes.append(
                     f"gain calibrated: the devices can reach a margin of {at_any_gain.margin_a * 1e9:.1f} "
                     f"nA; beta = {beta:.4g} 1/A makes the bands need {cfg.gain_fraction:.0%} of it"
@@ -270,7 +273,36 @@ class Trainer:
             positions[todo] += 1
             g = self.backend.read_conductances(cfg.read_v)
             model.observe(positions, g)
-        return g
+        return self._undo_probes(model, positions, g)
+
+    def _undo_probes(
+        self, model: LearnedCurves, positions: NDArray[np.int64], g: NDArray[np.float64]
+    ) -> NDArray:
+        """Reset probed devices the learned plan wants lower, when that buys much margin.
+
+        The prior can send a probe to a device that, its curve learned, is better left at
+        reset; on a backend with reset the device is reset (the scale learned stays) when
+        the margin reachable without it is under :data:`UNDO_PROBES_BELOW` of the margin
+        with it. Counted in :attr:`TrainingResult.probe_resets`. Returns the read (S) after.
+        """
+        cfg, result = self.config, self.result
+        if not self.backend.info.supports_reset or not positions.any():
+            return g
+        need = NeedSpec(np.inf, cfg.f_plus, cfg.f_minus)
+        kept = check_feasibility(self.task, need, g, model.curves(), positions, can_reset=False)
+        fresh = check_feasibility(self.task, need, g, model.curves(), positions, can_reset=True)
+        if fresh.margin_a <= 0 or kept.margin_a >= UNDO_PROBES_BELOW * fresh.margin_a:
+            return g
+        device = DeviceAccess(self.backend, self.stop, cfg.read_v, cfg.reset_time_s)
+        for n in fresh.neurons:
+            for j, pair in enumerate(n.positions):
+                for col, target in zip((plus_col(n.neuron), minus_col(n.neuron)), pair, strict=True):
+                    if target < positions[j, col]:
+                        device.reset(j, col)
+                        positions[j, col] = 0
+        result.probe_resets += device.resets
+        result.probe_time_s += device.instrument_time_s
+        return self.backend.read_conductances(cfg.read_v)
 
     # ------------------------------------------------------------------ run
     def run(self) -> TrainingResult:

@@ -109,7 +109,18 @@ class Planned(UpdateRule):
         return None if self.model is None else self.model.curves()
 
     def positions(self) -> NDArray[np.int64]:
-        """Pulse positions per device counted from reset, capped at the curve's end."""
+        """Pulse positions per device counted from reset, capped at the curve's end; a device judged
+        saturated from read-back is at the end, whatever its count (it moved further than its curve
+        said: the plan then sees that it cannot go up, and re-programmes if it must)."""
+        assert self.model is not None and self._pulsed is not None
+        last = self.model.curves().shape[-1] - 1
+        pos = np.minimum(self._pulsed, last)
+        if self.watch.g_siemens is not None:
+            pos = np.where(self.watch.saturated, last, pos)
+        return pos
+
+    def _counted(self) -> NDArray[np.int64]:
+        """Pulses counted from reset, capped at the curve's end (what the learned curves are fed)."""
         assert self.model is not None and self._pulsed is not None
         return np.minimum(self._pulsed, self.model.curves().shape[-1] - 1)
 
@@ -125,13 +136,13 @@ class Planned(UpdateRule):
         pulses: list[Pulse] = []
         if self.model is not None:
             if self._learn_pending:
-                self.model.observe(self.positions(), g)
+                self.model.observe(self._counted(), g)
                 self._learn_pending = False
             self.plan = self._plan(ctx, g, can_reset=False)
             pulses = self._unsaturated(self._first_steps_only(self._to_plan(self.plan)))
             if self._first_feasible is None:
                 self._first_feasible = self.plan.feasible
-            if not self.plan.feasible and self._first_feasible and self._recover(ctx, g, device):
+            if not self.plan.feasible and self._recover(ctx, g, device):
                 return
             if not pulses and not self.plan.feasible and not self._first_feasible:
                 self.gave_up = True

@@ -8,6 +8,7 @@ from pathlib import Path
 import crossbar_hil.runs.store as store_module
 import numpy as np
 import pytest
+from crossbar_hil.runs.calibrations import Calibrations
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import PulseLogEntry, RunNotFound, RunStore, StoreError
 from crossbar_hil.training.config import RunConfig
@@ -63,6 +64,21 @@ def test_an_older_file_is_migrated_and_a_newer_one_refused(
         StoreError, match=f"schema {current + 1}; this crossbar-hil reads up to {current}: upgrade"
     ):
         RunStore(path)
+
+
+def test_a_version_1_file_gets_the_calibrations_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "runs.sqlite3"
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
+    RunStore(path).close()
+    with sqlite3.connect(path) as db:
+        assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'calibrations'").fetchone()
+    monkeypatch.undo()
+    migrated = RunStore(path)
+    assert migrated.schema_version == store_module.SCHEMA_VERSION
+    assert Calibrations(migrated).list() == []
+    migrated.close()
 
 
 def test_an_sqlite_file_that_is_not_a_run_store_is_refused(tmp_path: Path) -> None:
