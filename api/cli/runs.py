@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         store = RunStore(path)
+        store.check_integrity()
     except StoreError as e:
         print(f"hil runs: {e}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ from crossbar_hil.api.service.settings import (
     new_token_file,
     read_token,
 )
-from crossbar_hil.runs.store import STORE_ENV, default_path
+from crossbar_hil.runs.store import STORE_ENV, RunStore, StoreError, default_path
 from pydantic import ValidationError
 
 GRACE_S = 3
@@ -110,6 +110,15 @@ def run(args: argparse.Namespace) -> int:
     if written is not None:
         print(f"token written to {written} (send it as: Authorization: Bearer <token>)", file=sys.stderr)
     print(f"run store: {settings.database}", file=sys.stderr)
+    try:  # A damaged run store is refused in one line, before anything is served from it.
+        preflight = RunStore(settings.database)
+        try:
+            preflight.check_integrity()
+        finally:
+            preflight.close()
+    except StoreError as e:
+        print(f"hil serve: {e}", file=sys.stderr)
+        return 3
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     app = create_app(settings)
     config = uvicorn.Config(

@@ -360,9 +360,11 @@ def present(
     result = run_.result
     out = sys.stderr if args.json == "-" else sys.stdout
     print(summary(run_), file=out)
-    written = [p for p in (outputs.json, outputs.csv) if p is not None]
+    written = run_.written or [p for p in (outputs.json, outputs.csv) if p is not None]
     if written:
         print(f"results: {', '.join(map(str, written))}", file=out)
+    for note in run_.write_notes:  # A result written elsewhere than asked: said in one line.
+        print(f"{prog}: {note}", file=sys.stderr)
     if args.json == "-":
         print(run_.to_json())
     status = exit_status(result.outcome)

@@ -16,7 +16,7 @@ from crossbar_hil.api.service.limits import BodyLimit
 from crossbar_hil.api.service.routers import calibrations, events, page, presets, queue, runs, system, traces
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.runs.manager import RunManager
-from crossbar_hil.runs.store import RunStore
+from crossbar_hil.runs.store import RunStore, StoreError
 from crossbar_hil.runs.trace_library import TraceLibrary
 from crossbar_hil.seam.errors import HilError
 from fastapi import FastAPI
@@ -69,6 +69,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lock = _lock(settings.database)
         store = RunStore(settings.database)
+        try:
+            store.check_integrity()  # Refuse to serve from (and take runs into) a damaged file.
+        except StoreError:
+            store.close()
+            lock.close()
+            raise
         manager = RunManager(
             store,
             max_emulator_runs=settings.max_emulator_runs,

@@ -91,6 +91,10 @@ class TrainingRun:
     ended_at: str = ""
     """When the run ended (ISO 8601, UTC)."""
     package_version: str = field(default=__version__)
+    written: list[Path] = field(default_factory=list)
+    """The result files :meth:`write` wrote (a fallback's path where the asked one failed)."""
+    write_notes: list[str] = field(default_factory=list)
+    """One line per result file written elsewhere than asked, saying where and why."""
 
     def to_dict(
         self, with_history: bool = True, history_limit: int | None = JSON_HISTORY_LIMIT
@@ -115,13 +119,50 @@ class TrainingRun:
         return json.dumps(self.to_dict(history_limit=history_limit), indent=2)
 
     def write(self, outputs: RunOutputs) -> list[Path]:
-        """Write the JSON result, then the CSV history (each atomically); returns what was written."""
-        written = []
-        if outputs.json is not None:
-            written.append(write_text_atomic(outputs.json, self.to_json()))
-        if outputs.csv is not None:
-            written.append(write_text_atomic(outputs.csv, history_csv_lines(self.result.history)))
-        return written
+        """Write the JSON result, then the CSV history (each atomically); returns what was written.
+
+        A path that passed the check before the run but cannot be written at its end (a full
+        disk, a directory gone, a file system that refuses) does not cost the run: the file
+        goes to :func:`fallback_path` instead and :attr:`write_notes` says so."""
+        pieces: list[tuple[Path | None, Callable[[], str | list[str]]]] = [
+            (outputs.json, self.to_json),
+            (outputs.csv, lambda: list(history_csv_lines(self.result.history))),
+        ]
+        for target, text in pieces:
+            if target is None:
+                continue
+            try:
+                self.written.append(write_text_atomic(target, text()))
+            except OSError as e:
+                kept = write_fallback(target, text())
+                self.written.append(kept)
+                why = e.strerror or type(e).__name__
+                self.write_notes.append(
+                    f"could not write {target} ({why}); the results are in {kept} instead"
+                )
+        return self.written
+
+
+def fallback_path(target: Path, directory: Path) -> Path:
+    """Where a result meant for ``target`` goes in ``directory``: its name with the time (UTC)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return directory / f"{target.stem}-{stamp}{target.suffix}"
+
+
+def write_fallback(target: Path, text: str | list[str]) -> Path:
+    """Write ``text`` next to the working directory, else in ``~/.crossbar-hil``, else the temporary
+    directory (the first that takes it); returns the path. OSError only when none does."""
+    import tempfile
+
+    error: OSError | None = None
+    for directory in (Path.cwd(), Path.home() / ".crossbar-hil", Path(tempfile.gettempdir())):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            return write_text_atomic(fallback_path(target, directory), text)
+        except OSError as e:
+            error = e
+    assert error is not None
+    raise error
 
 
 def run_training(
