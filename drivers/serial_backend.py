@@ -19,7 +19,6 @@ import select
 import socket
 from typing import Any, ClassVar
 
-import serial
 from crossbar_hil.drivers.connect_errors import (
     check_host_resolves,
     check_serial_port,
@@ -55,6 +54,11 @@ class SerialLink:
     def __init__(
         self, port: str, *, timeout_s: float, baudrate: int = 115200, exclusive: bool = True
     ) -> None:
+        import serial  # pyserial: when a port is opened, so `hil --help` does not load it
+
+        self._failed: tuple[type[Exception], ...] = (serial.SerialException, OSError)
+        self._failed_or_bad: tuple[type[Exception], ...] = (*self._failed, ValueError)
+        self._timed_out = serial.SerialTimeoutException
         self.description = port
         self.timeout_s = timeout_s
         self._reader = LineReader(port)
@@ -66,7 +70,7 @@ class SerialLink:
             raise CommunicationError(f"cannot open serial port {port!r}: {why}")
         try:
             self._port = serial.serial_for_url(port, **options)
-        except (serial.SerialException, OSError, ValueError) as e:
+        except self._failed_or_bad as e:
             where = port.split("://", 1)[1] if port.startswith("socket://") else port
             reason = explain_os_error(where, e) if "lock" not in str(e) else str(e)
             raise CommunicationError(f"cannot open serial port {port!r}: {reason}") from e
@@ -78,18 +82,18 @@ class SerialLink:
         try:
             self._fd: int | None = self._port.fileno()
             self._port.timeout = 0
-        except (AttributeError, NotImplementedError, OSError, serial.SerialException):
+        except (AttributeError, NotImplementedError, *self._failed):
             self._fd = None
 
     def write_line(self, line: str) -> None:
         """Send one line."""
         try:
             self._port.write(line.encode("ascii") + b"\n")
-        except serial.SerialTimeoutException as e:
+        except self._timed_out as e:
             raise InstrumentTimeout(
                 f"{self.description}: write not accepted within {self.timeout_s:g} s"
             ) from e
-        except (serial.SerialException, OSError) as e:
+        except self._failed as e:
             raise ConnectionLost(f"{self.description}: {e}") from e
 
     def read_line(self, timeout_s: float | None = None, max_chars: int | None = None) -> str:
@@ -108,7 +112,7 @@ class SerialLink:
                 return bytes(chunk)
             select.select([self._fd], [], [], wait_s)
             return b""
-        except (serial.SerialException, OSError, ValueError) as e:
+        except self._failed_or_bad as e:
             raise ConnectionLost(f"{self.description}: {e}") from e
 
     def close(self) -> None:

@@ -8,28 +8,29 @@ reported a fault, 4 stopped on request (Ctrl-C, SIGTERM, SIGHUP).
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from crossbar_hil import __version__
-from crossbar_hil.api.cli import (
-    calibrations,
-    characterize,
-    emulate,
-    estop,
-    experiment,
-    instruments,
-    runs,
-    serve,
-    sweep,
-    train,
-)
-from crossbar_hil.api.cli.stopping import EXIT_STOPPED
 
-# Each module here adds one subcommand: add_parser(subparsers) sets func=run(args) -> int.
-SUBCOMMANDS = [train, characterize, calibrations, instruments, emulate, sweep, experiment, serve, runs, estop]
+SUBCOMMANDS = (
+    "train",
+    "characterize",
+    "calibrations",
+    "instruments",
+    "emulate",
+    "sweep",
+    "experiment",
+    "serve",
+    "runs",
+    "estop",
+)
+"""The modules here that each add one subcommand: add_parser(subparsers) sets func=run(args) -> int.
+They are imported when the parser is built, and import what is heavy (plots, the service, the
+drivers' libraries) only when their command runs, so ``hil --version`` and ``--help`` are quick."""
 
 OWN_LOGGERS = ("hil", "drivers", "emulator", "api", "crossbar_hil")
 """Loggers of crossbar-hil itself; -v shows their debug messages on the screen."""
@@ -66,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s (crossbar-hil) {__version__}")
     add_logging_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in SUBCOMMANDS:
-        module.add_parser(sub)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"crossbar_hil.api.cli.{name}").add_parser(sub)
     for subparser in sub.choices.values():
         add_logging_options(subparser, top=False)
     return parser
@@ -110,6 +111,9 @@ def _on_screen(record: logging.LogRecord, verbose: bool) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hil`` console script; returns the exit status."""
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:  # Nothing else to build for it.
+        print(f"hil (crossbar-hil) {__version__}")
+        return 0
     args = build_parser().parse_args(argv)
     try:
         configure_logging(args.verbose, args.log_file)
@@ -119,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt as e:  # The third stop signal (or Ctrl-C before any handler was set).
+        from crossbar_hil.api.cli.stopping import EXIT_STOPPED
+
         text = (
             f"{e}; the outputs were NOT confirmed at 0 V: check the instrument" if str(e) else "interrupted"
         )

@@ -30,7 +30,6 @@ from crossbar_hil.emulator.network.experiment import (
     summarize,
     write_csv,
 )
-from crossbar_hil.reports.experiment_plots import save_lim_plots
 from crossbar_hil.resources import TRACE_ENV, trace_from_env
 from pydantic import ValidationError
 
@@ -113,5 +112,7 @@ def run_lim(args: argparse.Namespace) -> int:
     print(format_table(table))
     print(f"wrote {csv_path} and {runs_path}")
     if not args.no_plots:
+        from crossbar_hil.reports.experiment_plots import save_lim_plots  # matplotlib: when it runs
+
         print(f"plot: {save_lim_plots(table, exp.dataset, args.out)}")
     return 0

@@ -26,7 +26,6 @@ from crossbar_hil.emulator.config import EmulatorConfig
 from crossbar_hil.emulator.sweep import PARAMETERS, GridError, parse_grid, rows, run_sweep, write_tables
 from crossbar_hil.emulator.sweep.grid import describe
 from crossbar_hil.emulator.sweep.table import epoch_counts
-from crossbar_hil.reports.sweep_plots import SweptAxis, save_sweep_plots
 from crossbar_hil.resources import TRACE_ENV, trace_from_env
 from crossbar_hil.training.task import Task
 
@@ -130,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
             )
     except (GridError, ValueError) as e:
         return bad_input(prog, e)
+    from crossbar_hil.reports.sweep_plots import SweptAxis, save_sweep_plots  # matplotlib: when it runs
+
     table = rows(result)
     axes = {p: SweptAxis(PARAMETERS[p].unit, PARAMETERS[p].symmetric) for p in grid}
     csv_path, epochs_path = write_tables(result, args.out)
