@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from crossbar_hil import __version__
+from crossbar_hil.api.cli import SUBCOMMANDS
 
 pytestmark = pytest.mark.system
 
@@ -37,9 +38,7 @@ def test_version_imports_neither_numpy_nor_anything_heavy() -> None:
     assert names.isdisjoint((*HEAVY, "numpy", "pydantic"))
 
 
-@pytest.mark.parametrize(
-    "command", ["train", "characterize", "emulate", "sweep", "experiment", "serve", "runs"]
-)
+@pytest.mark.parametrize("command", SUBCOMMANDS)
 def test_a_commands_help_imports_nothing_heavy(command: str) -> None:
     out, names = _imported(command, "--help")
     assert f"usage: hil {command}" in out
