@@ -1,8 +1,13 @@
-"""``hil runs list | show | stop | export``: the run store, from the command line.
+"""``hil runs list | show | stop | pause | resume | delete | export | queue ...``: the run store,
+from the command line.
 
-Works on the same database as ``hil serve`` (``--database``, ``$HIL_DB``), with
-or without a service running. ``stop`` marks a run ``stopping`` in the store; the
-process running it stops it before its next pulse (after the epoch in flight).
+Works on the same database as ``hil serve`` (``--database``, ``$HIL_DB``), with or without a
+service running. Requests are written in the store, where the process running a run reads
+them within 0.2 s: ``stop`` marks a run ``stopping`` (it stops before its next pulse),
+``pause`` and ``resume`` set or withdraw its pause request; ``queue start`` and ``queue stop``
+set its queue's state (a running service starts the next waiting run within a second).
+``delete`` removes a finished run, or a run waiting in its queue. Exit status: 0 done, 2 for
+an unknown run, a run not in a state for the action, or an unusable database.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from pathlib import Path
 from crossbar_hil.runs import export
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import STORE_ENV, Run, RunNotFound, RunStore, StoreError, default_path
+
+EXIT_BAD_INPUT = 2
+"""An unknown run, a run not in a state for the action, an unusable database: nothing was changed."""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +43,32 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     show.add_argument("run_id")
     stop = rsub.add_parser("stop", help="Stop a run before its next pulse (idempotent).")
     stop.add_argument("run_id")
+    pause = rsub.add_parser("pause", help="Pause a running run: instrument held at 0 V, history kept.")
+    pause.add_argument("run_id")
+    pause.add_argument(
+        "--when",
+        choices=["after_epoch", "now"],
+        default="after_epoch",
+        help="after_epoch (default): once the epoch in flight is recorded; now: before the next operation.",
+    )
+    resume = rsub.add_parser("resume", help="Resume a paused run (it re-reads the crossbar, then goes on).")
+    resume.add_argument("run_id")
+    delete = rsub.add_parser("delete", help="Delete a finished run, or take a waiting run out of its queue.")
+    delete.add_argument("run_id")
+    queue = rsub.add_parser("queue", help="The queue of each instrument: list, start, stop, move.")
+    qsub = queue.add_subparsers(dest="queue_command", required=True, metavar="QUEUE_ACTION")
+    qls = qsub.add_parser("list", help="Queues and the runs waiting in them, in order.")
+    qls.add_argument("--instrument", help="Only this queue (a resource or port, or 'emulator').")
+    qls.add_argument("--json", action="store_true", help="JSON instead of a table.")
+    for name, text in (
+        ("start", "Start a queue: its next run starts when the instrument is free."),
+        ("stop", "Stop a queue: the run going on finishes, no other starts."),
+    ):
+        q = qsub.add_parser(name, help=text)
+        q.add_argument("instrument", help="The queue: an instrument's resource or port, or 'emulator'.")
+    move = qsub.add_parser("move", help="Put a waiting run at a position of its queue (1 = next).")
+    move.add_argument("run_id")
+    move.add_argument("position", type=int)
     exp = rsub.add_parser("export", help="A run's result (hil train --json form) or its history as CSV.")
     exp.add_argument("run_id")
     exp.add_argument("--format", choices=["json", "csv"], default="json")
@@ -62,7 +96,8 @@ def run_summary(run: Run) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``hil runs ...``; exit 1 for an unknown run, 2 for an unusable database."""
+    """Run ``hil runs ...``; exit 2 for an unknown run, a run not in a state for the action, or an
+    unusable database."""
     path = args.database or default_path()
     if not path.is_file():
         print(f"hil runs: no run store at {path}", file=sys.stderr)
@@ -77,7 +112,10 @@ def run(args: argparse.Namespace) -> int:
         return _action(args, store)
     except RunNotFound as e:
         print(f"hil runs: {e.args[0]}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
+    except ValueError as e:  # Not in a state for the action (pause a finished run, delete a running one).
+        print(f"hil runs: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     finally:
         store.close()
 
@@ -98,9 +136,23 @@ def _action(args: argparse.Namespace, store: RunStore) -> int:
         print(json.dumps(run_summary(store.get_run(args.run_id)), indent=2))
         return 0
     if args.runs_command == "stop":
-        run = store.request_stop(args.run_id)
+        run = store.request_stop(args.run_id, "stop requested (hil runs stop)")
         print(f"run {run.id}: {run.status}")
         return 0
+    if args.runs_command == "pause":
+        run = store.request_pause(args.run_id, args.when)
+        print(f"run {run.id}: {run.status}, pause requested ({args.when})")
+        return 0
+    if args.runs_command == "resume":
+        run = store.request_resume(args.run_id)
+        print(f"run {run.id}: {run.status}, resume requested")
+        return 0
+    if args.runs_command == "delete":
+        store.delete_run(args.run_id)
+        print(f"run {args.run_id}: deleted")
+        return 0
+    if args.runs_command == "queue":
+        return _queue(args, store)
     run = store.get_run(args.run_id)
     if args.format == "csv":
         text = export.result_csv(store, run)
@@ -114,4 +166,41 @@ def _action(args: argparse.Namespace, store: RunStore) -> int:
         sys.stdout.write(text)
     else:
         args.output.write_text(text, encoding="utf-8")
+    return 0
+
+
+def _queue(args: argparse.Namespace, store: RunStore) -> int:
+    if args.queue_command in ("start", "stop"):
+        state = "started" if args.queue_command == "start" else "stopped"
+        reason = None if state == "started" else "stopped (hil runs queue stop)"
+        store.set_queue_state(args.instrument, state, reason)
+        waiting = len(store.queued(args.instrument))
+        print(f"queue {args.instrument}: {state}, {waiting} run(s) waiting")
+        return 0
+    if args.queue_command == "move":
+        run = store.move(args.run_id, args.position)
+        print(f"run {run.id}: position {run.queue_position} of queue {run.queue}")
+        return 0
+    waiting = store.queued(args.instrument)
+    states = store.queue_states()
+    names = [args.instrument] if args.instrument else sorted({r.queue or "" for r in waiting} | set(states))
+    queues = [
+        {
+            "name": name,
+            "state": states.get(name, ("started", None))[0],
+            "reason": states.get(name, ("started", None))[1],
+            "items": [
+                run_summary(r) | {"queue_position": r.queue_position} for r in waiting if r.queue == name
+            ],
+        }
+        for name in names
+    ]
+    if args.json:
+        print(json.dumps({"queues": queues}, indent=2))
+        return 0
+    for q in queues:
+        why = f" ({q['reason']})" if q["reason"] else ""
+        print(f"queue {q['name']}: {q['state']}{why}, {len(q['items'])} waiting")
+        for item in q["items"]:
+            print(f"  {item['queue_position']:3}  {item['id']}  {item['backend']}")
     return 0

@@ -1,9 +1,10 @@
 """``hil serve``: the run-control REST service under uvicorn.
 
 Binds 127.0.0.1 by default. Without a token (``--token-file`` or ``$HIL_TOKEN``)
-on a loopback address, a new token is written next to the database
-(``<database>.token``, owner-readable only) and its path printed; on any other
-address the service refuses to start without one.
+on a loopback address, the token kept next to the database (``<database>.token``,
+owner-readable only) is used, written the first time; its path is printed, and it stays
+the same from one start to the next (delete the file for a new one). On any other
+address the service refuses to start without a token.
 """
 
 from __future__ import annotations
@@ -72,6 +73,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="Folder of trace files (.dat, .csv) emulator runs may replay by name "
         "(POST /runs: backend.params.trace_name; GET /traces lists them).",
     )
+    p.add_argument(
+        "--pause-timeout-s",
+        type=float,
+        default=3600.0,
+        help="A paused run not resumed within this long (s) ends as stopped.",
+    )
+    p.add_argument(
+        "--suspend-timeout-s",
+        type=float,
+        default=300.0,
+        help="How long (s) a run whose instrument link dropped retries before it fails.",
+    )
     p.set_defaults(func=run)
 
 
@@ -89,12 +102,15 @@ def settings_from(args: argparse.Namespace) -> tuple[ServiceSettings, Path | Non
         cors_origins=args.cors_origin,
         **({"instrument_hosts": args.instrument_host} if args.instrument_host else {}),
         trace_dir=args.trace_dir,
+        pause_timeout_s=args.pause_timeout_s,
+        suspend_timeout_s=args.suspend_timeout_s,
     )
-    written = None
+    kept = None
     if token is None and is_loopback(args.host):
-        written = database.with_name(database.name + ".token")
-        settings = settings.model_copy(update={"token": new_token_file(written)})
-    return settings, written
+        kept = database.with_name(database.name + ".token")
+        token = read_token(kept) if kept.is_file() else new_token_file(kept)
+        settings = settings.model_copy(update={"token": token})
+    return settings, kept
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValidationError, ValueError, OSError) as e:
         return bad_input("hil serve", e)
     if written is not None:
-        print(f"token written to {written} (send it as: Authorization: Bearer <token>)", file=sys.stderr)
+        print(f"token kept in {written} (send it as: Authorization: Bearer <token>)", file=sys.stderr)
     print(f"run store: {settings.database}", file=sys.stderr)
     try:  # A damaged run store is refused in one line, before anything is served from it.
         preflight = RunStore(settings.database)

@@ -90,6 +90,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             stopped = store.stop_waiting_queues("the service restarted: start the queue to go on")
             for name in stopped:
                 log.warning("queue %s has runs waiting; stopped until started (POST /queue/start)", name)
+            manager.watch_queues()
             app.state.manager = manager
             app.state.control = control
             app.state.gates = Gates()

@@ -204,6 +204,7 @@ class RunManager:
         self._threads: dict[str, threading.Thread] = {}
         """By run id: every run thread not yet waited for (it outlives its entry in ``_active``)."""
         self._closed = False
+        self._shut = threading.Event()
 
     # ------------------------------------------------------------------ admission
     def start(
@@ -440,6 +441,24 @@ class RunManager:
                 started.append(run.id)
         return started
 
+    def watch_queues(self, period_s: float = 1.0) -> None:
+        """Look at every queue with runs waiting each ``period_s`` (s) from now until shutdown and
+        start what may start: a queue started from another process (``hil runs queue start``)
+        goes on without a request to this one."""
+
+        def watch() -> None:
+            try:
+                while not self._shut.wait(period_s):
+                    try:
+                        for name in sorted({r.queue for r in self.store.queued() if r.queue}):
+                            self.advance(name)
+                    except Exception:  # A busy store: the next look tries again.
+                        log.exception("watching the queues failed")
+            finally:
+                self.store.release_thread()
+
+        threading.Thread(target=watch, name="queue-watch", daemon=True).start()
+
     def start_queue(self, key: str) -> list[str]:
         """Start queue ``key``: its next runs start now and when runs end; returns those started now."""
         if self._closed:
@@ -513,8 +532,9 @@ class RunManager:
         with self._lock:  # Runs handed over since (they check the latch first).
             aborted = {id(a) for a in actives}
             actives += [a for a in self._active.values() if a.run_id is not None and id(a) not in aborted]
+        why = reason if reason.lower().startswith("emergency stop") else f"emergency stop: {reason}"
         for active in actives:
-            self.stop(str(active.run_id), f"emergency stop: {reason}")
+            self.stop(str(active.run_id), why)
         return [str(a.run_id) for a in actives]
 
     def clear_emergency_stop(self) -> None:
@@ -564,6 +584,7 @@ class RunManager:
         """Stop every run (0 V) and wait for them; no run starts afterwards (waiting runs stay
         queued). False when a run thread is still going after ``timeout_s`` (s) (then leave the
         store open)."""
+        self._shut.set()
         with self._lock:
             self._closed = True
             actives = list(self._active.values())

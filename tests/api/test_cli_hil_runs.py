@@ -65,8 +65,9 @@ def test_list_show_export_and_stop(
     code, out, _ = run_cli(capsys, *db, "stop", queued["id"])
     assert code == 0 and "stopping" in out
     assert run_cli(capsys, *db, "stop", queued["id"])[0] == 0
-    code, _, err = run_cli(capsys, *db, "show", "nope")
-    assert code == 1 and "no run 'nope'" in err
+    for action in ("show", "stop", "pause", "resume", "delete"):
+        code, _, err = run_cli(capsys, *db, action, "nope")
+        assert code == 2 and "no run 'nope'" in err, (action, code, err)
 
 
 def test_a_missing_database_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,6 +92,9 @@ def test_serve_on_loopback_without_a_token_writes_one_for_its_owner(tmp_path: Pa
     settings, written = settings_from(args)
     assert written == tmp_path / "db.token" and written.stat().st_mode & 0o077 == 0
     assert settings.token is not None and written.read_text().strip() == settings.token.get_secret_value()
+    again, kept = settings_from(args)  # The next start keeps it: scripts and browsers stay signed in.
+    assert kept == written and again.token is not None
+    assert again.token.get_secret_value() == settings.token.get_secret_value()
 
 
 @pytest.mark.parametrize(
@@ -103,3 +107,52 @@ def test_serve_with_bad_settings_writes_no_token_file(
     code, _, err = run_cli(capsys, "serve", "--database", str(tmp_path / "db"), *bad)
     assert code == 2 and ("max_emulator_runs" in err or "port" in err)
     assert not (tmp_path / "db.token").exists()
+
+
+def test_pause_resume_queue_and_delete_act_through_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "runs.sqlite3"
+    store = RunStore(path)
+    manager = RunManager(store, max_emulator_runs=1)
+    manager.watch_queues(0.1)
+    db = ["runs", "--database", str(path)]
+    slow = {"preset": "reference", "training": {"max_epochs": 100000, "patience": 0}}
+    try:
+        going, _ = manager.start(RunConfig.model_validate(slow))
+        waiting = [
+            manager.start(RunConfig.model_validate({"training": {"max_epochs": 1}}), if_busy="queue")[0]
+            for _ in range(2)
+        ]
+        assert run_cli(capsys, *db, "pause", going.id, "--when", "now")[0] == 0
+        wait_for(lambda: store.get_run(going.id).status == "paused")
+        assert run_cli(capsys, *db, "resume", going.id)[0] == 0
+        wait_for(lambda: store.get_run(going.id).status == "running")
+        code, out, _ = run_cli(capsys, *db, "queue", "list", "--json")
+        queue = json.loads(out)["queues"][0]
+        assert code == 0 and queue["name"] == "emulator" and queue["state"] == "started"
+        assert [i["id"] for i in queue["items"]] == [w.id for w in waiting]
+        assert run_cli(capsys, *db, "queue", "move", waiting[1].id, "1")[0] == 0
+        assert run_cli(capsys, *db, "delete", waiting[0].id)[0] == 0
+        assert run_cli(capsys, *db, "queue", "stop", "emulator")[0] == 0
+        code, _, err = run_cli(capsys, *db, "delete", going.id)
+        assert code == 2 and "still active" in err
+        assert run_cli(capsys, *db, "stop", going.id)[0] == 0
+        assert manager.wait(going.id, 20)
+        assert store.get_run(waiting[1].id).status == "queued"  # The queue is stopped.
+        assert run_cli(capsys, *db, "queue", "start", "emulator")[0] == 0  # The manager sees it.
+        wait_for(lambda: store.get_run(waiting[1].id).status.finished)
+        code, _, err = run_cli(capsys, *db, "pause", going.id)
+        assert code == 2 and "only a running run can be paused" in err
+    finally:
+        manager.shutdown(20)
+        store.close()
+
+
+def wait_for(condition: object, timeout_s: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "the condition did not come true"
+        time.sleep(0.02)
