@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from crossbar_hil.runs import export
 from crossbar_hil.runs.status import RunStatus
@@ -171,11 +172,12 @@ def _action(args: argparse.Namespace, store: RunStore) -> int:
 
 def _queue(args: argparse.Namespace, store: RunStore) -> int:
     if args.queue_command in ("start", "stop"):
-        state = "started" if args.queue_command == "start" else "stopped"
-        reason = None if state == "started" else "stopped (hil runs queue stop)"
-        store.set_queue_state(args.instrument, state, reason)
-        waiting = len(store.queued(args.instrument))
-        print(f"queue {args.instrument}: {state}, {waiting} run(s) waiting")
+        if args.queue_command == "start":
+            store.set_queue_state(args.instrument, "started")
+        else:
+            store.set_queue_state(args.instrument, "stopped", "stopped (hil runs queue stop)")
+        state = store.queue_state(args.instrument)
+        print(f"queue {args.instrument}: {state}, {len(store.queued(args.instrument))} run(s) waiting")
         return 0
     if args.queue_command == "move":
         run = store.move(args.run_id, args.position)
@@ -184,7 +186,7 @@ def _queue(args: argparse.Namespace, store: RunStore) -> int:
     waiting = store.queued(args.instrument)
     states = store.queue_states()
     names = [args.instrument] if args.instrument else sorted({r.queue or "" for r in waiting} | set(states))
-    queues = [
+    queues: list[dict[str, Any]] = [
         {
             "name": name,
             "state": states.get(name, ("started", None))[0],
