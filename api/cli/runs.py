@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crossbar_hil.runs import export
+from crossbar_hil.runs.manager import queue_named
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import STORE_ENV, Run, RunNotFound, RunStore, StoreError, default_path
 
@@ -171,6 +172,8 @@ def _action(args: argparse.Namespace, store: RunStore) -> int:
 
 
 def _queue(args: argparse.Namespace, store: RunStore) -> int:
+    if getattr(args, "instrument", None):
+        args.instrument = queue_named(args.instrument)
     if args.queue_command in ("start", "stop"):
         if args.queue_command == "start":
             store.set_queue_state(args.instrument, "started")

@@ -162,7 +162,10 @@ class PulsePage(Page):
 class QueueView(BaseModel):
     """One instrument's queue: whether it starts its next run, and the runs waiting, in order."""
 
-    name: str = Field(description="The instrument (resource or port), or 'emulator'.")
+    name: str = Field(
+        description="The queue: its instrument's device key (tcp:<address>:<port>, serial:<path>, "
+        "visa:<resource>), or 'emulator'. Requests name it in any spelling of the instrument."
+    )
     state: QueueState = Field(
         description="'started': the next run starts when the instrument is free; 'stopped': none starts."
     )
@@ -179,7 +182,11 @@ class QueueAction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    instrument: str = Field(max_length=500, description="The queue's name (GET /queue lists them).")
+    instrument: str = Field(
+        max_length=500,
+        description="The queue: its instrument in any spelling (a resource, a port) or its name from "
+        "GET /queue, or 'emulator'.",
+    )
 
 
 class QueueMove(BaseModel):

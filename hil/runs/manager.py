@@ -140,6 +140,18 @@ def queue_key(spec: BackendSpec) -> str:
     return instrument_key(spec) or EMULATOR
 
 
+_KEYED = ("tcp:", "serial:", "visa:", "other:", "backend:")
+
+
+def queue_named(name: str) -> str:
+    """The queue ``name`` means, in any spelling of its instrument (``TCPIP::host::5025::SOCKET``,
+    ``socket://host:5025``, a serial path...): its device key; ``emulator`` and a key as they are."""
+    text = name.strip()
+    if text == EMULATOR or text.startswith(_KEYED):
+        return text
+    return device_key(text)
+
+
 @dataclass
 class _Active:
     """A run this manager has handed to a worker (``run_id`` None while a new run is checked)."""
@@ -460,17 +472,19 @@ class RunManager:
         threading.Thread(target=watch, name="queue-watch", daemon=True).start()
 
     def start_queue(self, key: str) -> list[str]:
-        """Start queue ``key``: its next runs start now and when runs end; returns those started now."""
+        """Start queue ``key`` (any spelling of its instrument): its next runs start now and when
+        runs end; returns those started now."""
         if self._closed:
             raise RunRefused("the run manager is shut down")
         if self.emergency_stop_state() is not None:
             raise EmergencyStopLatched(self._latched_message())
+        key = queue_named(key)
         self.store.set_queue_state(key, "started")
         return self.advance(key)
 
     def stop_queue(self, key: str, reason: str = "stopped on request") -> None:
-        """Stop queue ``key``: its current run finishes, no other starts."""
-        self.store.set_queue_state(key, "stopped", reason)
+        """Stop queue ``key`` (any spelling of its instrument): its current run finishes, no other starts."""
+        self.store.set_queue_state(queue_named(key), "stopped", reason)
 
     def remove(self, run_id: str) -> None:
         """Take a waiting run out of its queue and delete it; :class:`NotControllable` otherwise."""

@@ -17,7 +17,7 @@ from crossbar_hil.api.service.auth import Authorized
 from crossbar_hil.api.service.deps import get_run, manager
 from crossbar_hil.api.service.models import QueueAction, QueueMove, QueuesView, QueueView, RunView
 from crossbar_hil.api.service.problems import documented
-from crossbar_hil.runs.manager import RunManager
+from crossbar_hil.runs.manager import RunManager, queue_named
 from fastapi import APIRouter, Depends, Query
 
 router = APIRouter(prefix="/queue", tags=["queue"])
@@ -26,7 +26,9 @@ _PROBLEMS = documented(401, 404, 409)
 
 
 def queues_view(runs: RunManager, instrument: str | None = None) -> QueuesView:
-    """Every queue with runs waiting or a state set (only ``instrument``'s, if given)."""
+    """Every queue with runs waiting or a state set (only ``instrument``'s, in any spelling, if given)."""
+    if instrument is not None:
+        instrument = queue_named(instrument)
     waiting = runs.store.queued(instrument)
     states = runs.store.queue_states()
     names = sorted({r.queue for r in waiting if r.queue} | set(states))
