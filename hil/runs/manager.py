@@ -217,6 +217,7 @@ class RunManager:
         """By run id: every run thread not yet waited for (it outlives its entry in ``_active``)."""
         self._closed = False
         self._shut = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     # ------------------------------------------------------------------ admission
     def start(
@@ -469,7 +470,8 @@ class RunManager:
             finally:
                 self.store.release_thread()
 
-        threading.Thread(target=watch, name="queue-watch", daemon=True).start()
+        self._watcher = threading.Thread(target=watch, name="queue-watch", daemon=True)
+        self._watcher.start()
 
     def start_queue(self, key: str) -> list[str]:
         """Start queue ``key`` (any spelling of its instrument): its next runs start now and when
@@ -599,6 +601,8 @@ class RunManager:
         queued). False when a run thread is still going after ``timeout_s`` (s) (then leave the
         store open)."""
         self._shut.set()
+        if self._watcher is not None:  # Off the store before anyone closes it.
+            self._watcher.join(timeout_s)
         with self._lock:
             self._closed = True
             actives = list(self._active.values())
