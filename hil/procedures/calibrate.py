@@ -25,13 +25,10 @@ import numpy as np
 from crossbar_hil.seam import CrossbarBackend, Pulse
 from crossbar_hil.seam.errors import LimitError
 from crossbar_hil.trace_file import PulseProtocol, Trace
-from crossbar_hil.training.curves import device_curves
+from crossbar_hil.training.curves import device_curves, measure_devices
 from crossbar_hil.training.stop import StopSignal
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
-
-CalibrationProgress = Callable[[int, int], None]
-"""Called after each read with (pulses done per device, pulses in all per device)."""
 
 
 class Calibration(BaseModel):
@@ -125,7 +122,7 @@ def calibrate(
     devices: Sequence[tuple[int, int]] | None = None,
     reset_time_s: float = 1.0,
     stop: StopSignal | None = None,
-    progress: CalibrationProgress | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Calibration:
     """Calibrate ``devices`` (default: all) of ``backend``: reset, read, then ``n_pulses`` x (pulse each,
     read all). Everything is checked against the backend's limits before the first reset; ``stop`` is
@@ -145,19 +142,7 @@ def calibrate(
     if not read_v > 0:
         raise LimitError("read_v", read_v, f"(0, {info.limits.read_v_max}]", "V")
     created = datetime.now(UTC).isoformat(timespec="seconds")
-    for r, c in chosen:
-        stop.check()
-        backend.reset(r, c)
-    rows, cols = zip(*chosen, strict=True)
-    reads = [backend.read_conductances(read_v)[rows, cols]]
-    batch = [Pulse(r, c, amplitude_v, width_s) for r, c in chosen]
-    for k in range(1, n_pulses + 1):
-        stop.check()
-        backend.pulse_many(batch)
-        reads.append(backend.read_conductances(read_v)[rows, cols])
-        if progress is not None:
-            progress(k, n_pulses)
-    g = np.array(reads).T  # (devices, n_pulses + 1)
+    g = measure_devices(backend, chosen, n_pulses, amplitude_v, width_s, read_v, stop, progress)
     return Calibration(
         identity=info.identity,
         rows=info.rows,

@@ -23,12 +23,14 @@ the backend; nothing looks inside an emulator.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any, Protocol
 
 import numpy as np
 from crossbar_hil.resources import read_data_text
+from crossbar_hil.seam import CrossbarBackend, Pulse
+from crossbar_hil.training.stop import StopSignal
 from numpy.typing import NDArray
 
 DEFAULT_DEVICE_FILE = "devices/default_device.json"
@@ -193,3 +195,34 @@ class LearnedCurves:
 
     def curves(self) -> NDArray[np.float64]:
         return self.scales()[..., None] * self.relative
+
+
+def measure_devices(
+    backend: CrossbarBackend,
+    devices: Sequence[tuple[int, int]],
+    n_pulses: int,
+    amplitude_v: float,
+    width_s: float,
+    read_v: float,
+    stop: StopSignal,
+    progress: Callable[[int, int], None] | None = None,
+) -> NDArray[np.float64]:
+    """Each device's conductance (S) after a reset and after each of ``n_pulses`` pulses: (devices, n + 1).
+
+    Reset every device (the stop checked before each), read; then ``n_pulses`` times one
+    pulse on every device (one batched command) and one read of the crossbar. Backend
+    operations only; ``progress(k, n_pulses)`` after each read.
+    """
+    for r, c in devices:
+        stop.check()
+        backend.reset(r, c)
+    rows, cols = (list(x) for x in zip(*devices, strict=True))
+    reads = [backend.read_conductances(read_v)[rows, cols]]
+    batch = [Pulse(r, c, amplitude_v, width_s) for r, c in devices]
+    for k in range(1, n_pulses + 1):
+        stop.check()
+        backend.pulse_many(batch)
+        reads.append(backend.read_conductances(read_v)[rows, cols])
+        if progress is not None:
+            progress(k, n_pulses)
+    return np.array(reads).T

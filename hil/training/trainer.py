@@ -41,7 +41,14 @@ from crossbar_hil.seam import CrossbarBackend, Pulse
 from crossbar_hil.seam.backend import abort_warning
 from crossbar_hil.seam.errors import RunStopped
 from crossbar_hil.training.config import TrainingConfig
-from crossbar_hil.training.curves import CurveModel, FixedCurves, LearnedCurves, device_curves
+from crossbar_hil.training.curves import (
+    LEARNED_LABEL,
+    CurveModel,
+    FixedCurves,
+    LearnedCurves,
+    device_curves,
+    measure_devices,
+)
 from crossbar_hil.training.device_access import DeviceAccess, column_currents
 from crossbar_hil.training.feasibility import NeedSpec, check_feasibility
 from crossbar_hil.training.history import Diagnosis, EpochRecord, Evaluation, Outcome, TrainingResult
@@ -57,7 +64,7 @@ from crossbar_hil.training.network import (
 from crossbar_hil.training.observers import TrainingObserver
 from crossbar_hil.training.rules import EpochContext, make_rule
 from crossbar_hil.training.rules.sign_update import manhattan_signs
-from crossbar_hil.training.start import reset_devices
+from crossbar_hil.training.start import reset_devices, task_devices
 from crossbar_hil.training.stop import StallWatch, StopSignal
 from crossbar_hil.training.task import Task
 from numpy.typing import NDArray
@@ -211,8 +218,17 @@ class Trainer:
             label = cfg.device_curve_label or "given"
             model = FixedCurves(device_curves(cfg.device_curve_siemens, g.shape), label)
         else:
-            model = LearnedCurves(g)
-            g = self._probe(model, positions, g)
+            learned = LearnedCurves(g)
+            g = self._probe(learned, positions, g)
+            model = learned
+            need = NeedSpec(np.inf, cfg.f_plus, cfg.f_minus)
+            if (
+                self.backend.info.supports_reset
+                and not check_feasibility(
+                    self.task, need, g, learned.curves(), positions, can_reset=False
+                ).feasible
+            ):
+                model, g = self._measure_curves(learned, positions)
         result.curve_source = model.label
         result.notes.append(f"device curves: {model.label}")
         curves = model.curves()
@@ -274,6 +290,34 @@ class Trainer:
             g = self.backend.read_conductances(cfg.read_v)
             model.observe(positions, g)
         return self._undo_probes(model, positions, g)
+
+    def _measure_curves(
+        self, learned: LearnedCurves, positions: NDArray[np.int64]
+    ) -> tuple[FixedCurves, NDArray[np.float64]]:
+        """Measure the task's devices when the learned curves leave no margin, then reset them again.
+
+        The learned curve is the built-in model's shape; a device whose steps differ from it
+        (a noisy, non-monotone trace) can make a feasible draw look infeasible. Rather than
+        give up, every device of the task is measured as a calibration would (reset, one pulse
+        at a time with a read after each, :func:`measure_devices`), then reset to the start.
+        Counted as probe pulses and resets. Returns the measured curves and the read after.
+        """
+        cfg, result = self.config, self.result
+        devices = task_devices(self.task)
+        n = learned.n_positions - 1
+        measured = measure_devices(
+            self.backend, devices, n, cfg.pulse_v, cfg.pulse_width_s, cfg.read_v, self.stop
+        )
+        curves = learned.curves().copy()
+        for (r, c), g_dev in zip(devices, measured, strict=True):
+            curves[r, c] = g_dev - g_dev[0]
+        reset_devices(self.backend, self.task, self.stop)
+        positions[:] = 0
+        result.probe_pulses += n * len(devices)
+        result.probe_resets += 2 * len(devices)
+        result.probe_time_s += len(devices) * (n * cfg.pulse_width_s + 2 * cfg.reset_time_s)
+        label = f"{LEARNED_LABEL} (measured: the model's curves left no margin)"
+        return FixedCurves(curves, label), self.backend.read_conductances(cfg.read_v)
 
     def _undo_probes(
         self, model: LearnedCurves, positions: NDArray[np.int64], g: NDArray[np.float64]

@@ -176,7 +176,8 @@ def test_the_default_run_is_the_same_through_a_driver_and_never_reads_the_emulat
     with served(transport, emu) as (_, backend):
         assert backend.device_curve_siemens() is None
         through = run_training(config, backend=backend)
-    assert direct.result.curve_source == through.result.curve_source == "learned in situ"
+    assert direct.result.curve_source == through.result.curve_source
+    assert (direct.result.curve_source or "").startswith("learned in situ")
     assert direct.result.probe_pulses > 0
     assert through.result.outcome == direct.result.outcome
     assert first_difference(through.result, direct.result) is None
