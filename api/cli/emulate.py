@@ -17,19 +17,23 @@ from contextlib import suppress
 from typing import Literal, TextIO
 
 from crossbar_hil.api.cli.backend_options import add_emulator_options, bad_input, emulator_params
+from crossbar_hil.api.cli.model_options import add_setting_options, setting_values
 from crossbar_hil.api.cli.stopping import EXIT_FAULT
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.instrument.server import (
-    DEFAULT_IDLE_TIMEOUT_S,
     InstrumentServer,
     ServerOptions,
     running_server,
 )
 from crossbar_hil.protocol import PROTOCOL_VERSION
 from crossbar_hil.resources import TRACE_ENV
+from crossbar_hil.settings import settings
 
 DEFAULT_TCP = ("127.0.0.1", 5025)
+
+SERVED_FAULTS = ("reply_delay_s",)
+"""FaultPlan fields ``hil emulate`` offers as options (the others are for tests)."""
 
 
 def tcp_address(text: str) -> tuple[str, int]:
@@ -60,22 +64,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     where.add_argument("--pty", action="store_true", help="Serve on a new pseudo-terminal.")
     add_emulator_options(p)
-    p.add_argument(
-        "--reply-delay",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="Delay every reply by S seconds, to try client timeouts (default 0).",
+    server_fields = settings(ServerOptions, skip=("recent_lines",))
+    fault_fields = [f for f in settings(FaultPlan) if f.name in SERVED_FAULTS]
+    add_setting_options(
+        p.add_argument_group("server (ServerOptions, FaultPlan)"), server_fields + fault_fields
     )
-    p.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=DEFAULT_IDLE_TIMEOUT_S,
-        metavar="S",
-        help="Close a TCP session that sent no complete command for S seconds (never while a "
-        f"command executes; 0 = never; default {DEFAULT_IDLE_TIMEOUT_S:g}).",
-    )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, server_fields=server_fields, fault_fields=fault_fields)
 
 
 def emulator_config(args: argparse.Namespace) -> EmulatorConfig:
@@ -98,8 +92,8 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
     out = out or sys.stdout
     stop = stop or threading.Event()
     try:
-        faults = FaultPlan(reply_delay_s=args.reply_delay)
-        options = ServerOptions(idle_timeout_s=args.idle_timeout)
+        faults = FaultPlan.model_validate(setting_values(args, args.fault_fields))
+        options = ServerOptions.model_validate(setting_values(args, args.server_fields))
         crossbar = EmulatedCrossbar(emulator_config(args))
     except (ValueError, OSError) as exc:
         return bad_input("hil emulate", exc)

@@ -104,3 +104,15 @@ def test_building_the_parser_makes_the_default_run_config_once(monkeypatch: pyte
     monkeypatch.setattr(train, "RunConfig", Counting)
     build_parser()
     assert len(made) == 1
+
+
+def test_hil_emulate_takes_its_server_options_from_the_server_models() -> None:
+    from crossbar_hil.emulator.instrument.faults import FaultPlan
+    from crossbar_hil.emulator.instrument.server import ServerOptions
+
+    args = build_parser().parse_args(
+        ["emulate", "--idle-timeout", "5", "--keepalive-s", "60", "--reply-delay", "0.1"]
+    )
+    assert ServerOptions.model_validate(setting_values(args, args.server_fields)).keepalive_s == 60.0
+    assert FaultPlan.model_validate(setting_values(args, args.fault_fields)).reply_delay_s == 0.1
+    assert args.idle_timeout_s == 5.0
