@@ -1,7 +1,7 @@
 """Load on the run-control service while a run trains: latency, throughput, training slowdown.
 
 Usage: python benchmarks/bench_service.py [--clients 100] [--followers 10] [--interval 0.1]
-       [--reply-delay 0.002] [--epochs 100] [--repeats 3] [--backend visa|emulator]
+       [--reply-delay 0.002] [--epochs 100] [--repeats 3] [--backend visa|emulator] [--queue 3]
 
 Three processes: the service (``hil serve``), the emulated instrument (``hil emulate``,
 each reply delayed by ``--reply-delay`` s, like a real controller), and this script,
@@ -15,7 +15,10 @@ from the run's own start and end times). Targets: p99 < 50 ms, slowdown < 5 %.
 ``--control`` also times the run with the pollers on a second, idle service
 process: what the same load costs this machine apart from the service (on a
 small shared machine that is most of the slowdown). ``--backend emulator`` trains
-on the emulator instead (CPU-bound, in the run's own process).
+on the emulator instead (CPU-bound, in the run's own process). ``--queue N`` puts the
+instrument's queue in use: while each loaded run trains, N more runs (one epoch each) are
+posted with ``"if_busy": "queue"``; they wait in its queue, start one after another when the
+loaded run ends, and are waited for before the next unloaded run.
 """
 
 from __future__ import annotations
@@ -170,6 +173,12 @@ async def loaded_run(
     r = await client.post("/runs", json=body, headers=AUTH)
     r.raise_for_status()
     run_id = r.json()["id"]
+    queued = []
+    for _ in range(getattr(args, "queue", 0) if elsewhere is None else 0):
+        short = {**body, "training": {**body["training"], "max_epochs": 1}, "if_busy": "queue"}
+        q = await client.post("/runs", json=short, headers=AUTH)
+        q.raise_for_status()
+        queued.append(q.json()["id"])
     poll_url, path = elsewhere or (url, f"/runs/{run_id}")
     host, port = poll_url.removeprefix("http://").split(":")
     done = asyncio.Event()
@@ -187,6 +196,8 @@ async def loaded_run(
     done.set()
     failures = sum(await asyncio.gather(*pollers))
     window = time.perf_counter() - t0
+    for q in queued:  # The queue runs them after the loaded run: done before the next unloaded run.
+        await wait_ended(client, q)
     run = (await client.get(f"/runs/{run_id}")).json()
     return run, latencies, window, failures, last_ids
 
@@ -237,6 +248,8 @@ async def bench(
     print(f"run: {args.epochs} epochs (no patience); {args.repeats} unloaded, as many loaded")
     offered = f"every {args.interval * 1e3:g} ms" if args.interval else "as fast as they can"
     print(f"load: {args.clients} clients polling GET /runs/{{id}} {offered}, {args.followers} SSE followers")
+    if args.queue:
+        print(f"queue in use: {args.queue} runs queued (if_busy=queue) behind each loaded run")
     print(f"requests: {requests} in {window:.2f} s = {requests / window:.0f} req/s, {failures} not 200")
     print(f"latency: p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {np.max(lat_ms):.2f} ms (target p99 < 50 ms)")
     lag_ms = np.array(sse_lags or [np.nan]) * 1e3
@@ -271,6 +284,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--backend", choices=["visa", "emulator"], default="visa")
+    ap.add_argument("--queue", type=int, default=0, help="Runs queued behind each loaded run.")
     ap.add_argument("--no-access-log", action="store_true", help="Serve without the access log.")
     ap.add_argument(
         "--control", action="store_true", help="Also time the run with the pollers on a second service."
