@@ -328,3 +328,28 @@ def test_the_instruments_page_shows_a_queue_and_stops_and_reorders_it(
     finally:
         for run_id in (third, second, first):
             served.api.post(f"/runs/{run_id}/stop", headers=served.auth)
+
+
+def test_the_runs_page_lists_runs_and_filters_them_by_status_and_instrument(
+    page: Page, served: Served, tmp_path: Path
+) -> None:
+    body = {"preset": "reference", "training": {"max_epochs": 2}}
+    run_id = served.api.post("/runs", json=body, headers=served.auth).json()["id"]
+    long = {"preset": "reference", "training": {"max_epochs": 100000}}
+    stopped = served.api.post("/runs", json=long, headers=served.auth).json()["id"]
+    served.api.post(f"/runs/{stopped}/stop", headers=served.auth)
+    page.goto(f"{served.url}/#/runs")
+    row = page.locator(f"tr[data-run='{run_id}']")
+    until(lambda: row.count() == 1 and row.get_attribute("data-status") == "not_converged", "the ended run")
+    assert "manhattan" in (row.text_content() or "") and "reference" in (row.text_content() or "")
+    shot(page, tmp_path, "runs")
+    page.select_option("#filter-status", "stopped")
+    until(lambda: page.locator(f"tr[data-run='{run_id}']").count() == 0, "the filter by status")
+    until(lambda: page.locator(f"tr[data-run='{stopped}']").count() == 1, "the stopped run")
+    statuses = {r.get_attribute("data-status") for r in page.locator("#runs-table tbody tr").all()}
+    assert statuses == {"stopped"}
+    page.select_option("#filter-status", "")
+    page.select_option("#filter-instrument", "emulator (emulated)")
+    until(lambda: page.locator(f"tr[data-run='{run_id}']").count() == 1, "the filter by instrument")
+    shown = [r.text_content() or "" for r in page.locator("#runs-table tbody tr").all()]
+    assert shown and all("emulator (emulated)" in t and "TCPIP" not in t for t in shown)
