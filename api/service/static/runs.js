@@ -30,9 +30,12 @@ export async function renderRuns(main) {
   );
 
   const known = new Set();
+  let asked = 0; // A reply to an older request (another filter) must not replace a newer one.
   async function refresh() {
+    const mine = ++asked;
     const query = statusFilter.value ? `&status=${encodeURIComponent(statusFilter.value)}` : "";
     const page = await getJSON(`/runs?limit=200${query}`);
+    if (mine !== asked) return;
     for (const run of page.items) {
       const name = instrumentOf(run);
       if (!known.has(name)) {
