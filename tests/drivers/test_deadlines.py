@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from crossbar_hil.drivers.link import MAX_COMMAND_S, SLICE_S, LinkFaulted
+from crossbar_hil.drivers.link import MAX_COMMAND_S, LinkFaulted
 from crossbar_hil.drivers.protocol_backend import ProtocolBackend
 from crossbar_hil.drivers.serial_backend import SerialBackend
 from crossbar_hil.drivers.testing import FakeLink, handshake_replies
@@ -30,6 +30,14 @@ pytestmark = pytest.mark.system
 
 TIMEOUT_S = 0.5
 """The drivers' base reply timeout in these tests (s)."""
+LONG_TIMEOUT_S = 30.0
+"""A reply timeout no loaded machine reaches in these tests (s): where the behaviour under test
+must end a read before its deadline, the error's kind (not the time taken) tells which ended it."""
+INTERRUPT_TIMEOUT_S = 8.0
+"""The deadline of the interrupted read (s): far after the interrupt (0.3 s), and short, for the
+ABOR at close then waits it out on the dripping line."""
+HANG_GUARD_S = 60.0
+"""Longer than any deadline here (s): a read that has not ended by then never would."""
 
 Write = Callable[[bytes], None]
 
@@ -167,8 +175,9 @@ def test_a_dripping_instrument_fails_at_the_deadline_with_a_short_message(driver
         with pytest.raises(InstrumentTimeout) as err:
             backend.read_conductances(0.05)
         elapsed = time.monotonic() - start
-    # The reply's deadline, then the ABOR after the fault (also a deadline), and nothing more.
-    assert TIMEOUT_S <= elapsed < 2 * TIMEOUT_S + 4 * SLICE_S + 0.5, f"{elapsed:.2f} s"
+    # At least the reply's deadline; and it ends although bytes keep coming (a deadline that
+    # moved with each byte would never end: HANG_GUARD_S catches that, not the machine's speed).
+    assert TIMEOUT_S <= elapsed < HANG_GUARD_S, f"{elapsed:.2f} s"
     message = str(err.value)
     assert f"no complete reply within {TIMEOUT_S:g} s" in message
     assert "partial: b'111" in message and len(message) < 300
@@ -176,17 +185,16 @@ def test_a_dripping_instrument_fails_at_the_deadline_with_a_short_message(driver
 
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_a_babbling_instrument_is_cut_at_the_longest_possible_reply(driver: str) -> None:
-    with connected(driver, "babble", timeout_s=1.0) as backend:
-        start = time.monotonic()
+    # A timeout far longer than any machine takes to deliver 400 characters: the read must end
+    # by the length cut (a ProtocolError), whatever the load; a timeout would be an InstrumentTimeout.
+    with connected(driver, "babble", timeout_s=LONG_TIMEOUT_S) as backend:
         with pytest.raises(ProtocolError) as err:
             backend.read_conductances(0.05)
-        elapsed = time.monotonic() - start
         limit = backend.max_reply_chars("MEAS:ALL?")
         assert isinstance(backend.fault, ProtocolError)
     assert limit == 16 * 25
     message = str(err.value)
     assert f"reply longer than {limit} characters" in message and len(message) < 400
-    assert elapsed < 2 * 1.0 + 0.5  # the reply cut by length; then the ABOR after the fault
 
 
 def test_a_second_ctrl_c_gets_through_a_dripping_reply() -> None:
@@ -200,19 +208,18 @@ def test_a_second_ctrl_c_gets_through_a_dripping_reply() -> None:
 
     previous = signal.signal(signal.SIGALRM, interrupt)
     try:
-        with connected("visa-tcp", "drip", timeout_s=2.0) as backend:
-            start = time.monotonic()
+        # The deadline is far off: only the interrupt can end the read with a KeyboardInterrupt
+        # (the deadline would end it with an InstrumentTimeout), whatever the load.
+        with connected("visa-tcp", "drip", timeout_s=INTERRUPT_TIMEOUT_S) as backend:
             signal.setitimer(signal.ITIMER_REAL, 0.3)
             with pytest.raises(KeyboardInterrupt):
                 backend.read_conductances(0.05)
-            elapsed = time.monotonic() - start
             assert isinstance(backend.fault, CommunicationError)
             with pytest.raises(LinkFaulted):
                 backend.pulse(0, 0, 2.0, 1e-3)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    assert elapsed < 1.5, f"{elapsed:.2f} s"  # the interrupt at 0.3 s, not the 2 s deadline
 
 
 # ----------------------------------------------------------------- absurd limits
@@ -265,10 +272,9 @@ def test_a_refused_client_learns_at_once_that_the_instrument_is_in_use() -> None
     with running_server() as server, VisaBackend.from_params({"resource": server.resource_string}):
         others = [socket.create_connection(server.address) for _ in range(20)]
         try:
-            start = time.monotonic()
+            # ConnectionLost "in use", not an InstrumentTimeout after the (long) timeout.
             with pytest.raises(ConnectionLost, match="in use by another client"):
-                VisaBackend.from_params({"resource": server.resource_string, "timeout_s": 2.0})
-            assert time.monotonic() - start < 1.0  # not the 2 s timeout
+                VisaBackend.from_params({"resource": server.resource_string, "timeout_s": LONG_TIMEOUT_S})
         finally:
             for s in others:
                 s.close()
