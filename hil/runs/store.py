@@ -243,7 +243,8 @@ class RunStore:
             raise ValueError("the run store needs a file: every thread opens its own connection")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: dict[sqlite3.Connection, threading.Thread] = {}
+        """Every connection this store opened, and the thread that uses it."""
         self._all_lock = threading.Lock()
         self._changed = threading.Condition()
         self._last_event: dict[str, int] = {}
@@ -268,7 +269,7 @@ class RunStore:
             db.execute("PRAGMA foreign_keys=ON")
             self._local.db = db
             with self._all_lock:
-                self._all.append(db)
+                self._all[db] = threading.current_thread()
         return db
 
     @contextmanager
@@ -295,15 +296,22 @@ class RunStore:
         if db is not None:
             self._local.db = None
             with self._all_lock:
-                if db in self._all:  # Not when close() closed it already.
-                    self._all.remove(db)
+                self._all.pop(db, None)  # Gone already when close() closed it.
             db.close()
 
     def close(self) -> None:
-        """Close every connection this store opened (in any thread)."""
+        """Close this store's connections: the calling thread's and those of threads that ended.
+
+        A connection of a thread still alive is let go, not closed: that thread may be inside a
+        query on it (a run's listener answering a wake-up), and closing an SQLite connection
+        under a running statement crashes the interpreter (a segfault seen in the test suite).
+        It closes when that thread is done with it (its last reference goes).
+        """
+        me = threading.current_thread()
         with self._all_lock:
-            for db in self._all:
-                db.close()
+            for db, owner in self._all.items():
+                if owner is me or not owner.is_alive():
+                    db.close()
             self._all.clear()
         self._local = threading.local()
 

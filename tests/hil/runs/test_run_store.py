@@ -185,3 +185,38 @@ def test_settings_are_kept_and_cleared(store: RunStore) -> None:
     assert RunStore(store.path).get_setting("emergency_stop") == {"reason": "x"}
     store.set_setting("emergency_stop", None)
     assert store.get_setting("emergency_stop") is None
+
+
+def test_close_leaves_a_live_threads_connection_usable_and_closes_a_finished_threads(store: RunStore) -> None:
+    """A run's listener thread may be inside a query when the run ends and closes the store:
+    closing a connection under a running statement crashes the interpreter, so close() lets a
+    live thread's connection go (it still answers) and closes only those nobody can be using."""
+    import threading
+
+    run = store.create_run(RunConfig())
+    ready, release, done = threading.Event(), threading.Event(), threading.Event()
+    answers: list[object] = []
+
+    def listener() -> None:
+        answers.append(store.get_run(run.id).status)  # Opens this thread's connection.
+        ready.set()
+        release.wait(30)
+        answers.append(store.get_run(run.id).status)  # After close(): still answers.
+        done.set()
+
+    finished = threading.Thread(target=lambda: store.get_run(run.id))
+    finished.start()
+    finished.join()
+    dead = next(db for db, owner in store._all.items() if owner is finished)
+    live = threading.Thread(target=listener)
+    live.start()
+    assert ready.wait(30)
+    kept = next(db for db, owner in store._all.items() if owner is live)
+    store.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        dead.execute("SELECT 1")  # The finished thread's connection is closed ...
+    assert kept.execute("SELECT 1").fetchone()[0] == 1  # ... the live one's is not.
+    release.set()
+    assert done.wait(30)
+    live.join()
+    assert answers == [RunStatus.QUEUED, RunStatus.QUEUED]
