@@ -235,7 +235,9 @@ def run_training(
     if backend.close_warning is not None and backend.close_warning not in (result.error_message or ""):
         # The abort at close failed: the instrument may not be at 0 V; the run must say so.
         result.error_message = "; ".join(m for m in (result.error_message, backend.close_warning) if m)
-    run = TrainingRun(config, info.identity, result, info, started, _now())
+    # The settings the run used: a calibrated gain replaces the requested beta (the result's beta).
+    used = config.model_copy(update={"training": trainer.config})
+    run = TrainingRun(used, info.identity, result, info, started, _now())
     if outputs is not None:
         run.write(outputs)
     if interrupted is not None:

@@ -84,6 +84,7 @@ def execute(
             config, backend=recording, observers=[recorder, control], stop=stop, calibrations=newest
         )
         result = run.result
+        store.record_settings(run_id, run.config)  # What it used: a calibrated gain included.
         return RunEnd.of(result.outcome, result.error_message, result=run.to_dict(with_history=False))
     except Exception as e:
         log.exception("run %s failed", run_id)

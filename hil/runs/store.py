@@ -484,6 +484,11 @@ class RunStore:
         self._notify(run_id, db)
         return self.get_run(run_id)
 
+    def record_settings(self, run_id: str, config: RunConfig) -> None:
+        """Keep the settings the run used as its config (a calibrated gain instead of the requested one)."""
+        with self._write() as db:
+            db.execute("UPDATE runs SET config = ? WHERE id = ?", (config.model_dump_json(), run_id))
+
     def request_stop(self, run_id: str, reason: str | None = None) -> Run:
         """Mark an active run ``stopping``, with ``reason`` as its error until it ends (idempotent: a
         stopping or finished run is returned as is).

@@ -200,3 +200,16 @@ def _wait_status(store: RunStore, run_id: str, status: RunStatus) -> None:
     while store.get_run(run_id).status is not status:
         assert time.monotonic() < deadline, store.get_run(run_id).status
         time.sleep(0.01)
+
+
+def test_the_stored_settings_are_the_ones_the_run_used_a_calibrated_gain_included(
+    manager: RunManager, store: RunStore
+) -> None:
+    requested = RunConfig.model_validate({"training": {"gain": "calibrated", "max_epochs": 3}})
+    run, _ = manager.start(requested)
+    assert manager.wait(run.id, 30)
+    result = store.result(run.id)
+    assert result is not None
+    stored_beta = store.get_run(run.id).config["training"]["beta"]
+    assert stored_beta == result["beta"] == result["config"]["training"]["beta"]
+    assert stored_beta != requested.training.beta  # Calibrated: not the requested gain.
