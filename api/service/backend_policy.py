@@ -10,7 +10,10 @@ accepts only:
   ``socket://HOST:PORT`` with HOST among the operator's instrument hosts; the exclusive lock
   may not be turned off;
 * VISA ``resource``: a TCP/IP resource only to an instrument host, ``ASRL<device>::INSTR``
-  with a device under ``/dev``, any other bus as given; ``visa_library`` only ``@py``;
+  with a device under ``/dev`` or ``ASRL<n>::INSTR``, and GPIB or USB resources; nothing else
+  (pyvisa-py hands an ``ASRL<url>::INSTR`` board to pyserial's URL handlers, so
+  ``ASRLspy://...?file=PATH::INSTR`` would write a file and ``ASRLsocket://HOST:PORT::INSTR``
+  or ``PRLGX-TCPIP::HOST::...`` reach any host); ``visa_library`` only ``@py``;
 * instrument hosts: ``hil serve --instrument-host`` (loopback by default), compared as
   addresses (:func:`~crossbar_hil.runs.device_key.host_key`).
 
@@ -34,6 +37,7 @@ _TCPIP = re.compile(r"^TCPIP\d*::(?P<host>\[[^\]]+\]|[^:]+)::", re.IGNORECASE)
 _ASRL_PATH = re.compile(r"^ASRL(?P<path>/[^:]+)::INSTR$", re.IGNORECASE)
 _SOCKET_URL = re.compile(r"^socket://(?P<host>\[[^\]]+\]|[^:/?#]+):(?P<port>\d+)/?$", re.IGNORECASE)
 _COM = re.compile(r"^COM\d+$", re.IGNORECASE)
+_VISA_OTHER_BUS = re.compile(r"^(ASRL\d+::INSTR|GPIB\d*::[\w:]+|USB\d*::[\w:]+)$", re.IGNORECASE)
 
 
 def request_param_errors(
@@ -96,6 +100,13 @@ def _visa_resource(resource: str, hosts: set[str], named: Sequence[str]) -> str 
     text = resource.strip()
     if m := _TCPIP.match(text):
         return _host_refused(m["host"].strip("[]"), hosts, named)
+    if "://" in text or "?" in text:
+        return "a VISA resource here names no URL (ASRL<url>::INSTR is handed to pyserial's URL handlers)"
     if m := _ASRL_PATH.match(text):
         return _device(m["path"])
-    return None
+    if _VISA_OTHER_BUS.match(text):
+        return None
+    return (
+        "expected TCPIP[n]::HOST::PORT::SOCKET or TCPIP[n]::HOST::INSTR (HOST an instrument host), "
+        "ASRL/dev/<device>::INSTR, ASRL<n>::INSTR, GPIB or USB resources"
+    )

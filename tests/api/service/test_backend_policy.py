@@ -61,6 +61,20 @@ def test_a_visa_library_or_a_foreign_host_from_a_request_is_refused(pty_path: st
         assert request_param_errors("visa", {"resource": resource, "visa_library": "@py"}, LOOPBACK) == {}
 
 
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "ASRLspy:///dev/null?file=/tmp/x::INSTR",  # pyvisa-py hands the board to pyserial's URL handlers
+        "ASRLsocket://192.0.2.7:5025::INSTR",
+        "ASRLrfc2217://192.0.2.7:2217::INSTR",
+        "PRLGX-TCPIP0::192.0.2.7::1234::INTFC",  # a Prologix adapter at any host
+        "VICP::192.0.2.7::INSTR",
+    ],
+)
+def test_a_visa_resource_that_is_a_url_or_another_host_is_refused(resource: str) -> None:
+    assert list(request_param_errors("visa", {"resource": resource}, LOOPBACK)) == ["backend.params.resource"]
+
+
 def test_the_operator_adds_instrument_hosts() -> None:
     hosts = ["localhost", "192.0.2.7"]
     assert request_param_errors("visa", {"resource": "TCPIP::192.0.2.7::5025::SOCKET"}, hosts) == {}
