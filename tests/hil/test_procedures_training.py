@@ -232,3 +232,16 @@ def test_curve_source_none_leaves_the_run_without_one_and_says_so() -> None:
     fallback = "no device curve (curve_source='none'): the planned rule makes Manhattan steps only"
     assert fallback in run.result.notes
     assert run.result.curve_source is None
+
+
+@pytest.mark.parametrize("diagnosis", ["gain_too_low", "saturated_pair"])
+def test_the_advice_never_suggests_the_calibrated_gain_a_run_already_had(diagnosis: str) -> None:
+    from crossbar_hil.procedures.training import TrainingRun, what_to_try
+    from crossbar_hil.training.history import Outcome, TrainingResult
+
+    config = RunConfig()  # the recommended settings: gain calibrated
+    result = TrainingResult(Outcome.MAX_EPOCHS, diagnosis=diagnosis, curve_source="learned in situ")  # type: ignore[arg-type]
+    tips = " ".join(what_to_try(TrainingRun(config, "instrument", result)))
+    assert "--gain calibrated" not in tips and "--gain-fraction" in tips
+    fixed = RunConfig(training={"gain": "fixed"})
+    assert "--gain calibrated" in " ".join(what_to_try(TrainingRun(fixed, "instrument", result)))
