@@ -91,7 +91,7 @@ class EmulatorConfig(BaseModel):
     device: DeviceModel | None = Field(None, description="A parametric model instead of a trace.")
     scale_k: float = Field(10.0, gt=0, description="Scale factor K from trace to crossbar (-).")
     shifts: ShiftDistribution = Field(default_factory=ShiftDistribution)
-    seed: int = Field(0, ge=0, description="Seed of every random draw of this crossbar.")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of every random draw of this crossbar.")
     read_noise: float = Field(0.0, ge=0, le=1, description="Relative sd of each read / current.")
     step_noise: float = Field(0.0, ge=0, le=5, description="Relative sd of each conductance step.")
     stuck_fraction: float = Field(0.0, ge=0, le=1, description="Share of devices that never move.")

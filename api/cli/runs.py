@@ -167,7 +167,11 @@ def _action(args: argparse.Namespace, store: RunStore) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        args.output.write_text(text, encoding="utf-8")
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as e:
+            print(f"hil runs: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from crossbar_hil.api.cli.backend_options import bad_input
 from crossbar_hil.api.service.settings import (
+    LOOPBACK_NAMES,
     TOKEN_ENV,
     ServiceSettings,
     is_loopback,
@@ -60,6 +61,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--cors-origin", action="append", default=[], help="Allow this origin (CORS is off by default)."
     )
     p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="A host name requests may be addressed to (Host header; loopback names by default, "
+        "plus --host); repeat for more.",
+    )
+    p.add_argument(
         "--instrument-host",
         action="append",
         default=[],
@@ -100,7 +109,8 @@ def settings_from(args: argparse.Namespace) -> tuple[ServiceSettings, Path | Non
         token=token,
         max_emulator_runs=args.max_emulator_runs,
         cors_origins=args.cors_origin,
-        **({"instrument_hosts": args.instrument_host} if args.instrument_host else {}),
+        instrument_hosts=args.instrument_host or ["localhost"],
+        allowed_hosts=[*LOOPBACK_NAMES, *args.allowed_host],
         trace_dir=args.trace_dir,
         pause_timeout_s=args.pause_timeout_s,
         suspend_timeout_s=args.suspend_timeout_s,

@@ -14,13 +14,14 @@ from crossbar_hil.api.service.control import ControlPath
 from crossbar_hil.api.service.gates import Gates, ResultCache
 from crossbar_hil.api.service.limits import BodyLimit
 from crossbar_hil.api.service.routers import calibrations, events, page, presets, queue, runs, system, traces
-from crossbar_hil.api.service.settings import ServiceSettings
+from crossbar_hil.api.service.settings import ServiceSettings, host_names
 from crossbar_hil.runs.manager import RunManager
 from crossbar_hil.runs.store import RunStore, StoreError
 from crossbar_hil.runs.trace_library import TraceLibrary
 from crossbar_hil.seam.errors import HilError
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         app.include_router(router)
     page.install(app)
     app.add_middleware(BodyLimit)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=host_names(settings))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

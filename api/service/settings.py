@@ -16,6 +16,10 @@ TOKEN_ENV = "HIL_TOKEN"
 """Environment variable holding the bearer token of the service."""
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]", "testserver")
+"""Host names of a loopback service (``testserver``: Starlette's test client)."""
+
+
 class ServiceSettings(BaseModel):
     """Settings of one service process."""
 
@@ -38,6 +42,13 @@ class ServiceSettings(BaseModel):
         None,
         description="Folder of trace files (.dat, .csv) an emulator run may replay by name "
         "(backend.params.trace_name; GET /traces lists them). Paths in a request stay refused.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: list(LOOPBACK_NAMES),
+        min_length=1,
+        description="Host names a request may be addressed to (the Host header), against DNS rebinding: "
+        "a web page whose name resolves to 127.0.0.1 still sends its own name. The bind address is "
+        "added; '*' allows any.",
     )
     run_isolation: Literal["process", "thread"] = Field(
         "process",
@@ -72,6 +83,15 @@ class ServiceSettings(BaseModel):
         return self
 
 
+def host_names(settings: ServiceSettings) -> list[str]:
+    """The Host header values the service answers: the allowed names and the bind address; any
+    (``*``) for a service bound to every interface without names of its own."""
+    names = list(settings.allowed_hosts)
+    if settings.host in ("0.0.0.0", "::", ""):
+        return names if set(names) != set(LOOPBACK_NAMES) else ["*"]
+    return [*names, settings.host, f"[{settings.host}]"] if ":" in settings.host else [*names, settings.host]
+
+
 def is_loopback(host: str) -> bool:
     """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
     if host == "localhost":
@@ -83,8 +103,14 @@ def is_loopback(host: str) -> bool:
 
 
 def read_token(token_file: Path | None = None) -> SecretStr | None:
-    """The token from ``token_file`` (first line) or ``$HIL_TOKEN``; None when neither is given."""
+    """The token from ``token_file`` (first line) or ``$HIL_TOKEN``; None when neither is given.
+    A token file anyone on the machine may write is refused (anyone could set the token)."""
     if token_file is not None:
+        if token_file.stat().st_mode & 0o002:
+            raise ValueError(
+                f"token file {token_file} is writable by every user: anyone could set the token; "
+                f"chmod 600 {token_file}"
+            )
         text = token_file.read_text(encoding="utf-8").strip()
         if not text:
             raise ValueError(f"token file {token_file} is empty")
@@ -98,6 +124,7 @@ def new_token_file(path: Path) -> SecretStr:
     token = secrets.token_urlsafe(32)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # An existing file keeps its mode through O_CREAT: make it owner-only.
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(token + "\n")
     return SecretStr(token)

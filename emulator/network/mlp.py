@@ -64,7 +64,9 @@ class NetworkConfig(BaseModel):
         0.25, ge=0, le=1, description="Each device starts after a uniform 0..this share of n_max pulses."
     )
     read_v: float = Field(0.05, gt=0, description="Voltage of activation 1 on a row (V).")
-    seed: int = Field(0, ge=0, description="Seed of the initial pulses, the sample order and the tiles.")
+    seed: int = Field(
+        0, ge=0, le=2**63 - 1, description="Seed of the initial pulses, the sample order and the tiles."
+    )
 
     @field_validator("sizes")
     @classmethod

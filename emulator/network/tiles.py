@@ -55,7 +55,7 @@ class TileConfig(BaseModel):
     )
     stuck_fraction: float = Field(0.0, ge=0, le=1, description="Share of devices that never move.")
     depression: bool = Field(False, description="Devices can be depressed (method c) along the model.")
-    seed: int = Field(0, ge=0, description="Seed of every random draw of this tile.")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of every random draw of this tile.")
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

@@ -668,6 +668,10 @@ class RunStore:
         text = json.dumps(record.to_dict())
         with self._write() as db:
             status = self._status(db, run_id)
+            if RunStatus(status).finished:
+                # Ended already (e.g. marked interrupted by a service that restarted while this
+                # run's process was still finishing its epoch): nothing is added after its end.
+                return RunStatus(status)
             db.execute(
                 "INSERT INTO epochs (run_id, epoch, recorded_at, error, pulses, record) "
                 "VALUES (?, ?, ?, ?, ?, ?)",

@@ -78,6 +78,7 @@ class TrainingConfig(BaseModel):
     beta: float = Field(
         6e6,
         gt=0,
+        le=1e12,  # Beyond, tanh(beta I) is a step for any current a crossbar gives (and 1e308 overflowed).
         description="Gain of f = tanh(beta * I), in 1/A (the start, if calibrated).",
         json_schema_extra={"unit": "1/A"},
     )
