@@ -234,10 +234,16 @@ class ProgressLine(TrainingObserver):
 
 def instrument_use(result: TrainingResult) -> str:
     """One line: resets, read-verify pulses and the instrument time the run's pulses and resets took."""
-    return (
+    line = (
         f"instrument: {result.total_pulses} pulses ({result.total_verify_pulses} read-verify), "
         f"{result.total_resets} resets, {result.instrument_time_s:.3f} s of pulses and resets"
     )
+    if result.probe_pulses or result.probe_resets:
+        line += (
+            f"; before epoch 0, to learn the device curves: {result.probe_pulses} pulses, "
+            f"{result.probe_resets} resets, {result.probe_time_s:.3f} s"
+        )
+    return line
 
 
 def summary(run: TrainingRun) -> str:

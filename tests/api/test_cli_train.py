@@ -160,3 +160,16 @@ def test_the_first_output_says_which_test_patterns_the_training_set_does_not_cov
     first = capsys.readouterr().err.splitlines()[0]
     assert first.startswith("note: bits 3 and 4 differ in every training pattern")
     assert "8 test patterns where they agree" in first and "data/README.md" in first
+
+
+def test_the_summary_names_the_curve_source_and_counts_the_probes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HIL_DB", str(tmp_path / "none.sqlite3"))  # no calibrations
+    out = tmp_path / "run.json"
+    assert main(["train", "--builtin", "--seed", "0", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    captured = capsys.readouterr()
+    assert "device curves: learned in situ" in captured.err
+    assert data["curve_source"] == "learned in situ" and data["probe_pulses"] > 0
+    assert f"to learn the device curves: {data['probe_pulses']} pulses" in captured.out
