@@ -12,10 +12,11 @@ back as notes.
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from crossbar_hil.protocol.codec import decode_reply, encode_command
+from crossbar_hil.runs.device_key import device_key
 from crossbar_hil.seam.errors import HilError
 
 
@@ -129,6 +130,24 @@ def discover(
     ):
         out.found += part.found
         out.notes += part.notes
+    out.found = one_per_device(out.found)
     if probe_timeout_s is not None:
         out.found = [probe(f, probe_timeout_s) for f in out.found]
     return out
+
+
+def one_per_device(found: list[Found]) -> list[Found]:
+    """Each device once (:func:`~crossbar_hil.runs.device_key.device_key`): a serial port that VISA
+    also lists as ``ASRL<path>::INSTR`` (or a symlink to one) is kept as the serial port, its
+    description naming the VISA resource; the first seen otherwise. Order kept."""
+    kept: dict[str, Found] = {}
+    for f in found:
+        key = device_key(f.address)
+        other = kept.get(key)
+        if other is None:
+            kept[key] = f
+            continue
+        first, second = (f, other) if f.backend == "serial" and other.backend != "serial" else (other, f)
+        note = f"also {second.backend} {second.address}"
+        kept[key] = replace(first, description=f"{first.description} ({note})".strip())
+    return list(kept.values())
