@@ -312,14 +312,14 @@ def test_the_instruments_page_shows_a_queue_and_stops_and_reorders_it(
         name = next(q["name"] for q in queues if second in [r["id"] for r in q["items"]])
         queue = page.locator(f"section.queue[data-queue='{name}']")
         queue.wait_for()
-        until(lambda: [a.text_content() for a in queue.locator("ol a").all()] == [second, third], "the queue")
+        until(lambda: queue.locator("ol a").all_text_contents() == [second, third], "the queue")
         queue.locator("button.queue-stop").click()
         give_token(page, served.token)
         until(lambda: "stopped" in (queue.locator("h3").text_content() or ""), "the queue stopped")
         shot(page, tmp_path, "queue-stopped")
         queue.locator("button.queue-up").click()  # The third run, one up: next to start.
         until(
-            lambda: [a.text_content() for a in queue.locator("ol a").all()] == [third, second],
+            lambda: queue.locator("ol a").all_text_contents() == [third, second],
             "the new order",
         )
         waiting = served.api.get("/queue", params={"instrument": name}).json()
@@ -346,13 +346,14 @@ def test_the_runs_page_lists_runs_and_filters_them_by_status_and_instrument(
     page.select_option("#filter-status", "stopped")
     until(lambda: page.locator(f"tr[data-run='{run_id}']").count() == 0, "the filter by status")
     until(lambda: page.locator(f"tr[data-run='{stopped}']").count() == 1, "the stopped run")
-    statuses = {r.get_attribute("data-status") for r in page.locator("#runs-table tbody tr").all()}
+    rows = page.locator("#runs-table tbody tr")  # Read at once: the list is redrawn as it refreshes.
+    statuses = set(rows.evaluate_all("(rows) => rows.map((r) => r.dataset.status)"))
     assert statuses == {"stopped"}
     page.select_option("#filter-status", "")
     page.select_option("#filter-instrument", "emulator (emulated)")
 
     def rows_shown() -> list[str]:
-        return [r.text_content() or "" for r in page.locator("#runs-table tbody tr").all()]
+        return rows.all_text_contents()
 
     # The list is refreshed after each change of a filter: wait for the instrument filter's list.
     until(
