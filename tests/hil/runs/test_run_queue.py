@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -151,7 +151,8 @@ def test_a_failed_run_stops_its_queue_unless_it_says_continue(manager: RunManage
     assert _wait_started_and_ended(manager, store, bad.id)
     failed = store.get_run(bad.id)
     assert failed.status is RunStatus.FAILED and "no answer" in (failed.error or "")
-    assert store.queue_state(FAKE) == "stopped" and store.get_run(after.id).status is RunStatus.QUEUED
+    _wait_until(lambda: store.queue_state(FAKE) == "stopped")  # Once the manager saw the failure.
+    assert store.get_run(after.id).status is RunStatus.QUEUED
     manager.remove(after.id)
     going, _ = manager.start(config("fake", max_epochs=200))
     bad2, _ = manager.start(
@@ -191,6 +192,15 @@ def test_pause_and_resume_through_the_manager(manager: RunManager, store: RunSto
     assert [r.epoch for r in store.epochs(run.id)] == list(range(got.epochs))
     with pytest.raises(NotControllable):
         manager.pause(run.id)
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true"
+        time.sleep(0.01)
 
 
 def _wait_status(store: RunStore, run_id: str, status: RunStatus) -> None:
