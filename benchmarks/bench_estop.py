@@ -21,10 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
-import re
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,10 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_service import AUTH, SERVING, process
 
-TOKEN = "bench-token-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-SERVING = r"Uvicorn running on (http://127\.0\.0\.1:\d+)"
 PLOT_NAMES = ("conductances", "weights", "activations", "error", "final_conductances")
 PULSES = ("PULS", "PULS:LIST")
 ENDED = ("stopped", "converged", "not_converged", "failed", "interrupted")
@@ -46,32 +40,10 @@ ENDED = ("stopped", "converged", "not_converged", "failed", "interrupted")
 
 @contextmanager
 def service(database: Path) -> Iterator[str]:
-    """``hil serve`` on a free loopback port for the block; yields its URL; terminated after."""
+    """``hil serve`` on a free loopback port for the block (bench_service's launcher); yields its URL."""
     args = ["-m", "crossbar_hil.api", "serve", "--port", "0", "--database", str(database), "--no-access-log"]
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HIL_TOKEN": TOKEN},
-    )
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if m := re.search(SERVING, line):
-                break
-        else:
-            raise RuntimeError(f"hil serve exited with {proc.wait()}")
-        pipe = proc.stderr
-        threading.Thread(target=lambda: [None for _ in pipe], daemon=True).start()
-        yield m.group(1)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with process(args, SERVING, "stderr") as (url, _):
+        yield url
 
 
 class Stamps:
