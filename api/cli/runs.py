@@ -41,8 +41,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ls.add_argument("--status", action="append", choices=[s.value for s in RunStatus], help="Only these.")
     ls.add_argument("--limit", type=int, default=50)
     ls.add_argument("--json", action="store_true", help="JSON instead of a table.")
-    show = rsub.add_parser("show", help="One run's record.")
+    show = rsub.add_parser("show", help="One run: the summary hil train prints (--json: its record).")
     show.add_argument("run_id")
+    show.add_argument("--json", action="store_true", help="The run's record as JSON instead.")
     stop = rsub.add_parser("stop", help="Stop a run before its next pulse (idempotent).")
     stop.add_argument("run_id")
     pause = rsub.add_parser("pause", help="Pause a running run: instrument held at 0 V, history kept.")
@@ -135,7 +136,8 @@ def _action(args: argparse.Namespace, store: RunStore) -> int:
             print(f"{len(runs)} of {total} runs")
         return 0
     if args.runs_command == "show":
-        print(json.dumps(run_summary(store.get_run(args.run_id)), indent=2))
+        shown = store.get_run(args.run_id)
+        print(json.dumps(run_summary(shown), indent=2) if args.json else _summary(store, shown))
         return 0
     if args.runs_command == "stop":
         run = store.request_stop(args.run_id, "stop requested (hil runs stop)")
@@ -213,3 +215,18 @@ def _queue(args: argparse.Namespace, store: RunStore) -> int:
         for item in q["items"]:
             print(f"  {item['queue_position']:3}  {item['id']}  {item['backend']}")
     return 0
+
+
+def _summary(store: RunStore, run: Run) -> str:
+    """What ``hil train`` prints at the end of a run, for a stored run; its status so far while it goes."""
+    from crossbar_hil.api.cli.train import summary
+    from crossbar_hil.procedures.training import TrainingRun
+
+    head = [f"run {run.id}: {run.status} (created {run.created_at}, backend {run.backend})"]
+    if run.queue_position is not None:
+        head.append(f"waiting in queue {run.queue} at position {run.queue_position}")
+    if not run.status.finished:
+        head.append(f"{run.epochs} epoch record(s) so far, {run.pulses} pulses")
+        return "\n".join(head)
+    result = export.training_result(store, run)
+    return "\n".join([*head, summary(TrainingRun(run.run_config, run.identity or run.backend, result))])
