@@ -52,14 +52,13 @@ from crossbar_hil.runs.errors import (
     RunRefused,
     TooManyRuns,
 )
-from crossbar_hil.runs.execute import RunEnd, finish
+from crossbar_hil.runs.execute import finish
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import OnFailure, PauseWhen, Run, RunNotFound, RunStore, now, process_owner
 from crossbar_hil.runs.trace_library import TraceLibrary, resolve_trace_name
 from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.seam.registry import available_backends, backend_factory, create_backend
 from crossbar_hil.training.config import BackendSpec, RunConfig
-from crossbar_hil.training.history import Outcome
 from pydantic import BaseModel, ValidationError
 
 __all__ = [
@@ -512,13 +511,9 @@ class RunManager:
     def stop(self, run_id: str, reason: str = "stop requested") -> Run:
         """Stop a run before its next pulse (a waiting run never starts). Idempotent; a finished
         run is returned unchanged."""
-        run = self.store.get_run(run_id)
-        waiting = run.status is RunStatus.QUEUED and run.queue_position is not None
-        self.store.request_stop(run_id, reason)
-        if waiting:  # No worker holds it: it ends here.
-            finish(self.store, run_id, RunEnd.of(Outcome.STOPPED, reason))
+        run = self.store.request_stop(run_id, reason)  # A waiting run (no worker) ends stopped here.
         self._ring(run_id)
-        return self.store.get_run(run_id)
+        return run
 
     def pause(self, run_id: str, when: PauseWhen = "after_epoch") -> Run:
         """Ask a running run to pause (after the epoch in flight, or before the next operation)."""

@@ -35,7 +35,7 @@ from crossbar_hil.runs.calibrations import create_v3
 from crossbar_hil.runs.status import ACTIVE, STOPPABLE, RunStatus, check_transition
 from crossbar_hil.seam.errors import HilError
 from crossbar_hil.training.config import RunConfig
-from crossbar_hil.training.history import EpochRecord
+from crossbar_hil.training.history import EpochRecord, Outcome
 
 SCHEMA_VERSION = 3
 """Version of the database layout this code writes."""
@@ -455,34 +455,49 @@ class RunStore:
         Raises :class:`RunNotFound` or :class:`~crossbar_hil.runs.status.TransitionError`.
         """
         with self._write() as db:
-            current = RunStatus(self._status(db, run_id))
-            check_transition(current, target)
-            sets: dict[str, Any] = {"status": target.value}
-            if current is RunStatus.QUEUED:
-                self._renumber(db, run_id)
-                sets["queue_position"] = None
-            if target is RunStatus.RUNNING and current is RunStatus.QUEUED:
-                sets["started_at"] = now()
-            if target.finished or (target is RunStatus.RUNNING and current is RunStatus.PAUSED):
-                sets["pause_request"] = None
-            if target.finished:
-                sets["ended_at"] = now()
-            for key, value in (("error", error), ("outcome", outcome), ("identity", identity)):
-                if value is not None:
-                    sets[key] = value
-            if result is not None:
-                sets["result"] = json.dumps(result)
-            db.execute(
-                f"UPDATE runs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
-                [*sets.values(), run_id],
-            )
-            data = _status_data(target, outcome, error)
-            if change is not None:
-                data["change"] = change
-            data.update(detail or {})
-            self._append_event(db, run_id, "status", None, data)
+            self._transition(db, run_id, target, error, outcome, identity, result, change, detail)
         self._notify(run_id, db)
         return self.get_run(run_id)
+
+    def _transition(
+        self,
+        db: sqlite3.Connection,
+        run_id: str,
+        target: RunStatus,
+        error: str | None = None,
+        outcome: str | None = None,
+        identity: str | None = None,
+        result: dict[str, Any] | None = None,
+        change: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """:meth:`transition` inside the write transaction ``db``."""
+        current = RunStatus(self._status(db, run_id))
+        check_transition(current, target)
+        sets: dict[str, Any] = {"status": target.value}
+        if current is RunStatus.QUEUED:
+            self._renumber(db, run_id)
+            sets["queue_position"] = None
+        if target is RunStatus.RUNNING and current is RunStatus.QUEUED:
+            sets["started_at"] = now()
+        if target.finished or (target is RunStatus.RUNNING and current is RunStatus.PAUSED):
+            sets["pause_request"] = None
+        if target.finished:
+            sets["ended_at"] = now()
+        for key, value in (("error", error), ("outcome", outcome), ("identity", identity)):
+            if value is not None:
+                sets[key] = value
+        if result is not None:
+            sets["result"] = json.dumps(result)
+        db.execute(
+            f"UPDATE runs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+            [*sets.values(), run_id],
+        )
+        data = _status_data(target, outcome, error)
+        if change is not None:
+            data["change"] = change
+        data.update(detail or {})
+        self._append_event(db, run_id, "status", None, data)
 
     def record_settings(self, run_id: str, config: RunConfig) -> None:
         """Keep the settings the run used as its config (a calibrated gain instead of the requested one)."""
@@ -493,16 +508,23 @@ class RunStore:
         """Mark an active run ``stopping``, with ``reason`` as its error until it ends (idempotent: a
         stopping or finished run is returned as is).
 
-        The process running it sees the mark within 0.2 s (it polls) and stops before its
-        next pulse; a queued run never starts (see :class:`~crossbar_hil.runs.recorder.StoreRecorder`).
+        A run waiting in its queue (no worker holds it) ends ``stopped`` here, in the same
+        transaction. Any other run's worker sees the mark within :attr:`ControlTimes.poll_s`
+        (0.2 s; it polls, and the service rings it at once) and stops before its next pulse; a
+        run taken from its queue but not yet running never starts (its worker reads the mark).
         """
-        run = self.get_run(run_id)
-        if run.status in STOPPABLE:
-            try:
-                return self.transition(run_id, RunStatus.STOPPING, error=reason)
-            except ValueError:  # It moved on meanwhile (e.g. finished): nothing to stop.
+        with self._write() as db:
+            row = db.execute("SELECT status, queue_position FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFound(run_id)
+            if RunStatus(row["status"]) not in STOPPABLE:
                 return self.get_run(run_id)
-        return run
+            waiting = row["status"] == RunStatus.QUEUED.value and row["queue_position"] is not None
+            self._transition(db, run_id, RunStatus.STOPPING, error=reason)
+            if waiting:
+                self._transition(db, run_id, RunStatus.STOPPED, error=reason, outcome=Outcome.STOPPED.value)
+        self._notify(run_id, db)
+        return self.get_run(run_id)
 
     def result(self, run_id: str) -> dict[str, Any] | None:
         """The stored result summary (the run's JSON form without history), once the run ended."""

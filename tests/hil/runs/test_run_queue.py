@@ -61,6 +61,19 @@ def test_waiting_runs_keep_their_order_through_moves_removals_and_starts(store: 
         store.move(ids[3], 1)
 
 
+def test_a_stop_ends_a_waiting_run_stopped_at_once_and_a_restart_leaves_it_so(store: RunStore) -> None:
+    # `hil runs stop` writes to the store alone: no worker holds a waiting run to finish it.
+    first, waiting = (store.create_run(RunConfig(), queue="q", wait=True, owner="gone:1") for _ in range(2))
+    stopped = store.request_stop(first.id, "stop requested (hil runs stop)")
+    assert stopped.status is RunStatus.STOPPED and stopped.outcome == "stopped"
+    assert stopped.error == "stop requested (hil runs stop)" and stopped.queue_position is None
+    assert [e.data["status"] for e in store.events(first.id)] == ["queued", "stopping", "stopped"]
+    assert [(r.id, r.queue_position) for r in store.queued("q")] == [(waiting.id, 1)]
+    assert store.recover(alive=lambda owner: False) == []
+    assert store.get_run(first.id).status is RunStatus.STOPPED
+    assert store.request_stop(first.id).status is RunStatus.STOPPED  # Idempotent.
+
+
 def test_a_restart_stops_every_queue_with_runs_waiting_and_leaves_them_queued(store: RunStore) -> None:
     waiting = store.create_run(RunConfig(), queue="q", wait=True, owner="gone:1")
     started = store.create_run(RunConfig(), queue="q", owner="gone:1")
