@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
-from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.status import RunStatus, TransitionError
 from crossbar_hil.runs.store import PauseWhen, RunStore
 from crossbar_hil.seam import BackendInfo, CrossbarBackend, Pulse
 from crossbar_hil.seam.errors import CommunicationError, HilError
@@ -227,6 +227,18 @@ class ControlledBackend(CrossbarBackend):
             return self._guarded(op, again=again, what=what)
         return None  # type: ignore[return-value]  # Not resent; pulse_many and reset return nothing.
 
+    def _record(self, target: RunStatus, *, change: str, detail: dict[str, Any] | None = None) -> None:
+        """Record the worker's own status change (``paused`` -> ``running``, ``suspended``...). A stop
+        written just before (the run is ``stopping`` already) raises the run's stop
+        (:class:`~crossbar_hil.seam.errors.RunStopped`), so the run ends stopped, not failed."""
+        c = self.control
+        try:
+            c.store.transition(c.run_id, target, change=change, detail=detail)
+        except TransitionError:
+            c.sync()
+            c.stop.check()
+            raise
+
     # ------------------------------------------------------------------ pause
     def gate(self) -> None:
         """Before an operation: stop if asked, hold if asked to pause now."""
@@ -253,18 +265,15 @@ class ControlledBackend(CrossbarBackend):
                 break
             c._wait(left)
         c.stop.check()
-        c.store.transition(c.run_id, RunStatus.RUNNING, change="resumed")
+        self._record(RunStatus.RUNNING, change="resumed")
         self.read_conductances(c.read_v)  # Where the devices are now, before anything more is sent.
 
     # ------------------------------------------------------------------ suspend
     def _suspend(self, error: CommunicationError, unsent: str | None) -> None:
         c, times = self.control, self.control.times
         log.warning("run %s: link lost (%s); suspended, reconnecting", c.run_id, error)
-        c.store.transition(
-            c.run_id,
-            RunStatus.SUSPENDED,
-            change="suspended",
-            detail={"reason": f"{type(error).__name__}: {error}"},
+        self._record(
+            RunStatus.SUSPENDED, change="suspended", detail={"reason": f"{type(error).__name__}: {error}"}
         )
         old = self.inner
         old.close()  # Releases the link (the instrument serves one client); its ABOR may fail.
@@ -301,7 +310,7 @@ class ControlledBackend(CrossbarBackend):
                 f"{unsent} was cut by the drop: it may or may not have reached the device, and was not "
                 "resent; the conductances above were read after reconnecting"
             )
-        c.store.transition(c.run_id, RunStatus.RUNNING, change="reconnected", detail=detail)
+        self._record(RunStatus.RUNNING, change="reconnected", detail=detail)
 
 
 def _identity(info: BackendInfo) -> tuple[Any, ...]:

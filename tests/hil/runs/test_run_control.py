@@ -1,0 +1,85 @@
+"""What a run's worker obeys while it holds the instrument: a stop that lands just before the worker
+records its own status change (resumed, suspended, reconnected) still ends the run stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar
+from crossbar_hil.runs.control import ControlledBackend, ControlTimes, RunControl
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import RunStore
+from crossbar_hil.seam.errors import CommunicationError, RunStopped
+from crossbar_hil.training.config import RunConfig
+from crossbar_hil.training.stop import StopSignal
+
+
+class DroppingCrossbar(EmulatedCrossbar):
+    """The emulator, its next conductance read failing on the link when ``drop`` is set."""
+
+    drop = False
+
+    def _read_conductances(self, read_v: float) -> Any:
+        if self.drop:
+            self.drop = False
+            raise CommunicationError("the link dropped")
+        return super()._read_conductances(read_v)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RunStore]:
+    s = RunStore(tmp_path / "runs.sqlite3")
+    yield s
+    s.close()
+
+
+def running(store: RunStore) -> tuple[str, RunControl]:
+    """A running run and its control (not polling: the test says when the worker reads the store)."""
+    run_id = store.create_run(RunConfig()).id
+    store.transition(run_id, RunStatus.RUNNING)
+    times = ControlTimes(poll_s=0.01, retry_first_s=0.01, suspend_timeout_s=5)
+    return run_id, RunControl(store, run_id, StopSignal(), times)
+
+
+def stop_when(store: RunStore, run_id: str, status: RunStatus) -> None:
+    """Write a stop (as ``hil runs stop`` does, unseen by the worker) once the run is ``status``."""
+
+    def listener(rid: str, seq: int) -> None:
+        if rid == run_id and store.get_run(run_id).status is status:
+            store.request_stop(run_id, "stop requested (hil runs stop)")
+
+    store.add_listener(listener)
+
+
+def test_a_stop_written_while_paused_ends_the_resume_as_a_stop(store: RunStore) -> None:
+    run_id, control = running(store)
+    backend = ControlledBackend(EmulatedCrossbar(), control, None)
+    stop_when(store, run_id, RunStatus.PAUSED)  # Between the resume request and the worker's `running`.
+    with pytest.raises(RunStopped, match="hil runs stop"):
+        backend.hold("now")
+    assert store.get_run(run_id).status is RunStatus.STOPPING
+
+
+def test_a_stop_written_before_a_link_drop_ends_the_run_as_a_stop(store: RunStore) -> None:
+    run_id, control = running(store)
+    inner = DroppingCrossbar()
+    backend = ControlledBackend(inner, control, DroppingCrossbar)
+    store.request_stop(run_id, "stop requested (hil runs stop)")  # Not read by the worker yet.
+    inner.drop = True
+    with pytest.raises(RunStopped, match="hil runs stop"):
+        backend.read_conductances(0.05)
+    assert store.get_run(run_id).status is RunStatus.STOPPING
+
+
+def test_a_stop_written_while_suspended_ends_the_reconnection_as_a_stop(store: RunStore) -> None:
+    run_id, control = running(store)
+    inner = DroppingCrossbar()
+    backend = ControlledBackend(inner, control, DroppingCrossbar)
+    stop_when(store, run_id, RunStatus.SUSPENDED)
+    inner.drop = True
+    with pytest.raises(RunStopped, match="hil runs stop"):
+        backend.read_conductances(0.05)
+    assert store.get_run(run_id).status is RunStatus.STOPPING
