@@ -22,13 +22,20 @@ from crossbar_hil.api.cli.backend_options import (
     open_backend,
 )
 from crossbar_hil.api.cli.calibrations import add_store_option, export_files
+from crossbar_hil.api.cli.model_options import add_setting_options, setting_values
 from crossbar_hil.api.cli.stopping import EXIT_FAULT, EXIT_OK, EXIT_STOPPED, SignalStop, instrument_wait
 from crossbar_hil.procedures.calibrate import calibrate
-from crossbar_hil.procedures.characterize import Progress, RecordingInterrupted, record_trace
+from crossbar_hil.procedures.characterize import (
+    CharacterizeSettings,
+    Progress,
+    RecordingInterrupted,
+    record_trace,
+)
 from crossbar_hil.procedures.outputs import check_output_file
 from crossbar_hil.runs.calibrations import Calibrations
 from crossbar_hil.runs.store import RunStore, default_path
 from crossbar_hil.seam.errors import HilError, LimitError, RunStopped
+from crossbar_hil.settings import settings
 from crossbar_hil.trace_file import Trace, write_dat
 
 
@@ -40,21 +47,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description=__doc__.split("\n", 2)[2] if __doc__ else None,
     )
     add_backend_options(p)
-    p.add_argument("--row", type=int, default=0, help="Row of the device (default 0).")
-    p.add_argument("--col", type=int, default=0, help="Column of the device (default 0).")
-    p.add_argument("--pulses", type=int, default=50, help="Number of pulses (default 50).")
-    p.add_argument("--amplitude", type=float, default=2.0, help="Pulse amplitude (V, default 2).")
-    p.add_argument("--width", type=float, default=1e-3, help="Pulse width (s, default 1e-3).")
-    p.add_argument("--read-v", type=float, default=0.05, help="Read voltage (V, default 0.05).")
-    p.add_argument(
-        "--reset-v",
-        type=float,
-        default=-2.0,
-        help="Reset amplitude to note in the header (V, default -2); the device's own is used.",
-    )
-    p.add_argument(
-        "--reset-width", type=float, default=1.0, help="Reset width to note in the header (s, default 1)."
-    )
+    add_setting_options(p.add_argument_group("what to send"), SETTINGS, OPTION_ALIASES)
     p.add_argument(
         "-o",
         "--out",
@@ -76,6 +69,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_store_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="No progress display.")
     p.set_defaults(func=run)
+
+
+SETTINGS = settings(CharacterizeSettings)
+"""The options of the pulse and read settings, from :class:`CharacterizeSettings`."""
+OPTION_ALIASES = {"n_pulses": ["--pulses"], "amplitude_v": ["--amplitude"]}
+"""The short names these options had before they were built from the model."""
+
+
+def characterize_settings(args: argparse.Namespace) -> CharacterizeSettings:
+    """The settings the options give, validated by the model (errors name the field)."""
+    return CharacterizeSettings.model_validate(setting_values(args, SETTINGS))
 
 
 def progress_printer(stream: TextIO | None = None) -> Progress:
@@ -104,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         return bad_input(prog, ValueError("-o/--out: the .dat file to write is required for one device"))
     try:
+        s = characterize_settings(args)
         name = backend_name(args)
         params = backend_params(args, name)
         check_output_file(args.out, "-o/--out")
@@ -118,14 +123,14 @@ def run(args: argparse.Namespace) -> int:
             try:
                 trace = record_trace(
                     backend,
-                    args.row,
-                    args.col,
-                    args.pulses,
-                    args.amplitude,
-                    args.width,
-                    args.read_v,
-                    reset_v=args.reset_v,
-                    reset_width_s=args.reset_width,
+                    s.row,
+                    s.col,
+                    s.n_pulses,
+                    s.amplitude_v,
+                    s.width_s,
+                    s.read_v,
+                    reset_v=s.reset_v,
+                    reset_width_s=s.reset_width_s,
                     progress=None if args.quiet else progress_printer(),
                     stop=signals.stop,
                 )
@@ -152,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 status = EXIT_OK
     path = write_dat(args.out, trace)
-    print(describe(trace, args.amplitude, args.width, path))
+    print(describe(trace, s.amplitude_v, s.width_s, path))
     return status
 
 
@@ -182,6 +187,7 @@ def run_calibration(args: argparse.Namespace) -> int:
     """``hil characterize --all | --devices``: calibrate, keep it in the run store, export if asked."""
     prog = "hil characterize"
     try:
+        s = characterize_settings(args)
         name = backend_name(args)
         params = backend_params(args, name)
         devices = parse_devices(args.devices) if args.devices else None
@@ -196,12 +202,12 @@ def run_calibration(args: argparse.Namespace) -> int:
             try:
                 cal = calibrate(
                     backend,
-                    args.pulses,
-                    args.amplitude,
-                    args.width,
-                    args.read_v,
+                    s.n_pulses,
+                    s.amplitude_v,
+                    s.width_s,
+                    s.read_v,
                     devices=devices,
-                    reset_time_s=args.reset_width,
+                    reset_time_s=s.reset_width_s,
                     stop=signals.stop,
                 )
             except LimitError as e:

@@ -20,6 +20,31 @@ from crossbar_hil.seam import CrossbarBackend, Pulse
 from crossbar_hil.seam.errors import HilError, LimitError, RunStopped
 from crossbar_hil.trace_file import PulseProtocol, Trace
 from crossbar_hil.training.stop import StopSignal
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CharacterizeSettings(BaseModel):
+    """What a characterization sends: the device (one trace) and the pulse and read settings.
+
+    Declared once: ``hil characterize`` builds its options from these fields. Values that
+    reach the instrument are checked again against its limits before anything is sent.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    row: int = Field(0, ge=0, description="Row of the device to record (one device; not with --all)")
+    col: int = Field(0, ge=0, description="Column of the device to record (one device; not with --all)")
+    n_pulses: int = Field(50, ge=1, le=100_000, description="Pulses after the reset, each followed by a read")
+    amplitude_v: float = Field(2.0, description="Pulse amplitude")
+    width_s: float = Field(1e-3, gt=0, description="Pulse width")
+    read_v: float = Field(0.05, description="Read voltage")
+    reset_v: float = Field(
+        -2.0, description="Reset amplitude noted in the trace header (the device's own reset is used)"
+    )
+    reset_width_s: float = Field(
+        1.0, gt=0, description="Reset width noted in the header; a calibration counts it as each reset's time"
+    )
+
 
 Progress = Callable[[int, int, float], None]
 """Called after each read with (pulses done, pulses in all, conductance in S)."""

@@ -111,7 +111,7 @@ def test_directly_on_the_emulator(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [["--amplitude", "3.0"], ["--width", "5"], ["--row", "4"], ["--read-v", "0.5"], ["--pulses", "0"]]
+    "bad", [["--amplitude", "3.0"], ["--width", "5"], ["--row", "4"], ["--read-v", "0.5"]]
 )
 def test_out_of_limits_sends_nothing(
     bad: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -125,6 +125,25 @@ def test_out_of_limits_sends_nothing(
     assert status == 2
     assert heads == ["ABOR"]  # Only the abort of close(); no reset, no pulse.
     assert "out of range" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [(["--pulses", "0"], "n_pulses"), (["--width=-1e-3"], "width_s"), (["--col=-1"], "col")],
+)
+def test_a_setting_outside_its_model_range_is_refused_before_connecting(
+    bad: list[str], field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "x.dat"
+    with running_server(EmulatorConfig()) as server:
+        status = main(
+            ["characterize", "--backend", "visa", "--resource", server.resource_string, *bad, "-o", str(out)]
+        )
+        sent = list(server.commands)
+    assert status == 2
+    assert sent == []  # Refused by the settings model: not even the handshake.
+    assert field in capsys.readouterr().err
     assert not out.exists()
 
 

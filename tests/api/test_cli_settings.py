@@ -116,3 +116,17 @@ def test_hil_emulate_takes_its_server_options_from_the_server_models() -> None:
     assert ServerOptions.model_validate(setting_values(args, args.server_fields)).keepalive_s == 60.0
     assert FaultPlan.model_validate(setting_values(args, args.fault_fields)).reply_delay_s == 0.1
     assert args.idle_timeout_s == 5.0
+
+
+def test_every_characterize_setting_has_its_option_with_the_models_help_and_old_name() -> None:
+    from crossbar_hil.procedures.characterize import CharacterizeSettings
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    actions = {a.dest: a for a in sub.choices["characterize"]._actions}
+    for name, field in CharacterizeSettings.model_fields.items():
+        assert name in actions, f"no hil characterize option for CharacterizeSettings.{name}"
+        assert field.description and field.description in (actions[name].help or "")
+    old = ["characterize", "--pulses", "7", "--amplitude", "1.5", "--width", "2e-3", "--reset-width", "0.5"]
+    args = build_parser().parse_args(old)
+    got = CharacterizeSettings.model_validate(setting_values(args, settings(CharacterizeSettings)))
+    assert (got.n_pulses, got.amplitude_v, got.width_s, got.reset_width_s) == (7, 1.5, 2e-3, 0.5)
