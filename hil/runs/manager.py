@@ -52,13 +52,14 @@ from crossbar_hil.runs.errors import (
     RunRefused,
     TooManyRuns,
 )
-from crossbar_hil.runs.execute import finish
+from crossbar_hil.runs.execute import RunEnd, finish
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import OnFailure, PauseWhen, Run, RunNotFound, RunStore, now, process_owner
 from crossbar_hil.runs.trace_library import TraceLibrary, resolve_trace_name
 from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.seam.registry import available_backends, backend_factory, create_backend
 from crossbar_hil.training.config import BackendSpec, RunConfig
+from crossbar_hil.training.history import Outcome
 from pydantic import BaseModel, ValidationError
 
 __all__ = [
@@ -391,11 +392,8 @@ class RunManager:
             if refusal is not None:
                 with suppress(OSError, ValueError, BrokenPipeError):
                     conn.send(("cancel",))
-                if active.run_id is not None:  # A run from its queue: it fails, naming why.
-                    with suppress(ValueError):
-                        self.store.transition(
-                            active.run_id, RunStatus.FAILED, outcome="fault", error=str(refusal)
-                        )
+                if active.run_id is not None:
+                    self._refused_from_queue(active.run_id, refusal)
                 active.refusal = refusal
                 return False
             if active.run_id is None:
@@ -409,6 +407,19 @@ class RunManager:
         active.send(("go", active.run_id))
         active.checked.set()
         return True
+
+    def _refused_from_queue(self, run_id: str, refusal: RunRefused) -> None:
+        """Record a run taken from its queue and refused before it ran: failed (naming why) when
+        the run or its instrument is at fault; back first in its queue when this manager shuts
+        down (waiting runs stay queued); stopped otherwise (the emergency stop)."""
+        with suppress(ValueError):
+            if isinstance(refusal, InvalidRun | BackendUnavailable):
+                self.store.transition(run_id, RunStatus.FAILED, outcome="fault", error=str(refusal))
+                return
+            if not isinstance(refusal, EmergencyStopLatched) and self.store.requeue(run_id):
+                return
+            self.store.request_stop(run_id, str(refusal))
+            finish(self.store, run_id, RunEnd.of(Outcome.STOPPED, str(refusal)))
 
     def _done(self, active: _Active, exitcode: int | None) -> None:
         """The worker has ended (its instrument released): record an end it could not, start the next."""
@@ -602,7 +613,8 @@ class RunManager:
             self._closed = True
             actives = list(self._active.values())
             threads = {a.thread for a in actives if a.thread is not None} | set(self._threads.values())
-        for active in actives:
+            going = [a for a in actives if a.conn is not None]  # Not those still checked: they go back.
+        for active in going:
             if active.run_id is not None:
                 self.stop(active.run_id, "the service is shutting down")
         ended = True

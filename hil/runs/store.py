@@ -622,6 +622,25 @@ class RunStore:
             db.execute("UPDATE runs SET queue_position = NULL WHERE id = ?", (run_id,))
         return self.get_run(run_id)
 
+    def requeue(self, run_id: str) -> bool:
+        """Put a run taken out of its queue but not yet started back first in it; False when it is
+        no longer ``queued`` (e.g. stopped meanwhile)."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT status, queue, queue_position FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise RunNotFound(run_id)
+            if row["status"] != RunStatus.QUEUED.value or row["queue_position"] is not None:
+                return False
+            db.execute(
+                "UPDATE runs SET queue_position = queue_position + 1 "
+                "WHERE queue = ? AND queue_position IS NOT NULL",
+                (row["queue"],),
+            )
+            db.execute("UPDATE runs SET queue_position = 1 WHERE id = ?", (run_id,))
+        return True
+
     def queue_state(self, queue: str) -> QueueState:
         """'started' (the default for a queue never stopped) or 'stopped'."""
         row = self._db().execute("SELECT state FROM queues WHERE name = ?", (queue,)).fetchone()

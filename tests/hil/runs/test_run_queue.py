@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.runs.control import ControlTimes
 from crossbar_hil.runs.manager import InstrumentBusy, NotControllable, RunManager, TooManyRuns
 from crossbar_hil.runs.status import TRANSITIONS, RunStatus
@@ -236,3 +239,67 @@ def test_the_stored_settings_are_the_ones_the_run_used_a_calibrated_gain_include
     stored_beta = store.get_run(run.id).config["training"]["beta"]
     assert stored_beta == result["beta"] == result["config"]["training"]["beta"]
     assert stored_beta != requested.training.beta  # Calibrated: not the requested gain.
+
+
+class GatedBuilder(Builder):
+    """A builder whose backends with ``gated`` params wait for :attr:`gate` (a worker still checking
+    its instrument), saying so through :attr:`entered`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def __call__(self, name: str, params: Mapping[str, Any]) -> EmulatedCrossbar:
+        if params.get("gated"):
+            self.entered.set()
+            assert self.gate.wait(30)
+        return super().__call__(name, {k: v for k, v in params.items() if k != "gated"})
+
+
+@pytest.fixture
+def gated(store: RunStore) -> Iterator[tuple[RunManager, GatedBuilder]]:
+    builder = GatedBuilder()
+    m = RunManager(
+        store, build_backend=builder, backend_names=lambda: ["fake"], times=ControlTimes(poll_s=0.05)
+    )
+    yield m, builder
+    builder.gate.set()
+    m.shutdown(10)
+
+
+def _taken_from_queue_and_checking(manager: RunManager, builder: GatedBuilder) -> tuple[str, str]:
+    """A run going, a gated one waiting behind it; the first stopped: the second is being checked."""
+    first, _ = manager.start(config("fake", max_epochs=200))
+    second, _ = manager.start(config("fake", max_epochs=1, gated=True), if_busy="queue")
+    manager.stop(first.id)
+    assert builder.entered.wait(10)
+    return first.id, second.id
+
+
+def test_an_emergency_stop_during_the_check_of_a_run_from_its_queue_ends_it_stopped(
+    gated: tuple[RunManager, GatedBuilder], store: RunStore
+) -> None:
+    manager, builder = gated
+    _, second = _taken_from_queue_and_checking(manager, builder)
+    manager.emergency_stop("test")
+    builder.gate.set()
+    _wait_until(lambda: store.get_run(second).status.finished)
+    run = store.get_run(second)
+    assert (run.status, run.outcome) == (RunStatus.STOPPED, "stopped") and "emergency stop" in (
+        run.error or ""
+    )
+
+
+def test_a_shutdown_during_the_check_of_a_run_from_its_queue_puts_it_back_first(
+    gated: tuple[RunManager, GatedBuilder], store: RunStore
+) -> None:
+    manager, builder = gated
+    _, second = _taken_from_queue_and_checking(manager, builder)
+    third, _ = manager.start(config("fake", max_epochs=1), if_busy="queue")
+    closing = threading.Thread(target=manager.shutdown, args=(10,))
+    closing.start()
+    _wait_until(lambda: manager._closed)
+    builder.gate.set()
+    closing.join(30)
+    assert [(r.id, r.queue_position) for r in store.queued(FAKE)] == [(second, 1), (third.id, 2)]
+    assert store.get_run(second).status is RunStatus.QUEUED
