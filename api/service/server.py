@@ -23,11 +23,12 @@ SHUTDOWN_REASON = "the service is shutting down"
 
 
 def stop_runs(app: FastAPI) -> None:
-    """Ask every run of ``app``'s manager to stop (0 V); returns at once."""
+    """Close ``app``'s manager to new runs (waiting runs stay queued), then ask every run going to
+    stop (0 V); returns at once."""
     manager = getattr(app.state, "manager", None)
     if manager is None:  # Not started yet (or already shut down): nothing runs.
         return
-    for run_id in manager.active_runs():
+    for run_id in manager.close_admission():  # First: a stopped run would start the next.
         try:
             manager.stop(run_id, SHUTDOWN_REASON)
         except Exception as e:  # One run's failure must not keep the others pulsing.

@@ -602,6 +602,15 @@ class RunManager:
             self._threads.pop(run_id, None)
         return True
 
+    def close_admission(self) -> list[str]:
+        """Start no run from now on (a start is refused, waiting runs stay queued, a run taken from
+        its queue and still checked goes back first in it); returns the ids of the runs going,
+        for the caller to stop. The first step of a shutdown: a run stopped after it would
+        otherwise start the next one of its queue."""
+        with self._lock:
+            self._closed = True
+            return [a.run_id for a in self._active.values() if a.run_id is not None and a.conn is not None]
+
     def shutdown(self, timeout_s: float = 30.0) -> bool:
         """Stop every run (0 V) and wait for them; no run starts afterwards (waiting runs stay
         queued). False when a run thread is still going after ``timeout_s`` (s) (then leave the
@@ -610,13 +619,11 @@ class RunManager:
         if self._watcher is not None:  # Off the store before anyone closes it.
             self._watcher.join(timeout_s)
         with self._lock:
-            self._closed = True
-            actives = list(self._active.values())
-            threads = {a.thread for a in actives if a.thread is not None} | set(self._threads.values())
-            going = [a for a in actives if a.conn is not None]  # Not those still checked: they go back.
-        for active in going:
-            if active.run_id is not None:
-                self.stop(active.run_id, "the service is shutting down")
+            going = self.close_admission()
+            threads = {a.thread for a in self._active.values() if a.thread is not None}
+            threads |= set(self._threads.values())
+        for run_id in going:
+            self.stop(run_id, "the service is shutting down")
         ended = True
         for thread in threads:  # Also those recording an end after their instrument was released.
             thread.join(timeout_s)
