@@ -43,6 +43,17 @@ class SerialDeviceLock:
             self._fd = None
             raise CommunicationError(explain_os_error(path, e)) from e
 
+    @classmethod
+    def take(cls, path: str) -> SerialDeviceLock | None:
+        """The lock on ``path``; None when there is no such device (opening it then reports that,
+        in the words of whoever opens it: a VISA library may know the port by another path)."""
+        try:
+            return cls(path)
+        except CommunicationError as e:
+            if isinstance(e.__cause__, FileNotFoundError):
+                return None
+            raise
+
     def release(self) -> None:
         """Unlock and close. Idempotent."""
         if self._fd is not None:

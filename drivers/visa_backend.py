@@ -81,7 +81,7 @@ class VisaLink:
             raise CommunicationError(f"cannot open VISA resource {resource!r}: {why}")
         device = serial_device(resource)
         # The serial driver's lock, taken before VISA touches the port (see port_lock).
-        self._device_lock = SerialDeviceLock(device) if device is not None else None
+        self._device_lock = SerialDeviceLock.take(device) if device is not None else None
         try:
             self._inst: Any = self._rm.open_resource(
                 resource,
