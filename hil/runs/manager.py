@@ -545,22 +545,26 @@ class RunManager:
         return self.store.get_run(run_id)
 
     def emergency_stop(self, reason: str = "emergency stop") -> list[str]:
-        """Latch, stop every run and bring every instrument in use to 0 V now; returns the run ids."""
+        """Latch, stop every run and bring every instrument in use to 0 V now, and stop every queue
+        with runs waiting (``reason`` says why: clearing the latch starts none of them, a person
+        starts each again); returns the run ids."""
         with self._lock:
             actives = [a for a in self._active.values() if a.run_id is not None]
         for active in actives:  # 0 V now, before any store write (one may wait for a checkpoint).
             active.send(("abort",))
         self.store.set_setting(ESTOP_SETTING, {"reason": reason, "at": now()})
+        why = reason if reason.lower().startswith("emergency stop") else f"emergency stop: {reason}"
+        self.store.stop_waiting_queues(f"{why}: start the queue to go on")
         with self._lock:  # Runs handed over since (they check the latch first).
             aborted = {id(a) for a in actives}
             actives += [a for a in self._active.values() if a.run_id is not None and id(a) not in aborted]
-        why = reason if reason.lower().startswith("emergency stop") else f"emergency stop: {reason}"
         for active in actives:
             self.stop(str(active.run_id), why)
         return [str(a.run_id) for a in actives]
 
     def clear_emergency_stop(self) -> None:
-        """Release the latch: runs may start again (stopped queues stay stopped)."""
+        """Release the latch: runs may start again; the queues the emergency stop stopped stay
+        stopped until a person starts them (:meth:`start_queue`)."""
         self.store.set_setting(ESTOP_SETTING, None)
 
     def emergency_stop_state(self) -> dict[str, Any] | None:

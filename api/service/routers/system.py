@@ -55,7 +55,9 @@ async def emergency_stop(
     runs: Manager, path: Control, body: EmergencyStopRequest | None = None
 ) -> EmergencyStopState:
     """Every run stops before its next pulse and every instrument in use gets an abort (0 V) now;
-    no run starts until the latch is cleared (DELETE). Served on the control path: no read delays it."""
+    no run starts until the latch is cleared (DELETE). Every queue with runs waiting is stopped,
+    the reason kept: clearing the latch starts none of them; start each again (POST /queue/start).
+    Served on the control path: no read delays it."""
     stopped = await path.call(runs.emergency_stop, (body or EmergencyStopRequest()).reason)
     return await path.call(_estop, runs, stopped)
 
@@ -67,6 +69,8 @@ def emergency_stop_state(runs: Manager) -> EmergencyStopState:
 
 @router.delete("/emergency-stop", dependencies=[Authorized], responses=_401, summary="Clear the latch")
 async def clear_emergency_stop(runs: Manager, path: Control) -> EmergencyStopState:
+    """Release the latch: runs may start again. The queues the emergency stop stopped stay stopped
+    until a person starts each (POST /queue/start); their waiting runs do not start by themselves."""
     await path.call(runs.clear_emergency_stop)
     return await path.call(_estop, runs)
 

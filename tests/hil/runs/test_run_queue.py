@@ -303,3 +303,19 @@ def test_a_shutdown_during_the_check_of_a_run_from_its_queue_puts_it_back_first(
     closing.join(30)
     assert [(r.id, r.queue_position) for r in store.queued(FAKE)] == [(second, 1), (third.id, 2)]
     assert store.get_run(second).status is RunStatus.QUEUED
+
+
+def test_an_emergency_stop_stops_the_queues_and_clearing_it_starts_none(
+    manager: RunManager, store: RunStore
+) -> None:
+    first, _ = manager.start(config("fake", max_epochs=200))
+    waiting, _ = manager.start(config("fake", max_epochs=1), if_busy="queue")
+    manager.emergency_stop("smoke")
+    assert manager.wait(first.id, 10)
+    state, reason = store.queue_states()[FAKE]
+    assert state == "stopped" and "emergency stop: smoke" in (reason or "")
+    manager.clear_emergency_stop()
+    assert manager.advance(FAKE) == []  # What the queue watcher does each second.
+    assert store.get_run(waiting.id).status is RunStatus.QUEUED
+    assert manager.start_queue(FAKE) == [waiting.id]  # A person starts it.
+    assert _wait_started_and_ended(manager, store, waiting.id)
