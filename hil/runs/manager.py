@@ -235,6 +235,7 @@ class RunManager:
         Raises :class:`InvalidRun` (naming the field), :class:`InstrumentBusy`,
         :class:`TooManyRuns`, :class:`EmergencyStopLatched` or :class:`BackendUnavailable`.
         """
+        key = queue_key(config.backend)  # May ask DNS: never under the lock the e-stop takes.
         with self._lock:
             if idempotency_key is not None:
                 earlier = self.store.find_by_idempotency_key(idempotency_key)
@@ -246,7 +247,6 @@ class RunManager:
                     return earlier, False
             self._admit(config)
             config = resolve_trace_name(config, self.trace_library)  # a library name, never a client path
-            key = queue_key(config.backend)
             fields = {
                 "instrument": instrument_key(config.backend),
                 "idempotency_key": idempotency_key,

@@ -272,3 +272,39 @@ def test_a_run_in_its_own_process_is_the_same_run(store: RunStore) -> None:
         manager.shutdown(10)
     with pytest.raises(ValueError, match="through the registry"):
         RunManager(store, isolation="process", build_backend=Builder())
+
+
+def test_a_start_waiting_on_dns_does_not_delay_the_emergency_stop(
+    manager: RunManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import threading
+
+    asked, answer = threading.Event(), threading.Event()
+
+    def slow_dns(*args: Any, **kwargs: Any) -> Any:
+        asked.set()
+        assert answer.wait(30)
+        raise socket.gaierror("no such host")
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_dns)
+    refused: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            manager.start(config("fake", max_epochs=1, resource="TCPIP::bench-7.invalid::5025::SOCKET"))
+        except Exception as e:
+            refused.append(e)
+
+    starting = threading.Thread(target=start)
+    starting.start()
+    assert asked.wait(10)
+    estop = threading.Thread(target=manager.emergency_stop, args=("test",))
+    estop.start()
+    estop.join(10)  # Fails only when it waits for the DNS answer (released after 30 s).
+    done_before_dns = not estop.is_alive()
+    answer.set()
+    estop.join()
+    starting.join(30)
+    assert done_before_dns, "the emergency stop waited for a DNS look-up"
+    assert [type(e) for e in refused] == [EmergencyStopLatched]
