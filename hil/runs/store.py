@@ -451,7 +451,8 @@ class RunStore:
 
         ``change`` names the change in the event when the status alone does not (``resumed``,
         ``reconnected``); ``detail`` adds data to it. Leaving ``queued`` takes the run out of its
-        queue; leaving ``paused`` for ``running`` clears its pause request.
+        queue; an end clears its pause request (a resume clears it too: :meth:`request_resume`;
+        nothing else does, so a pause asked again while the worker resumes is kept).
         Raises :class:`RunNotFound` or :class:`~crossbar_hil.runs.status.TransitionError`.
         """
         with self._write() as db:
@@ -480,7 +481,7 @@ class RunStore:
             sets["queue_position"] = None
         if target is RunStatus.RUNNING and current is RunStatus.QUEUED:
             sets["started_at"] = now()
-        if target.finished or (target is RunStatus.RUNNING and current is RunStatus.PAUSED):
+        if target.finished:
             sets["pause_request"] = None
         if target.finished:
             sets["ended_at"] = now()
@@ -555,8 +556,7 @@ class RunStore:
             status = RunStatus(self._status(db, run_id))
             if status not in (RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.SUSPENDED):
                 raise ValueError(f"run {run_id} is {status}: only a running run can be paused")
-            if status is not RunStatus.PAUSED:
-                db.execute("UPDATE runs SET pause_request = ? WHERE id = ?", (when, run_id))
+            db.execute("UPDATE runs SET pause_request = ? WHERE id = ?", (when, run_id))
         return self.get_run(run_id)
 
     def request_resume(self, run_id: str) -> Run:

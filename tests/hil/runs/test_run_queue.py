@@ -108,6 +108,20 @@ def test_pause_requests_need_a_running_run_and_resume_withdraws_them(store: RunS
     assert last["status"] == "running" and last["change"] == "resumed"
 
 
+def test_a_pause_asked_again_while_the_worker_resumes_is_kept(store: RunStore) -> None:
+    run = store.create_run(RunConfig())
+    store.transition(run.id, RunStatus.RUNNING)
+    store.request_pause(run.id, "now")
+    store.transition(run.id, RunStatus.PAUSED, change="paused")
+    store.request_resume(run.id)
+    # Still `paused`: the worker has not taken the resume yet.
+    assert store.request_pause(run.id, "after_epoch").pause_request == "after_epoch"
+    store.transition(run.id, RunStatus.RUNNING, change="resumed")
+    assert store.control(run.id) == (RunStatus.RUNNING, "after_epoch", None)  # Paused again next.
+    store.request_stop(run.id)
+    assert store.transition(run.id, RunStatus.STOPPED).pause_request is None  # Cleared at the end.
+
+
 # ---------------------------------------------------------------------- the manager
 def test_a_busy_instrument_refuses_or_queues_and_the_queue_runs_in_order(
     manager: RunManager, store: RunStore
