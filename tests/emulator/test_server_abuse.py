@@ -308,7 +308,9 @@ def test_hil_emulate_takes_an_idle_timeout(monkeypatch, capsys) -> None:
     with open(os.devnull, "w") as out:
         assert args.func(args, stop=stop, out=out) == 0
     assert seen[0].idle_timeout_s == 0.25
-    assert _parse(["emulate"]).idle_timeout == DEFAULT_IDLE_TIMEOUT_S
+    # Without the option the model's default applies (the option is built from ServerOptions).
+    assert _parse(["emulate"]).idle_timeout_s is None
+    assert ServerOptions().idle_timeout_s == DEFAULT_IDLE_TIMEOUT_S
     bad = _parse(["emulate", "--idle-timeout", "inf"])
     assert bad.func(bad, stop=stop) == 2
     assert "idle_timeout_s" in capsys.readouterr().err
