@@ -250,7 +250,7 @@ class ControlledBackend(CrossbarBackend):
         """Pause: ABOR, record ``paused``, wait for resume (re-read, ``running``), a stop or the time out."""
         c = self.control
         c.stop.check()
-        self.inner.abort()
+        self._abort_to_pause()
         try:
             c.store.transition(c.run_id, RunStatus.PAUSED, change="paused", detail={"when": when})
         except ValueError:  # Stopped meanwhile: the stop below ends it.
@@ -267,6 +267,17 @@ class ControlledBackend(CrossbarBackend):
         c.stop.check()
         self._record(RunStatus.RUNNING, change="resumed")
         self.read_conductances(c.read_v)  # Where the devices are now, before anything more is sent.
+
+    def _abort_to_pause(self) -> None:
+        """The ABOR before a pause; a link that drops here suspends the run as any operation's
+        drop does (reconnect, re-read), then the ABOR is sent on the new link."""
+        try:
+            self.inner.abort()
+        except CommunicationError as e:
+            if self.reopen is None:
+                raise
+            self._suspend(e, None)
+            self._abort_to_pause()
 
     # ------------------------------------------------------------------ suspend
     def _suspend(self, error: CommunicationError, unsent: str | None) -> None:

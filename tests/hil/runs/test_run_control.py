@@ -18,15 +18,23 @@ from crossbar_hil.training.stop import StopSignal
 
 
 class DroppingCrossbar(EmulatedCrossbar):
-    """The emulator, its next conductance read failing on the link when ``drop`` is set."""
+    """The emulator, its next conductance read (or ABOR, with ``drop_abort``) failing on the link
+    when ``drop`` is set (the emulator counts the ABORs it takes: ``aborts``)."""
 
     drop = False
+    drop_abort = False
 
     def _read_conductances(self, read_v: float) -> Any:
-        if self.drop:
+        if self.drop and not self.drop_abort:
             self.drop = False
             raise CommunicationError("the link dropped")
         return super()._read_conductances(read_v)
+
+    def _abort(self) -> None:
+        if self.drop and self.drop_abort:
+            self.drop = False
+            raise CommunicationError("the link dropped")
+        super()._abort()
 
 
 @pytest.fixture
@@ -83,3 +91,23 @@ def test_a_stop_written_while_suspended_ends_the_reconnection_as_a_stop(store: R
     with pytest.raises(RunStopped, match="hil runs stop"):
         backend.read_conductances(0.05)
     assert store.get_run(run_id).status is RunStatus.STOPPING
+
+
+def test_a_link_drop_during_the_abort_of_a_pause_suspends_the_run_and_pauses_on_the_new_link(
+    store: RunStore,
+) -> None:
+    run_id, control = running(store)
+    inner = DroppingCrossbar()
+    reopened: list[DroppingCrossbar] = []
+
+    def reopen() -> DroppingCrossbar:
+        reopened.append(DroppingCrossbar())
+        return reopened[-1]
+
+    backend = ControlledBackend(inner, control, reopen)
+    inner.drop = inner.drop_abort = True
+    backend.hold("now")  # Nothing asks to stay paused: it pauses, then resumes at once.
+    changes = [e.data.get("change", e.data["status"]) for e in store.events(run_id)]
+    assert changes == ["queued", "running", "suspended", "reconnected", "paused", "resumed"]
+    assert backend.inner is reopened[0] and reopened[0].aborts == 1  # 0 V on the new link.
+    assert store.get_run(run_id).status is RunStatus.RUNNING
