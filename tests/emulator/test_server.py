@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import crossbar_hil.emulator.instrument.server as server_module
 import numpy as np
 import pytest
 import serial
@@ -20,7 +21,7 @@ from crossbar_hil.api.cli import emulate
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.emulator.instrument.controller import CommandProcessor
 from crossbar_hil.emulator.instrument.faults import FaultPlan, garble
-from crossbar_hil.emulator.instrument.server import HANDOVER_S, IN_USE_REPLY, InstrumentServer
+from crossbar_hil.emulator.instrument.server import IN_USE_REPLY, InstrumentServer
 from crossbar_hil.emulator.testing import running_server
 from crossbar_hil.protocol import (
     COMMANDS,
@@ -306,14 +307,17 @@ def test_execution_failure_is_err_300() -> None:
     assert processor.queued_errors[0][0] == 300
 
 
-def test_one_client_at_a_time(server: InstrumentServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_one_client_at_a_time(
+    server: InstrumentServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A handover wait far longer than the read timeout: a newcomer refused only after waiting
+    # for it would time out below. Tested by what happens, not by how fast a busy machine is.
+    monkeypatch.setattr(server_module, "HANDOVER_S", 100 * TIMEOUT_S)
     with tcp_client(server) as a:
         assert a.query("PULS 2,2,2.0,0.001") == "OK"
         with tcp_client(server) as b:
             b.send("PULS 2,2,2.0,0.001\nXYZ\n")
-            start = time.monotonic()
-            assert b.readline() == IN_USE_REPLY  # at once...
-            assert time.monotonic() - start < HANDOVER_S
+            assert b.readline() == IN_USE_REPLY  # at once, without the handover wait...
             assert b.readline() == IN_USE_REPLY  # ...and again for its first command line,
             with pytest.raises((EOFError, ConnectionResetError)):  # then closed, never executed
                 b.readline()

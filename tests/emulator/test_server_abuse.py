@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import crossbar_hil.emulator.instrument.server as server_module
 import crossbar_hil.protocol
 import pytest
 from crossbar_hil.emulator.config import EmulatorConfig
@@ -164,19 +165,17 @@ def test_memory_stays_flat_over_commands_connections_and_huge_lines() -> None:
 
 
 # ----------------------------------------------------------------- 5. refusals at once
-def test_a_hundred_newcomers_are_each_refused_at_once(caplog) -> None:
+def test_a_hundred_newcomers_are_each_refused_at_once(caplog, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A handover wait far longer than the read timeout: a refusal that waited for it (as each
+    # did, 0.5 s, before the fix) times out here, whatever the machine's speed.
+    monkeypatch.setattr(server_module, "HANDOVER_S", 100 * TIMEOUT_S)
     with running_server() as server, tcp_client(server) as owner:
         assert owner.query("PULS 0,0,2.0,0.001") == "OK"
-        newcomers, waits = [], []
+        newcomers = []
         for _ in range(100):
-            start = time.monotonic()
             sock = socket.create_connection(server.address, timeout=TIMEOUT_S)
-            line = LineClient(sock=sock).readline(timeout_s=TIMEOUT_S)
-            waits.append(time.monotonic() - start)
-            assert line == IN_USE_REPLY
+            assert LineClient(sock=sock).readline(timeout_s=TIMEOUT_S) == IN_USE_REPLY
             newcomers.append(sock)
-        assert max(waits) < HANDOVER_S, f"slowest refusal {max(waits):.3f} s"  # was 0.5 s each
-        assert sorted(waits)[50] < 0.1
         assert server.refused == 100
         assert owner.query("PULS 0,0,2.0,0.001") == "OK"  # the owner never noticed
         for sock in newcomers:
