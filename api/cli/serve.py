@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from crossbar_hil.api.cli.backend_options import bad_input
+from crossbar_hil.api.cli.model_options import add_setting_options, setting_values
 from crossbar_hil.api.service.settings import (
     LOOPBACK_NAMES,
     TOKEN_ENV,
@@ -22,7 +23,9 @@ from crossbar_hil.api.service.settings import (
     new_token_file,
     read_token,
 )
+from crossbar_hil.runs.control import ControlTimes
 from crossbar_hil.runs.store import STORE_ENV, RunStore, StoreError, default_path
+from crossbar_hil.settings import settings as model_settings
 from pydantic import ValidationError
 
 GRACE_S = 3
@@ -31,6 +34,10 @@ SWITCH_INTERVAL_S = 0.0005
 default is 0.005). A stop's thread (see crossbar_hil.api.service.control) takes and leaves the
 interpreter many times (store writes, the pipe to the run); behind busy readers (event streams,
 figure renderings) each turn cost up to the default 5 ms, the stop about a second in all."""
+
+
+TIMES = model_settings(ControlTimes)
+"""The options of the runs' pause and suspend times (``--pause-timeout-s``...), from the model."""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -82,18 +89,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="Folder of trace files (.dat, .csv) emulator runs may replay by name "
         "(POST /runs: backend.params.trace_name; GET /traces lists them).",
     )
-    p.add_argument(
-        "--pause-timeout-s",
-        type=float,
-        default=3600.0,
-        help="A paused run not resumed within this long (s) ends as stopped.",
-    )
-    p.add_argument(
-        "--suspend-timeout-s",
-        type=float,
-        default=300.0,
-        help="How long (s) a run whose instrument link dropped retries before it fails.",
-    )
+    add_setting_options(p.add_argument_group("paused and suspended runs"), TIMES)
     p.set_defaults(func=run)
 
 
@@ -112,8 +108,7 @@ def settings_from(args: argparse.Namespace) -> tuple[ServiceSettings, Path | Non
         instrument_hosts=args.instrument_host or ["localhost"],
         allowed_hosts=[*LOOPBACK_NAMES, *args.allowed_host],
         trace_dir=args.trace_dir,
-        pause_timeout_s=args.pause_timeout_s,
-        suspend_timeout_s=args.suspend_timeout_s,
+        times=ControlTimes.model_validate(setting_values(args, TIMES)),
     )
     kept = None
     if token is None and is_loopback(args.host):

@@ -82,15 +82,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             isolation=settings.run_isolation,
             allow_path_params=False,  # A client may not name the server's files (see RunManager).
             trace_library=None if settings.trace_dir is None else TraceLibrary(settings.trace_dir),
-            times=settings.control_times(),
+            times=settings.times,
         )
         control = ControlPath(on_thread_start=store.skip_checkpoints)
         try:
-            lost = store.recover(alive=lambda owner: False)  # We hold the lock: their process is gone.
+            lost = manager.recover(alive=lambda owner: False)  # We hold the lock: their process is gone.
             _warn_interrupted(store, lost)
-            stopped = store.stop_waiting_queues("the service restarted: start the queue to go on")
-            for name in stopped:
-                log.warning("queue %s has runs waiting; stopped until started (POST /queue/start)", name)
             manager.watch_queues()
             app.state.manager = manager
             app.state.control = control

@@ -56,20 +56,10 @@ class ServiceSettings(BaseModel):
         "loop), or in a thread of the service.",
     )
 
-    pause_timeout_s: float = Field(
-        3600.0, gt=0, le=7 * 86400, description="A paused run not resumed within this long (s) ends stopped."
+    times: ControlTimes = Field(
+        default_factory=ControlTimes,
+        description="How long a run waits paused or suspended, and how it polls and retries (s).",
     )
-    suspend_timeout_s: float = Field(
-        300.0,
-        ge=0,
-        le=86400,
-        description="How long (s) a run whose instrument link dropped retries the connection before "
-        "it fails.",
-    )
-
-    def control_times(self) -> ControlTimes:
-        """The pause and suspend times of the service's runs."""
-        return ControlTimes(pause_timeout_s=self.pause_timeout_s, suspend_timeout_s=self.suspend_timeout_s)
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> Self:

@@ -580,11 +580,13 @@ class RunManager:
         )
 
     # ------------------------------------------------------------------ life cycle
-    def recover(self) -> list[str]:
-        """At start-up: mark ``interrupted`` the runs left active by a process that is gone, and
-        stop every queue with runs waiting (a person starts it again). Returns the interrupted ids."""
-        lost = self.store.recover()
-        self.store.stop_waiting_queues("the service restarted: start the queue to go on")
+    def recover(self, alive: Callable[[str], bool] | None = None) -> list[str]:
+        """At start-up: mark ``interrupted`` the runs left active by a process that is gone
+        (``alive(owner)`` tells: :meth:`RunStore.recover`), and stop every queue with runs waiting
+        (a person starts it again). Returns the interrupted ids."""
+        lost = self.store.recover(alive)
+        for name in self.store.stop_waiting_queues("the service restarted: start the queue to go on"):
+            log.warning("queue %s has runs waiting; stopped until a person starts it again", name)
         return lost
 
     def active_runs(self) -> list[str]:

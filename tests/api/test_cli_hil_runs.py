@@ -99,6 +99,26 @@ def test_serve_on_loopback_without_a_token_writes_one_for_its_owner(tmp_path: Pa
     assert again.token.get_secret_value() == settings.token.get_secret_value()
 
 
+def test_serve_takes_the_run_times_from_the_model_with_its_bounds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crossbar_hil.api.cli import build_parser
+    from crossbar_hil.api.cli.serve import settings_from
+    from crossbar_hil.runs.control import ControlTimes
+
+    given = ["--pause-timeout-s", "60", "--suspend-timeout", "5", "--poll-s", "0.1"]
+    args = build_parser().parse_args(["serve", "--database", str(tmp_path / "db"), *given])
+    times = settings_from(args)[0].times
+    assert times == ControlTimes(pause_timeout_s=60, suspend_timeout_s=5, poll_s=0.1)
+    assert (
+        settings_from(build_parser().parse_args(["serve", "--database", str(tmp_path / "db")]))[0].times
+        == ControlTimes()
+    )  # The model's defaults, declared once.
+    monkeypatch.delenv("HIL_TOKEN", raising=False)
+    code, _, err = run_cli(capsys, "serve", "--database", str(tmp_path / "db2"), "--suspend-timeout-s", "-1")
+    assert code == 2 and "suspend_timeout_s" in err and not (tmp_path / "db2.token").exists()
+
+
 @pytest.mark.parametrize(
     "bad", [["--max-emulator-runs", "-1"], ["--port", "70000"], ["--max-emulator-runs", "5000"]]
 )

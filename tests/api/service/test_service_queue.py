@@ -16,6 +16,7 @@ from crossbar_hil.emulator.config import EmulatorConfig
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.instrument.server import InstrumentServer, running_server
+from crossbar_hil.runs.control import ControlTimes
 from service_support import AUTH, TOKEN, live_service, wait_epochs, wait_status
 from test_service_crash import service_process
 from test_service_run_control import history, status_changes, visa_body
@@ -162,7 +163,9 @@ def test_a_different_instrument_after_the_drop_fails_the_run_and_keeps_its_histo
 def test_a_link_that_does_not_come_back_in_time_fails_the_run_with_its_history(
     tmp_path: Path, instrument: InstrumentServer
 ) -> None:
-    settings = ServiceSettings(database=tmp_path / "runs.sqlite3", token=TOKEN, suspend_timeout_s=1.0)
+    settings = ServiceSettings(
+        database=tmp_path / "runs.sqlite3", token=TOKEN, times=ControlTimes(suspend_timeout_s=1.0)
+    )
     with live_service(settings) as url, httpx.Client(base_url=url, timeout=20) as client:
         run_id = post(client, visa_body(instrument, max_epochs=200))["id"]
         seen = wait_epochs(client, run_id, 3)

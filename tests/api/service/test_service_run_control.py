@@ -15,6 +15,7 @@ import pytest
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.instrument.server import InstrumentServer, running_server
+from crossbar_hil.runs.control import ControlTimes
 from service_support import AUTH, TOKEN, live_service, wait_epochs, wait_status
 
 pytestmark = pytest.mark.system
@@ -161,7 +162,9 @@ def test_a_paused_run_can_be_stopped_and_a_pause_needs_a_running_run(
 
 
 def test_a_paused_run_not_resumed_in_time_ends_stopped(tmp_path: Any, instrument: InstrumentServer) -> None:
-    settings = ServiceSettings(database=tmp_path / "runs.sqlite3", token=TOKEN, pause_timeout_s=0.5)
+    settings = ServiceSettings(
+        database=tmp_path / "runs.sqlite3", token=TOKEN, times=ControlTimes(pause_timeout_s=0.5)
+    )
     with live_service(settings) as url, httpx.Client(base_url=url, timeout=20) as client:
         run_id = start(client, visa_body(instrument, max_epochs=200))
         wait_epochs(client, run_id, 2)

@@ -89,6 +89,17 @@ def test_a_restart_stops_every_queue_with_runs_waiting_and_leaves_them_queued(st
     assert still.status is RunStatus.QUEUED and still.queue_position == 1
 
 
+def test_the_managers_recovery_interrupts_lost_runs_and_stops_queues_with_runs_waiting(
+    manager: RunManager, store: RunStore
+) -> None:
+    lost = store.create_run(RunConfig(), queue="q", owner="gone:1")
+    store.transition(lost.id, RunStatus.RUNNING)
+    waiting = store.create_run(RunConfig(), queue="q", wait=True, owner="gone:1")
+    assert manager.recover(alive=lambda owner: False) == [lost.id]
+    assert store.get_run(lost.id).status is RunStatus.INTERRUPTED
+    assert store.queue_state("q") == "stopped" and store.get_run(waiting.id).queue_position == 1
+
+
 def test_pause_requests_need_a_running_run_and_resume_withdraws_them(store: RunStore) -> None:
     run = store.create_run(RunConfig())
     with pytest.raises(ValueError, match="only a running run can be paused"):
