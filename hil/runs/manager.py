@@ -586,7 +586,10 @@ class RunManager:
         (a person starts it again). Returns the interrupted ids."""
         lost = self.store.recover(alive)
         for name in self.store.stop_waiting_queues("the service restarted: start the queue to go on"):
-            log.warning("queue %s has runs waiting; stopped until a person starts it again", name)
+            log.warning(
+                "queue %s has runs waiting; stopped until started (POST /queue/start, hil runs queue start)",
+                name,
+            )
         return lost
 
     def active_runs(self) -> list[str]:
