@@ -1,4 +1,4 @@
-"""The control path: stop, emergency stop and its latch run on threads of their own.
+"""The control path: stop, pause, resume, emergency stop and its latch run on threads of their own.
 
 Anonymous reads (figures, event backlogs, pages of epochs) run on the shared thread pool of
 the framework (40 threads) and can fill it; a stop queued behind them reached the instrument
@@ -23,7 +23,7 @@ CONTROL_THREADS = 4
 
 
 class ControlPath:
-    """A thread pool that only stop and emergency-stop requests use."""
+    """A thread pool that only control requests use (stop, pause, resume, emergency stop and its latch)."""
 
     def __init__(
         self, threads: int = CONTROL_THREADS, on_thread_start: Callable[[], None] | None = None
