@@ -129,7 +129,8 @@ export async function renderRun(main, runId) {
     stopButton.disabled = FINISHED.has(run.status);
     if (pauseButtons) {
       pauseButtons.pause.disabled = run.status !== "running";
-      pauseButtons.resume.disabled = run.status !== "paused";
+      // A pause asked for and not yet taken can be withdrawn too (the API's resume does that).
+      pauseButtons.resume.disabled = run.status !== "paused" && !(run.pause_request && !FINISHED.has(run.status));
     }
     const c = t.device_curve_siemens;
     const sources = {
@@ -327,7 +328,9 @@ export async function renderRun(main, runId) {
     const data = JSON.parse(event.data);
     lastEvent = Number(event.lastEventId);
     live.dataset.lastEvent = event.lastEventId;
-    run = { ...run, status: data.status, outcome: data.outcome ?? run.outcome, error: data.error ?? run.error };
+    const resumed = data.change === "resumed" || FINISHED.has(data.status); // The pause request is gone.
+    run = { ...run, status: data.status, outcome: data.outcome ?? run.outcome, error: data.error ?? run.error,
+      pause_request: resumed ? null : run.pause_request };
     showRun();
     if (FINISHED.has(data.status)) {
       stream.close();

@@ -281,6 +281,8 @@ def test_a_run_paused_and_resumed_from_its_page(page: Page, served: Served, tmp_
     run_id = start_from_form(page, served, max_epochs="100000")
     until(lambda: epochs_shown(page) >= 2, "2 epochs")
     page.click("#pause-run")
+    # Resume is offered from the click on: a pause not yet taken can be withdrawn too.
+    until(lambda: page.get_attribute("#resume-run", "disabled") is None, "resume offered")
     until(lambda: text(page, "#run-status") == "paused", "the run paused")
     assert served.api.get(f"/runs/{run_id}").json()["status"] == "paused"
     assert page.get_attribute("#pause-run", "disabled") is not None, page.inner_html(".run-bar")
