@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from crossbar_hil.settings import Setting
@@ -32,7 +33,11 @@ def add_setting_options(
             flags.append(_flag(s.stem))
         flags += [a for a in aliases.get(s.name, ()) if a not in flags]
         help_text = s.describe().replace("%", "%%")
-        if s.kind is bool:
+        if s.many:
+            group.add_argument(
+                *flags, dest=s.name, action="append", metavar=s.name.upper().removesuffix("S"), help=help_text
+            )
+        elif s.kind is bool:
             group.add_argument(
                 *flags, dest=s.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
@@ -41,7 +46,7 @@ def add_setting_options(
                 *flags, dest=s.name, type=_word, metavar="|".join(s.choices), default=None, help=help_text
             )
         else:
-            metavar = {"S": "SIEMENS", "": {int: "N", str: "NAME"}.get(s.kind, "X")}.get(
+            metavar = {"S": "SIEMENS", "": {int: "N", str: "NAME", Path: "PATH"}.get(s.kind, "X")}.get(
                 s.unit, s.unit.upper()
             )
             group.add_argument(

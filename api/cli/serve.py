@@ -24,7 +24,7 @@ from crossbar_hil.api.service.settings import (
     read_token,
 )
 from crossbar_hil.runs.control import ControlTimes
-from crossbar_hil.runs.store import STORE_ENV, RunStore, StoreError, default_path
+from crossbar_hil.runs.store import RunStore, StoreError
 from crossbar_hil.settings import settings as model_settings
 from pydantic import ValidationError
 
@@ -38,6 +38,15 @@ figure renderings) each turn cost up to the default 5 ms, the stop about a secon
 
 TIMES = model_settings(ControlTimes)
 """The options of the runs' pause and suspend times (``--pause-timeout-s``...), from the model."""
+SERVICE = model_settings(ServiceSettings, skip=("token",), paths_and_lists=True)
+"""The options of the service's own settings (``--host``, ``--port``, ``--database``...), from the
+model; the token comes from a file (``--token-file``), never from the command line."""
+OPTION_ALIASES = {
+    "cors_origins": ["--cors-origin"],
+    "instrument_hosts": ["--instrument-host"],
+    "allowed_hosts": ["--allowed-host"],
+}
+"""The names these options had before they were built from the model."""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,45 +58,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "REST service for training runs, kept in an SQLite run store. Requests that "
             "start, stop or delete runs need the bearer token."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--host", default="127.0.0.1", help="Address to bind.")
-    p.add_argument("--port", type=int, default=8000, help="TCP port.")
+    add_setting_options(p.add_argument_group("the service (ServiceSettings)"), SERVICE, OPTION_ALIASES)
     p.add_argument(
-        "--database",
+        "--token-file",
         type=Path,
-        default=None,
-        help=f"Run store file (default ${STORE_ENV} or {default_path()}).",
+        help=f"File holding the bearer token (else ${TOKEN_ENV}, else <database>.token, made if missing).",
     )
-    p.add_argument("--token-file", type=Path, help=f"File holding the bearer token (else ${TOKEN_ENV}).")
-    p.add_argument("--max-emulator-runs", type=int, default=8, help="Emulator runs side by side, at most.")
     p.add_argument(
         "--no-access-log", action="store_true", help="Do not log every request (busy pollers flood the log)."
-    )
-    p.add_argument(
-        "--cors-origin", action="append", default=[], help="Allow this origin (CORS is off by default)."
-    )
-    p.add_argument(
-        "--allowed-host",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="A host name requests may be addressed to (Host header; loopback names by default, "
-        "plus --host); repeat for more.",
-    )
-    p.add_argument(
-        "--instrument-host",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="A host runs may reach over TCP (socket:// ports, TCPIP resources); repeat for more. "
-        "Default: loopback only.",
-    )
-    p.add_argument(
-        "--trace-dir",
-        type=Path,
-        help="Folder of trace files (.dat, .csv) emulator runs may replay by name "
-        "(POST /runs: backend.params.trace_name; GET /traces lists them).",
     )
     add_setting_options(p.add_argument_group("paused and suspended runs"), TIMES)
     p.set_defaults(func=run)
@@ -95,23 +74,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def settings_from(args: argparse.Namespace) -> tuple[ServiceSettings, Path | None]:
     """The settings the options describe, and the path of a token file written for them (if any)."""
-    database = args.database or default_path()
     token = read_token(args.token_file)
+    given = setting_values(args, SERVICE)
+    # Names given are added to the loopback names (a page on this machine keeps working).
+    given["allowed_hosts"] = [*LOOPBACK_NAMES, *given.get("allowed_hosts", [])]
     # Validate every setting before anything is written: a refused start leaves no token file.
     settings = ServiceSettings(
-        host=args.host,
-        port=args.port,
-        database=database,
-        token=token,
-        max_emulator_runs=args.max_emulator_runs,
-        cors_origins=args.cors_origin,
-        instrument_hosts=args.instrument_host or ["localhost"],
-        allowed_hosts=[*LOOPBACK_NAMES, *args.allowed_host],
-        trace_dir=args.trace_dir,
-        times=ControlTimes.model_validate(setting_values(args, TIMES)),
+        **given, token=token, times=ControlTimes.model_validate(setting_values(args, TIMES))
     )
+    database = settings.database
     kept = None
-    if token is None and is_loopback(args.host):
+    if token is None and is_loopback(settings.host):
         kept = database.with_name(database.name + ".token")
         token = read_token(kept) if kept.is_file() else new_token_file(kept)
         settings = settings.model_copy(update={"token": token})

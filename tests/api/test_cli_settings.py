@@ -130,3 +130,26 @@ def test_every_characterize_setting_has_its_option_with_the_models_help_and_old_
     args = build_parser().parse_args(old)
     got = CharacterizeSettings.model_validate(setting_values(args, settings(CharacterizeSettings)))
     assert (got.n_pulses, got.amplitude_v, got.width_s, got.reset_width_s) == (7, 1.5, 2e-3, 0.5)
+
+
+def test_every_service_setting_has_its_hil_serve_option_and_its_old_name(tmp_path) -> None:
+    from crossbar_hil.api.cli import serve
+    from crossbar_hil.api.service.settings import ServiceSettings
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    actions = {a.dest: a for a in sub.choices["serve"]._actions}
+    for name, field in ServiceSettings.model_fields.items():
+        if name in ("token", "times"):  # From a file (never a command line); ControlTimes' own fields.
+            continue
+        assert name in actions, f"no hil serve option for ServiceSettings.{name}"
+        assert field.description and field.description.rstrip(".") in (actions[name].help or "")
+    args = build_parser().parse_args(
+        ["serve", "--database", str(tmp_path / "r.sqlite3"), "--instrument-host", "192.0.2.7",
+         "--instrument-host", "localhost", "--allowed-host", "bench.lab", "--cors-origin", "http://x",
+         "--port", "0", "--trace-dir", str(tmp_path)]
+    )  # fmt: skip
+    settings, _ = serve.settings_from(args)
+    assert settings.instrument_hosts == ["192.0.2.7", "localhost"]
+    assert "bench.lab" in settings.allowed_hosts and "localhost" in settings.allowed_hosts
+    assert (settings.cors_origins, settings.port, settings.trace_dir) == (["http://x"], 0, tmp_path)
+    assert settings.database == tmp_path / "r.sqlite3"
