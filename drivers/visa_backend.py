@@ -36,7 +36,7 @@ from crossbar_hil.drivers.connect_errors import (
 from crossbar_hil.drivers.link import MAX_REPLY_CHARS, LineReader, LinkParams
 from crossbar_hil.drivers.port_lock import SerialDeviceLock, serial_device
 from crossbar_hil.drivers.protocol_backend import ProtocolBackend
-from crossbar_hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
+from crossbar_hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout, RunStopped
 from pydantic import Field, field_validator
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,8 @@ class VisaLink:
         except Exception as e:  # pyvisa-py raises a bare Exception("could not connect: ...") too.
             if self._device_lock is not None:
                 self._device_lock.release()
+            if isinstance(e, RunStopped):  # A stop signal during the connect: not a link fault.
+                raise
             raise CommunicationError(f"cannot open VISA resource {resource!r}: {e}") from e
         self._open = True
         self._deadline = 0.0

@@ -194,6 +194,15 @@ def open_backend(
     except (ValueError, FileNotFoundError) as e:
         return bad_input(prog, e)
     except (HilError, OSError) as e:
+        if signals is not None and signals.stop.is_set:
+            # The stop interrupted the handshake and a driver reported that as a link error
+            # (the RunStopped raised in it became its cause): the user stopped it, say so.
+            print(
+                f"{prog}: {signals.stop.reason} while connecting to the instrument; "
+                "nothing was sent but the handshake",
+                file=sys.stderr,
+            )
+            return EXIT_STOPPED
         text = str(e)
         if not text.startswith("cannot "):
             text = f"cannot connect to the {name!r} backend: {text}"
