@@ -71,7 +71,9 @@ def execute(
             store.transition(run_id, RunStatus.RUNNING, identity=recording.info.identity)
         except TransitionError as e:
             # Stopped while queued (by this process or by `hil runs stop` from another): nothing
-            # is sent, not even the start-state resets.
+            # is sent, not even the start-state resets. The stop's reason is the stored one (the
+            # service shutting down, an emergency stop), not a generic "stop requested".
+            control.sync()
             if not stop.is_set:
                 stop.set(STORE_STOP)
             if e.current.finished:

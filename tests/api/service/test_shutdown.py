@@ -14,8 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from crossbar_hil.api.service.server import SHUTDOWN_REASON
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.instrument.server import running_server
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import RunStore
 from service_support import AUTH, TOKEN, wait_epochs
 
 pytestmark = pytest.mark.system
@@ -81,3 +84,44 @@ def test_ending_the_service_stops_a_followed_run_before_its_stream_closes(tmp_pa
     assert events[-1]["data"]["status"] == "stopped"
     assert "shutting down" in (events[-1]["data"].get("error") or "")
     assert instrument.command_names()[-1] == "ABOR"
+
+
+@pytest.mark.parametrize("epochs_first", [0, 2], ids=["just-admitted", "training"])
+def test_a_run_stopped_by_the_shutdown_is_recorded_with_that_reason(
+    tmp_path: Path, epochs_first: int
+) -> None:
+    """SIGTERM to ``hil serve`` right after a run is admitted (it may not be running yet) or while
+    it trains: the run ends stopped, its error saying the service was shutting down (not a bare
+    "stop requested"), in the store and in its last status event."""
+    database = tmp_path / "runs.sqlite3"
+    proc = subprocess.Popen(
+        [*SERVE, "--database", str(database)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "HIL_TOKEN": TOKEN},
+    )
+    try:
+        assert proc.stderr is not None
+        url = next(m.group(1) for line in proc.stderr if (m := SERVING.search(line)))
+        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+        with httpx.Client(base_url=url, timeout=30) as client:
+            body = {"preset": "reference", "training": {"max_epochs": 100_000, "patience": 0}}
+            run_id = client.post("/runs", json=body, headers=AUTH).json()["id"]
+            if epochs_first:
+                wait_epochs(client, run_id, epochs_first)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    store = RunStore(database)
+    try:
+        run = store.get_run(run_id)
+        last_status = [e.data for e in store.events(run_id, 0) if e.kind == "status"][-1]
+    finally:
+        store.close()
+    assert run.status is RunStatus.STOPPED
+    assert run.error == SHUTDOWN_REASON, run.error
+    assert last_status["status"] == "stopped" and last_status["error"] == SHUTDOWN_REASON

@@ -79,3 +79,20 @@ def test_a_stop_in_the_store_is_honoured_before_the_next_operation_not_after_the
     finish(store, run.id, ends[0])
     assert store.get_run(run.id).status is RunStatus.STOPPED
     store.close()
+
+
+def test_a_run_stopped_before_it_ran_ends_with_the_stored_reason_not_a_generic_one(tmp_path: Path) -> None:
+    """The service shutting down between a run's admission and its start: the reason the store
+    holds (written by the stop) is the one recorded at its end."""
+    store = RunStore(tmp_path / "runs.sqlite3")
+    config = RunConfig.model_validate({"training": {"max_epochs": 5, "patience": 0}})
+    run = store.create_run(config)
+    RunStore(store.path).request_stop(run.id, "the service is shutting down")
+    backend = SlowResets()
+    backend.delay_s = 0.0
+    end = execute(store, run.id, config, backend, StopSignal())
+    finish(store, run.id, end)
+    got = store.get_run(run.id)
+    assert got.status is RunStatus.STOPPED and got.error == "the service is shutting down"
+    assert [e.data["error"] for e in store.events(run.id, 0) if e.kind == "status"][-1] == got.error
+    store.close()
