@@ -129,7 +129,7 @@ def _action(args: argparse.Namespace, store: RunStore) -> int:
         if args.json:
             print(json.dumps({"total": total, "items": [run_summary(r) for r in runs]}, indent=2))
         else:
-            print(f"{'id':32}  {'status':13}  {'created (UTC)':23}  {'backend':8}  epochs  pulses")
+            print(f"{'id':32}  {'status':13}  {'created (UTC)':23}  {'backend':8}  epochs  pulses")  # trained
             for r in runs:
                 created = r.created_at[:23]
                 print(f"{r.id:32}  {r.status:13}  {created:23}  {r.backend:8}  {r.epochs:6}  {r.pulses:6}")
@@ -219,14 +219,14 @@ def _queue(args: argparse.Namespace, store: RunStore) -> int:
 
 def _summary(store: RunStore, run: Run) -> str:
     """What ``hil train`` prints at the end of a run, for a stored run; its status so far while it goes."""
-    from crossbar_hil.api.cli.train import summary
+    from crossbar_hil.api.cli.train import counted, summary
     from crossbar_hil.procedures.training import TrainingRun
 
     head = [f"run {run.id}: {run.status} (created {run.created_at}, backend {run.backend})"]
     if run.queue_position is not None:
         head.append(f"waiting in queue {run.queue} at position {run.queue_position}")
     if not run.status.finished:
-        head.append(f"{run.epochs} epoch record(s) so far, {run.pulses} pulses")
+        head.append(f"{counted(run.epochs, 'epoch')} trained so far ({counted(run.pulses, 'pulse')})")
         return "\n".join(head)
     result = export.training_result(store, run)
     return "\n".join([*head, summary(TrainingRun(run.run_config, run.identity or run.backend, result))])

@@ -246,29 +246,36 @@ def instrument_use(result: TrainingResult) -> str:
     return line
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 epoch", "20 epochs"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def summary(run: TrainingRun) -> str:
-    """Human-readable end-of-run summary."""
+    """Human-readable end-of-run summary; an epoch count is epochs trained (epoch 0, the read
+    before training, trains nothing), the same number ``hil runs`` and the service show."""
     result = run.result
     lines = [f"backend: {run.identity}"]
     if result.start_state == "reset":
         lines.append(f"start: {len(result.start_reset_devices)} devices reset before training")
     else:
         lines.append("start: devices as they were (not reset)")
+    trained = f"{counted(result.epochs, 'epoch')} ({counted(result.total_pulses, 'pulse')})"
     if result.converged:
-        lines.append(f"CONVERGED after {result.epochs} epochs ({result.total_pulses} pulses)")
+        lines.append(f"CONVERGED after {trained}")
     elif result.outcome in (Outcome.MAX_EPOCHS, Outcome.INFEASIBLE):
         why = (
             " (ended early: no reachable weights meet the bands)"
             if result.outcome is Outcome.INFEASIBLE
             else ""
         )
-        lines.append(f"NOT converged after {result.epochs} epochs ({result.total_pulses} pulses){why}")
+        lines.append(f"NOT converged after {trained}{why}")
     elif result.outcome is Outcome.STALLED:
         patience = run.config.training.patience
         lines.append(
-            f"NOT converged: ended at epoch {result.epochs} ({result.total_pulses} pulses) because no "
-            f"device moved in the last {patience} epochs (patience {patience}): the pulsed devices "
-            "look saturated (potentiation only); more epochs will not help"
+            f"NOT converged: ended after {trained} because no device moved in the last "
+            f"{counted(patience, 'epoch')} (patience {patience}): the pulsed devices look saturated "
+            "(potentiation only); more epochs will not help"
         )
     else:
         lines.append(f"{result.outcome.upper()} at epoch {result.epochs}: {result.error_message}")

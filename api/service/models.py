@@ -58,7 +58,10 @@ class RunView(BaseModel):
     identity: str | None = Field(None, description="The instrument's identity (e.g. *IDN? reply).")
     outcome: str | None = Field(None, description="converged, max_epochs, stopped or fault, once ended.")
     error: str | None = Field(None, description="Why it failed or was interrupted.")
-    epochs: int = Field(description="Epoch records stored so far.")
+    epochs: int = Field(
+        description="Epochs trained so far: the number of the last epoch record (epoch 0, the read before "
+        "training, trains nothing), as hil train counts them; /runs/{id}/epochs has one record more."
+    )
     pulses: int = Field(description="Programming pulses sent so far.")
     last_event_id: int = Field(description="Id of its latest event (see /runs/{id}/events).")
     pause_request: PauseWhen | None = Field(None, description="A pause asked for and not yet resumed.")

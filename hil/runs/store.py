@@ -37,7 +37,7 @@ from crossbar_hil.seam.errors import HilError
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import EpochRecord, Outcome
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version of the database layout this code writes."""
 
 STORE_ENV = "HIL_DB"
@@ -127,13 +127,22 @@ def _v2_run_control(db: sqlite3.Connection) -> None:
     )
 
 
+def _v4_epochs_trained(db: sqlite3.Connection) -> None:
+    """Version 4: a run's ``epochs`` counts the epochs trained (the number of its last epoch record;
+    epoch 0 is the read before training), as ``hil train`` says; it counted records (one more)."""
+    db.execute(
+        "UPDATE runs SET epochs = coalesce((SELECT max(epoch) FROM epochs WHERE epochs.run_id = runs.id), 0)"
+    )
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _create_v1,
     2: _v2_run_control,
     3: create_v3,
+    4: _v4_epochs_trained,
 }
 """``MIGRATIONS[n]`` brings a version ``n - 1`` file to version ``n`` (1 creates the tables; 3 adds the
-calibrations, :mod:`crossbar_hil.runs.calibrations`)."""
+calibrations, :mod:`crossbar_hil.runs.calibrations`; 4 counts epochs trained, not records)."""
 
 
 PauseWhen = Literal["after_epoch", "now"]
@@ -185,7 +194,8 @@ class Run:
     outcome: str | None
     error: str | None
     epochs: int
-    """Epoch records stored."""
+    """Epochs trained: the number of the last epoch recorded (epoch 0, the read before training,
+    trains nothing), as :attr:`TrainingResult.epochs` and ``hil train`` count them."""
     pulses: int
     """Pulses sent, over the stored epochs."""
     last_event: int
@@ -720,8 +730,8 @@ class RunStore:
             )
             self._insert_log(db, run_id, record.epoch, log)
             db.execute(
-                "UPDATE runs SET epochs = epochs + 1, pulses = pulses + ? WHERE id = ?",
-                (record.pulses, run_id),
+                "UPDATE runs SET epochs = max(epochs, ?), pulses = pulses + ? WHERE id = ?",
+                (record.epoch, record.pulses, run_id),
             )
             self._append_event(db, run_id, "epoch", record.epoch, None)
         self._notify(run_id, db)
@@ -744,6 +754,11 @@ class RunStore:
             .fetchall()
         )
         return [_epoch(r) for r in rows]
+
+    def epoch_records(self, run_id: str) -> int:
+        """How many epoch records the run has (its epochs trained plus the read before training)."""
+        row = self._db().execute("SELECT count(*) FROM epochs WHERE run_id = ?", (run_id,)).fetchone()
+        return int(row[0])
 
     def pulse_log(self, run_id: str, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """Every pulse and reset sent in the run, in order, with the epoch it belongs to."""

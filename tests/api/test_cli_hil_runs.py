@@ -49,7 +49,10 @@ def test_list_show_export_and_stop(
     code, out, _ = run_cli(capsys, *db, "list", "--status", "not_converged")
     assert code == 0 and done["id"] in out and queued["id"] not in out and "1 of 1 runs" in out
     code, out, _ = run_cli(capsys, *db, "show", done["id"], "--json")
-    assert json.loads(out)["epochs"] == 11
+    assert json.loads(out)["epochs"] == 10  # Epochs trained, as the summary says: not the 11 records.
+    code, out, _ = run_cli(capsys, *db, "list")
+    (row,) = [line.split() for line in out.splitlines() if line.startswith(done["id"])]
+    assert row[-2:] == ["10", str(done["pulses"])]
     code, out, _ = run_cli(capsys, *db, "show", done["id"])  # The summary hil train prints.
     assert code == 0 and "NOT converged after 10 epochs" in out and f"run {done['id']}: not_converged" in out
     code, out, _ = run_cli(capsys, *db, "export", done["id"])

@@ -69,7 +69,7 @@ def test_says_before_training_whether_the_bands_can_be_met_and_why_not(
 def test_the_default_calibrates_the_gain_and_converges(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--builtin", "--seed", "3"]) == 0
     captured = capsys.readouterr()
-    assert "gain calibrated" in captured.err and "CONVERGED after 1 epochs" in captured.out
+    assert "gain calibrated" in captured.err and "CONVERGED after 1 epoch (" in captured.out
 
 
 def test_a_characterised_curve_file_is_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -107,9 +107,9 @@ def read_epochs(
     run_id: str, runs: Store, limit: Annotated[int, _limit(1000)] = 100, offset: Offset = 0
 ) -> EpochPage:
     """Epoch records in epoch order (the ``history`` entries of ``hil train --json``)."""
-    run = get_run(runs, run_id)
+    get_run(runs, run_id)
     items = [EpochView.model_validate(r.to_dict()) for r in runs.epochs(run_id, offset, limit)]
-    return EpochPage(items=items, total=run.epochs, offset=offset, limit=limit)
+    return EpochPage(items=items, total=runs.epoch_records(run_id), offset=offset, limit=limit)
 
 
 @router.get("/{run_id}/pulses", summary="Every pulse and reset sent", responses=documented(404, 422))

@@ -122,7 +122,7 @@ export async function renderRun(main, runId) {
       ["Instrument", run.instrument || "emulated crossbar"], ["Rule", `${t.rule} (${t.update})`],
       ["Preset", run.config.preset], ["Bands", `class 1: f > ${t.f_plus}, class 0: f < ${t.f_minus}`],
       ["Epoch limit", t.max_epochs], ["Created", when(run.created_at)], ["Started", when(run.started_at)],
-      ["Ended", when(run.ended_at)], ["Epochs", run.epochs], ["Pulses", run.pulses],
+      ["Ended", when(run.ended_at)], ["Epochs trained", run.epochs], ["Pulses", run.pulses],
     ];
     if (run.error) rows.push(["Error", run.error]);
     summary.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
@@ -166,7 +166,8 @@ export async function renderRun(main, runId) {
 
   function draw() {
     const recs = epochsOf();
-    live.dataset.epochs = String(recs.length);
+    // Epochs trained drawn: the last record's number (epoch 0 is the read before training), as run.epochs counts.
+    live.dataset.epochs = String(recs.length ? recs.at(-1).epoch : 0);
     if (!recs.length) {
       grid.replaceChildren(h("p", { className: "muted" }, "No epoch recorded yet."));
       return;

@@ -25,7 +25,7 @@ export async function renderRuns(main) {
     h("div", { className: "table-wrap" },
       h("table", { id: "runs-table" },
         h("caption", { className: "visually-hidden" }, "Runs, newest first"),
-        h("thead", {}, h("tr", {}, ["Run", "Status", "Outcome", "Instrument", "Rule", "Preset", "Started", "Epochs"].map((c) => h("th", { scope: "col" }, c)))),
+        h("thead", {}, h("tr", {}, ["Run", "Status", "Outcome", "Instrument", "Rule", "Preset", "Started", "Epochs trained"].map((c) => h("th", { scope: "col" }, c)))),
         body)),
   );
 

@@ -80,7 +80,8 @@ def wait_status(
 
 
 def wait_epochs(client: httpx.Client, run_id: str, n: int, timeout_s: float = 30) -> int:
-    """Poll the run until at least ``n`` epochs are stored; returns how many."""
+    """Poll the run until at least ``n`` epochs are trained (``epochs``: epoch 0, the read before
+    training, is not one); returns how many."""
     deadline = time.monotonic() + timeout_s
     while (seen := client.get(f"/runs/{run_id}").json()["epochs"]) < n:
         assert time.monotonic() < deadline, f"run {run_id} did not reach {n} epochs"

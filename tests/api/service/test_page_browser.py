@@ -103,7 +103,7 @@ def start_from_form(tab: Page, served: Served, backend: tuple[str, str] | None =
 
 
 def epochs_shown(tab: Page) -> int:
-    """How many epochs the run page has drawn (0 before it shows)."""
+    """How many epochs trained the run page has drawn (its last record's number; 0 before it shows)."""
     live = tab.locator("#live")
     return int(live.get_attribute("data-epochs") or 0) if live.count() else 0
 
@@ -138,7 +138,8 @@ def test_a_run_started_from_the_form_grows_on_the_chart_until_it_ends(
     final = epochs_shown(page)
     stored = served.api.get(f"/runs/{run_id}").json()
     assert status == stored["status"] == "not_converged"
-    assert final == stored["epochs"] == 21  # The read before training, then 20 epochs.
+    assert final == stored["epochs"] == 20  # Epochs trained: the read before training is not one.
+    assert "Epochs trained20" in page.text_content("#summary")
     assert len({n for n in seen if 0 < n < final}) >= 1, f"the chart never showed a part of the run: {seen}"
     assert page.locator("#conductance-grid svg").count() == 16
     # Every device's line has a point per epoch (a marker each up to 40 epochs, else every k-th).
@@ -166,7 +167,7 @@ def test_a_finished_run_reloads_from_the_store(page: Page, served: Served, tmp_p
     page.wait_for_selector("#downloads a[href$='.png']")
     page.reload()
     page.wait_for_selector("#downloads a[download$='.json']")
-    until(lambda: epochs_shown(page) == 6, "the 6 epochs of the run")
+    until(lambda: epochs_shown(page) == 5, "the 5 epochs of the run")
     assert page.text_content("#run-status") == "not_converged"
     assert page.locator("#conductance-grid svg").count() == 16
     assert page.get_attribute("#stop-run", "disabled") is not None

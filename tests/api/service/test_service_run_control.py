@@ -140,7 +140,7 @@ def test_pause_holds_at_0_v_and_resume_continues_the_same_run_without_gaps(
     run = wait_status(service, run_id, ENDED)
     assert run["status"] == "stopped"
     epochs = [e["epoch"] for e in history(service, run_id)]
-    assert epochs == list(range(len(epochs))) and len(epochs) == run["epochs"] > at_pause
+    assert epochs == list(range(len(epochs))) and epochs[-1] == run["epochs"] > at_pause
     changes = status_changes(service, run_id)
     assert ("paused", "paused") in changes and ("running", "resumed") in changes
     assert instrument.command_counts()["*IDN?"] == 1  # The same process and connection throughout.

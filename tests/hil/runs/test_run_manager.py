@@ -111,7 +111,7 @@ def test_a_run_is_stored_as_the_procedure_runs_it(manager: RunManager, store: Ru
     assert got.pulses == direct.result.total_pulses == store.pulse_log_count(run.id, "pulse")
     assert store.pulse_log_count(run.id, "reset") == len(direct.result.start_reset_devices)
     sent = [p["epoch"] for p in store.pulse_log(run.id) if p["kind"] == "pulse"]
-    per_epoch = np.bincount(sent, minlength=got.epochs)
+    per_epoch = np.bincount(sent, minlength=got.epochs + 1)  # Epoch 0 and the epochs trained.
     assert per_epoch.tolist() == [r.pulses for r in direct.result.history]
     assert [e.data["status"] for e in store.events(run.id) if e.kind == "status"] == [
         "queued",

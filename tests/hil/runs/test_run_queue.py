@@ -230,7 +230,7 @@ def test_pause_and_resume_through_the_manager(manager: RunManager, store: RunSto
     assert manager.wait(run.id, 10)
     got = store.get_run(run.id)
     assert got.status is RunStatus.STOPPED
-    assert [r.epoch for r in store.epochs(run.id)] == list(range(got.epochs))
+    assert [r.epoch for r in store.epochs(run.id)] == list(range(got.epochs + 1))  # Epoch 0, then trained.
     with pytest.raises(NotControllable):
         manager.pause(run.id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -81,6 +82,39 @@ def test_a_version_1_file_gets_the_calibrations_table(
     migrated.close()
 
 
+def test_a_runs_epochs_count_the_epochs_trained_not_the_records(store: RunStore) -> None:
+    run = store.create_run(RunConfig())
+    store.transition(run.id, RunStatus.RUNNING)
+    assert store.get_run(run.id).epochs == 0
+    for epoch in range(3):
+        store.record_epoch(run.id, record(epoch, pulses=2))
+    # The read before training (epoch 0), then 2 epochs trained: what hil train says "after 2 epochs".
+    assert (store.get_run(run.id).epochs, store.epoch_records(run.id)) == (2, 3)
+
+
+def test_a_version_3_file_counts_epochs_trained_after_migration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "runs.sqlite3"
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 3)
+    old = RunStore(path)
+    ran, never = old.create_run(RunConfig()).id, old.create_run(RunConfig()).id
+    old.transition(ran, RunStatus.RUNNING)
+    with sqlite3.connect(path) as db:  # As version 3 wrote them: one per record.
+        for epoch in range(4):
+            db.execute(
+                "INSERT INTO epochs VALUES (?, ?, 't', 0.5, 1, ?)",
+                (ran, epoch, json.dumps(record(epoch).to_dict())),
+            )
+        db.execute("UPDATE runs SET epochs = 4 WHERE id = ?", (ran,))
+    old.close()
+    monkeypatch.undo()
+    migrated = RunStore(path)
+    assert (migrated.get_run(ran).epochs, migrated.get_run(never).epochs) == (3, 0)
+    assert migrated.epoch_records(ran) == 4
+    migrated.close()
+
+
 def test_an_sqlite_file_that_is_not_a_run_store_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.sqlite3"
     with sqlite3.connect(path) as db:
@@ -109,7 +143,7 @@ def test_an_epoch_its_pulses_and_its_event_are_committed_together(store: RunStor
     with pytest.raises(sqlite3.IntegrityError):  # The same epoch again: the whole transaction is refused.
         store.record_epoch(run.id, record(0), log)
     got = store.get_run(run.id)
-    assert (got.epochs, got.pulses, store.pulse_log_count(run.id)) == (1, 3, 2)
+    assert (got.epochs, got.pulses, store.pulse_log_count(run.id)) == (0, 3, 2)  # Epoch 0 trains nothing.
     assert store.pulse_log(run.id)[1] == {
         "epoch": 0,
         "sent_at": "t",
