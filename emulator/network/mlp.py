@@ -144,12 +144,26 @@ class TileNetwork:
         self.tiles: list[Tile] = []
         for layer, (n_in, n_out) in enumerate(zip(net.sizes[:-1], net.sizes[1:], strict=True)):
             cfg = TileConfig(rows=n_in + 1, cols=n_out, seed=tile_seed(net.seed, layer), **devices)
-            self.tiles.append(Tile(cfg, table))
+            self.tiles.append(self.new_tile(cfg, table))
         self.rng = np.random.default_rng(np.random.SeedSequence([net.seed, 1_000_003]))
-        top = round(net.init_fraction * self.tiles[0].state.n_max)
+        self.initialise()
+        self.rules: list[TileRule] = [self.new_rule(t) for t in self.tiles]
+
+    # ------------------------------------------------------------ hooks of a weight scheme
+    # (Huang's self-adaptive weight overrides them: :mod:`.self_adaptive`.)
+    def new_tile(self, cfg: TileConfig, table: NDArray[np.float64] | None) -> Tile:
+        """The tile of one layer: a differential pair per weight."""
+        return Tile(cfg, table)
+
+    def initialise(self) -> None:
+        """Each device after a uniform 0..``init_fraction * n_max`` pulses from reset (``self.rng``)."""
+        top = round(self.net.init_fraction * self.tiles[0].state.n_max)
         for tile in self.tiles:
             tile.potentiate(self.rng.integers(0, top + 1, size=tile.state.position.shape))
-        self.rules: list[TileRule] = [make_rule(t, self.rule_config) for t in self.tiles]
+
+    def new_rule(self, tile: Tile) -> TileRule:
+        """The update rule of one layer's tile."""
+        return make_rule(tile, self.rule_config)
 
     # ------------------------------------------------------------ forward / backward
     def forward(self, x: NDArray[np.float64]) -> tuple[list[NDArray[np.float64]], list[NDArray[np.float64]]]:
