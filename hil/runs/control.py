@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from crossbar_hil.runs.status import RunStatus, TransitionError
-from crossbar_hil.runs.store import PauseWhen, RunStore
+from crossbar_hil.runs.store import Change, PauseWhen, RunStore
 from crossbar_hil.seam import BackendInfo, CrossbarBackend, Pulse
 from crossbar_hil.seam.errors import CommunicationError, HilError
 from crossbar_hil.training.history import EpochRecord
@@ -227,7 +227,7 @@ class ControlledBackend(CrossbarBackend):
             return self._guarded(op, again=again, what=what)
         return None  # type: ignore[return-value]  # Not resent; pulse_many and reset return nothing.
 
-    def _record(self, target: RunStatus, *, change: str, detail: dict[str, Any] | None = None) -> None:
+    def _record(self, target: RunStatus, *, change: Change, detail: dict[str, Any] | None = None) -> None:
         """Record the worker's own status change (``paused`` -> ``running``, ``suspended``...). A stop
         written just before (the run is ``stopping`` already) raises the run's stop
         (:class:`~crossbar_hil.seam.errors.RunStopped`), so the run ends stopped, not failed."""

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from crossbar_hil.runs.calibrations import create_v3
 from crossbar_hil.runs.status import ACTIVE, STOPPABLE, RunStatus, check_transition
@@ -151,6 +151,11 @@ OnFailure = Literal["stop", "continue"]
 """What a queue does when one of its runs fails."""
 QueueState = Literal["started", "stopped"]
 """A started queue starts its next run when its instrument is free; a stopped one starts none."""
+Change = Literal["queued", "paused", "resumed", "suspended", "reconnected"]
+"""A status change that is an event of its own (its name on the live stream, :attr:`Event.name`):
+a run put in its queue to wait, paused, resumed, suspended on a lost link, reconnected. Every other
+status change is a ``status`` event."""
+CHANGES: tuple[Change, ...] = get_args(Change)
 
 
 class StoreError(HilError, RuntimeError):
@@ -219,12 +224,20 @@ class Run:
 
 @dataclass(frozen=True)
 class Event:
-    """One event of a run's stream: ``status`` (data: status, outcome, error) or ``epoch``."""
+    """One event of a run's stream: ``status`` (data: status, outcome, error, and a ``change`` when the
+    status alone does not tell) or ``epoch``."""
 
     seq: int
     kind: Literal["status", "epoch"]
     at: str
     data: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """Its name on the live stream: the change for a status event that has one of :data:`CHANGES`
+        (``queued``, ``paused``, ``resumed``, ``suspended``, ``reconnected``), else its kind."""
+        change = self.data.get("change") if self.kind == "status" else None
+        return str(change) if change in CHANGES else self.kind
 
 
 def now() -> str:
@@ -411,8 +424,8 @@ class RunStore:
                 ),
             )
             data = _status_data(RunStatus.QUEUED, None, None)
-            if position is not None:
-                data["queue_position"] = position
+            if position is not None:  # It waits in its queue: an event of its own.
+                data.update(change="queued", queue_position=position)
             self._append_event(db, run_id, "status", None, data)
         self._notify(run_id, db)
         return self.get_run(run_id)
@@ -454,15 +467,16 @@ class RunStore:
         outcome: str | None = None,
         identity: str | None = None,
         result: dict[str, Any] | None = None,
-        change: str | None = None,
+        change: Change | None = None,
         detail: dict[str, Any] | None = None,
     ) -> Run:
         """Move the run to ``target`` (checked against the transition table) and record the event.
 
-        ``change`` names the change in the event when the status alone does not (``resumed``,
-        ``reconnected``); ``detail`` adds data to it. Leaving ``queued`` takes the run out of its
-        queue; an end clears its pause request (a resume clears it too: :meth:`request_resume`;
-        nothing else does, so a pause asked again while the worker resumes is kept).
+        ``change`` names the change in the event (and the event, :attr:`Event.name`) when it is one
+        of its own (``paused``, ``resumed``, ``suspended``, ``reconnected``); ``detail`` adds data to
+        it. Leaving ``queued`` takes the run out of its queue; an end clears its pause request (a
+        resume clears it too: :meth:`request_resume`; nothing else does, so a pause asked again
+        while the worker resumes is kept).
         Raises :class:`RunNotFound` or :class:`~crossbar_hil.runs.status.TransitionError`.
         """
         with self._write() as db:
@@ -479,7 +493,7 @@ class RunStore:
         outcome: str | None = None,
         identity: str | None = None,
         result: dict[str, Any] | None = None,
-        change: str | None = None,
+        change: Change | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
         """:meth:`transition` inside the write transaction ``db``."""

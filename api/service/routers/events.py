@@ -1,8 +1,12 @@
 """A run's live stream: Server-Sent Events, each with its id; what was missed comes first.
 
-Events are ``status`` (data: run_id, at, status, outcome, error) and ``epoch``
-(data: run_id, at, record = the epoch record); ``at`` is when it was committed
-(UTC). Ids count the run's events from 1. A client that connects mid-run gets
+Every status change is an event with the data run_id, at, status, outcome, error (and a
+``change``, plus what the change adds: a ``queue_position``, a pause's ``when``, a suspension's
+``reason``, a reconnection's ``attempts``). Its SSE name is the change for the changes that are
+events of their own (:data:`~crossbar_hil.runs.store.CHANGES`): ``queued`` (the run waits in its
+queue), ``paused``, ``resumed``, ``suspended``, ``reconnected``; every other status change is a
+``status`` event. ``epoch`` events carry data run_id, at, record = the epoch record. ``at`` is
+when it was committed (UTC). Ids count the run's events from 1. A client that connects mid-run gets
 every event from the first (or, with ``Last-Event-ID`` or ``?after=``, every
 event after that id), then the live ones; the stream ends after the event of a
 finished status.
@@ -22,7 +26,7 @@ from crossbar_hil.api.service.deps import get_run, store
 from crossbar_hil.api.service.gates import Gates
 from crossbar_hil.api.service.problems import Problem, ProblemDetails
 from crossbar_hil.runs.status import RunStatus
-from crossbar_hil.runs.store import Event, RunNotFound, RunStore
+from crossbar_hil.runs.store import CHANGES, Event, RunNotFound, RunStore
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -41,7 +45,7 @@ KEEPALIVE_S = 15.0
 def format_event(event: Event) -> str:
     """One event in the ``text/event-stream`` format."""
     data = json.dumps({**event.data, "at": event.at}, allow_nan=False)
-    return f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"
+    return f"id: {event.seq}\nevent: {event.name}\ndata: {data}\n\n"
 
 
 @router.get(
@@ -49,7 +53,12 @@ def format_event(event: Event) -> str:
     summary="Live stream of the run's events (SSE)",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "status and epoch events, with ids"},
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "Events with ids: a status change is named by its change when it has one of "
+            f"its own ({', '.join(CHANGES)}), else 'status' (data: run_id, at, status, outcome, error, "
+            "change); 'epoch' (data: run_id, at, record). The stream ends after a finished status.",
+        },
         404: {"model": ProblemDetails, "content": {"application/problem+json": {}}},
         422: {"model": ProblemDetails, "content": {"application/problem+json": {}}},
     },
@@ -121,6 +130,7 @@ class EventCache:
         """Format and keep ``events``; returns them as :meth:`after` does."""
         out = []
         for event in events:
+            # Every status change (named "status" or by its change) is of kind "status".
             finished = event.kind == "status" and RunStatus(event.data["status"]).finished
             text = format_event(event)
             self._texts[(run_id, event.seq)] = (text, finished)

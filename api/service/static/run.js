@@ -7,6 +7,8 @@ import { eng, h, when } from "./dom.js";
 
 const US = 1e6; // Conductances are recorded in S and drawn in µS, as in the PNGs.
 const FINISHED = new Set(["stopped", "converged", "not_converged", "failed", "interrupted"]);
+/** Names of the status-change events (the API's "status" and the changes of their own: runs/store.py CHANGES). */
+const STATUS_EVENTS = ["status", "queued", "paused", "resumed", "suspended", "reconnected"];
 const PULSE_ROWS = 100;
 const PULSE_REFRESH_MS = 2000;
 
@@ -325,11 +327,11 @@ export async function renderRun(main, runId) {
     queueDraw();
     refreshPulses();
   });
-  stream.addEventListener("status", (event) => {
+  const onStatus = (event) => {
     const data = JSON.parse(event.data);
     lastEvent = Number(event.lastEventId);
     live.dataset.lastEvent = event.lastEventId;
-    const resumed = data.change === "resumed" || FINISHED.has(data.status); // The pause request is gone.
+    const resumed = event.type === "resumed" || FINISHED.has(data.status); // The pause request is gone.
     run = { ...run, status: data.status, outcome: data.outcome ?? run.outcome, error: data.error ?? run.error,
       pause_request: resumed ? null : run.pause_request };
     showRun();
@@ -337,7 +339,9 @@ export async function renderRun(main, runId) {
       stream.close();
       ended();
     }
-  });
+  };
+  // Every status change: a "status" event, or one named by its change (the same data).
+  for (const name of STATUS_EVENTS) stream.addEventListener(name, onStatus);
   stream.addEventListener("error", () => {
     if (stream.readyState === EventSource.CLOSED) live.textContent = "stream closed";
     else if (!FINISHED.has(run.status)) live.textContent = "connection lost: reconnecting (resumes after the last event)…";

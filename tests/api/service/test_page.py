@@ -9,6 +9,7 @@ import pytest
 from crossbar_hil.api.service.app import create_app
 from crossbar_hil.api.service.routers.page import STATIC_DIR
 from crossbar_hil.api.service.settings import ServiceSettings
+from crossbar_hil.runs.store import CHANGES
 from crossbar_hil.training.config import PRESETS, TrainingConfig
 from fastapi.testclient import TestClient
 
@@ -71,3 +72,12 @@ def test_presets_spell_out_every_training_setting(client: TestClient) -> None:
     for name, values in PRESETS.items():
         assert body["presets"][name] == TrainingConfig(**values).model_dump(mode="json")
     assert body["presets"]["reference"]["beta"] == 6e6 and body["presets"]["reference"]["rule"] == "manhattan"
+
+
+def test_the_run_page_listens_to_every_status_change_event_the_service_names() -> None:
+    """The page follows a run's status by the names of the status events: ``status`` and each
+    change of its own (the core's CHANGES); a change missing from the page would leave it stale."""
+    code = (STATIC_DIR / "run.js").read_text()
+    found = re.search(r"const STATUS_EVENTS = \[([^\]]*)\]", code)
+    assert found is not None, "run.js declares no STATUS_EVENTS"
+    assert re.findall(r'"([a-z_]+)"', found.group(1)) == ["status", *CHANGES]

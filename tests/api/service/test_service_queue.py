@@ -19,7 +19,7 @@ from crossbar_hil.emulator.instrument.server import InstrumentServer, running_se
 from crossbar_hil.runs.control import ControlTimes
 from service_support import AUTH, TOKEN, live_service, wait_epochs, wait_status
 from test_service_crash import service_process
-from test_service_run_control import history, status_changes, visa_body
+from test_service_run_control import history, status_events, visa_body
 
 pytestmark = pytest.mark.system
 
@@ -55,6 +55,13 @@ def test_a_queue_of_three_runs_them_in_order_unattended(
     assert [r["id"] for r in queue_of(service, instrument)["items"]] == [r["id"] for r in queued]
     runs = [wait_status(service, r["id"], ENDED, timeout_s=60) for r in (first, *queued)]
     assert [r["status"] for r in runs] == ["not_converged"] * 3
+    # A run that waited in its queue says so by an event of its own; the first never waited.
+    assert [(name, status) for name, status, _ in status_events(service, queued[1]["id"])] == [
+        ("queued", "queued"),
+        ("status", "running"),
+        ("status", "not_converged"),
+    ]
+    assert status_events(service, first["id"])[0] == ("status", "queued", None)
     assert runs[0]["ended_at"] <= runs[1]["started_at"] and runs[1]["ended_at"] <= runs[2]["started_at"]
     assert queue_of(service, instrument)["items"] == []
     counts = instrument.command_counts()
@@ -126,8 +133,9 @@ def test_an_instrument_restarted_mid_run_suspends_the_run_which_then_goes_on(
         run = wait_status(service, run_id, ENDED, timeout_s=60)
         assert run["status"] == "not_converged" and run["epochs"] == 40
         assert [e["epoch"] for e in history(service, run_id)] == list(range(41))
-        changes = status_changes(service, run_id)
-        assert ("suspended", "suspended") in changes and ("running", "reconnected") in changes
+        changes = status_events(service, run_id)
+        assert ("suspended", "suspended", "suspended") in changes
+        assert ("reconnected", "running", "reconnected") in changes
         assert second.command_names()[:1] == ["*IDN?"] and "MEAS:ALL?" in second.command_names()[:8]
     finally:
         first.stop()

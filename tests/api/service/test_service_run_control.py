@@ -51,8 +51,9 @@ def history(client: httpx.Client, run_id: str) -> list[dict[str, Any]]:
     return client.get(f"/runs/{run_id}/epochs", params={"limit": 1000}).json()["items"]
 
 
-def status_changes(client: httpx.Client, run_id: str) -> list[tuple[str, str | None]]:
-    """(status, change) of every status event of the run, from its stream (replayed, it ends)."""
+def status_events(client: httpx.Client, run_id: str) -> list[tuple[str, str, str | None]]:
+    """(event name, status, change) of every status change of the run (every event but its epochs),
+    from its stream (replayed, it ends)."""
     import json
 
     out = []
@@ -61,9 +62,9 @@ def status_changes(client: httpx.Client, run_id: str) -> list[tuple[str, str | N
         for line in r.iter_lines():
             if line.startswith("event: "):
                 event = line[7:]
-            elif line.startswith("data: ") and event == "status":
+            elif line.startswith("data: ") and event != "epoch":
                 data = json.loads(line[6:])
-                out.append((data["status"], data.get("change")))
+                out.append((event, data["status"], data.get("change")))
     return out
 
 
@@ -141,8 +142,15 @@ def test_pause_holds_at_0_v_and_resume_continues_the_same_run_without_gaps(
     assert run["status"] == "stopped"
     epochs = [e["epoch"] for e in history(service, run_id)]
     assert epochs == list(range(len(epochs))) and epochs[-1] == run["epochs"] > at_pause
-    changes = status_changes(service, run_id)
-    assert ("paused", "paused") in changes and ("running", "resumed") in changes
+    # Paused and resumed are events of their own (a browser's addEventListener('paused')), in order.
+    assert [(name, status) for name, status, _ in status_events(service, run_id)] == [
+        ("status", "queued"),
+        ("status", "running"),
+        ("paused", "paused"),
+        ("resumed", "running"),
+        ("status", "stopping"),
+        ("status", "stopped"),
+    ]
     assert instrument.command_counts()["*IDN?"] == 1  # The same process and connection throughout.
 
 

@@ -133,6 +133,35 @@ def test_a_pause_asked_again_while_the_worker_resumes_is_kept(store: RunStore) -
     assert store.transition(run.id, RunStatus.STOPPED).pause_request is None  # Cleared at the end.
 
 
+def test_queued_paused_resumed_suspended_reconnected_are_events_of_their_own(store: RunStore) -> None:
+    """A run that waits in its queue, pauses, resumes, is suspended and reconnects: each of those
+    status changes is named by its change on the stream (with a status event's data); the others
+    stay ``status``, and a run that starts at once was never waiting (its first event is ``status``)."""
+    waiting = store.create_run(RunConfig(), queue="q", wait=True)
+    at_once = store.create_run(RunConfig(), queue="r")
+    store.transition(waiting.id, RunStatus.RUNNING)
+    store.transition(waiting.id, RunStatus.PAUSED, change="paused", detail={"when": "now"})
+    store.transition(waiting.id, RunStatus.RUNNING, change="resumed")
+    store.transition(waiting.id, RunStatus.SUSPENDED, change="suspended", detail={"reason": "link"})
+    store.transition(waiting.id, RunStatus.RUNNING, change="reconnected", detail={"attempts": 2})
+    store.request_stop(waiting.id, "enough")
+    store.transition(waiting.id, RunStatus.STOPPED, outcome="stopped")
+    events = store.events(waiting.id)
+    assert [(e.name, e.data["status"]) for e in events] == [
+        ("queued", "queued"),
+        ("status", "running"),
+        ("paused", "paused"),
+        ("resumed", "running"),
+        ("suspended", "suspended"),
+        ("reconnected", "running"),
+        ("status", "stopping"),
+        ("status", "stopped"),
+    ]
+    assert events[0].data["queue_position"] == 1 and events[4].data["reason"] == "link"
+    assert {"run_id", "status", "outcome", "error"} <= set(events[2].data)
+    assert [e.name for e in store.events(at_once.id)] == ["status"]
+
+
 # ---------------------------------------------------------------------- the manager
 def test_a_busy_instrument_refuses_or_queues_and_the_queue_runs_in_order(
     manager: RunManager, store: RunStore
