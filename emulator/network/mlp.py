@@ -33,6 +33,7 @@ Every random draw (initial pulses, sample order) comes from a seeded
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -142,15 +143,20 @@ class TileNetwork:
         self.rule_config = rule or RuleConfig()
         devices = dict(devices or {})
         self.tiles: list[Tile] = []
-        for layer, (n_in, n_out) in enumerate(zip(net.sizes[:-1], net.sizes[1:], strict=True)):
-            cfg = TileConfig(rows=n_in + 1, cols=n_out, seed=tile_seed(net.seed, layer), **devices)
+        for layer, (rows, cols) in enumerate(self.layer_shapes()):
+            cfg = TileConfig(rows=rows, cols=cols, seed=tile_seed(net.seed, layer), **devices)
             self.tiles.append(self.new_tile(cfg, table))
         self.rng = np.random.default_rng(np.random.SeedSequence([net.seed, 1_000_003]))
         self.initialise()
         self.rules: list[TileRule] = [self.new_rule(t) for t in self.tiles]
 
     # ------------------------------------------------------------ hooks of a weight scheme
-    # (Huang's self-adaptive weight overrides them: :mod:`.self_adaptive`.)
+    # (Huang's self-adaptive weight overrides them: :mod:`.self_adaptive`; the CNN: :mod:`.cnn`.)
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """(rows, cols) of every layer's tile: its inputs and the bias row, its outputs."""
+        sizes = self.net.sizes
+        return [(n_in + 1, n_out) for n_in, n_out in itertools.pairwise(sizes)]
+
     def new_tile(self, cfg: TileConfig, table: NDArray[np.float64] | None) -> Tile:
         """The tile of one layer: a differential pair per weight."""
         return Tile(cfg, table)
