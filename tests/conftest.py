@@ -9,6 +9,17 @@ from pathlib import Path
 
 import pytest
 from crossbar_hil.resources import TRACE_ENV, trace_from_env
+from crossbar_hil.runs.store import STORE_ENV
+
+
+@pytest.fixture(autouse=True)
+def _own_run_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test its own run store (``$HIL_DB``, created only when used): ``hil train`` records its
+    runs there, never in the user's ``~/.crossbar-hil``, and no test sees another's runs or
+    calibrations. Subprocesses inherit it."""
+    path = tmp_path_factory.mktemp("store") / "runs.sqlite3"
+    monkeypatch.setenv(STORE_ENV, str(path))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 from pathlib import Path
 
 from crossbar_hil.api.cli.backend_options import bad_input
@@ -68,12 +67,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=f"Comma-separated, of: {', '.join(SECTIONS)} (default all).",
     )
     lim.add_argument("--out", type=Path, default=Path("lim_out"), help="Output folder (default lim_out).")
-    lim.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="Local worker processes (default: one per core, each on one BLAS thread).",
-    )
+    lim.add_argument("--workers", type=int, default=2, help="Local worker processes (default 2).")
     lim.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Run on this Dask distributed scheduler.")
     lim.add_argument("--no-plots", action="store_true", help="Write the CSV files only.")
     lim.set_defaults(func=run_lim)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as e:
         print(f"hil runs: {e}", file=sys.stderr)
         return 2
+    with suppress(sqlite3.Error):  # A busy store: shown as it is.
+        store.recover()  # A run whose process is gone (hil train killed by SIGKILL) shows as interrupted.
     try:
         return _action(args, store)
     except RunNotFound as e:

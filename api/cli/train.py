@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,6 +22,7 @@ from crossbar_hil.api.cli.backend_options import (
 )
 from crossbar_hil.api.cli.model_options import add_setting_options, setting_values
 from crossbar_hil.api.cli.stopping import (
+    EXIT_FAULT,
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_STOPPED,
@@ -40,7 +41,11 @@ from crossbar_hil.procedures.training import (
 )
 from crossbar_hil.resources import TRACE_ENV
 from crossbar_hil.runs.calibrations import Calibrations
-from crossbar_hil.runs.store import RunStore, default_path
+from crossbar_hil.runs.errors import InvalidRun
+from crossbar_hil.runs.local import BUSY_TIMEOUT_S, STORE_FAILURES, LocalRun, NotStarted
+from crossbar_hil.runs.store import STORE_ENV, RunStore, default_path
+from crossbar_hil.runs.worker import check_fits
+from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.seam.backend import outputs_confirmed_at_0v
 from crossbar_hil.seam.errors import RunStopped
 from crossbar_hil.settings import Setting, settings
@@ -121,6 +126,17 @@ def add_parser(
         "next to it (PATH with .csv).",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="No progress display.")
+    p.add_argument(
+        "--database",
+        type=Path,
+        default=None,
+        help=f"Run store the run is recorded in, as hil serve records its runs (default ${STORE_ENV} or "
+        f"{default_path()}); hil runs and the service list it. A store that cannot be used (busy, "
+        "damaged, unwritable) is said in one line; the training goes on and its files are written.",
+    )
+    p.add_argument(
+        "--no-record", action="store_true", help="Do not record the run in the run store (files only)."
+    )
     p.set_defaults(func=run, training_fields=fields)
 
 
@@ -159,18 +175,24 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
 
 @contextmanager
-def stored_calibrations() -> Iterator[CalibrationLookup | None]:
-    """The newest-calibration lookup of the run store (``$HIL_DB`` or the default file), when that
-    file exists (``hil characterize --all`` creates it); None otherwise (nothing is created)."""
-    path = default_path()
-    if not path.is_file():
-        yield None
+def stored_calibrations(
+    path: Path | None, local: LocalRun | None = None
+) -> Iterator[CalibrationLookup | None]:
+    """The newest-calibration lookup of the run store: the one the run is recorded in (``local``),
+    else the file at ``path`` when it exists and can be read (``hil characterize --all`` creates
+    it); None otherwise (nothing is created; a store that cannot be used was said already)."""
+    if local is not None:
+        yield local.calibrations()
         return
-    store = RunStore(path)
+    store = None
+    if path is not None and path.is_file():
+        with suppress(*STORE_FAILURES):
+            store = RunStore(path, busy_timeout_s=BUSY_TIMEOUT_S)
     try:
-        yield Calibrations(store).newest
+        yield None if store is None else Calibrations(store).newest
     finally:
-        store.close()
+        if store is not None:
+            store.close()
 
 
 CURVE_SOURCES = ("oracle", "learned", "none")
@@ -317,7 +339,8 @@ def evaluation_lines(name: str, ev: Evaluation) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hil train``; exit status 0 when the run ended by itself (converged or not: see the
-    summary or --json), 2 for bad input, 3 for a fault, 4 for a stop (Ctrl-C, SIGTERM, SIGHUP)."""
+    summary or --json), 2 for bad input, 3 for a fault (or an instrument another run holds), 4 for
+    a stop (Ctrl-C, SIGTERM, SIGHUP)."""
     prog = "hil train"
     try:
         config = build_config(args)
@@ -325,49 +348,110 @@ def run(args: argparse.Namespace) -> int:
         outputs.check()
     except (ValueError, FileNotFoundError) as e:
         return bad_input(prog, e)
+    database = args.database or default_path()
     with SignalStop(prog) as signals:
-        backend = open_backend(prog, config.backend.name, config.backend.params, signals)
-        if isinstance(backend, int):
-            return backend
-        signals.phase("training", immediate=False, waiting=instrument_wait(backend))
-        observers: list[TrainingObserver] = []
-        if not args.quiet:
-            observers.append(ProgressLine(config.training.max_epochs))
-
-        if not args.quiet:  # First, before any pulse: what the test accuracy can and cannot mean.
-            for note in config.task.unseen_test_notes():
-                print(note, file=sys.stderr)
-
-        def show(prepared: TrainingResult) -> None:
-            if not args.quiet and (text := before_training(prepared)):
-                print(text, file=sys.stderr)
-
         try:
-            with stored_calibrations() as calibrations:
-                run_ = run_training(
-                    config,
-                    backend=backend,
-                    observers=observers,
-                    stop=signals.stop,
-                    outputs=outputs,
-                    on_prepared=show,
-                    calibrations=calibrations,
-                )
-        except ValueError as e:  # LimitError is one: the pulse or task does not fit the backend
-            return bad_input(prog, e)
-        except KeyboardInterrupt as e:  # A second stop signal: the results are written already.
-            interrupted: TrainingRun | None = getattr(e, "training_run", None)
-            if interrupted is None:
-                raise
-            print(f"{prog}: {e}", file=sys.stderr)
-            present(prog, args, interrupted, outputs, signals)
-            return EXIT_STOPPED
-        signals.phase("writing the results", immediate=False, waiting=lambda: "the summary to be printed")
-        return present(prog, args, run_, outputs, signals)
+            local = None if args.no_record else LocalRun.open(database, config, signals.stop, _warner(prog))
+        except RunStopped:
+            return EXIT_STOPPED  # Stopped while opening the store: nothing was sent.
+        try:
+            return train(prog, args, config, outputs, signals, local, database)
+        finally:
+            if local is not None:
+                local.close()
+
+
+def train(
+    prog: str,
+    args: argparse.Namespace,
+    config: RunConfig,
+    outputs: RunOutputs,
+    signals: SignalStop,
+    local: LocalRun | None,
+    database: Path,
+) -> int:
+    """Open the instrument, train, present; recorded in the run store through ``local`` (None: not)."""
+    if local is not None and (refused := local.refusal()) is not None:
+        print(f"{prog}: {refused}", file=sys.stderr)
+        return EXIT_FAULT  # Nothing was sent: the instrument was not opened.
+    backend = open_backend(prog, config.backend.name, config.backend.params, signals)
+    if isinstance(backend, int):
+        return backend
+    signals.phase("training", immediate=False, waiting=instrument_wait(backend))
+    trained_on: CrossbarBackend = backend
+    if local is not None:
+        try:
+            check_fits(config, backend)  # As the service checks before it records a run.
+            trained_on = local.begin(backend)
+        except (InvalidRun, NotStarted) as e:
+            backend.close()
+            if isinstance(e, NotStarted):
+                print(f"{prog}: {e}", file=sys.stderr)
+                return EXIT_FAULT
+            return bad_input(prog, e.__cause__ if isinstance(e.__cause__, Exception) else e)
+    observers: list[TrainingObserver] = []
+    if not args.quiet:
+        observers.append(ProgressLine(config.training.max_epochs))
+    observers += [] if local is None else local.observers
+
+    if not args.quiet:  # First, before any pulse: what the test accuracy can and cannot mean.
+        for note in config.task.unseen_test_notes():
+            print(note, file=sys.stderr)
+        if local is not None and local.run is not None:  # hil runs stop|pause|show act on it.
+            print(f"{prog}: run {local.run.id} in the run store {database}", file=sys.stderr)
+
+    def show(prepared: TrainingResult) -> None:
+        if not args.quiet and (text := before_training(prepared)):
+            print(text, file=sys.stderr)
+
+    try:
+        with stored_calibrations(database if args.no_record else None, local) as calibrations:
+            run_ = run_training(
+                config,
+                backend=trained_on,
+                observers=observers,
+                stop=signals.stop,
+                outputs=outputs,
+                on_prepared=show,
+                calibrations=calibrations,
+            )
+    except ValueError as e:  # LimitError is one: the pulse or task does not fit the backend
+        if local is not None:
+            local.end(None, f"{type(e).__name__}: {e}")
+        return bad_input(prog, e)
+    except KeyboardInterrupt as e:  # A second stop signal: the results are written already.
+        interrupted: TrainingRun | None = getattr(e, "training_run", None)
+        if local is not None:
+            local.end(interrupted)  # Without a result: stopped, its epochs so far kept.
+        if interrupted is None:
+            raise
+        print(f"{prog}: {e}", file=sys.stderr)
+        present(prog, args, interrupted, outputs, signals, local)
+        return EXIT_STOPPED
+    except BaseException as e:
+        if local is not None:
+            local.end(None, f"{type(e).__name__}: {e}")
+        raise
+    if local is not None:
+        local.end(run_)
+    signals.phase("writing the results", immediate=False, waiting=lambda: "the summary to be printed")
+    return present(prog, args, run_, outputs, signals, local)
+
+
+def _warner(prog: str) -> Callable[[str], None]:
+    def warn(text: str) -> None:
+        print(f"{prog}: {text}", file=sys.stderr, flush=True)
+
+    return warn
 
 
 def present(
-    prog: str, args: argparse.Namespace, run_: TrainingRun, outputs: RunOutputs, signals: SignalStop
+    prog: str,
+    args: argparse.Namespace,
+    run_: TrainingRun,
+    outputs: RunOutputs,
+    signals: SignalStop,
+    local: LocalRun | None = None,
 ) -> int:
     """Print the summary and where the results are, then the plots; returns the exit status."""
     result = run_.result
@@ -376,6 +460,8 @@ def present(
     written = run_.written or [p for p in (outputs.json, outputs.csv) if p is not None]
     if written:
         print(f"results: {', '.join(map(str, written))}", file=out)
+    if local is not None and local.run is not None and local.lost is None:
+        print(f"run store: run {local.run.id} in {local.store.path} (hil runs show {local.run.id})", file=out)
     for note in run_.write_notes:  # A result written elsewhere than asked: said in one line.
         print(f"{prog}: {note}", file=sys.stderr)
     if args.json == "-":

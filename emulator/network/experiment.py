@@ -26,8 +26,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import csv
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,27 +142,8 @@ def items(exp: LimExperiment) -> list[dict[str, Any]]:
     return [{**c, "seed": k} for c in configs for k in seeds]
 
 
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """BLAS on one thread inside: a batch-1 network gains nothing from BLAS threads, and the
-    workers of a pool, one per core, would fight over the cores with a BLAS pool each."""
-    try:
-        from threadpoolctl import threadpool_limits  # with scikit-learn (the experiments extra)
-    except ImportError:  # an install without it (IDX data only): BLAS as it is, results the same
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 def run_item(item: dict[str, Any], experiment: dict[str, Any]) -> dict[str, Any]:
-    """Train one network of ``item`` (a dict of :func:`items`) and test it, on one BLAS thread;
-    a row of raw results."""
-    with one_blas_thread():
-        return _run_item(item, experiment)
-
-
-def _run_item(item: dict[str, Any], experiment: dict[str, Any]) -> dict[str, Any]:
+    """Train one network of ``item`` (a dict of :func:`items`) and test it; a row of raw results."""
     exp = LimExperiment.model_validate(experiment)
     data = load_dataset(exp.dataset)
     x, y = data.x_train, data.y_train

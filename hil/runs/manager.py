@@ -300,6 +300,8 @@ class RunManager:
             return InstrumentBusy(holding[0].instrument or key, holding[0].run_id or "(being checked)")
         if waiting:
             return InstrumentBusy(waiting[0].instrument or key, waiting[0].id)
+        if (other := self.store.holder(key, besides_owner=self.owner)) is not None:  # hil train's run
+            return InstrumentBusy(other.instrument or key, other.id)
         return None
 
     def _hand_over(
@@ -456,6 +458,8 @@ class RunManager:
                 holding = sum(1 for a in self._active.values() if a.queue == key)
                 if holding >= (self.max_emulator_runs if key == EMULATOR else 1):
                     break
+                if key != EMULATOR and self.store.holder(key, besides_owner=self.owner) is not None:
+                    break  # Another process's run (hil train) holds the instrument: started when it ends.
                 waiting = self.store.queued(key)
                 if not waiting:
                     break
@@ -560,7 +564,11 @@ class RunManager:
             actives += [a for a in self._active.values() if a.run_id is not None and id(a) not in aborted]
         for active in actives:
             self.stop(str(active.run_id), why)
-        return [str(a.run_id) for a in actives]
+        # Runs of other processes in the store (hil train): they read the stop within poll_s.
+        others = [r.id for r in self.store.active_runs() if r.owner != self.owner]
+        for run_id in others:
+            self.store.request_stop(run_id, why)
+        return [str(a.run_id) for a in actives] + others
 
     def clear_emergency_stop(self) -> None:
         """Release the latch: runs may start again; the queues the emergency stop stopped stay

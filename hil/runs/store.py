@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from crossbar_hil.runs.calibrations import create_v3
+from crossbar_hil.runs.errors import InstrumentBusy
 from crossbar_hil.runs.status import ACTIVE, STOPPABLE, RunStatus, check_transition
 from crossbar_hil.seam.errors import HilError
 from crossbar_hil.training.config import RunConfig
@@ -260,8 +261,16 @@ class RunStore:
     """The run database at ``path`` (created, or migrated, on open); ``on_event(run_id, seq)`` is
     called after each commit of an event."""
 
-    def __init__(self, path: str | Path, on_event: Callable[[str, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        on_event: Callable[[str, int], None] | None = None,
+        *,
+        busy_timeout_s: float = 30.0,
+    ) -> None:
         self.path = Path(path).expanduser()
+        self.busy_timeout_s = busy_timeout_s
+        """How long (s) a write waits for another writer's lock before it fails ("database is locked")."""
         if str(path) == ":memory:":
             raise ValueError("the run store needs a file: every thread opens its own connection")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -275,6 +284,14 @@ class RunStore:
         self._listeners: list[Callable[[str, int], None]] = []
         try:
             self._migrate()
+        except sqlite3.OperationalError as e:
+            self.close()
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise StoreError(f"the run store {self.path} cannot be opened ({e})") from e
+            raise StoreError(
+                f"the run store {self.path} is busy ({e}): another process held its write lock "
+                f"for more than {busy_timeout_s:g} s"
+            ) from e
         except sqlite3.DatabaseError as e:  # Not a database at all, or damaged beyond opening.
             self.close()
             raise StoreError(
@@ -285,7 +302,9 @@ class RunStore:
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(
+                self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # In WAL mode: durable against a process crash.
@@ -392,11 +411,16 @@ class RunStore:
         queue: str | None = None,
         wait: bool = False,
         on_failure: OnFailure = "stop",
+        exclusive: bool = False,
     ) -> Run:
         """A new ``queued`` run (and its first status event); with ``wait`` it joins the end of
-        ``queue`` (``queue_position`` set) instead of starting at once."""
+        ``queue`` (``queue_position`` set) instead of starting at once. With ``exclusive`` it is
+        created only while no live process holds ``queue``'s instrument (:meth:`holder`), in the
+        same transaction: else :class:`~crossbar_hil.runs.errors.InstrumentBusy`."""
         run_id = uuid.uuid4().hex
         with self._write() as db:
+            if exclusive and queue is not None and (held := self._holder(db, queue)) is not None:
+                raise InstrumentBusy(held.instrument or queue, held.id)
             position = None
             if wait:
                 row = db.execute(
@@ -436,6 +460,30 @@ class RunStore:
         if row is None:
             raise RunNotFound(run_id)
         return _run(row)
+
+    def holder(self, queue: str, besides_owner: str | None = None) -> Run | None:
+        """The run holding ``queue``'s instrument, if any: active and not waiting in the queue, its
+        owning process alive (:meth:`recover` marks the others); a run of ``besides_owner`` does not
+        count. How a run of ``hil train`` and the service's runs keep one run per instrument."""
+        return self._holder(self._db(), queue, besides_owner)
+
+    def _holder(self, db: sqlite3.Connection, queue: str, besides_owner: str | None = None) -> Run | None:
+        held = [r for r in self._active(db, queue) if r.owner != besides_owner and _owner_alive(r.owner)]
+        return held[0] if held else None
+
+    def active_runs(self, queue: str | None = None) -> list[Run]:
+        """Every run (of ``queue``, if given) that holds or is about to hold its instrument: active
+        and not waiting in a queue; oldest first."""
+        return self._active(self._db(), queue)
+
+    def _active(self, db: sqlite3.Connection, queue: str | None) -> list[Run]:
+        active = [r.value for r in ACTIVE]
+        sql = (
+            f"SELECT * FROM runs WHERE queue_position IS NULL AND status IN ({', '.join('?' * len(active))})"
+        )
+        if queue is not None:
+            sql, active = sql + " AND queue = ?", [*active, queue]
+        return [_run(r) for r in db.execute(sql + " ORDER BY created_at", active).fetchall()]
 
     def find_by_idempotency_key(self, key: str) -> Run | None:
         """The run created with this ``Idempotency-Key``, if any."""

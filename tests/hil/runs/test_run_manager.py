@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -19,6 +21,7 @@ from crossbar_hil.runs.manager import (
     RunManager,
     TooManyRuns,
     instrument_key,
+    queue_key,
 )
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import RunStore
@@ -133,6 +136,43 @@ def test_one_run_per_instrument_and_a_limit_on_emulator_runs(manager: RunManager
         assert manager.wait(run.id, 10)
     again, _ = manager.start(config("fake", max_epochs=1, resource="TCPIP::lab::5025::SOCKET"))
     assert manager.wait(again.id, 10) and store.get_run(again.id).status is RunStatus.NOT_CONVERGED
+
+
+def a_run_of_another_process(store: RunStore, cfg: RunConfig) -> str:
+    """A running run in the store owned by another live process (as ``hil train`` records one)."""
+    parent = f"{socket.gethostname()}:{os.getppid()}"
+    run = store.create_run(
+        cfg, instrument=instrument_key(cfg.backend), queue=queue_key(cfg.backend), owner=parent
+    )
+    store.transition(run.id, RunStatus.RUNNING)
+    return run.id
+
+
+def test_an_instrument_held_by_another_process_s_run_is_busy_and_its_queue_waits(
+    manager: RunManager, store: RunStore, builder: Builder
+) -> None:
+    held = a_run_of_another_process(store, config("fake", resource="TCPIP::lab::5025::SOCKET"))
+    with pytest.raises(InstrumentBusy, match=f"is in use by run {held}"):
+        manager.start(config("fake", resource="socket://lab:5025"))  # The same instrument, spelled otherwise.
+    waiting, _ = manager.start(
+        config("fake", max_epochs=1, resource="TCPIP::lab::5025::SOCKET"), if_busy="queue"
+    )
+    assert manager.advance(str(waiting.queue)) == [] and builder.built == []  # Nothing opened.
+    store.request_stop(held)
+    store.transition(held, RunStatus.STOPPED)
+    assert manager.advance(str(waiting.queue)) == [waiting.id]
+    deadline = time.monotonic() + 10
+    while not store.get_run(waiting.id).status.finished:
+        assert time.monotonic() < deadline, "the waiting run never ran"
+        time.sleep(0.01)
+    assert store.get_run(waiting.id).status is RunStatus.NOT_CONVERGED and len(builder.built) == 1
+
+
+def test_the_emergency_stop_also_stops_another_process_s_run(manager: RunManager, store: RunStore) -> None:
+    held = a_run_of_another_process(store, config("fake", resource="R"))
+    assert manager.emergency_stop("smoke") == [held]
+    assert store.get_run(held).status is RunStatus.STOPPING  # Its process reads it within poll_s.
+    assert "emergency stop: smoke" in (store.get_run(held).error or "")
 
 
 def test_run_threads_leave_no_database_connection_behind(manager: RunManager, store: RunStore) -> None:
