@@ -12,25 +12,29 @@ back as notes.
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import asdict, field, replace
+from typing import Annotated, Any, Literal
 
 from crossbar_hil.protocol.codec import decode_reply, encode_command
 from crossbar_hil.runs.device_key import device_key
 from crossbar_hil.seam.errors import HilError
+from pydantic import Field, computed_field
+from pydantic.dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Found:
-    """One visible instrument address and the backend parameters that open it."""
+    """One visible instrument address and the backend parameters that open it: the listing of
+    ``hil instruments --json`` and of the service's ``GET /instruments`` (declared once, here)."""
 
-    backend: Literal["visa", "serial"]
-    address: str
-    description: str = ""
-    identity: str | None = None
+    backend: Annotated[Literal["visa", "serial"], Field(description="The backend that opens it.")]
+    address: Annotated[str, Field(description="The VISA resource or the serial port's path.")]
+    description: Annotated[str, Field(description="What the bus or the port says it is.")] = ""
+    identity: Annotated[str | None, Field(description="The *IDN? reply, when probed and it answered.")] = None
     """The ``*IDN?`` reply, when probed and it answered."""
-    probe_error: str | None = None
+    probe_error: Annotated[str | None, Field(description="Why the probe got no answer.")] = None
 
+    @computed_field(description="Backend parameters naming this address: resource or port.")  # type: ignore[prop-decorator]
     @property
     def params(self) -> dict[str, str]:
         """Backend parameters naming this address (``resource`` or ``port``)."""
@@ -45,8 +49,12 @@ class Found:
 class Discovery:
     """Everything found, and notes on what could not be searched."""
 
-    found: list[Found] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    found: Annotated[list[Found], Field(description="Instrument addresses, each device once.")] = field(
+        default_factory=list
+    )
+    notes: Annotated[list[str], Field(description="What could not be searched, and why.")] = field(
+        default_factory=list
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""

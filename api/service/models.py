@@ -6,13 +6,11 @@ and what to do when its instrument is busy.
 
 from __future__ import annotations
 
-from typing import Any
-
 from crossbar_hil.runs.manager import IfBusy
-from crossbar_hil.runs.status import RunStatus
-from crossbar_hil.runs.store import OnFailure, PauseWhen, QueueState, Run
+from crossbar_hil.runs.store import LoggedPulse, OnFailure, PauseWhen, QueueState, Run
 from crossbar_hil.training.config import RunConfig
-from pydantic import BaseModel, ConfigDict, Field
+from crossbar_hil.training.history import EpochRecord
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 
 class RunRequest(RunConfig):
@@ -45,67 +43,28 @@ class PauseRequest(BaseModel):
     )
 
 
-class RunView(BaseModel):
-    """A run: what it was asked, where it is, how it ended."""
+class RunView(Run):
+    """A run (the store's :class:`~crossbar_hil.runs.store.Run`, declared there) and the links to
+    what it has."""
 
-    id: str
-    status: RunStatus
-    created_at: str = Field(description="UTC, ISO 8601.")
-    started_at: str | None = None
-    ended_at: str | None = None
-    backend: str = Field(description="Registered backend name.")
-    instrument: str | None = Field(None, description="Instrument held (resource or port); None = emulator.")
-    identity: str | None = Field(None, description="The instrument's identity (e.g. *IDN? reply).")
-    outcome: str | None = Field(None, description="converged, max_epochs, stopped or fault, once ended.")
-    error: str | None = Field(None, description="Why it failed or was interrupted.")
-    epochs: int = Field(
-        description="Epochs trained so far: the number of the last epoch record (epoch 0, the read before "
-        "training, trains nothing), as hil train counts them; /runs/{id}/epochs has one record more."
-    )
-    pulses: int = Field(description="Programming pulses sent so far.")
-    last_event_id: int = Field(description="Id of its latest event (see /runs/{id}/events).")
-    pause_request: PauseWhen | None = Field(None, description="A pause asked for and not yet resumed.")
-    queue: str | None = Field(None, description="Its queue: its instrument, or 'emulator'.")
-    queue_position: int | None = Field(None, description="1 = next to start, while it waits in its queue.")
-    on_failure: OnFailure = Field("stop", description="What its queue does if it fails.")
-    config: dict[str, Any] = Field(description="The run's RunConfig.")
-    links: dict[str, str]
+    @computed_field(description="URLs of the run's records and actions.")  # type: ignore[prop-decorator]
+    @property
+    def links(self) -> dict[str, str]:
+        """The run's URLs: itself, its events, epochs, pulses, result, CSV, plots and its actions."""
+        base = f"/runs/{self.id}"
+        return {"self": base, **{name: f"{base}/{path}" for name, path in RUN_LINKS.items()}}
 
     @classmethod
     def of(cls, run: Run) -> RunView:
-        base = f"/runs/{run.id}"
-        return cls(
-            id=run.id,
-            status=run.status,
-            created_at=run.created_at,
-            started_at=run.started_at,
-            ended_at=run.ended_at,
-            backend=run.backend,
-            instrument=run.instrument,
-            identity=run.identity,
-            outcome=run.outcome,
-            error=run.error,
-            epochs=run.epochs,
-            pulses=run.pulses,
-            last_event_id=run.last_event,
-            pause_request=run.pause_request,
-            queue=run.queue,
-            queue_position=run.queue_position,
-            on_failure=run.on_failure,
-            config=run.config,
-            links={
-                "self": base,
-                "events": f"{base}/events",
-                "epochs": f"{base}/epochs",
-                "pulses": f"{base}/pulses",
-                "result": f"{base}/result",
-                "history_csv": f"{base}/history.csv",
-                "plots": f"{base}/plots",
-                "stop": f"{base}/stop",
-                "pause": f"{base}/pause",
-                "resume": f"{base}/resume",
-            },
-        )
+        """``run`` with its links (no copy of its fields: the same values, not validated again)."""
+        return cls.model_construct(run.model_fields_set, **dict(run))
+
+
+RUN_LINKS = {
+    name: name.replace("history_csv", "history.csv")
+    for name in ("events", "epochs", "pulses", "result", "history_csv", "plots", "stop", "pause", "resume")
+}
+"""The links of a run besides ``self``: name -> its path under ``/runs/{id}/``."""
 
 
 class Page(BaseModel):
@@ -120,46 +79,12 @@ class RunPage(Page):
     items: list[RunView]
 
 
-class EpochView(BaseModel):
-    """One epoch record (the form of ``hil train --json`` history entries)."""
-
-    epoch: int
-    conductances_siemens: list[list[float]]
-    weights_siemens: list[list[float]]
-    currents_a: list[list[float]]
-    activations: list[list[float]]
-    in_band: list[list[bool]]
-    error: float
-    misses: int
-    converged: bool
-    pulses: int
-    resets: int = 0
-    reset_devices: list[list[int]] = Field(default_factory=list, description="(row, col) of each reset.")
-    verify_pulses: int = 0
-    reads: int = 0
-    instrument_time_s: float = 0.0
-
-    model_config = ConfigDict(extra="allow")  # A newer record field is passed on, not dropped.
-
-
 class EpochPage(Page):
-    items: list[EpochView]
-
-
-class PulseLogItem(BaseModel):
-    """One programming operation sent to the device."""
-
-    epoch: int = Field(description="The epoch whose record it belongs to.")
-    sent_at: str
-    kind: str = Field(description="'pulse' or 'reset' (the device's own reset pulse).")
-    row: int
-    col: int
-    amplitude_v: float | None = None
-    width_s: float | None = None
+    items: list[EpochRecord]
 
 
 class PulsePage(Page):
-    items: list[PulseLogItem]
+    items: list[LoggedPulse]
 
 
 class QueueView(BaseModel):
@@ -218,20 +143,6 @@ class EmergencyStopState(BaseModel):
 
 class BackendsView(BaseModel):
     backends: dict[str, str] = Field(description="Registered name -> what it points at.")
-
-
-class InstrumentView(BaseModel):
-    backend: str
-    address: str
-    description: str = ""
-    identity: str | None = None
-    probe_error: str | None = None
-    params: dict[str, str]
-
-
-class InstrumentsView(BaseModel):
-    found: list[InstrumentView]
-    notes: list[str]
 
 
 class Health(BaseModel):

@@ -33,11 +33,16 @@ class StoreRecorder(TrainingObserver):
     def on_pulses(self, pulses: Sequence[Pulse]) -> None:
         """Keep the pulses for the record of the epoch in flight."""
         at = now()
-        self._pending += [PulseLogEntry(at, "pulse", p.row, p.col, p.amplitude_v, p.width_s) for p in pulses]
+        self._pending += [
+            PulseLogEntry(
+                sent_at=at, kind="pulse", row=p.row, col=p.col, amplitude_v=p.amplitude_v, width_s=p.width_s
+            )
+            for p in pulses
+        ]
 
     def on_reset(self, row: int, col: int) -> None:
         """Keep the reset for the record of the epoch in flight."""
-        self._pending.append(PulseLogEntry(now(), "reset", row, col))
+        self._pending.append(PulseLogEntry(sent_at=now(), kind="reset", row=row, col=col))
 
     # ------------------------------------------------------------------ training observer
     def on_epoch(self, record: EpochRecord) -> None:

@@ -37,6 +37,7 @@ from crossbar_hil.runs.status import ACTIVE, STOPPABLE, RunStatus, check_transit
 from crossbar_hil.seam.errors import HilError
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import EpochRecord, Outcome
+from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 4
 """Version of the database layout this code writes."""
@@ -171,51 +172,69 @@ class RunNotFound(HilError, KeyError):
         super().__init__(f"no run {run_id!r}")
 
 
-@dataclass(frozen=True)
-class PulseLogEntry:
+class PulseLogEntry(BaseModel):
     """One programming operation sent to the device: a pulse (V, s) or the device's reset."""
 
-    sent_at: str
-    kind: Literal["pulse", "reset"]
-    row: int
-    col: int
-    amplitude_v: float | None = None
-    width_s: float | None = None
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    sent_at: str = Field(description="When it was sent: UTC, ISO 8601.")
+    kind: Literal["pulse", "reset"] = Field(description="'pulse' or 'reset' (the device's own reset pulse).")
+    row: int = Field(description="The device's row (0-based).")
+    col: int = Field(description="The device's column (0-based).")
+    amplitude_v: float | None = Field(None, description="Pulse amplitude (V); None for a reset.")
+    width_s: float | None = Field(None, description="Pulse width (s); None for a reset.")
 
 
-@dataclass(frozen=True)
-class Run:
-    """A run as stored: what it was asked to do, where it is, how it ended."""
+class LoggedPulse(PulseLogEntry):
+    """A pulse-log entry as stored: the operation, and the epoch whose update sent it."""
 
-    id: str
-    created_at: str
-    started_at: str | None
-    ended_at: str | None
-    status: RunStatus
-    config: dict[str, Any]
-    backend: str
-    instrument: str | None
-    """The physical instrument it holds (resource or port); None for an emulator."""
-    identity: str | None
-    outcome: str | None
-    error: str | None
-    epochs: int
-    """Epochs trained: the number of the last epoch recorded (epoch 0, the read before training,
-    trains nothing), as :attr:`TrainingResult.epochs` and ``hil train`` count them."""
-    pulses: int
-    """Pulses sent, over the stored epochs."""
-    last_event: int
-    idempotency_key: str | None
-    request_hash: str | None
-    owner: str
-    pause_request: PauseWhen | None = None
-    """A pause asked for and not yet resumed: 'after_epoch' or 'now'."""
-    queue: str | None = None
-    """The queue it belongs to: its instrument, or 'emulator'."""
-    queue_position: int | None = None
-    """1 for the next to start, while it waits in its queue; None otherwise."""
-    on_failure: OnFailure = "stop"
-    """What its queue does when it fails: 'stop' (the default) or 'continue'."""
+    epoch: int = Field(description="The epoch whose record it belongs to.")
+
+
+class Run(BaseModel):
+    """A run as stored: what it was asked to do, where it is, how it ended. Also the service's answer
+    for a run (the service adds its links); what only the store needs (the request's idempotency key
+    and hash, the owning process) is not written out, and ``last_event`` is written ``last_event_id``."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    id: str = Field(description="The run's id.")
+    created_at: str = Field(description="When it was accepted: UTC, ISO 8601.")
+    started_at: str | None = Field(None, description="When it started running: UTC, ISO 8601.")
+    ended_at: str | None = Field(None, description="When it ended: UTC, ISO 8601.")
+    status: RunStatus = Field(description="Where it is (the status table of ARCHITECTURE.md).")
+    config: dict[str, Any] = Field(description="The run's RunConfig: the settings it used, once it ran.")
+    backend: str = Field(description="Registered backend name.")
+    instrument: str | None = Field(
+        None, description="The physical instrument it holds (resource or port); None for an emulator."
+    )
+    identity: str | None = Field(None, description="The instrument's identity (e.g. its *IDN? reply).")
+    outcome: str | None = Field(
+        None, description=f"How it ended, once ended: {', '.join(o.value for o in Outcome)}."
+    )
+    error: str | None = Field(None, description="Why it failed, was stopped or was interrupted.")
+    epochs: int = Field(
+        description="Epochs trained so far: the number of the last epoch record (epoch 0, the read before "
+        "training, trains nothing), as hil train counts them; /runs/{id}/epochs has one record more."
+    )
+    pulses: int = Field(description="Programming pulses sent, over the stored epochs.")
+    last_event: int = Field(
+        serialization_alias="last_event_id",
+        description="Id of its latest event (see /runs/{id}/events).",
+    )
+    idempotency_key: str | None = Field(None, exclude=True)
+    request_hash: str | None = Field(None, exclude=True)
+    owner: str = Field("", exclude=True)
+    pause_request: PauseWhen | None = Field(
+        None, description="A pause asked for and not yet resumed: 'after_epoch' or 'now'."
+    )
+    queue: str | None = Field(None, description="Its queue: its instrument's device key, or 'emulator'.")
+    queue_position: int | None = Field(
+        None, description="1 = next to start, while it waits in its queue; None otherwise."
+    )
+    on_failure: OnFailure = Field(
+        "stop", description="What its queue does when it fails: 'stop' (the default) or 'continue'."
+    )
 
     @property
     def run_config(self) -> RunConfig:
@@ -822,7 +841,7 @@ class RunStore:
         row = self._db().execute("SELECT count(*) FROM epochs WHERE run_id = ?", (run_id,)).fetchone()
         return int(row[0])
 
-    def pulse_log(self, run_id: str, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+    def pulse_log(self, run_id: str, offset: int = 0, limit: int | None = None) -> list[LoggedPulse]:
         """Every pulse and reset sent in the run, in order, with the epoch it belongs to."""
         rows = (
             self._db()
@@ -833,7 +852,7 @@ class RunStore:
             )
             .fetchall()
         )
-        return [dict(r) for r in rows]
+        return [LoggedPulse.model_validate(dict(r)) for r in rows]
 
     def pulse_log_count(self, run_id: str, kind: str | None = None) -> int:
         """How many entries the run's pulse log has (only ``kind``, 'pulse' or 'reset', if given)."""

@@ -9,13 +9,23 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.network import in_band
 from crossbar_hil.training.stop import unmoved
 from numpy.typing import NDArray
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    computed_field,
+    field_serializer,
+)
 
 if TYPE_CHECKING:
     from crossbar_hil.training.feasibility import FeasibilityReport
@@ -87,9 +97,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class EpochRecord:
-    """State at the start of an epoch, and the update sent in it.
+def _matrix_schema(item: dict[str, Any]) -> WithJsonSchema:
+    return WithJsonSchema({"type": "array", "items": {"type": "array", "items": item}})
+
+
+_AS_LISTS = PlainSerializer(lambda a: a.tolist(), return_type=list[Any])
+"""A numpy array written out as nested lists."""
+
+FloatMatrix = Annotated[
+    NDArray[np.float64],
+    PlainValidator(lambda v: np.asarray(v, dtype=float)),
+    _AS_LISTS,
+    _matrix_schema({"type": "number"}),
+]
+"""A 2-D float array in memory (a conductance map, currents, activations), nested lists in JSON."""
+BoolMatrix = Annotated[
+    NDArray[np.bool_],
+    PlainValidator(lambda v: np.asarray(v, dtype=bool)),
+    _AS_LISTS,
+    _matrix_schema({"type": "boolean"}),
+]
+"""A 2-D boolean array in memory (which outputs are in their band), nested lists in JSON."""
+
+
+class EpochRecord(BaseModel):
+    """State at the start of an epoch, and the update sent in it: one record, declared once, for
+    the trainer, the run store, ``hil train --json`` and the service (``GET /runs/{id}/epochs``,
+    the ``epoch`` events).
 
     Epoch 0 is the initial state. ``conductances_siemens`` and the activations are
     measured before the epoch's update; the counts say what the update then
@@ -98,31 +132,56 @@ class EpochRecord:
     (re-programming a pair), ``reset_devices`` the (row, col) of each device reset,
     in order (:attr:`resets` counts them), ``reads`` the update's own
     conductance reads, and ``instrument_time_s`` (s) the pulse widths plus the
-    reset time of each reset.
+    reset time of each reset. Arrays are numpy in memory and nested lists in JSON
+    (:meth:`to_dict`); ``misses``, ``converged`` and ``resets`` are derived, and written
+    out with the record.
     """
 
-    epoch: int
-    conductances_siemens: NDArray[np.float64]
-    weights_siemens: NDArray[np.float64]
-    currents_a: NDArray[np.float64]
-    activations: NDArray[np.float64]
-    in_band: NDArray[np.bool_]
-    error: float
-    pulses: int = 0
-    reset_devices: tuple[tuple[int, int], ...] = ()
-    verify_pulses: int = 0
-    reads: int = 0
-    instrument_time_s: float = 0.0
+    # Derived fields read back are recomputed; a NaN error would not pass the JSON of the service.
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
+    epoch: int = Field(description="Epoch number; 0 is the state before any update.")
+    conductances_siemens: FloatMatrix = Field(
+        description="Every device's conductance (S), read before the epoch's update: rows x columns."
+    )
+    weights_siemens: FloatMatrix = Field(
+        description="The logic weights (S), outputs x inputs: each output's G+ minus G- column per input row."
+    )
+    currents_a: FloatMatrix = Field(description="Each training pattern's output currents (A).")
+    activations: FloatMatrix = Field(description="Each training pattern's outputs, tanh(beta * I) (no unit).")
+    in_band: BoolMatrix = Field(description="Per (pattern, output): inside its target band.")
+    error: float = Field(description="Half the mean squared error of the outputs against their targets.")
+    pulses: int = Field(0, description="Programming pulses the epoch's update sent.")
+    reset_devices: tuple[tuple[int, int], ...] = Field(
+        (), description="(row, col) of each device reset in the update, in order."
+    )
+    verify_pulses: int = Field(0, description="Of the pulses, those sent in read-verify loops.")
+    reads: int = Field(0, description="The update's own conductance reads.")
+    instrument_time_s: float = Field(
+        0.0, description="Instrument time of the update (s): pulse widths plus the reset time of each reset."
+    )
+
+    @field_serializer("reset_devices")
+    def _pairs(self, pairs: tuple[tuple[int, int], ...]) -> list[list[int]]:
+        return [list(d) for d in pairs]
+
+    @computed_field(description="Device resets sent in this epoch's update.")  # type: ignore[prop-decorator]
     @property
     def resets(self) -> int:
         """Device resets sent in this epoch's update."""
         return len(self.reset_devices)
 
+    @computed_field(description="(pattern, output) pairs outside their target band.")  # type: ignore[prop-decorator]
     @property
     def misses(self) -> int:
         """(pattern, neuron) pairs outside their target band."""
         return int(np.size(self.in_band) - np.count_nonzero(self.in_band))
+
+    @computed_field(description="Every training pattern inside its target band.")  # type: ignore[prop-decorator]
+    @property
+    def converged(self) -> bool:
+        """Every training pattern inside its target band."""
+        return bool(np.all(self.in_band))
 
     @property
     def patterns_in_band(self) -> int:
@@ -134,49 +193,15 @@ class EpochRecord:
         """Training patterns measured in this epoch."""
         return int(np.atleast_2d(self.in_band).shape[0])
 
-    @property
-    def converged(self) -> bool:
-        """Every training pattern inside its target band."""
-        return bool(np.all(self.in_band))
-
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view."""
-        return {
-            "epoch": self.epoch,
-            "conductances_siemens": _plain(self.conductances_siemens),
-            "weights_siemens": _plain(self.weights_siemens),
-            "currents_a": _plain(self.currents_a),
-            "activations": _plain(self.activations),
-            "in_band": _plain(self.in_band),
-            "error": self.error,
-            "misses": self.misses,
-            "converged": self.converged,
-            "pulses": self.pulses,
-            "resets": self.resets,
-            "reset_devices": [list(d) for d in self.reset_devices],
-            "verify_pulses": self.verify_pulses,
-            "reads": self.reads,
-            "instrument_time_s": self.instrument_time_s,
-        }
+        """JSON-ready view (plain lists and numbers; the derived fields included)."""
+        return self.model_dump()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EpochRecord:
         """The record :meth:`to_dict` described (derived fields, ``misses``, ``converged`` and
         ``resets``, are recomputed; counts missing from an older form are 0)."""
-        return cls(
-            epoch=int(data["epoch"]),
-            conductances_siemens=np.asarray(data["conductances_siemens"], dtype=float),
-            weights_siemens=np.asarray(data["weights_siemens"], dtype=float),
-            currents_a=np.asarray(data["currents_a"], dtype=float),
-            activations=np.asarray(data["activations"], dtype=float),
-            in_band=np.asarray(data["in_band"], dtype=bool),
-            error=float(data["error"]),
-            pulses=int(data["pulses"]),
-            reset_devices=tuple((int(r), int(c)) for r, c in data.get("reset_devices", ())),
-            verify_pulses=int(data.get("verify_pulses", 0)),
-            reads=int(data.get("reads", 0)),
-            instrument_time_s=float(data.get("instrument_time_s", 0.0)),
-        )
+        return cls.model_validate(data)
 
 
 @dataclass(frozen=True)
@@ -468,17 +493,18 @@ def first_difference(a: TrainingResult, b: TrainingResult) -> str | None:
 
 def _record_difference(x: EpochRecord | Evaluation, y: EpochRecord | Evaluation) -> str | None:
     """The first field of two records of the same type that differs, described; or None."""
-    for f in fields(x):
-        u, v = np.asarray(getattr(x, f.name)), np.asarray(getattr(y, f.name))
+    names = list(EpochRecord.model_fields) if isinstance(x, EpochRecord) else [f.name for f in fields(x)]
+    for name in names:
+        u, v = np.asarray(getattr(x, name)), np.asarray(getattr(y, name))
         if u.shape != v.shape:
-            return f"{f.name}: shape {u.shape} != {v.shape}"
+            return f"{name}: shape {u.shape} != {v.shape}"
         same = u == v
         if np.issubdtype(u.dtype, np.inexact) and np.issubdtype(v.dtype, np.inexact):
             same = same | (np.isnan(u) & np.isnan(v))
         if not np.all(same):
             where = tuple(int(i) for i in np.argwhere(~np.asarray(same))[0])
             at = f"[{', '.join(map(str, where))}]" if where else ""
-            return f"{f.name}{at}: {u[where]!r} != {v[where]!r}"
+            return f"{name}{at}: {u[where]!r} != {v[where]!r}"
     return None
 
 

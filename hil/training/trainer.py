@@ -478,7 +478,7 @@ class Trainer:
             "reads": device.reads,
             "instrument_time_s": device.instrument_time_s,
         }
-        done = EpochRecord(**{**record.__dict__, **sent})
+        done = record.model_copy(update=sent)
         history.append(done)
         for obs in self.observers:
             obs.on_epoch(done)

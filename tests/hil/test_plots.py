@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -256,6 +255,6 @@ def test_fault_before_any_epoch(task: Task, config: TrainingConfig, tmp_path: Pa
 def test_outcome_text(
     result: TrainingResult, outcome: str, epochs: int, message: str | None, expected: str
 ) -> None:
-    last = replace(result.history[0], epoch=epochs)
+    last = result.history[0].model_copy(update={"epoch": epochs})
     run = TrainingResult(outcome, [last], error_message=message)  # type: ignore[arg-type]
     assert outcome_text(run) == expected

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.reports.plots import RESET_COLOR, plot_conductances, plot_error
@@ -27,9 +25,9 @@ def test_reset_marks_sit_in_the_reset_devices_panels_after_their_epochs() -> Non
     result = train(EmulatedCrossbar(EmulatorConfig(seed=3)), Task.reference(), cfg)
     assert result.total_resets > 0
     # Move every reset to device (2, 1) at epoch 5 and (0, 3) at epoch 7: the marks follow.
-    history = [replace(r, reset_devices=()) for r in result.history]
-    history[5] = replace(history[5], reset_devices=((2, 1), (2, 1)))
-    history[7] = replace(history[7], reset_devices=((0, 3),))
+    history = [r.model_copy(update={"reset_devices": ()}) for r in result.history]
+    history[5] = history[5].model_copy(update={"reset_devices": ((2, 1), (2, 1))})
+    history[7] = history[7].model_copy(update={"reset_devices": ((0, 3),)})
     result.history = history
     fig = plot_conductances(result)
     axes = np.array(fig.axes[:16]).reshape(4, 4)

@@ -14,10 +14,8 @@ from crossbar_hil.api.service.deps import get_run, manager, store
 from crossbar_hil.api.service.gates import Gates, ResultCache
 from crossbar_hil.api.service.models import (
     EpochPage,
-    EpochView,
     PauseRequest,
     PlotList,
-    PulseLogItem,
     PulsePage,
     RunPage,
     RunRequest,
@@ -108,7 +106,7 @@ def read_epochs(
 ) -> EpochPage:
     """Epoch records in epoch order (the ``history`` entries of ``hil train --json``)."""
     get_run(runs, run_id)
-    items = [EpochView.model_validate(r.to_dict()) for r in runs.epochs(run_id, offset, limit)]
+    items = runs.epochs(run_id, offset, limit)
     return EpochPage(items=items, total=runs.epoch_records(run_id), offset=offset, limit=limit)
 
 
@@ -117,7 +115,7 @@ def read_pulses(
     run_id: str, runs: Store, limit: Annotated[int, _limit(10000)] = 1000, offset: Offset = 0
 ) -> PulsePage:
     get_run(runs, run_id)
-    items = [PulseLogItem.model_validate(p) for p in runs.pulse_log(run_id, offset, limit)]
+    items = runs.pulse_log(run_id, offset, limit)
     return PulsePage(items=items, total=runs.pulse_log_count(run_id), offset=offset, limit=limit)
 
 

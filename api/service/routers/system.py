@@ -13,10 +13,10 @@ from crossbar_hil.api.service.models import (
     EmergencyStopRequest,
     EmergencyStopState,
     Health,
-    InstrumentsView,
     VersionView,
 )
 from crossbar_hil.api.service.problems import ProblemDetails
+from crossbar_hil.drivers.discovery import Discovery
 from crossbar_hil.procedures.training import RESULT_SCHEMA_VERSION
 from crossbar_hil.runs.manager import RunManager
 from crossbar_hil.runs.store import SCHEMA_VERSION
@@ -86,14 +86,13 @@ def instruments(
     credentials: Credentials,
     probe: Annotated[bool, Query(description="Ask each for *IDN? (needs the token).")] = False,
     probe_timeout_s: Annotated[float, Query(gt=0, le=10)] = 1.0,
-) -> InstrumentsView:
+) -> Discovery:
     """VISA resources and serial ports (``crossbar_hil.drivers.discovery``); listing sends nothing."""
     from crossbar_hil.drivers.discovery import discover
 
     if probe:
         check_token(request, credentials)
-    found = discover(probe_timeout_s=probe_timeout_s if probe else None)
-    return InstrumentsView.model_validate(found.to_dict())
+    return discover(probe_timeout_s=probe_timeout_s if probe else None)
 
 
 @router.get("/health", summary="Is the service up?")

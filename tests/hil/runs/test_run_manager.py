@@ -113,7 +113,7 @@ def test_a_run_is_stored_as_the_procedure_runs_it(manager: RunManager, store: Ru
     assert without_times(store.result(run.id)) == without_times(direct.to_dict(with_history=False))
     assert got.pulses == direct.result.total_pulses == store.pulse_log_count(run.id, "pulse")
     assert store.pulse_log_count(run.id, "reset") == len(direct.result.start_reset_devices)
-    sent = [p["epoch"] for p in store.pulse_log(run.id) if p["kind"] == "pulse"]
+    sent = [p.epoch for p in store.pulse_log(run.id) if p.kind == "pulse"]
     per_epoch = np.bincount(sent, minlength=got.epochs + 1)  # Epoch 0 and the epochs trained.
     assert per_epoch.tolist() == [r.pulses for r in direct.result.history]
     assert [e.data["status"] for e in store.events(run.id) if e.kind == "status"] == [
@@ -285,10 +285,10 @@ def test_the_pulse_log_holds_every_pulse_and_reset_the_rule_sent(
     start = [tuple(d) for d in store.result(run.id)["start_reset_devices"]]  # Reset before epoch 0.
     probes = store.result(run.id)["probe_pulses"]  # Sent before epoch 0 to learn the device curves.
     for record in history:
-        sent = [e for e in log if e["epoch"] == record.epoch]
-        resets = [(e["row"], e["col"]) for e in sent if e["kind"] == "reset"]
+        sent = [e for e in log if e.epoch == record.epoch]
+        resets = [(e.row, e.col) for e in sent if e.kind == "reset"]
         assert resets == (start if record.epoch == 0 else []) + [tuple(d) for d in record.reset_devices]
-        assert sum(e["kind"] == "pulse" for e in sent) == record.pulses + (probes if record.epoch == 0 else 0)
+        assert sum(e.kind == "pulse" for e in sent) == record.pulses + (probes if record.epoch == 0 else 0)
     assert store.get_run(run.id).pulses == sum(r.pulses for r in history)
     direct = run_training(cfg, backend=EmulatedCrossbar.from_params(params))
     stored = TrainingResult.from_dict(store.result(run.id), cfg.training, history)

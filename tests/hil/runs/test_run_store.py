@@ -138,13 +138,16 @@ def test_runs_are_listed_newest_first_filtered_by_status_and_paginated(store: Ru
 def test_an_epoch_its_pulses_and_its_event_are_committed_together(store: RunStore) -> None:
     run = store.create_run(RunConfig())
     store.transition(run.id, RunStatus.RUNNING)
-    log = [PulseLogEntry("t", "pulse", 0, 1, 2.0, 1e-3), PulseLogEntry("t", "reset", 2, 3)]
+    log = [
+        PulseLogEntry(sent_at="t", kind="pulse", row=0, col=1, amplitude_v=2.0, width_s=1e-3),
+        PulseLogEntry(sent_at="t", kind="reset", row=2, col=3),
+    ]
     assert store.record_epoch(run.id, record(0), log) is RunStatus.RUNNING
     with pytest.raises(sqlite3.IntegrityError):  # The same epoch again: the whole transaction is refused.
         store.record_epoch(run.id, record(0), log)
     got = store.get_run(run.id)
     assert (got.epochs, got.pulses, store.pulse_log_count(run.id)) == (0, 3, 2)  # Epoch 0 trains nothing.
-    assert store.pulse_log(run.id)[1] == {
+    assert store.pulse_log(run.id)[1].model_dump() == {
         "epoch": 0,
         "sent_at": "t",
         "kind": "reset",
@@ -202,7 +205,11 @@ def test_the_default_recovery_checks_the_pid_on_this_host(store: RunStore) -> No
 def test_only_finished_runs_can_be_deleted_and_everything_of_them_goes(store: RunStore) -> None:
     run = store.create_run(RunConfig())
     store.transition(run.id, RunStatus.RUNNING)
-    store.record_epoch(run.id, record(0), [PulseLogEntry("t", "pulse", 0, 1, 2.0, 1e-3)])
+    store.record_epoch(
+        run.id,
+        record(0),
+        [PulseLogEntry(sent_at="t", kind="pulse", row=0, col=1, amplitude_v=2.0, width_s=1e-3)],
+    )
     with pytest.raises(ValueError, match="still active"):
         store.delete_run(run.id)
     store.transition(run.id, RunStatus.FAILED, error="boom")
