@@ -7,12 +7,18 @@ instrument moves. Opening a serial port may still toggle its DTR/RTS lines, whic
 resets some boards (e.g. Arduino-style controllers); that is the port, not a command.
 Nothing here raises because a bus, a library or a port is missing: problems come
 back as notes.
+
+:func:`serve_probe` is the probe in a process of its own (the service's choice: its own process
+never opens a device); it skips the instruments runs hold, and says what it finds as it goes, so
+the service can bound the time it waits.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, field, replace
+from multiprocessing.connection import Connection
 from typing import Annotated, Any, Literal
 
 from crossbar_hil.protocol.codec import decode_reply, encode_command
@@ -142,6 +148,44 @@ def discover(
     if probe_timeout_s is not None:
         out.found = [probe(f, probe_timeout_s) for f in out.found]
     return out
+
+
+def named(address: str, description: str = "named in the request") -> Found:
+    """The instrument at ``address``: a serial port (a path, ``COM<n>`` or ``socket://``) or else a
+    VISA resource (raw TCP sockets, ``TCPIP::host::port::SOCKET``, cannot be discovered)."""
+    text = address.strip()
+    serial = text.startswith(("/", "socket://")) or text.upper().startswith("COM")
+    return Found("serial" if serial else "visa", text, description)
+
+
+def serve_probe(
+    conn: Connection,
+    timeout_s: float,
+    addresses: Sequence[str] = (),
+    held: Mapping[str, str] | None = None,
+    visa_library: str = "@py",
+) -> None:
+    """The probe in a process of its own: list (only ``addresses`` when given), send
+    ``("listed", Discovery)``, then probe each (reply timeout ``timeout_s``, s) and send
+    ``("probed", index, Found)`` as each answers. An instrument in ``held`` (device key -> run
+    id) is not opened: a run holds it."""
+    try:
+        if addresses:
+            listed = Discovery(one_per_device([named(a) for a in addresses]))
+        else:
+            listed = discover(visa_library=visa_library)
+        conn.send(("listed", listed))
+        for index, found in enumerate(listed.found):
+            holder = (held or {}).get(device_key(found.address))
+            if holder is not None:
+                found = replace(found, probe_error=f"not probed: run {holder} holds it")
+            else:
+                found = probe(found, timeout_s)
+            conn.send(("probed", index, found))
+    except (EOFError, OSError, BrokenPipeError):  # Nobody waits any more (the service's time ran out).
+        pass
+    finally:
+        conn.close()
 
 
 def one_per_device(found: list[Found]) -> list[Found]:

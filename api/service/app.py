@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import IO
@@ -16,7 +17,7 @@ from crossbar_hil.api.service.limits import BodyLimit
 from crossbar_hil.api.service.routers import calibrations, events, page, presets, queue, runs, system, traces
 from crossbar_hil.api.service.settings import ServiceSettings, host_names
 from crossbar_hil.runs.manager import RunManager
-from crossbar_hil.runs.store import RunStore, StoreError
+from crossbar_hil.runs.store import RunStore, StoreError, owner_alive
 from crossbar_hil.runs.trace_library import TraceLibrary
 from crossbar_hil.seam.errors import HilError
 from fastapi import FastAPI
@@ -62,6 +63,15 @@ def _warn_interrupted(store: RunStore, run_ids: list[str]) -> None:
         )
 
 
+def _alive_beside(service: str) -> Callable[[str], bool]:
+    """Whether a run's process still runs, for a service (owner ``service``) that starts: we hold
+    the lock, so a run of an earlier service is gone with it (also one whose pid was ours, or whose
+    host name was another, in a container); a run of ``hil train`` on this host is judged by its
+    process (it records in the same store and may be training now)."""
+    host = socket.gethostname()
+    return lambda owner: owner != service and owner.rpartition(":")[0] == host and owner_alive(owner)
+
+
 def create_app(settings: ServiceSettings) -> FastAPI:
     """The service for ``settings``. The store opens (and stale runs become ``interrupted``)
     when the app starts; runs are stopped (0 V) and waited for when it shuts down."""
@@ -86,7 +96,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         )
         control = ControlPath(on_thread_start=store.skip_checkpoints)
         try:
-            lost = manager.recover(alive=lambda owner: False)  # We hold the lock: their process is gone.
+            lost = manager.recover(alive=_alive_beside(manager.owner))
             _warn_interrupted(store, lost)
             manager.watch_queues()
             app.state.manager = manager

@@ -600,6 +600,16 @@ class RunManager:
             )
         return lost
 
+    def held(self) -> dict[str, str]:
+        """The instruments in use, by device key (a queue other than the emulator's), and the run
+        holding each: this manager's (one being checked too) and other processes' (hil train)."""
+        out = {r.queue: r.id for r in self.store.active_runs() if r.queue not in (None, EMULATOR)}
+        with self._lock:
+            out |= {
+                a.queue: a.run_id or "(being checked)" for a in self._active.values() if a.queue != EMULATOR
+            }
+        return {str(k): v for k, v in out.items()}
+
     def active_runs(self) -> list[str]:
         """Ids of the runs this manager is running."""
         with self._lock:

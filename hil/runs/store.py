@@ -487,7 +487,7 @@ class RunStore:
         return self._holder(self._db(), queue, besides_owner)
 
     def _holder(self, db: sqlite3.Connection, queue: str, besides_owner: str | None = None) -> Run | None:
-        held = [r for r in self._active(db, queue) if r.owner != besides_owner and _owner_alive(r.owner)]
+        held = [r for r in self._active(db, queue) if r.owner != besides_owner and owner_alive(r.owner)]
         return held[0] if held else None
 
     def active_runs(self, queue: str | None = None) -> list[Run]:
@@ -765,7 +765,7 @@ class RunStore:
         process on this host is checked by pid, and a run owned by another host is left as it is.
         Their epochs stay. Runs waiting in a queue stay queued: they never started.
         """
-        alive = alive or _owner_alive
+        alive = alive or owner_alive
         active = [r.value for r in ACTIVE]
         rows = (
             self._db()
@@ -1001,7 +1001,9 @@ def _epoch(row: sqlite3.Row) -> EpochRecord:
     return EpochRecord.from_dict(json.loads(row["record"]))
 
 
-def _owner_alive(owner: str) -> bool:
+def owner_alive(owner: str) -> bool:
+    """Whether the process ``owner`` (``host:pid``) still runs: checked by pid on this host; a run
+    of another host is taken as alive (it cannot be judged from here)."""
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return True  # Another machine's run: it cannot be judged from here.

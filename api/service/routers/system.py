@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 from crossbar_hil.api.service.auth import Authorized, Credentials, check_token
+from crossbar_hil.api.service.backend_policy import request_param_errors
 from crossbar_hil.api.service.control import ControlPath, control
 from crossbar_hil.api.service.deps import manager
 from crossbar_hil.api.service.models import (
@@ -15,7 +16,7 @@ from crossbar_hil.api.service.models import (
     Health,
     VersionView,
 )
-from crossbar_hil.api.service.problems import ProblemDetails
+from crossbar_hil.api.service.problems import Problem, ProblemDetails, documented
 from crossbar_hil.drivers.discovery import Discovery
 from crossbar_hil.procedures.training import RESULT_SCHEMA_VERSION
 from crossbar_hil.runs.manager import RunManager
@@ -80,19 +81,53 @@ def backends() -> BackendsView:
     return BackendsView(backends=available_backends())
 
 
-@router.get("/instruments", summary="Instruments this machine can see", responses=_401)
+@router.get("/instruments", summary="Instruments this machine can see", responses=documented(401, 422))
 def instruments(
     request: Request,
     credentials: Credentials,
+    runs: Manager,
     probe: Annotated[bool, Query(description="Ask each for *IDN? (needs the token).")] = False,
     probe_timeout_s: Annotated[float, Query(gt=0, le=10)] = 1.0,
+    address: Annotated[
+        list[str],
+        Query(
+            max_length=16,
+            description="Only these: a serial port or a VISA resource, as a run names it (raw TCP sockets, "
+            "TCPIP::HOST::PORT::SOCKET, cannot be discovered; HOST an instrument host of the service).",
+        ),
+    ] = [],  # noqa: B006 - FastAPI copies a query's default
 ) -> Discovery:
-    """VISA resources and serial ports (``crossbar_hil.drivers.discovery``); listing sends nothing."""
-    from crossbar_hil.drivers.discovery import discover
+    """VISA resources and serial ports (``crossbar_hil.drivers.discovery``); listing sends nothing.
+    A probe runs in a process of its own, within a bounded time (``crossbar_hil.api.service.probe``:
+    the service process never opens a device) and never opens an instrument a run holds."""
+    from crossbar_hil.drivers.discovery import discover, named, one_per_device
 
+    hosts = request.app.state.settings.instrument_hosts
+    errors = {
+        f"address.{i}": why
+        for i, a in enumerate(address)
+        for why in request_param_errors(*_as_params(a), hosts).values()
+    }
+    if errors:
+        raise Problem(
+            422, "; ".join(f"{k}: {v}" for k, v in errors.items()), kind="invalid-run", errors=errors
+        )
     if probe:
         check_token(request, credentials)
-    return discover(probe_timeout_s=probe_timeout_s if probe else None)
+        from crossbar_hil.api.service.probe import probe_in_worker
+
+        return probe_in_worker(probe_timeout_s, address, runs.held())
+    if address:
+        return Discovery(one_per_device([named(a) for a in address]))
+    return discover()
+
+
+def _as_params(address: str) -> tuple[str, dict[str, str]]:
+    """The backend and parameters a run would name ``address`` with (the policy checks those)."""
+    from crossbar_hil.drivers.discovery import named
+
+    found = named(address)
+    return found.backend, found.params
 
 
 @router.get("/health", summary="Is the service up?")
