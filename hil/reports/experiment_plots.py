@@ -1,8 +1,9 @@
-"""Figures of ``hil experiment lim``: accuracy against nonlinearity, levels and variation.
+"""Figures of ``hil experiment``: accuracy against nonlinearity, levels and variation (``lim``), and
+against the LTP/LTD nonlinearity per updating mode and network (``huang``).
 
-Input: the summary rows of the experiment (one dict per setting, see
-``crossbar_hil.emulator.network.experiment.COLUMNS``). Lim et al.'s published method b
-figures are drawn as open markers for comparison (MNIST, not the table's dataset).
+Input: the summary rows of the experiment (one dict per setting, see the ``COLUMNS`` of
+``crossbar_hil.emulator.network.experiment`` and ``.huang_experiment``). Lim et al.'s published
+method b figures are drawn as open markers for comparison (MNIST, not the table's dataset).
 Figures are built without pyplot, as in :mod:`crossbar_hil.reports.plots`.
 """
 
@@ -23,6 +24,10 @@ COLOURS = {
     "method_c": "C3",
     "on-chip": "C2",
     "off-chip": "C4",
+    "mode1": "C0",
+    "mode2": "C1",
+    "mode3": "C2",
+    "mode4": "C3",
 }
 """One colour per rule (and training) in every panel; published figures as open squares of that colour."""
 
@@ -40,7 +45,7 @@ def _series(ax: Axes, rows: Sequence[Mapping[str, Any]], x: str, by: str, datase
             color=COLOURS.get(name),
             label=f"{name} ({dataset})",
         )
-        pub = [(p, r["published"]) for p, r in pts if r["published"] != ""]
+        pub = [(p, r["published"]) for p, r in pts if r.get("published", "") != ""]
         if pub:
             ax.plot(
                 *zip(*pub, strict=True),
@@ -74,7 +79,30 @@ def lim_figure(table: Sequence[Mapping[str, Any]], dataset: str) -> Figure:
 
 def save_lim_plots(table: Sequence[Mapping[str, Any]], dataset: str, folder: Path) -> Path:
     """Write ``lim.png`` into ``folder``; its path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "lim.png"
-    lim_figure(table, dataset).savefig(path, dpi=DPI)
+    return _save(lim_figure(table, dataset), folder / "lim.png")
+
+
+def huang_figure(table: Sequence[Mapping[str, Any]], dataset: str) -> Figure:
+    """One panel per network: accuracy vs the LTP nonlinearity A_p (A_d beside it), one line per mode."""
+    networks = list(dict.fromkeys(r["network"] for r in table))
+    fig = Figure(figsize=(6.5 * max(1, len(networks)), 4.5), layout="constrained")
+    axes = fig.subplots(1, max(1, len(networks)), squeeze=False)[0]
+    for ax, network in zip(axes, networks, strict=False):
+        rows = [r for r in table if r["network"] == network]
+        _series(ax, rows, "a_p", "mode", dataset)
+        pairs = sorted({(float(r["a_p"]), float(r["a_d"])) for r in rows})
+        ax.set_xticks([a for a, _ in pairs], [f"{a:g}\n({d:g})" for a, d in pairs])
+        ax.set_xlabel(f"LTP nonlinearity A_p (A_d), {rows[0]['levels']} pulses")
+        ax.set_title(f"{network}: Huang's self-adaptive weight, four updating modes", fontsize=10)
+    return fig
+
+
+def save_huang_plots(table: Sequence[Mapping[str, Any]], dataset: str, folder: Path) -> Path:
+    """Write ``huang.png`` into ``folder``; its path."""
+    return _save(huang_figure(table, dataset), folder / "huang.png")
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
     return path

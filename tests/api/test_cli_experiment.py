@@ -1,4 +1,4 @@
-"""``hil experiment lim`` from the command line: CSV with its columns, plot, bad input refused."""
+"""``hil experiment lim`` and ``huang`` from the command line: CSV columns, plot, bad input refused."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from crossbar_hil.api.cli import main
 from crossbar_hil.emulator.network.experiment import COLUMNS
+from crossbar_hil.emulator.network.huang_experiment import COLUMNS as HUANG_COLUMNS
 
 pytestmark = pytest.mark.system
 
@@ -65,3 +66,68 @@ def test_the_same_table_comes_back_from_a_dask_scheduler(tmp_path: Path, dask_sc
 
     assert table("dask") == table("local")
     assert len(table("local")) == 6
+
+
+HUANG_TINY = ["--seeds", "2", "--hidden", "4", "--train-samples", "32", "--epochs", "1"]
+HUANG_TINY += ["--nonlinearities", "1:-1,3:-3", "--modes", "mode1,mode2"]
+
+
+def test_huang_writes_the_table_the_runs_and_the_plot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["experiment", "huang", *HUANG_TINY, "--workers", "1", "--out", str(tmp_path)])
+    assert rc == 0
+    with (tmp_path / "huang.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(HUANG_COLUMNS) and len(rows) == 2 * 2 * 2
+    assert {r["network"] for r in rows} == {"mlp", "cnn"} and {r["a_d"] for r in rows} == {"-1", "-3"}
+    with (tmp_path / "huang_runs.csv").open(newline="") as f:
+        assert len(list(csv.DictReader(f))) == 16
+    assert (tmp_path / "huang.png").stat().st_size > 0
+    out = capsys.readouterr()
+    assert "cnn  A_p=3     A_d=-3     mode2" in out.out and "experiment huang: 16/16" in out.err
+
+
+def test_huang_options_are_the_models_fields_and_bad_values_are_refused_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv, named in (
+        (["--nonlinearities", "1:2"], "nonlinearities"),
+        (["--bits", "40"], "bits"),
+        (["--networks", "cnn", "--dataset", "mnist5k"], "networks"),
+        (["--modes", "mode9"], "modes"),
+    ):
+        assert main(["experiment", "huang", *argv, "--out", str(tmp_path)]) == 2
+        assert named in capsys.readouterr().err
+    assert not (tmp_path / "huang.csv").exists()
+
+
+def test_lim_takes_its_models_fields_as_options_and_the_old_dead_zone_name(tmp_path: Path) -> None:
+    argv = ["experiment", "lim", "--sections", "software", "--seeds", "1", "--hidden", "4"]
+    argv += [
+        "--train-samples",
+        "30",
+        "--no-plots",
+        "--workers",
+        "1",
+        "--output-gain",
+        "2",
+        "--dead-zone",
+        "0.2",
+    ]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    with (tmp_path / "lim.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["dead_zone"] for r in rows] == ["0.2"]
+
+
+def test_the_same_huang_table_comes_back_from_a_dask_scheduler(tmp_path: Path, dask_scheduler: str) -> None:
+    argv = ["experiment", "huang", *HUANG_TINY, "--networks", "mlp", "--no-plots"]
+    assert main([*argv, "--out", str(tmp_path / "local"), "--workers", "1"]) == 0
+    assert main([*argv, "--out", str(tmp_path / "dask"), "--scheduler", dask_scheduler]) == 0
+
+    def table(folder: str) -> list[dict[str, str]]:
+        with (tmp_path / folder / "huang.csv").open(newline="") as f:
+            return [{k: v for k, v in r.items() if k != "samples_per_s"} for r in csv.DictReader(f)]
+
+    assert table("dask") == table("local") and len(table("local")) == 4
