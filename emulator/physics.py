@@ -79,10 +79,29 @@ def conductances(state: DeviceState) -> NDArray[np.float64]:
     ``K * (s * (g_dev - G_exp[0]) + shift)`` with ``s`` the per-device range scale
     (left out when there is none, so the default is computed exactly as before).
     """
-    rise = state.g_dev - state.table[0]
-    if state.range_scale is not None:
-        rise = state.range_scale * rise
-    return state.scale_k * (rise + state.shifts_siemens)
+    return _conductances(state, state.g_dev, state.range_scale, state.shifts_siemens)
+
+
+def conductances_at(state: DeviceState, flat: NDArray[np.intp]) -> NDArray[np.float64]:
+    """:func:`conductances` of the devices ``flat`` only (S), the same bits, shaped as ``flat``.
+
+    ``flat`` indexes the state's arrays flattened in C order (as ``numpy.take``): a tile
+    whose update touched a few devices recomputes those, not the whole map.
+    """
+    scale = None if state.range_scale is None else state.range_scale.take(flat)
+    return _conductances(state, state.g_dev.take(flat), scale, state.shifts_siemens.take(flat))
+
+
+def _conductances(
+    state: DeviceState,
+    g_dev: NDArray[np.float64],
+    range_scale: NDArray[np.float64] | None,
+    shifts_siemens: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    rise = g_dev - state.table[0]
+    if range_scale is not None:
+        rise = range_scale * rise
+    return state.scale_k * (rise + shifts_siemens)
 
 
 def column_currents(row_v: NDArray[np.float64], g: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -103,9 +122,29 @@ def potentiate(state: DeviceState, counts: NDArray[np.int64] | NDArray[np.bool_]
     k pulses move a device to ``min(m + k, n_max)``, exactly as k pulses one after
     the other; stuck devices stay where they are.
     """
-    counts = np.where(state.stuck, 0, counts)
-    state.position = np.minimum(state.position + counts, state.n_max)
-    state.g_dev = np.where(counts > 0, state.table.take(state.position), state.g_dev)
+    state.position, state.g_dev = _potentiated(state, state.stuck, state.position, state.g_dev, counts)
+
+
+def potentiate_at(state: DeviceState, flat: NDArray[np.intp], counts: NDArray[np.int64] | int = 1) -> None:
+    """:func:`potentiate` of the devices ``flat`` only (distinct C-order flat indices), ``counts`` each."""
+    position, g_dev = _potentiated(
+        state, state.stuck.take(flat), state.position.take(flat), state.g_dev.take(flat), counts
+    )
+    state.position.put(flat, position)
+    state.g_dev.put(flat, g_dev)
+
+
+def _potentiated(
+    state: DeviceState,
+    stuck: NDArray[np.bool_],
+    position: NDArray[np.int64],
+    g_dev: NDArray[np.float64],
+    counts: NDArray[np.int64] | NDArray[np.bool_] | int,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Positions and table conductances of devices at ``position`` after ``counts`` pulses."""
+    counts = np.where(stuck, 0, counts)
+    position = np.minimum(position + counts, state.n_max)
+    return position, np.where(counts > 0, state.table.take(position), g_dev)
 
 
 def movable(state: DeviceState, where: NDArray[np.bool_], direction: int) -> NDArray[np.bool_]:
@@ -145,6 +184,13 @@ def reset(state: DeviceState, where: NDArray[np.bool_]) -> None:
     hit = where & ~state.stuck
     state.position[hit] = 0
     state.g_dev[hit] = state.table[0]
+
+
+def reset_at(state: DeviceState, flat: NDArray[np.intp]) -> None:
+    """:func:`reset` of the devices ``flat`` (C-order flat indices) that are not stuck."""
+    hit = flat[~state.stuck.take(flat)]
+    state.position.put(hit, 0)
+    state.g_dev.put(hit, state.table[0])
 
 
 def rescale_shifts(x: NDArray[np.float64], low_siemens: float, high_siemens: float) -> NDArray[np.float64]:

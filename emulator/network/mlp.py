@@ -219,11 +219,13 @@ class TileNetwork:
         acts, sums = self.forward(x)
         deltas = self.errors(sums, targets)
         for rule, a, d in zip(self.rules, acts, deltas, strict=True):
-            if a.shape[0] == 1:
-                signs = (a[0] > 0)[:, None] * -np.sign(d[0]).astype(np.int8)[None, :]
+            if a.shape[0] == 1:  # online: the moving weights are the rows with input x the columns with error
+                cols = np.flatnonzero(d[0])
+                rows = np.flatnonzero(a[0] > 0) if cols.size else cols
+                weights = (rows[:, None] * d.shape[1] + cols).ravel()
+                rule.update_weights(weights, np.tile(d[0, cols] < 0, rows.size))
             else:
-                signs = -np.sign(a.T @ d).astype(np.int8)
-            rule.update(signs)
+                rule.update(-np.sign(a.T @ d).astype(np.int8))
 
     def fit(
         self,

@@ -70,14 +70,13 @@ class RuleConfig(BaseModel):
 class TileWatch:
     """What a rule knows of each device of a tile, from reads only (the arrays of ``DeviceWatch``).
 
-    Arrays have the tile's device shape (2, rows, cols).
+    Arrays have the tile's device shape (2, rows, cols). The watch judges only the devices
+    pulsed since the previous read (:meth:`pulsed_at`, :meth:`judge`): every other device's
+    read is unchanged since, so judging it would change nothing.
     """
 
-    def __init__(self, g_siemens: NDArray[np.float64], tol_siemens: float, pulses: int) -> None:
+    def __init__(self, shape: tuple[int, ...], tol_siemens: float, pulses: int) -> None:
         self.tol_siemens, self.pulses = tol_siemens, pulses
-        shape = g_siemens.shape
-        self.g_siemens = g_siemens.copy()
-        """The last read (S)."""
         self.saturated = np.zeros(shape, dtype=bool)
         self.at_bottom = np.zeros(shape, dtype=bool)
         """Reset, and not moved up since."""
@@ -85,29 +84,53 @@ class TileWatch:
         """Rise (S) the first pulse after the device's last known reset gave."""
         self.after_reset = np.zeros(shape, dtype=bool)
         self.flat = np.zeros(shape, dtype=np.int64)
-        self.pulsed = np.zeros(shape, dtype=bool)
-        """Potentiated since the last read: judged at the next."""
+        self._pulsed: NDArray[np.intp] | None = None
+        self._before_siemens: NDArray[np.float64] | None = None
+
+    def pulsed_at(self, flat: NDArray[np.intp], before_siemens: NDArray[np.float64]) -> None:
+        """The devices ``flat`` (distinct flat indices) were pulsed once, from the reads
+        ``before_siemens`` (S): they are judged at the next :meth:`judge`."""
+        self._pulsed, self._before_siemens = flat, before_siemens
 
     def judge(self, g_siemens: NDArray[np.float64]) -> None:
-        """Take a fresh read (S): judge the devices potentiated since the previous one."""
-        pulsed = self.pulsed
-        if pulsed.any():
-            rise = g_siemens - self.g_siemens
-            moved = pulsed & (rise > self.tol_siemens)
-            self.flat = np.where(moved, 0, self.flat + (pulsed & ~moved))
-            self.saturated = np.where(pulsed, self.flat >= self.pulses, self.saturated)
-            first = moved & self.after_reset
-            if first.any():
-                self.bottom_step_siemens[first] = rise[first]
-                self.after_reset &= ~moved
-            self.at_bottom &= ~moved
-            self.pulsed = np.zeros_like(pulsed)
-        self.g_siemens = g_siemens
+        """Take a fresh read (S), shape (2, rows, cols): judge the devices pulsed since the previous."""
+        idx, before = self._pulsed, self._before_siemens
+        self._pulsed = self._before_siemens = None
+        if idx is None or before is None or idx.size == 0:
+            return
+        rise = g_siemens.take(idx) - before
+        moved = rise > self.tol_siemens
+        flat = np.where(moved, 0, self.flat.take(idx) + 1)
+        self.flat.put(idx, flat)
+        self.saturated.put(idx, flat >= self.pulses)
+        self.forget_bottom(idx, moved, rise)
+
+    def forget_bottom(
+        self, idx: NDArray[np.intp], moved: NDArray[np.bool_], rise: NDArray[np.float64]
+    ) -> None:
+        """The devices ``idx`` that ``moved`` (by ``rise``, S) are off the bottom; a first move
+        after a reset is that device's bottom step."""
+        if not moved.any():
+            return
+        first = moved & self.after_reset.take(idx)
+        if first.any():
+            self.bottom_step_siemens.put(idx[first], rise[first])
+            self.after_reset.put(idx[moved], False)
+        self.at_bottom.put(idx[moved], False)
 
     def bottom_step_median(self) -> float:
         """Median first-step-after-reset over the devices measured (S), 0 when none is."""
         known = self.bottom_step_siemens[np.isfinite(self.bottom_step_siemens)]
-        return float(np.median(known)) if known.size else 0.0
+        return median(known) if known.size else 0.0
+
+
+def median(x: NDArray[np.float64]) -> float:
+    """``numpy.median`` of a 1-D array without NaN, the same bits, without its overhead (a partition)."""
+    k = x.size // 2
+    if x.size % 2:
+        return float(np.partition(x, k)[k])
+    part = np.partition(x, (k - 1, k))
+    return float((part[k - 1] + part[k]) / 2.0)
 
 
 @dataclass
@@ -133,9 +156,35 @@ class TileRule(ABC):
         self.counts = Counts()
         self.log_resets = log_resets
 
-    @abstractmethod
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.update is TileRule.update and cls.update_weights is TileRule.update_weights:
+            raise TypeError(f"{cls.__name__}: a tile rule defines update or update_weights (or both)")
+
     def update(self, signs: NDArray[np.int8]) -> None:
         """Send one update; ``signs`` (rows, cols) in {-1, 0, 1}."""
+        rows = np.flatnonzero(signs.any(axis=1))
+        cols = np.flatnonzero(signs.any(axis=0))
+        self.update_block(rows, cols, signs[np.ix_(rows, cols)])
+
+    def update_block(self, rows: NDArray[np.intp], cols: NDArray[np.intp], signs: NDArray[np.int8]) -> None:
+        """:meth:`update` with the signs given on the block ``rows`` x ``cols`` (both ascending)
+        only, ``signs`` (len(rows), len(cols)); every weight outside has sign 0. An online update
+        is such a block (the rows with input, the columns with error): its cost is the block's."""
+        weights = (rows[:, None] * self.tile.shape[1] + cols).ravel()
+        s = np.ravel(signs)
+        moving = s != 0
+        if not moving.all():
+            weights, s = weights[moving], s[moving]
+        self.update_weights(weights, s > 0)
+
+    def update_weights(self, weights: NDArray[np.intp], up: NDArray[np.bool_]) -> None:
+        """Move the weights of flat (row-major) indices ``weights`` (ascending) one step, up where
+        ``up`` and down elsewhere. The rules here send only those weights' pulses; this default,
+        for a rule that defines only :meth:`update` on the full sign matrix, builds that matrix."""
+        signs = np.zeros(self.tile.shape, dtype=np.int8)
+        signs.flat[weights] = np.where(up, 1, -1)
+        self.update(signs)
 
 
 class ManhattanTile(TileRule):
@@ -143,37 +192,55 @@ class ManhattanTile(TileRule):
 
     name = "manhattan"
 
-    def update(self, signs: NDArray[np.int8]) -> None:
-        mask = np.stack((signs > 0, signs < 0))
-        self.tile.potentiate(mask)
-        self.counts.pulses += int(np.count_nonzero(signs))
+    def update_weights(self, weights: NDArray[np.intp], up: NDArray[np.bool_]) -> None:
+        if weights.size == 0:
+            return
+        self.tile.potentiate_at(np.where(up, weights, weights + self.tile.n_weights))
+        self.counts.pulses += weights.size
 
 
 class LimTile(TileRule):
     """The shared part of methods a, b, c: plain steps, and a hook for saturated devices."""
 
+    WINDOW_MAX_ENTRIES: ClassVar[int] = 4_000_000
+    """Largest table window (positions x pulses) kept for the read-verify loops; above, computed per loop."""
+
     def __init__(self, tile: Tile, config: RuleConfig, log_resets: bool = False) -> None:
         super().__init__(tile, config, log_resets)
-        self.watch = TileWatch(tile.conductances(), config.saturation_tol_siemens, config.saturation_pulses)
+        st = tile.state
+        self.watch = TileWatch(st.position.shape, config.saturation_tol_siemens, config.saturation_pulses)
+        self._j_max = st.n_max + config.saturation_pulses
+        self._jj = np.arange(1, self._j_max + 1)
+        self._window: NDArray[np.float64] | None = None
+        if (st.n_max + 1) * self._j_max <= self.WINDOW_MAX_ENTRIES:
+            self._window = self._table_rise(np.arange(st.n_max + 1), self._j_max)
 
-    def update(self, signs: NDArray[np.int8]) -> None:
-        watch = self.watch
-        watch.judge(self.tile.conductances())  # Online: judge the previous update's pulses first.
-        up_plus = signs > 0
-        want = signs != 0
-        sat_up = want & np.where(up_plus, watch.saturated[PLUS], watch.saturated[MINUS])
-        special = np.zeros_like(want)
+    def _table_rise(self, pos0: NDArray[np.int64], j: int) -> NDArray[np.float64]:
+        """``G_exp[min(p + 1..j, n_max)] - G_exp[0]`` (S) for each start position p of ``pos0``, (len, j)."""
+        st = self.tile.state
+        if self._window is not None:
+            return self._window[pos0, :j]
+        return st.table[np.minimum(pos0[:, None] + self._jj[:j], st.n_max)] - st.table[0]
+
+    def update_weights(self, weights: NDArray[np.intp], up: NDArray[np.bool_]) -> None:
+        tile, watch = self.tile, self.watch
+        g = tile.conductances()
+        watch.judge(g)  # Online: judge the previous update's pulses first.
+        n_weights = tile.n_weights
+        up_dev = np.where(up, weights, weights + n_weights)
+        sat_up = watch.saturated.take(up_dev)
         if sat_up.any():
-            down_at_bottom = np.where(up_plus, watch.at_bottom[MINUS], watch.at_bottom[PLUS])
-            special = sat_up & ~down_at_bottom
+            down_dev = np.where(up, weights + n_weights, weights)
+            special = sat_up & ~watch.at_bottom.take(down_dev)
             if special.any():
-                rows, cols = np.nonzero(special.T)[::-1]  # 4x4 order: neuron (column) by neuron
-                self.when_saturated(rows, cols, np.where(up_plus[rows, cols], PLUS, MINUS))
-        plain = want & ~sat_up
-        mask = np.stack((plain & up_plus, plain & ~up_plus))
-        self.tile.potentiate(mask)
-        self.counts.pulses += int(np.count_nonzero(plain))
-        watch.pulsed |= mask
+                rows, cols = np.divmod(weights[special], tile.shape[1])
+                order = np.lexsort((rows, cols))  # 4x4 order: neuron (column) by neuron
+                self.when_saturated(rows[order], cols[order], np.where(up[special][order], PLUS, MINUS))
+            up_dev = up_dev[~sat_up]
+        before = g.take(up_dev)
+        tile.potentiate_at(up_dev)
+        self.counts.pulses += up_dev.size
+        watch.pulsed_at(up_dev, before)
 
     @abstractmethod
     def when_saturated(self, rows: NDArray[np.intp], cols: NDArray[np.intp], up: NDArray[np.intp]) -> None:
@@ -186,67 +253,47 @@ class LimTile(TileRule):
         """Reset ``reset`` (k, 2: up side, down side) of pairs (rows, cols), then read-verify every
         pair, in lockstep, to one step past its old weight (see :mod:`crossbar_hil.training.rules.lim`)."""
         tile, watch, cfg = self.tile, self.watch, self.config
-        idx = (np.stack((up, 1 - up), axis=1), rows[:, None], cols[:, None])  # (k, 2) device indices
         st = tile.state
-        sub = physics.DeviceState(
-            table=st.table,
-            scale_k=st.scale_k,
-            shifts_siemens=st.shifts_siemens[idx][None],
-            stuck=st.stuck[idx][None],
-            position=st.position[idx][None],
-            g_dev=st.g_dev[idx][None],
-            range_scale=None if st.range_scale is None else st.range_scale[idx][None],
-        )
-        names = ("saturated", "at_bottom", "bottom_step_siemens", "after_reset", "flat")
-        w = {n: getattr(watch, n)[idx][None] for n in names}
-        g = physics.conductances(sub)
-        u_old = g[..., 0] - g[..., 1]
-        reset = reset[None]
+        sides = np.stack((up, 1 - up), axis=1)
+        dev = tile.device_index(sides, rows[:, None], cols[:, None])  # (k, 2): up, down device
+        g = tile.conductances().take(dev)
+        u_old = g[:, 0] - g[:, 1]
         if self.log_resets:
-            for k, sides in enumerate(reset[0]):
-                for j in np.flatnonzero(sides):
-                    self.counts.reset_log.append((int(rows[k]), int(cols[k]), int(idx[0][k, j])))
-        physics.reset(sub, reset)
-        self.counts.resets += int(np.count_nonzero(reset))
-        w["saturated"][reset] = False
-        w["flat"][reset] = 0
-        w["at_bottom"][reset] = True
-        w["after_reset"][reset] = True
-        g = physics.conductances(sub)
-        budget = np.full(u_old.shape, cfg.max_verify_pulses)
+            for k, pair in enumerate(reset):
+                for j in np.flatnonzero(pair):
+                    self.counts.reset_log.append((int(rows[k]), int(cols[k]), int(sides[k, j])))
+        sent = dev[reset]
+        physics.reset_at(st, sent)
+        self.counts.resets += sent.size
+        watch.saturated.put(sent, False)
+        watch.flat.put(sent, 0)
+        watch.at_bottom.put(sent, True)
+        watch.after_reset.put(sent, True)
+        g = physics.conductances_at(st, dev)
+        budget = np.full(rows.shape, cfg.max_verify_pulses)
         # Below the old weight (both reset): raise it with the device that adds.
-        active = (g[..., 0] - g[..., 1] <= u_old) & (budget > 0)
-        if active.any():
-            g, budget = self._verify_loop(sub, w, g, active, budget, side=0, u_old=u_old)
+        active = np.flatnonzero(g[:, 0] - g[:, 1] <= u_old)
+        if active.size:
+            self._verify_loop(dev, g, active, budget, 0, u_old)
         # Above it by more than a step: lower it with the other device.
-        own = w["bottom_step_siemens"][..., 1]
+        own = watch.bottom_step_siemens.take(dev[:, 1])
         if not np.all(np.isfinite(own)):
-            merged = watch.bottom_step_siemens.copy()
-            merged[idx] = w["bottom_step_siemens"][0]
-            known = merged[np.isfinite(merged)]
-            own = np.where(np.isfinite(own), own, float(np.median(known)) if known.size else 0.0)
-        active = (g[..., 0] - g[..., 1] - own > u_old) & (budget > 0)
-        if active.any():
-            g, budget = self._verify_loop(sub, w, g, active, budget, side=1, u_old=u_old)
-        st.position[idx] = sub.position[0]
-        st.g_dev[idx] = sub.g_dev[0]
-        for n in names:
-            getattr(watch, n)[idx] = w[n][0]
-        watch.g_siemens = watch.g_siemens.copy()
-        watch.g_siemens[idx] = g[0]
-        tile._changed()
+            own = np.where(np.isfinite(own), own, watch.bottom_step_median())
+        active = np.flatnonzero((g[:, 0] - g[:, 1] - own > u_old) & (budget > 0))
+        if active.size:
+            self._verify_loop(dev, g, active, budget, 1, u_old)
+        tile._changed_at(dev)
 
     def _verify_loop(
         self,
-        sub: physics.DeviceState,
-        w: dict[str, NDArray[Any]],
+        dev: NDArray[np.intp],
         g: NDArray[np.float64],
-        active: NDArray[np.bool_],
+        active: NDArray[np.intp],
         budget: NDArray[np.int64],
         side: int,
         u_old: NDArray[np.float64],
-    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-        """The read-verify loop of the 4x4 rule on ``side`` of every active pair, for all at once.
+    ) -> None:
+        """The read-verify loop of the 4x4 rule on ``side`` of the pairs ``active``, for all at once.
 
         The 4x4 rule pulses, reads, and goes on while the loop's condition holds, the device
         is not judged saturated and the budget lasts. A tile's devices are noise-free, so the
@@ -254,55 +301,55 @@ class LimTile(TileRule):
         ``J`` positions: they are laid out as a (pairs, J) array, the saturation watch and the
         condition evaluated on it, and each pair stops at its first pulse that ends the loop.
         Side 0 (raise): go on while ``u <= u_old``; side 1 (lower): while ``u - rise > u_old``,
-        ``rise`` being the last pulse's. Returns the new conductances (S) and budgets.
+        ``rise`` being the last pulse's. ``dev`` (k, 2) are the pairs' flat device indices, ``g``
+        their reads (S); updates the state, the watch, ``g`` and ``budget`` in place.
         """
-        cfg = self.config
-        n_max = sub.n_max
-        j_max = int(min(budget[active].max(), n_max + cfg.saturation_pulses))
-        jj = np.arange(1, j_max + 1)
-        pos0 = sub.position[..., side]
-        stuck = sub.stuck[..., side]
-        pos = np.where(stuck[..., None], pos0[..., None], np.minimum(pos0[..., None] + jj, n_max))
-        g_dev = np.where(stuck[..., None], sub.g_dev[..., side][..., None], sub.table[pos])
-        rise_dev = g_dev - sub.table[0]
-        if sub.range_scale is not None:
-            rise_dev = sub.range_scale[..., side][..., None] * rise_dev
-        g_side = sub.scale_k * (rise_dev + sub.shifts_siemens[..., side][..., None])  # (1, k, J) S
-        g_prev = np.concatenate((g[..., side][..., None], g_side[..., :-1]), axis=-1)
-        rise = g_side - g_prev
+        cfg, st, watch = self.config, self.tile.state, self.watch
+        d = dev[active, side]
+        bud = budget[active]
+        j_max = int(min(bud.max(), self._j_max))
+        jj = self._jj[:j_max]
+        pos0 = st.position.take(d)
+        stuck = st.stuck.take(d)
+        rise_dev = self._table_rise(pos0, j_max)
+        if stuck.any():
+            rise_dev[stuck] = (st.g_dev.take(d[stuck]) - st.table[0])[:, None]
+        if st.range_scale is not None:
+            rise_dev = st.range_scale.take(d)[:, None] * rise_dev
+        g_side = st.scale_k * (rise_dev + st.shifts_siemens.take(d)[:, None])  # (m, J) S
+        rise = np.empty_like(g_side)
+        np.subtract(g_side[:, 0], g[active, side], out=rise[:, 0])
+        np.subtract(g_side[:, 1:], g_side[:, :-1], out=rise[:, 1:])
         moved = rise > cfg.saturation_tol_siemens
-        last = np.maximum.accumulate(np.where(moved, jj, 0), axis=-1)
-        flat = np.where(last > 0, jj - last, w["flat"][..., side][..., None] + jj)
-        saturated = flat >= cfg.saturation_pulses
-        other = g[..., 1 - side][..., None]
-        u = g_side - other if side == 0 else other - g_side
-        go_on = u <= u_old[..., None] if side == 0 else u - rise > u_old[..., None]
-        go_on &= ~saturated & (jj < budget[..., None])
-        n = np.where(active, np.argmin(go_on, axis=-1) + 1, 0)  # pulses sent per pair
-        n = np.where(active & go_on.all(axis=-1), j_max, n)
-        at = np.maximum(n - 1, 0)[..., None]
-        took = active
-        sub.position[..., side] = np.where(took, np.take_along_axis(pos, at, -1)[..., 0], pos0)
-        sub.g_dev[..., side] = np.where(took, np.take_along_axis(g_dev, at, -1)[..., 0], sub.g_dev[..., side])
-        w["flat"][..., side] = np.where(took, np.take_along_axis(flat, at, -1)[..., 0], w["flat"][..., side])
-        sat_side = w["saturated"][..., side]
-        w["saturated"][..., side] = np.where(took, np.take_along_axis(saturated, at, -1)[..., 0], sat_side)
-        within = moved & (jj <= n[..., None])
-        any_moved = within.any(axis=-1)
-        first = np.argmax(within, axis=-1)[..., None]
-        fresh = any_moved & w["after_reset"][..., side]
-        step = w["bottom_step_siemens"][..., side]
-        w["bottom_step_siemens"][..., side] = np.where(
-            fresh, np.take_along_axis(rise, first, -1)[..., 0], step
-        )
-        w["at_bottom"][..., side] &= ~any_moved
-        w["after_reset"][..., side] &= ~any_moved
+        # Pulses flat since the last that moved the device: j - last(j), ``last`` the latest
+        # pulse <= j that moved it, or -flat0 (the flat pulses it had before the loop).
+        last = np.maximum.accumulate(np.where(moved, jj, -watch.flat.take(d)[:, None]), axis=1)
+        go_on = last > jj - cfg.saturation_pulses  # not saturated: fewer flat pulses than that
+        other = g[active, 1 - side][:, None]
+        if side == 0:
+            go_on &= g_side - other <= u_old[active, None]
+        else:
+            go_on &= (other - g_side) - rise > u_old[active, None]
+        if bud.min() <= j_max:
+            go_on &= jj < bud[:, None]
+        pairs = np.arange(active.size)
+        n = np.argmin(go_on, axis=1) + 1  # pulses sent per pair: up to the first that ends the loop
+        n[go_on[pairs, n - 1]] = j_max  # none ends it (argmin found no False): all J
+        at = n - 1
+        moving = d[~stuck]
+        position = np.minimum(pos0[~stuck] + n[~stuck], st.n_max)
+        st.position.put(moving, position)
+        st.g_dev.put(moving, st.table.take(position))
+        flat = n - last[pairs, at]
+        watch.flat.put(d, flat)
+        watch.saturated.put(d, flat >= cfg.saturation_pulses)
+        first = np.argmax(moved, axis=1)
+        watch.forget_bottom(d, moved[pairs, first] & (first < n), rise[pairs, first])
         sent = int(n.sum())
         self.counts.pulses += sent
         self.counts.verify_pulses += sent
-        new = g.copy()
-        new[..., side] = np.where(took, np.take_along_axis(g_side, at, -1)[..., 0], g[..., side])
-        return new, budget - n
+        g[active, side] = g_side[pairs, at]
+        budget[active] = bud - n
 
 
 class MethodATile(LimTile):

@@ -103,6 +103,10 @@ class Tile:
         """Conductance (S) after k depressing pulses from the top; None without depression."""
         self._g: NDArray[np.float64] | None = None
         self._w: NDArray[np.float64] | None = None
+        self.n_weights = cfg.rows * cfg.cols
+        """Logic weights (pairs): flat device ``i`` is side ``i // n_weights`` of weight ``i % n_weights``."""
+        table = self.state.table
+        self._g_span_siemens = float(cfg.scale_k * (table.max() - table[0]))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -112,18 +116,22 @@ class Tile:
     @property
     def g_span_siemens(self) -> float:
         """Conductance span of one ideal device, ``K (max(G_exp) - G_exp[0])`` (S): the weight unit."""
-        table = self.state.table
-        return float(self.config.scale_k * (table.max() - table[0]))
+        return self._g_span_siemens
 
     # ------------------------------------------------------------ reads
     def conductances(self) -> NDArray[np.float64]:
-        """Every device's conductance (S), shape (2, rows, cols); side 0 is G+, side 1 G-."""
+        """Every device's conductance (S), shape (2, rows, cols); side 0 is G+, side 1 G-.
+
+        The tile's own array, kept up to date in place as devices are programmed: copy it
+        to keep a read.
+        """
         if self._g is None:
             self._g = physics.conductances(self.state)
         return self._g
 
     def weights_siemens(self) -> NDArray[np.float64]:
-        """Logic weights ``G+ - G-`` (S), shape (rows, cols)."""
+        """Logic weights ``G+ - G-`` (S), shape (rows, cols); the tile's own array, as
+        :meth:`conductances`."""
         if self._w is None:
             g = self.conductances()
             self._w = g[PLUS] - g[MINUS]
@@ -139,12 +147,38 @@ class Tile:
 
     # ------------------------------------------------------------ programming
     def _changed(self) -> None:
+        """Forget the conductance and weight maps (recomputed at the next read)."""
         self._g = self._w = None
+
+    def device_index(
+        self, sides: NDArray[np.intp] | int, rows: NDArray[np.intp], cols: NDArray[np.intp]
+    ) -> NDArray[np.intp]:
+        """Flat (C-order) indices of devices (sides, rows, cols) in the (2, rows, cols) device arrays."""
+        n_rows, n_cols = self.shape
+        return np.asarray((sides * n_rows + rows) * n_cols + cols, dtype=np.intp)
+
+    def _changed_at(self, flat: NDArray[np.intp]) -> None:
+        """Recompute the maps where the devices ``flat`` (flat indices) changed: the same bits as
+        a full recompute, for those devices' cost."""
+        if self._g is None:
+            return
+        self._g.put(flat, physics.conductances_at(self.state, flat))
+        if self._w is not None and type(self).weights_siemens is not Tile.weights_siemens:
+            self._w = None  # a subclass's own weight map (e.g. a self-adaptive weight): rebuilt when read
+        elif self._w is not None:
+            weight = flat % self.n_weights
+            self._w.put(weight, self._g.take(weight) - self._g.take(weight + self.n_weights))
 
     def potentiate(self, counts: NDArray[np.bool_] | NDArray[np.int64]) -> None:
         """``counts`` (2, rows, cols) potentiating pulses per device (or a mask of one each)."""
         physics.potentiate(self.state, counts)
         self._changed()
+
+    def potentiate_at(self, flat: NDArray[np.intp], counts: NDArray[np.int64] | int = 1) -> None:
+        """``counts`` potentiating pulses on each device ``flat`` (distinct flat indices, see
+        :meth:`device_index`): :meth:`potentiate` of a sparse update, for its cost only."""
+        physics.potentiate_at(self.state, flat, counts)
+        self._changed_at(flat)
 
     def reset(self, where: NDArray[np.bool_]) -> None:
         """Reset the devices of ``where`` (2, rows, cols) to position 0."""
@@ -156,7 +190,7 @@ class Tile:
         if self.depression_table is None:
             raise ValueError("this tile's devices cannot be depressed (TileConfig.depression is off)")
         depress(self.state, where, self.depression_table)
-        self._changed()
+        self._changed_at(np.flatnonzero(where))
 
     def positions(self) -> NDArray[np.int64]:
         """Every device's position along the table (pulses since reset, saturating), (2, rows, cols)."""

@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 from crossbar_hil.emulator.network.experiment import (
     COLUMNS,
     LimExperiment,
@@ -70,3 +71,17 @@ def test_map_ordered_returns_results_in_work_order_and_reports_progress() -> Non
         out = map_ordered(ex, pow, [(k, 2) for k in range(6)], lambda *a: seen.append(a), weight=lambda r: r)
     assert out == [0, 1, 4, 9, 16, 25]
     assert seen[-1] == (6, 6, 55)
+
+
+def test_an_item_trains_on_one_blas_thread() -> None:
+    """Workers run one per core: inside an item BLAS keeps to one thread (no fight between pools)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from crossbar_hil.emulator.network.experiment import one_blas_thread
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        with one_blas_thread():
+            assert blas_threads() and set(blas_threads()) == {1}
+        assert set(blas_threads()) == {2}  # given back on the way out

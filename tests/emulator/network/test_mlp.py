@@ -100,3 +100,28 @@ def test_mini_batch_updates_learn_with_one_update_per_batch(rule: str) -> None:
     before = net.accuracy(xt, yt)
     result = net.fit(x, y, xt, yt)
     assert result.test_accuracy > before + 0.15
+
+
+@pytest.mark.parametrize("rule", ["manhattan", "method_b", "method_c"])
+def test_an_online_step_sends_the_update_of_its_full_sign_matrix(rule: str) -> None:
+    """A batch-1 step sends only the block of rows with input x columns with error; the tiles
+    end exactly where the full sign matrix ``(a > 0) x -sgn(delta)`` through ``rule.update`` puts them."""
+
+    def network() -> TileNetwork:
+        return TileNetwork(
+            NetworkConfig(sizes=(64, 24, 10), hidden_c=1.0, output_gain=8.0, output_dead_zone=0.1),
+            {"device": device(16), "depression": rule == "method_c", "range_sigma": 0.3},
+            RuleConfig(rule=rule),
+        )
+
+    online, reference = network(), network()
+    x, y, _, _ = data()
+    onehot = np.eye(10)[y]
+    for n in range(150):
+        online.step(x[n : n + 1], onehot[n : n + 1])
+        acts, sums = reference.forward(x[n : n + 1])
+        for r, a, d in zip(reference.rules, acts, reference.errors(sums, onehot[n : n + 1]), strict=True):
+            r.update(((a[0] > 0)[:, None] * -np.sign(d[0])[None, :]).astype(np.int8))
+    for mine, theirs in zip(online.tiles, reference.tiles, strict=True):
+        np.testing.assert_array_equal(mine.conductances(), theirs.conductances())
+    assert sum(r.counts.resets + r.counts.depressions for r in online.rules) > 0 or rule == "manhattan"

@@ -13,7 +13,7 @@ import pytest
 from crossbar_hil.emulator.config import EmulatorConfig, ShiftDistribution
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.emulator.devices import ExponentialDevice
-from crossbar_hil.emulator.network.tile_rules import RuleConfig, make_rule
+from crossbar_hil.emulator.network.tile_rules import LimTile, RuleConfig, make_rule
 from crossbar_hil.emulator.network.tiles import MINUS, PLUS, Tile, TileConfig
 from crossbar_hil.seam import Pulse
 from crossbar_hil.training.config import TrainingConfig
@@ -32,16 +32,27 @@ def as_4x4(tile_g: np.ndarray) -> np.ndarray:
     return out
 
 
-def twins(rule: str, seed: int, range_sigma: float = 0.0, device: ExponentialDevice = DEVICE) -> tuple:
-    """A 4x4 crossbar and a tile with the same devices (the tile takes the crossbar's range scales)."""
+def twins(
+    rule: str, seed: int, range_sigma: float = 0.0, device: ExponentialDevice = DEVICE, stuck: float = 0.0
+) -> tuple:
+    """A 4x4 crossbar and a tile with the same devices (the tile takes the crossbar's range scales
+    and stuck devices)."""
     depression = rule == "method_c"
     flat = ShiftDistribution(low_siemens=0.0, high_siemens=0.0)
     xb = EmulatedCrossbar(
-        EmulatorConfig(device=device, shifts=flat, depression=depression, range_sigma=range_sigma, seed=seed)
+        EmulatorConfig(
+            device=device,
+            shifts=flat,
+            depression=depression,
+            range_sigma=range_sigma,
+            stuck_fraction=stuck,
+            seed=seed,
+        )
     )
     tile = Tile(TileConfig(rows=ROWS, cols=NEURONS, device=device, depression=depression))
     if xb.range_scale is not None:
         tile.state.range_scale = np.stack((xb.range_scale[:, 0::2], xb.range_scale[:, 1::2]))
+    tile.state.stuck = np.stack((xb.stuck[:, 0::2], xb.stuck[:, 1::2]))
     start = np.random.default_rng(seed).integers(0, device.n_max + 1, size=(2, ROWS, NEURONS))
     tile.potentiate(start)
     for side, r, i in zip(*np.nonzero(start), strict=True):
@@ -77,13 +88,21 @@ def test_a_tile_rule_sends_what_the_4x4_rule_sends(rule: str, seed: int, range_s
 
 
 @pytest.mark.parametrize("rule", ["method_a", "method_b"])
-def test_long_read_verify_loops_match_too(rule: str) -> None:
+@pytest.mark.parametrize(("window", "stuck"), [(True, 0.0), (False, 0.0), (True, 0.15)])
+def test_long_read_verify_loops_match_too(
+    rule: str, window: bool, stuck: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A 40-level device: re-programming loops run tens of pulses; the result is still the
-    4x4 rule's, pulse for pulse."""
+    4x4 rule's, pulse for pulse: with the table window the loops read from, without it (a
+    device too long for one), and with stuck devices (which never move: flat, then saturated)."""
+    if not window:
+        monkeypatch.setattr(LimTile, "WINDOW_MAX_ENTRIES", 0)
     long = ExponentialDevice(
         g_min_siemens=1e-7, g_max_siemens=2e-7, alpha_siemens=5e-9, beta_nl=2.0, n_max=40
     )
-    xb, bench, tile, tile_rule = twins(rule, 7, 0.3, long)
+    xb, bench, tile, tile_rule = twins(rule, 7, 0.3, long, stuck)
+    assert (tile_rule._window is not None) == window
+    assert tile.state.stuck.any() == (stuck > 0)
     device = DeviceAccess(xb, StopSignal())
     signs_rng = np.random.default_rng(7)
     for _ in range(200):

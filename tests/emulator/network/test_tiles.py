@@ -84,3 +84,36 @@ def test_a_trace_device_cannot_be_asked_to_depress(tmp_path) -> None:
     trace.write_text("1e-7\n2e-7\n")
     with pytest.raises(ValueError, match="depression"):
         TileConfig(rows=1, cols=1, trace=trace, depression=True)
+
+
+def test_a_sparse_update_gives_the_bits_of_the_full_update_and_keeps_the_read_maps_true() -> None:
+    """potentiate_at (a few devices, flat indices) moves the devices as potentiate does with the
+    same mask, stuck devices included, and the tile's kept conductance and weight maps equal a
+    fresh computation from the devices after every step (they are updated in place, not rebuilt)."""
+    cfg = TileConfig(
+        rows=9, cols=6, device=DEVICE, range_sigma=0.4, shifts=ShiftDistribution(), stuck_fraction=0.2, seed=3
+    )
+    sparse, full = programmed(cfg), programmed(cfg)
+    assert sparse.state.stuck.any()
+    sparse.weights_siemens()  # the maps exist before the updates: they must be kept up to date
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        flat = rng.choice(2 * 9 * 6, size=rng.integers(0, 30), replace=False)
+        counts = rng.integers(1, 4, size=flat.size)
+        sparse.potentiate_at(flat, counts)
+        mask = np.zeros(2 * 9 * 6, dtype=np.int64)
+        mask[flat] = counts
+        full.potentiate(mask.reshape(2, 9, 6))
+        np.testing.assert_array_equal(sparse.positions(), full.positions())
+        np.testing.assert_array_equal(sparse.conductances(), full.conductances())
+        np.testing.assert_array_equal(sparse.weights_siemens(), full.weights_siemens())
+        fresh = Tile(cfg)
+        fresh.state = sparse.state
+        np.testing.assert_array_equal(sparse.weights_siemens(), fresh.weights_siemens())
+
+
+def test_device_index_is_the_flat_index_of_side_row_col() -> None:
+    tile = Tile(TileConfig(rows=3, cols=4, device=DEVICE))
+    sides, rows, cols = np.array([PLUS, MINUS, MINUS]), np.array([0, 2, 1]), np.array([3, 0, 2])
+    expected = np.ravel_multi_index((sides, rows, cols), (2, 3, 4))
+    np.testing.assert_array_equal(tile.device_index(sides, rows, cols), expected)
