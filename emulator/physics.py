@@ -19,6 +19,7 @@ machines) then give the same bits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -127,11 +128,23 @@ def potentiate(state: DeviceState, counts: NDArray[np.int64] | NDArray[np.bool_]
 
 def potentiate_at(state: DeviceState, flat: NDArray[np.intp], counts: NDArray[np.int64] | int = 1) -> None:
     """:func:`potentiate` of the devices ``flat`` only (distinct C-order flat indices), ``counts`` each."""
-    position, g_dev = _potentiated(
-        state, state.stuck.take(flat), state.position.take(flat), state.g_dev.take(flat), counts
-    )
-    state.position.put(flat, position)
-    state.g_dev.put(flat, g_dev)
+    stuck, position = state.stuck.take(flat), state.position.take(flat)
+    if isinstance(counts, int) and counts > 0 and not stuck.any():  # the common case, fewer passes
+        position = np.minimum(position + counts, state.n_max)
+        g_dev = state.table.take(position)
+    else:
+        position, g_dev = _potentiated(state, stuck, position, state.g_dev.take(flat), counts)
+    put_flat(state.position, flat, position)
+    put_flat(state.g_dev, flat, g_dev)
+
+
+def put_flat(a: NDArray[Any], flat: NDArray[np.intp], values: Any) -> None:
+    """``a.flat[flat] = values`` (as ``numpy.put``), through a flat view when ``a`` is C-contiguous
+    (twice as fast as ``put`` for the index arrays of an update)."""
+    if a.flags.c_contiguous:
+        a.reshape(-1)[flat] = values
+    else:
+        a.put(flat, values)
 
 
 def _potentiated(
@@ -189,8 +202,8 @@ def reset(state: DeviceState, where: NDArray[np.bool_]) -> None:
 def reset_at(state: DeviceState, flat: NDArray[np.intp]) -> None:
     """:func:`reset` of the devices ``flat`` (C-order flat indices) that are not stuck."""
     hit = flat[~state.stuck.take(flat)]
-    state.position.put(hit, 0)
-    state.g_dev.put(hit, state.table[0])
+    put_flat(state.position, hit, 0)
+    put_flat(state.g_dev, hit, state.table[0])
 
 
 def rescale_shifts(x: NDArray[np.float64], low_siemens: float, high_siemens: float) -> NDArray[np.float64]:

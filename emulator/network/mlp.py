@@ -222,8 +222,7 @@ class TileNetwork:
             if a.shape[0] == 1:  # online: the moving weights are the rows with input x the columns with error
                 cols = np.flatnonzero(d[0])
                 rows = np.flatnonzero(a[0] > 0) if cols.size else cols
-                weights = (rows[:, None] * d.shape[1] + cols).ravel()
-                rule.update_weights(weights, np.tile(d[0, cols] < 0, rows.size))
+                rule.update_outer(rows, cols, d[0, cols] < 0)
             else:
                 rule.update(-np.sign(a.T @ d).astype(np.int8))
 

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from crossbar_hil.emulator import physics
 from crossbar_hil.emulator.network.tiles import MINUS, PLUS, Tile
+from crossbar_hil.emulator.physics import put_flat
 from crossbar_hil.training.config import TrainingConfig
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
@@ -101,8 +102,8 @@ class TileWatch:
         rise = g_siemens.take(idx) - before
         moved = rise > self.tol_siemens
         flat = np.where(moved, 0, self.flat.take(idx) + 1)
-        self.flat.put(idx, flat)
-        self.saturated.put(idx, flat >= self.pulses)
+        put_flat(self.flat, idx, flat)
+        put_flat(self.saturated, idx, flat >= self.pulses)
         self.forget_bottom(idx, moved, rise)
 
     def forget_bottom(
@@ -114,9 +115,9 @@ class TileWatch:
             return
         first = moved & self.after_reset.take(idx)
         if first.any():
-            self.bottom_step_siemens.put(idx[first], rise[first])
-            self.after_reset.put(idx[moved], False)
-        self.at_bottom.put(idx[moved], False)
+            put_flat(self.bottom_step_siemens, idx[first], rise[first])
+            put_flat(self.after_reset, idx[moved], False)
+        put_flat(self.at_bottom, idx[moved], False)
 
     def bottom_step_median(self) -> float:
         """Median first-step-after-reset over the devices measured (S), 0 when none is."""
@@ -178,6 +179,12 @@ class TileRule(ABC):
             weights, s = weights[moving], s[moving]
         self.update_weights(weights, s > 0)
 
+    def update_outer(self, rows: NDArray[np.intp], cols: NDArray[np.intp], up: NDArray[np.bool_]) -> None:
+        """:meth:`update` of an outer product: every weight of ``rows`` x ``cols`` (both ascending)
+        moves, up in the columns where ``up`` (len(cols)) and down in the others; the online
+        update (the rows with input, the columns with error)."""
+        self.update_weights(np.add.outer(rows * self.tile.shape[1], cols).ravel(), np.tile(up, rows.size))
+
     def update_weights(self, weights: NDArray[np.intp], up: NDArray[np.bool_]) -> None:
         """Move the weights of flat (row-major) indices ``weights`` (ascending) one step, up where
         ``up`` and down elsewhere. The rules here send only those weights' pulses; this default,
@@ -186,17 +193,29 @@ class TileRule(ABC):
         signs.flat[weights] = np.where(up, 1, -1)
         self.update(signs)
 
+    def up_devices_outer(
+        self, rows: NDArray[np.intp], cols: NDArray[np.intp], up: NDArray[np.bool_]
+    ) -> NDArray[np.intp]:
+        """Flat indices of the device each weight of :meth:`update_outer` pulses up (row-major):
+        ``G+`` in the columns going up, ``G-`` in the others."""
+        return np.add.outer(rows * self.tile.shape[1], np.where(up, cols, cols + self.tile.n_weights)).ravel()
+
 
 class ManhattanTile(TileRule):
     """One potentiating pulse per nonzero sign; a saturated device is pulsed all the same."""
 
     name = "manhattan"
 
+    def update_outer(self, rows: NDArray[np.intp], cols: NDArray[np.intp], up: NDArray[np.bool_]) -> None:
+        self._pulse(self.up_devices_outer(rows, cols, up))
+
     def update_weights(self, weights: NDArray[np.intp], up: NDArray[np.bool_]) -> None:
-        if weights.size == 0:
-            return
-        self.tile.potentiate_at(np.where(up, weights, weights + self.tile.n_weights))
-        self.counts.pulses += weights.size
+        self._pulse(np.where(up, weights, weights + self.tile.n_weights))
+
+    def _pulse(self, devices: NDArray[np.intp]) -> None:
+        if devices.size:
+            self.tile.potentiate_at(devices)
+            self.counts.pulses += devices.size
 
 
 class LimTile(TileRule):
@@ -222,16 +241,23 @@ class LimTile(TileRule):
             return self._window[pos0, :j]
         return st.table[np.minimum(pos0[:, None] + self._jj[:j], st.n_max)] - st.table[0]
 
+    def update_outer(self, rows: NDArray[np.intp], cols: NDArray[np.intp], up: NDArray[np.bool_]) -> None:
+        self._step(self.up_devices_outer(rows, cols, up))
+
     def update_weights(self, weights: NDArray[np.intp], up: NDArray[np.bool_]) -> None:
+        self._step(np.where(up, weights, weights + self.tile.n_weights))
+
+    def _step(self, up_dev: NDArray[np.intp]) -> None:
+        """One update: the devices ``up_dev`` (flat indices, one per moving weight, ascending by
+        weight) are the sides that move their weights the wanted way."""
         tile, watch = self.tile, self.watch
         g = tile.conductances()
         watch.judge(g)  # Online: judge the previous update's pulses first.
-        n_weights = tile.n_weights
-        up_dev = np.where(up, weights, weights + n_weights)
         sat_up = watch.saturated.take(up_dev)
         if sat_up.any():
-            down_dev = np.where(up, weights + n_weights, weights)
-            special = sat_up & ~watch.at_bottom.take(down_dev)
+            n_weights = tile.n_weights
+            weights, up = up_dev % n_weights, up_dev < n_weights
+            special = sat_up & ~watch.at_bottom.take(np.where(up, weights + n_weights, weights))
             if special.any():
                 rows, cols = np.divmod(weights[special], tile.shape[1])
                 order = np.lexsort((rows, cols))  # 4x4 order: neuron (column) by neuron
@@ -265,10 +291,10 @@ class LimTile(TileRule):
         sent = dev[reset]
         physics.reset_at(st, sent)
         self.counts.resets += sent.size
-        watch.saturated.put(sent, False)
-        watch.flat.put(sent, 0)
-        watch.at_bottom.put(sent, True)
-        watch.after_reset.put(sent, True)
+        put_flat(watch.saturated, sent, False)
+        put_flat(watch.flat, sent, 0)
+        put_flat(watch.at_bottom, sent, True)
+        put_flat(watch.after_reset, sent, True)
         g = physics.conductances_at(st, dev)
         budget = np.full(rows.shape, cfg.max_verify_pulses)
         # Below the old weight (both reset): raise it with the device that adds.
@@ -321,15 +347,13 @@ class LimTile(TileRule):
         np.subtract(g_side[:, 0], g[active, side], out=rise[:, 0])
         np.subtract(g_side[:, 1:], g_side[:, :-1], out=rise[:, 1:])
         moved = rise > cfg.saturation_tol_siemens
-        # Pulses flat since the last that moved the device: j - last(j), ``last`` the latest
-        # pulse <= j that moved it, or -flat0 (the flat pulses it had before the loop).
-        last = np.maximum.accumulate(np.where(moved, jj, -watch.flat.take(d)[:, None]), axis=1)
-        go_on = last > jj - cfg.saturation_pulses  # not saturated: fewer flat pulses than that
+        flat0 = watch.flat.take(d)
         other = g[active, 1 - side][:, None]
         if side == 0:
-            go_on &= g_side - other <= u_old[active, None]
+            go_on = g_side - other <= u_old[active, None]
         else:
-            go_on &= (other - g_side) - rise > u_old[active, None]
+            go_on = (other - g_side) - rise > u_old[active, None]
+        go_on &= ~self._saturated(moved, flat0)
         if bud.min() <= j_max:
             go_on &= jj < bud[:, None]
         pairs = np.arange(active.size)
@@ -338,11 +362,15 @@ class LimTile(TileRule):
         at = n - 1
         moving = d[~stuck]
         position = np.minimum(pos0[~stuck] + n[~stuck], st.n_max)
-        st.position.put(moving, position)
-        st.g_dev.put(moving, st.table.take(position))
-        flat = n - last[pairs, at]
-        watch.flat.put(d, flat)
-        watch.saturated.put(d, flat >= cfg.saturation_pulses)
+        put_flat(st.position, moving, position)
+        put_flat(st.g_dev, moving, st.table.take(position))
+        # Flat pulses after the n-th: since the last pulse <= n that moved the device, or all n
+        # on top of the flat0 it had.
+        within = moved & (jj <= n[:, None])
+        last = j_max - np.argmax(within[:, ::-1], axis=1)
+        flat = np.where(within.any(axis=1), n - last, flat0 + n)
+        put_flat(watch.flat, d, flat)
+        put_flat(watch.saturated, d, flat >= cfg.saturation_pulses)
         first = np.argmax(moved, axis=1)
         watch.forget_bottom(d, moved[pairs, first] & (first < n), rise[pairs, first])
         sent = int(n.sum())
@@ -350,6 +378,20 @@ class LimTile(TileRule):
         self.counts.verify_pulses += sent
         g[active, side] = g_side[pairs, at]
         budget[active] = bud - n
+
+    def _saturated(self, moved: NDArray[np.bool_], flat0: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Judged saturated after pulse j (m, J): the last ``saturation_pulses`` pulses up to j all
+        left the device flat, counting the ``flat0`` flat pulses it had before pulse 1."""
+        k = self.config.saturation_pulses
+        flat = ~moved
+        if k == 1:
+            return flat
+        before = flat0[:, None] >= np.arange(k - 1, 0, -1)  # pulses 2-k .. 0, before the loop
+        ext = np.concatenate((before, flat), axis=1)
+        out = ext[:, k - 1 :].copy()
+        for t in range(1, k):
+            out &= ext[:, k - 1 - t : ext.shape[1] - t]
+        return out
 
 
 class MethodATile(LimTile):

@@ -30,6 +30,7 @@ from crossbar_hil.emulator import physics
 from crossbar_hil.emulator.config import Purpose, ShiftDistribution, stream
 from crossbar_hil.emulator.depression import depress
 from crossbar_hil.emulator.devices import DeviceModel, TraceDevice, default_device
+from crossbar_hil.emulator.physics import put_flat
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -162,12 +163,12 @@ class Tile:
         a full recompute, for those devices' cost."""
         if self._g is None:
             return
-        self._g.put(flat, physics.conductances_at(self.state, flat))
+        put_flat(self._g, flat, physics.conductances_at(self.state, flat))
         if self._w is not None and type(self).weights_siemens is not Tile.weights_siemens:
             self._w = None  # a subclass's own weight map (e.g. a self-adaptive weight): rebuilt when read
         elif self._w is not None:
             weight = flat % self.n_weights
-            self._w.put(weight, self._g.take(weight) - self._g.take(weight + self.n_weights))
+            put_flat(self._w, weight, self._g.take(weight) - self._g.take(weight + self.n_weights))
 
     def potentiate(self, counts: NDArray[np.bool_] | NDArray[np.int64]) -> None:
         """``counts`` (2, rows, cols) potentiating pulses per device (or a mask of one each)."""
