@@ -16,8 +16,9 @@ opened here (:meth:`RunStore.recover`). A latched emergency stop refuses the run
 
 **When the store cannot be used** (busy beyond :data:`BUSY_TIMEOUT_S`, damaged, unwritable),
 the training still runs and its files are still written: recording stops, said in one line.
-A run whose recording stopped midway is marked ``interrupted`` (its epochs so far kept) if the
-store takes that last write, else by the next open.
+A run whose recording stopped midway is marked ``interrupted`` (``stopped`` when it was stopped;
+its epochs so far kept, the gap said in its error) if the store takes that last write, else
+``interrupted`` by the next open.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ class LocalRun:
         """Create the run (one run per instrument: :class:`NotStarted` when another live run holds
         it), mark it ``running`` and wire ``backend`` for the store; returns the backend to
         train on (``backend`` itself when the store failed)."""
+        if self.lost is not None:  # The store failed at the admission already.
+            return backend
         spec = self.config.backend
         try:
             self.run = self.store.create_run(
@@ -132,10 +135,8 @@ class LocalRun:
         self._wired = self._exit.enter_context(
             recorded(self.store, self.run.id, self.config, backend, control)
         )
-        try:
-            begin(
-                self.store, self.run.id, self._wired
-            )  # Stopped meanwhile: its stop is set, nothing is sent.
+        try:  # Stopped meanwhile: its stop is set, and nothing is sent.
+            begin(self.store, self.run.id, self._wired)
         except STORE_FAILURES as e:
             self._lose(e)
         return self._wired.backend
@@ -169,9 +170,13 @@ class LocalRun:
         if self.run is None:
             return
         try:
-            if self.lost is not None:
-                why = f"recording stopped midway ({self.lost}); the run went on: see its files"
-                self.store.transition(self.run.id, RunStatus.INTERRUPTED, error=why)
+            if self.lost is not None:  # Its history here has a gap: said; a stopped run stays stopped.
+                gap = f"recording stopped midway ({self.lost}); the run went on: see its files"
+                stopped = self.stop.is_set if run is None else run.result.outcome is Outcome.STOPPED
+                if stopped:
+                    finish(self.store, self.run.id, RunEnd.of(Outcome.STOPPED, f"{self.stop.reason}; {gap}"))
+                else:
+                    self.store.transition(self.run.id, RunStatus.INTERRUPTED, error=gap)
             elif run is not None:
                 finish(self.store, self.run.id, ended(self.store, self.run.id, run))
             elif self.stop.is_set:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from crossbar_hil.api.cli import main
+from crossbar_hil.api.cli.train import ProgressLine
 from crossbar_hil.api.service.app import create_app
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.runs import local
@@ -135,6 +137,31 @@ def test_a_store_that_fails_mid_run_stops_the_recording_not_the_training(
     run = store.get_run(run_id)
     assert run.status is RunStatus.INTERRUPTED and "recording stopped midway" in (run.error or "")
     assert [r.epoch for r in store.epochs(run_id)] == [0, 1]  # What was recorded is kept.
+    store.close()
+
+
+def test_a_run_stopped_after_its_recording_stopped_is_still_recorded_stopped(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_epoch, on_epoch = RunStore.record_epoch, ProgressLine.on_epoch
+
+    def failing(self: RunStore, run_id: str, record, log=()):  # type: ignore[no-untyped-def]
+        if record.epoch == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        return record_epoch(self, run_id, record, log)
+
+    def ctrl_c_at_epoch_4(self: ProgressLine, record) -> None:  # type: ignore[no-untyped-def]
+        on_epoch(self, record)
+        if record.epoch == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(RunStore, "record_epoch", failing)
+    monkeypatch.setattr(ProgressLine, "on_epoch", ctrl_c_at_epoch_4)
+    code, _, err = run_cli(capsys, "train", "--builtin", *LONG, "--json", str(tmp_path / "r.json"))
+    assert code == 4 and json.loads((tmp_path / "r.json").read_text())["outcome"] == "stopped", err
+    store, run_id = only_run(store_path())
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.STOPPED and "stopped by Ctrl-C; recording stopped midway" in str(run.error)
     store.close()
 
 
