@@ -14,6 +14,12 @@ pulse moves it up by at most one table step. Measured tables need not be
 monotone; both lookups use the monotone envelope of the table.
 
 The single and the batched crossbar share :func:`depress` (a crossbar is a batch of one).
+
+:func:`potentiate_conductance_wise` is the same law upwards, for devices whose model moves them
+conductance-wise in both directions (Huang et al.'s SI: after a depression, the next potentiating
+pulse moves a device one pulse up its potentiation curve *from its present conductance*, not to
+the next table position). The self-adaptive tiles use it (``emulator/network/self_adaptive.py``);
+the crossbars keep position-based potentiation.
 """
 
 from __future__ import annotations
@@ -39,6 +45,33 @@ def depressed(
     k = np.interp(g, env[::-1], k_axis[::-1])  # fractional pulses from the top
     step = (g - np.interp(k + 1.0, k_axis, env)) * factor
     return np.maximum(g - step, env[-1])
+
+
+def potentiated(
+    g_siemens: NDArray[np.float64] | float,
+    up_table: NDArray[np.float64],
+    factor: NDArray[np.float64] | float = 1.0,
+) -> NDArray[np.float64]:
+    """Conductance (S) after one potentiating pulse from ``g_siemens``, conductance-wise: find where
+    ``g`` sits on the potentiation curve (a fractional pulse count, by linear interpolation on its
+    monotone envelope) and move one pulse further up it. ``factor`` multiplies the step; the
+    result never goes above the top of the curve. From a table position it is the next one."""
+    env = np.maximum.accumulate(np.asarray(up_table, dtype=float))  # non-decreasing
+    k_axis = np.arange(env.size, dtype=float)
+    g = np.asarray(g_siemens, dtype=float)
+    k = np.interp(g, env, k_axis)
+    step = (np.interp(k + 1.0, k_axis, env) - g) * factor
+    return np.minimum(g + step, env[-1])
+
+
+def potentiate_conductance_wise(state: DeviceState, where: NDArray[np.bool_]) -> None:
+    """One potentiating pulse, conductance-wise (:func:`potentiated`), on each device of ``where``
+    (B, rows, cols) that is not stuck; its position becomes the highest table position not above
+    its new conductance."""
+    hit = where & ~state.stuck
+    g = potentiated(state.g_dev[hit], state.table)
+    state.g_dev[hit] = g
+    state.position[hit] = position_at_or_below(g, state.table)
 
 
 def position_at_or_below(

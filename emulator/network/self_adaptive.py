@@ -39,8 +39,9 @@ Initialisation (SI, the layers' ``__init__``): ``sign`` from a normal draw; ``w1
 ``N(Gmax1 / 2, sd)`` clipped to its range, ``w2`` ``N(Gmax2 / 2, sd)`` clipped (mode4: ``R``),
 ``sd = sqrt(2 / fan_in)``; each device written open loop: reset, then the pulses that bring it
 nearest to its target by the nominal curve. Other differences from the SI's code: a weight
-whose gradient is exactly 0 gets no pulse (the SI's masks write Gmin into its devices), and
-pulses follow the emulator's physics (:mod:`.huang_device`).
+whose gradient is exactly 0 gets no pulse (the SI's masks write Gmin into its devices).
+Pulses follow the emulator's physics (:mod:`.huang_device`), potentiation conductance-wise
+like depression, as the SI's recursion does.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from crossbar_hil.emulator.depression import potentiate_conductance_wise
 from crossbar_hil.emulator.network.mlp import NetworkConfig, TileNetwork
 from crossbar_hil.emulator.network.tile_rules import RuleConfig, TileRule
 from crossbar_hil.emulator.network.tiles import MINUS, PLUS, Tile, TileConfig
@@ -107,10 +109,12 @@ class SelfAdaptiveTile(Tile):
 
     def move(self, w1_dir: NDArray[np.integer], w2_dir: NDArray[np.integer]) -> None:
         """One pulse on the active ``w1`` / ``w2`` device of every weight where the direction
-        (rows, cols) is nonzero: +1 potentiating (LTP), -1 depressing (LTD)."""
+        (rows, cols) is nonzero: +1 potentiating (LTP), -1 depressing (LTD), both conductance-wise
+        as in the SI (:func:`~crossbar_hil.emulator.depression.potentiate_conductance_wise`)."""
         for tile, d in ((self, w1_dir), (self.w2, w2_dir)):
             if (d > 0).any():
-                tile.potentiate(self.active(d > 0))
+                potentiate_conductance_wise(tile.state, self.active(d > 0))
+                tile._changed()
             if (d < 0).any():
                 tile.depress(self.active(d < 0))
         self._changed()

@@ -32,10 +32,14 @@ COLOURS = {
 """One colour per rule (and training) in every panel; published figures as open squares of that colour."""
 
 
-def _series(ax: Axes, rows: Sequence[Mapping[str, Any]], x: str, by: str, dataset: str) -> None:
-    for name in dict.fromkeys(r[by] for r in rows):
+def _series(
+    ax: Axes, rows: Sequence[Mapping[str, Any]], x: str, by: str, dataset: str, dodge: float = 0.0
+) -> None:
+    """One line per value of ``by``; ``dodge`` shifts the lines apart along x so error bars show."""
+    names = list(dict.fromkeys(r[by] for r in rows))
+    for i, name in enumerate(names):
         pts = sorted((float(r[x]), r) for r in rows if r[by] == name)
-        xs = [p for p, _ in pts]
+        xs = [p + (i - (len(names) - 1) / 2) * dodge for p, _ in pts]
         ax.errorbar(
             xs,
             [r["accuracy_mean"] for _, r in pts],
@@ -89,7 +93,7 @@ def huang_figure(table: Sequence[Mapping[str, Any]], dataset: str) -> Figure:
     axes = fig.subplots(1, max(1, len(networks)), squeeze=False)[0]
     for ax, network in zip(axes, networks, strict=False):
         rows = [r for r in table if r["network"] == network]
-        _series(ax, rows, "a_p", "mode", dataset)
+        _series(ax, rows, "a_p", "mode", dataset, dodge=0.08)
         pairs = sorted({(float(r["a_p"]), float(r["a_d"])) for r in rows})
         ax.set_xticks([a for a, _ in pairs], [f"{a:g}\n({d:g})" for a, d in pairs])
         ax.set_xlabel(f"LTP nonlinearity A_p (A_d), {rows[0]['levels']} pulses")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
-from crossbar_hil.emulator.depression import depressed, position_at_or_below
+from crossbar_hil.emulator.depression import depressed, position_at_or_below, potentiated
 from crossbar_hil.emulator.devices import ExponentialDevice, LtpLtdDevice
 from crossbar_hil.seam import Pulse
 
@@ -147,3 +147,10 @@ def test_every_model_resets_depresses_takes_noise_and_has_stuck_devices(tmp_path
     stuck.pulse_many(ops)
     stuck.reset(0, 0)
     np.testing.assert_array_equal(stuck.conductances(), before)
+
+
+def test_conductance_wise_potentiation_is_the_next_position_from_a_table_value_and_stops_at_the_top() -> None:
+    up = np.array([1.0, 3.0, 4.0, 4.5])
+    np.testing.assert_allclose(potentiated(np.array([1.0, 3.0, 4.0, 4.5]), up), [3.0, 4.0, 4.5, 4.5])
+    # Between positions 0 and 1 (a quarter of the way): one pulse on, a quarter between 1 and 2.
+    assert potentiated(1.5, up) == pytest.approx(3.25)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from crossbar_hil.emulator.network.huang_device import huang_device, pulses_full_range
+from crossbar_hil.emulator.network.self_adaptive import SelfAdaptiveTile
 from crossbar_hil.emulator.network.tiles import PLUS, Tile, TileConfig
 
 G_MIN, G_MAX = 1e-7, 2e-7
@@ -76,3 +77,19 @@ def test_a_sign_that_is_not_huangs_convention_is_refused_naming_it() -> None:
         huang_device(1.0, 1.0)
     with pytest.raises(ValueError, match="a_p=-1"):
         huang_device(-1.0, -1.0)
+
+
+@pytest.mark.parametrize("a", [1.0, 3.0, 5.0])
+def test_a_self_adaptive_device_follows_the_si_through_alternating_ltd_and_ltp(a: float) -> None:
+    """Every LTP after an LTD moves from the present conductance, as the SI's recursion does (a
+    crossbar's position-wise LTP lands on the next table position instead: half a step short)."""
+    p_max = pulses_full_range(8)
+    t = SelfAdaptiveTile(TileConfig(rows=1, cols=1, device=huang_device(a, -a, 8), scale_k=1.0))
+    t.program(np.ones((1, 1)), np.full((1, 1), 0.5), np.full((1, 1), 0.5))
+    g_si = G_MIN + t.w2.conductances()[PLUS, 0, 0]  # w2 (scale 1) is the device followed
+    rng = np.random.default_rng(0)
+    for step in rng.choice([-1, 1], size=200, p=[0.5, 0.5]):
+        t.move(np.zeros((1, 1), dtype=np.int8), np.full((1, 1), step, dtype=np.int8))
+        g_si = si_ltp(g_si, a, p_max) if step > 0 else si_ltd(g_si, -a, p_max)
+        g_si = min(max(g_si, G_MIN), G_MAX)
+        assert G_MIN + t.w2.conductances()[PLUS, 0, 0] == pytest.approx(g_si, rel=1e-6)
