@@ -8,12 +8,14 @@ resets were sent to the same devices in the same order.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from crossbar_hil.emulator.config import EmulatorConfig, ShiftDistribution
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
-from crossbar_hil.emulator.devices import ExponentialDevice
-from crossbar_hil.emulator.network.tile_rules import LimTile, RuleConfig, make_rule
+from crossbar_hil.emulator.devices import DeviceModel, ExponentialDevice, TraceDevice
+from crossbar_hil.emulator.network.tile_rules import LimTile, RuleConfig, TileRule, make_rule
 from crossbar_hil.emulator.network.tiles import MINUS, PLUS, Tile, TileConfig
 from crossbar_hil.seam import Pulse
 from crossbar_hil.training.config import TrainingConfig
@@ -33,7 +35,12 @@ def as_4x4(tile_g: np.ndarray) -> np.ndarray:
 
 
 def twins(
-    rule: str, seed: int, range_sigma: float = 0.0, device: ExponentialDevice = DEVICE, stuck: float = 0.0
+    rule: str,
+    seed: int,
+    range_sigma: float = 0.0,
+    device: DeviceModel = DEVICE,
+    stuck: float = 0.0,
+    saturation_pulses: int = 2,
 ) -> tuple:
     """A 4x4 crossbar and a tile with the same devices (the tile takes the crossbar's range scales
     and stuck devices)."""
@@ -53,15 +60,16 @@ def twins(
     if xb.range_scale is not None:
         tile.state.range_scale = np.stack((xb.range_scale[:, 0::2], xb.range_scale[:, 1::2]))
     tile.state.stuck = np.stack((xb.stuck[:, 0::2], xb.stuck[:, 1::2]))
-    start = np.random.default_rng(seed).integers(0, device.n_max + 1, size=(2, ROWS, NEURONS))
+    start = np.random.default_rng(seed).integers(0, device.table().size, size=(2, ROWS, NEURONS))
     tile.potentiate(start)
     for side, r, i in zip(*np.nonzero(start), strict=True):
         xb.pulse_many([Pulse(int(r), 2 * int(i) + int(side), 2.0, 1e-3)] * int(start[side, r, i]))
     np.testing.assert_array_equal(as_4x4(tile.conductances()), xb.read_conductances(0.05))
-    bench = make_bench_rule(TrainingConfig(rule=rule, update="online"))
+    bench = make_bench_rule(TrainingConfig(rule=rule, update="online", saturation_pulses=saturation_pulses))
     if hasattr(bench, "watch"):
         bench.watch.observe(xb.read_conductances(0.05))
-    return xb, bench, tile, make_rule(tile, RuleConfig(rule=rule), log_resets=True)
+    tile_rule = make_rule(tile, RuleConfig(rule=rule, saturation_pulses=saturation_pulses), log_resets=True)
+    return xb, bench, tile, tile_rule
 
 
 @pytest.mark.parametrize("rule", ["method_a", "method_b", "method_c", "manhattan"])
@@ -88,19 +96,23 @@ def test_a_tile_rule_sends_what_the_4x4_rule_sends(rule: str, seed: int, range_s
 
 
 @pytest.mark.parametrize("rule", ["method_a", "method_b"])
-@pytest.mark.parametrize(("window", "stuck"), [(True, 0.0), (False, 0.0), (True, 0.15)])
+@pytest.mark.parametrize(
+    ("window", "stuck", "flat_pulses"),
+    [(True, 0.0, 2), (False, 0.0, 2), (True, 0.15, 2), (True, 0.15, 1), (True, 0.15, 3)],
+)
 def test_long_read_verify_loops_match_too(
-    rule: str, window: bool, stuck: float, monkeypatch: pytest.MonkeyPatch
+    rule: str, window: bool, stuck: float, flat_pulses: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A 40-level device: re-programming loops run tens of pulses; the result is still the
     4x4 rule's, pulse for pulse: with the table window the loops read from, without it (a
-    device too long for one), and with stuck devices (which never move: flat, then saturated)."""
+    device too long for one), with stuck devices (which never move: flat, then saturated),
+    and with one, two or three flat pulses making a device saturated."""
     if not window:
         monkeypatch.setattr(LimTile, "WINDOW_MAX_ENTRIES", 0)
     long = ExponentialDevice(
         g_min_siemens=1e-7, g_max_siemens=2e-7, alpha_siemens=5e-9, beta_nl=2.0, n_max=40
     )
-    xb, bench, tile, tile_rule = twins(rule, 7, 0.3, long, stuck)
+    xb, bench, tile, tile_rule = twins(rule, 7, 0.3, long, stuck, flat_pulses)
     assert (tile_rule._window is not None) == window
     assert tile.state.stuck.any() == (stuck > 0)
     device = DeviceAccess(xb, StopSignal())
@@ -130,3 +142,43 @@ def test_method_b_at_the_top_resets_the_other_device_once_then_knows_the_weight_
     tile_rule.update(signs)  # G- known to be at the bottom: nothing is sent
     assert len(tile_rule.counts.reset_log) == n_resets
     assert tile.weights_siemens()[0, 0] == top
+
+
+@pytest.mark.parametrize("rule", ["method_a", "method_b"])
+def test_a_measured_trace_with_steps_down_matches_too(rule: str, reference_trace_path: Path) -> None:
+    """The measured trace goes down on some pulses: a saturation watch fires mid-curve and a
+    read-verify loop may start on a device that already had flat pulses; still the 4x4 rule's."""
+    device = TraceDevice(path=reference_trace_path)
+    xb, bench, tile, tile_rule = twins(rule, 3, 0.0, device)
+    access = DeviceAccess(xb, StopSignal())
+    signs_rng = np.random.default_rng(3)
+    for _ in range(200):
+        signs = signs_rng.integers(-1, 2, size=(NEURONS, ROWS)).astype(np.int8)
+        signs[:, :2] = np.abs(signs[:, :2]) if signs_rng.random() < 0.8 else -np.abs(signs[:, :2])
+        bench.step(signs, access)
+        tile_rule.update(signs.T.copy())
+        np.testing.assert_array_equal(as_4x4(tile.conductances()), xb.conductances())
+    assert tile_rule.counts.reset_log == [(r, c // 2, c % 2) for r, c in access.reset_devices]
+    assert tile_rule.counts.verify_pulses == access.verify_pulses > 0
+
+
+def test_a_rule_that_only_defines_update_gets_sparse_updates_as_its_full_sign_matrix() -> None:
+    """update_outer / update_weights reach a rule written for the full sign matrix (as Huang's
+    modes are) as that matrix; a rule defining neither entry is refused when it is declared."""
+    seen: list[np.ndarray] = []
+
+    class Recorder(TileRule):
+        name = "recorder"
+
+        def update(self, signs: np.ndarray) -> None:
+            seen.append(signs.copy())
+
+    tile = Tile(TileConfig(rows=3, cols=4, device=DEVICE))
+    Recorder(tile, RuleConfig()).update_outer(np.array([0, 2]), np.array([1, 3]), np.array([True, False]))
+    expected = np.zeros((3, 4), dtype=np.int8)
+    expected[[0, 2], 1], expected[[0, 2], 3] = 1, -1
+    np.testing.assert_array_equal(seen[0], expected)
+    with pytest.raises(TypeError, match="update"):
+
+        class Silent(TileRule):  # refused at declaration
+            name = "silent"
