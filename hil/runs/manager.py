@@ -391,6 +391,14 @@ class RunManager:
                 refusal = EmergencyStopLatched(self._latched_message())
             if refusal is None and self._closed:
                 refusal = RunRefused("the run manager is shut down")
+            if refusal is None and active.run_id is None:
+                try:  # Atomic against a hil train that took the instrument while it was checked.
+                    active.created = self.store.create_run(
+                        config, exclusive=active.queue != EMULATOR, **fields
+                    )
+                    active.run_id = active.created.id
+                except InstrumentBusy as busy:
+                    refusal = busy
             if refusal is not None:
                 with suppress(OSError, ValueError, BrokenPipeError):
                     conn.send(("cancel",))
@@ -398,9 +406,7 @@ class RunManager:
                     self._refused_from_queue(active.run_id, refusal)
                 active.refusal = refusal
                 return False
-            if active.run_id is None:
-                active.created = self.store.create_run(config, **fields)
-                active.run_id = active.created.id
+            assert active.run_id is not None
             with active.lock:
                 active.conn = conn
             self._threads = {k: t for k, t in self._threads.items() if t.is_alive()}

@@ -434,11 +434,13 @@ class RunStore:
     ) -> Run:
         """A new ``queued`` run (and its first status event); with ``wait`` it joins the end of
         ``queue`` (``queue_position`` set) instead of starting at once. With ``exclusive`` it is
-        created only while no live process holds ``queue``'s instrument (:meth:`holder`), in the
-        same transaction: else :class:`~crossbar_hil.runs.errors.InstrumentBusy`."""
+        created only while no other live process holds ``queue``'s instrument (:meth:`holder`,
+        besides ``owner``'s runs), in the same transaction: else
+        :class:`~crossbar_hil.runs.errors.InstrumentBusy`."""
         run_id = uuid.uuid4().hex
         with self._write() as db:
-            if exclusive and queue is not None and (held := self._holder(db, queue)) is not None:
+            owner = owner or process_owner()
+            if exclusive and queue is not None and (held := self._holder(db, queue, owner)) is not None:
                 raise InstrumentBusy(held.instrument or queue, held.id)
             position = None
             if wait:
@@ -458,7 +460,7 @@ class RunStore:
                     config.model_dump_json(),
                     config.backend.name,
                     instrument,
-                    owner or process_owner(),
+                    owner,
                     idempotency_key,
                     request_hash,
                     queue,

@@ -168,6 +168,22 @@ def test_an_instrument_held_by_another_process_s_run_is_busy_and_its_queue_waits
     assert store.get_run(waiting.id).status is RunStatus.NOT_CONVERGED and len(builder.built) == 1
 
 
+def test_a_hil_train_that_takes_the_instrument_while_a_run_is_checked_wins_it(
+    manager: RunManager, store: RunStore, builder: Builder
+) -> None:
+    wanted = config("fake", resource="TCPIP::lab::5025::SOCKET")
+    taken: list[str] = []
+
+    def build_while_taken(name: str, params: Mapping[str, Any]) -> EmulatedCrossbar:
+        taken.append(a_run_of_another_process(store, wanted))  # hil train, between check and record
+        return builder(name, params)
+
+    manager._build_backend = build_while_taken
+    with pytest.raises(InstrumentBusy, match="is in use by run"):
+        manager.start(wanted)
+    assert [r.id for r in store.list_runs()[0]] == taken  # No second run recorded on the instrument.
+
+
 def test_the_emergency_stop_also_stops_another_process_s_run(manager: RunManager, store: RunStore) -> None:
     held = a_run_of_another_process(store, config("fake", resource="R"))
     assert manager.emergency_stop("smoke") == [held]
