@@ -353,7 +353,7 @@ class LimTile(TileRule):
             go_on = g_side - other <= u_old[active, None]
         else:
             go_on = (other - g_side) - rise > u_old[active, None]
-        go_on &= ~self._saturated(moved, flat0)
+        go_on &= self._unsaturated(moved, flat0)
         if bud.min() <= j_max:
             go_on &= jj < bud[:, None]
         pairs = np.arange(active.size)
@@ -364,11 +364,17 @@ class LimTile(TileRule):
         position = np.minimum(pos0[~stuck] + n[~stuck], st.n_max)
         put_flat(st.position, moving, position)
         put_flat(st.g_dev, moving, st.table.take(position))
-        # Flat pulses after the n-th: since the last pulse <= n that moved the device, or all n
-        # on top of the flat0 it had.
-        within = moved & (jj <= n[:, None])
-        last = j_max - np.argmax(within[:, ::-1], axis=1)
-        flat = np.where(within.any(axis=1), n - last, flat0 + n)
+        # Flat pulses after the n-th: the run of flat pulses that ends at pulse n, on top of the
+        # flat0 before the loop when it covers pulses 1..n. The loop went on, not saturated,
+        # through pulse n - 1, so the run is at most saturation_pulses long: look that far back.
+        run = np.zeros(active.size, dtype=np.int64)
+        going = np.ones(active.size, dtype=bool)
+        for t in range(min(cfg.saturation_pulses, j_max)):
+            col = n - 1 - t
+            going &= col >= 0
+            going &= ~moved[pairs, np.maximum(col, 0)]
+            run += going
+        flat = np.where(run == n, flat0 + n, run)
         put_flat(watch.flat, d, flat)
         put_flat(watch.saturated, d, flat >= cfg.saturation_pulses)
         first = np.argmax(moved, axis=1)
@@ -379,18 +385,17 @@ class LimTile(TileRule):
         g[active, side] = g_side[pairs, at]
         budget[active] = bud - n
 
-    def _saturated(self, moved: NDArray[np.bool_], flat0: NDArray[np.int64]) -> NDArray[np.bool_]:
-        """Judged saturated after pulse j (m, J): the last ``saturation_pulses`` pulses up to j all
-        left the device flat, counting the ``flat0`` flat pulses it had before pulse 1."""
+    def _unsaturated(self, moved: NDArray[np.bool_], flat0: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Not judged saturated after pulse j (m, J): one of the last ``saturation_pulses``
+        pulses up to j moved the device, counting the ``flat0`` flat pulses it had before
+        pulse 1 (pulse 1 - i before the loop was flat when ``flat0 > i``)."""
         k = self.config.saturation_pulses
-        flat = ~moved
-        if k == 1:
-            return flat
-        before = flat0[:, None] >= np.arange(k - 1, 0, -1)  # pulses 2-k .. 0, before the loop
-        ext = np.concatenate((before, flat), axis=1)
-        out = ext[:, k - 1 :].copy()
-        for t in range(1, k):
-            out &= ext[:, k - 1 - t : ext.shape[1] - t]
+        out = moved.copy()
+        for t in range(1, min(k, moved.shape[1])):
+            out[:, t:] |= moved[:, :-t]
+        head = min(k - 1, moved.shape[1])  # pulses whose window reaches before the loop
+        if head:
+            out[:, :head] |= flat0[:, None] < np.arange(k - 1, k - 1 - head, -1)
         return out
 
 
