@@ -9,6 +9,7 @@ resets were sent to the same devices in the same order.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -115,16 +116,24 @@ def test_long_read_verify_loops_match_too(
     xb, bench, tile, tile_rule = twins(rule, 7, 0.3, long, stuck, flat_pulses)
     assert (tile_rule._window is not None) == window
     assert tile.state.stuck.any() == (stuck > 0)
+    assert drive_both(xb, bench, tile, tile_rule, seed=7) > 100
+
+
+def drive_both(xb: EmulatedCrossbar, bench: Any, tile: Tile, tile_rule: TileRule, seed: int) -> int:
+    """200 updates, mostly up on two rows, through the 4x4 rule and the tile rule: the same
+    conductances after each, the same resets in the same order; the read-verify pulses sent."""
     device = DeviceAccess(xb, StopSignal())
-    signs_rng = np.random.default_rng(7)
+    signs_rng = np.random.default_rng(seed)
     for _ in range(200):
         signs = signs_rng.integers(-1, 2, size=(NEURONS, ROWS)).astype(np.int8)
         signs[:, :2] = np.abs(signs[:, :2]) if signs_rng.random() < 0.8 else -np.abs(signs[:, :2])
         bench.step(signs, device)
         tile_rule.update(signs.T.copy())
         np.testing.assert_array_equal(as_4x4(tile.conductances()), xb.conductances())
-    assert tile_rule.counts.reset_log == [(r, c // 2, c % 2) for r, c in device.reset_devices]
-    assert tile_rule.counts.verify_pulses == device.verify_pulses > 100
+    counts = tile_rule.counts
+    assert counts.reset_log == [(r, c // 2, c % 2) for r, c in device.reset_devices]
+    assert counts.verify_pulses == device.verify_pulses
+    return int(counts.verify_pulses)
 
 
 def test_method_b_at_the_top_resets_the_other_device_once_then_knows_the_weight_is_at_its_extreme() -> None:
@@ -150,16 +159,7 @@ def test_a_measured_trace_with_steps_down_matches_too(rule: str, reference_trace
     read-verify loop may start on a device that already had flat pulses; still the 4x4 rule's."""
     device = TraceDevice(path=reference_trace_path)
     xb, bench, tile, tile_rule = twins(rule, 3, 0.0, device)
-    access = DeviceAccess(xb, StopSignal())
-    signs_rng = np.random.default_rng(3)
-    for _ in range(200):
-        signs = signs_rng.integers(-1, 2, size=(NEURONS, ROWS)).astype(np.int8)
-        signs[:, :2] = np.abs(signs[:, :2]) if signs_rng.random() < 0.8 else -np.abs(signs[:, :2])
-        bench.step(signs, access)
-        tile_rule.update(signs.T.copy())
-        np.testing.assert_array_equal(as_4x4(tile.conductances()), xb.conductances())
-    assert tile_rule.counts.reset_log == [(r, c // 2, c % 2) for r, c in access.reset_devices]
-    assert tile_rule.counts.verify_pulses == access.verify_pulses > 0
+    assert drive_both(xb, bench, tile, tile_rule, seed=3) > 0
 
 
 def test_a_rule_that_only_defines_update_gets_sparse_updates_as_its_full_sign_matrix() -> None:
