@@ -273,12 +273,18 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+NO_END = "the process ended without recording its end"
+"""Why a stored run's end (its outputs at 0 V) is not known: killed, or its recording lost."""
+
+
 def summary(run: TrainingRun) -> str:
     """Human-readable end-of-run summary; an epoch count is epochs trained (epoch 0, the read
     before training, trains nothing), the same number ``hil runs`` and the service show."""
     result = run.result
     lines = [f"backend: {run.identity}"]
-    if result.start_state == "reset":
+    if result.start_state is None:
+        lines.append("start: not recorded")
+    elif result.start_state == "reset":
         lines.append(f"start: {len(result.start_reset_devices)} devices reset before training")
     else:
         lines.append("start: devices as they were (not reset)")
@@ -301,7 +307,9 @@ def summary(run: TrainingRun) -> str:
         )
     else:
         lines.append(f"{result.outcome.upper()} at epoch {result.epochs}: {result.error_message}")
-        if outputs_confirmed_at_0v(result.error_message):
+        if not result.end_recorded:  # Killed, or its recording lost: nothing is known of its end.
+            lines.append(f"outputs at 0 V: not known ({NO_END}); check the instrument")
+        elif outputs_confirmed_at_0v(result.error_message):
             lines.append("outputs: confirmed at 0 V (the instrument answered ABOR)")
         else:
             lines.append("outputs: NOT confirmed at 0 V - check the instrument before touching the device")

@@ -3,7 +3,8 @@
 The JSON is the form of ``hil train --json`` (:meth:`~crossbar_hil.procedures.training.TrainingRun.to_dict`):
 the summary stored when the run ended, with the history read back from the
 store. A run whose process died (interrupted) gets the same form with outcome
-``fault`` and its error, from the epochs it committed. A run still going has no
+``fault`` and its error, from the epochs it committed, its start state null and
+``end_recorded`` false (neither its start nor its outputs at 0 V were recorded). A run still going has no
 result yet (:class:`RunNotEnded`); its CSV holds the epochs so far. The REST service and
 ``hil runs export`` both use these.
 """
@@ -38,8 +39,15 @@ def training_result(store: RunStore, run: Run) -> TrainingResult:
     summary = store.result(run.id)
     if summary is not None:
         return TrainingResult.from_dict(summary, run.run_config.training, history)
-    # Interrupted (its process died): no summary was written; the epochs are what there is.
-    return TrainingResult(Outcome.FAULT, history, error_message=run.error or f"the run is {run.status}")
+    # Interrupted (its process died, its recording lost): no summary was written; the epochs are
+    # what there is. Its start and its end (outputs at 0 V or not) were not recorded: not claimed.
+    return TrainingResult(
+        Outcome.FAULT,
+        history,
+        error_message=run.error or f"the run is {run.status}",
+        start_state=None,
+        end_recorded=False,
+    )
 
 
 def result_dict(store: RunStore, run: Run) -> dict[str, Any]:

@@ -281,9 +281,13 @@ class TrainingResult:
     diagnosis_detail: str | None = None
     notes: list[str] = field(default_factory=list)
     """What the check before training did (calibration, fallbacks)."""
-    start_state: str = "as_is"
+    start_state: str | None = "as_is"
     """How the devices started: "reset" (the devices in ``start_reset_devices`` were reset first) or
-    "as_is" (from where an earlier run or experiment left them)."""
+    "as_is" (from where an earlier run or experiment left them); None when not recorded (a stored
+    run whose process ended without recording its end)."""
+    end_recorded: bool = True
+    """False for a stored run whose process ended without recording its end (killed, its recording
+    lost): its start, its evaluations and whether its outputs were left at 0 V are not known."""
     start_reset_devices: list[tuple[int, int]] = field(default_factory=list)
     """(row, col) of every device reset before epoch 0, in order."""
     stall_rel_tol: float = TrainingConfig.model_fields["stall_rel_tol"].default
@@ -378,6 +382,7 @@ class TrainingResult:
             "stalled_epochs": self.stalled_epochs(),
             "error_message": self.error_message,
             "start_state": self.start_state,
+            "end_recorded": self.end_recorded,
             "start_reset_devices": [list(d) for d in self.start_reset_devices],
             "curve_source": self.curve_source,
             "probe_pulses": self.probe_pulses,
@@ -417,6 +422,7 @@ class TrainingResult:
             diagnosis_detail=data.get("diagnosis_detail"),
             notes=list(data.get("notes", [])),
             start_state=data.get("start_state", "as_is"),
+            end_recorded=bool(data.get("end_recorded", True)),
             start_reset_devices=[(int(r), int(c)) for r, c in data.get("start_reset_devices", ())],
             curve_source=data.get("curve_source"),
             probe_pulses=int(data.get("probe_pulses", 0)),
