@@ -22,6 +22,7 @@ from typing import Any
 
 from crossbar_hil.runs import export
 from crossbar_hil.runs.manager import queue_named
+from crossbar_hil.runs.owner import Liveness, Owner, judge
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import STORE_ENV, Run, RunNotFound, RunStore, StoreError, default_path
 
@@ -48,6 +49,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     show.add_argument("--json", action="store_true", help="The run's record as JSON instead.")
     stop = rsub.add_parser("stop", help="Stop a run before its next pulse (idempotent).")
     stop.add_argument("run_id")
+    stop.add_argument(
+        "--force",
+        action="store_true",
+        help="Release a run whose process is gone but cannot be judged so from here (another host, or "
+        "recorded without its start time): marked interrupted, its instrument free. Refused while its "
+        "process is seen running. Check the instrument is at 0 V.",
+    )
     pause = rsub.add_parser("pause", help="Pause a running run: instrument held at 0 V, history kept.")
     pause.add_argument("run_id")
     pause.add_argument(
@@ -144,8 +152,20 @@ def _action(args: argparse.Namespace, store: RunStore) -> int:
         print(json.dumps(run_summary(shown), indent=2) if args.json else _summary(store, shown))
         return 0
     if args.runs_command == "stop":
+        if args.force:
+            run = store.release(args.run_id, "hil runs stop --force")
+            print(f"run {run.id}: {run.status}" + (f" ({run.error})" if run.error else ""))
+            return 0
         run = store.request_stop(args.run_id, "stop requested (hil runs stop)")
         print(f"run {run.id}: {run.status}")
+        if not run.status.finished and judge(run.owner) is Liveness.UNKNOWN:
+            print(
+                f"hil runs: {Owner.parse(run.owner).describe()} holds it and cannot be seen from here "
+                "(another host, or recorded without its start time): if it still runs, it stops the run "
+                "within a second; if it is gone, nothing will: release the instrument "
+                f"(hil runs stop --force {run.id})",
+                file=sys.stderr,
+            )
         return 0
     if args.runs_command == "pause":
         run = store.request_pause(args.run_id, args.when)

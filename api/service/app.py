@@ -17,7 +17,8 @@ from crossbar_hil.api.service.limits import BodyLimit
 from crossbar_hil.api.service.routers import calibrations, events, page, presets, queue, runs, system, traces
 from crossbar_hil.api.service.settings import ServiceSettings, host_names
 from crossbar_hil.runs.manager import RunManager
-from crossbar_hil.runs.store import RunStore, StoreError, owner_alive
+from crossbar_hil.runs.owner import Owner, owner_alive
+from crossbar_hil.runs.store import RunStore, StoreError
 from crossbar_hil.runs.trace_library import TraceLibrary
 from crossbar_hil.seam.errors import HilError
 from fastapi import FastAPI
@@ -69,7 +70,7 @@ def _alive_beside(service: str) -> Callable[[str], bool]:
     host name was another, in a container); a run of ``hil train`` on this host is judged by its
     process (it records in the same store and may be training now)."""
     host = socket.gethostname()
-    return lambda owner: owner != service and owner.rpartition(":")[0] == host and owner_alive(owner)
+    return lambda owner: owner != service and Owner.parse(owner).host == host and owner_alive(owner)
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:

@@ -35,6 +35,7 @@ from crossbar_hil.runs.control import RunControl
 from crossbar_hil.runs.errors import InstrumentBusy, RunRefused
 from crossbar_hil.runs.execute import Recorded, RunEnd, begin, ended, finish, recorded
 from crossbar_hil.runs.manager import EMULATOR, ESTOP_SETTING, instrument_key, queue_key
+from crossbar_hil.runs.owner import Liveness, Owner, judge
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import Run, RunStore, StoreError
 from crossbar_hil.seam import CrossbarBackend
@@ -200,9 +201,19 @@ GOES_ON = "the training goes on and its files are written"
 
 
 def _busy(held: Run) -> NotStarted:
+    who = Owner.parse(held.owner)
+    if judge(held.owner) is Liveness.ALIVE:
+        what = "wait for it to end" if held.status is RunStatus.STOPPING else "wait for it to end, or stop it"
+        todo = f"{what} (hil runs stop {held.id})"
+    else:  # Nothing here is seen acting on it: a stop alone may never end it.
+        todo = (
+            f"{who.describe()} cannot be seen from here (another host, or recorded without its start "
+            f"time): if it still runs, stop the run there; if it is gone, release the instrument "
+            f"(hil runs stop --force {held.id})"
+        )
     return NotStarted(
         f"instrument {held.instrument or held.queue!r} is in use by run {held.id} ({held.status}, "
-        f"process {held.owner}): wait for it to end, or stop it (hil runs stop {held.id})"
+        f"{who.describe()}): {todo}"
     )
 
 

@@ -536,6 +536,15 @@ class RunManager:
         self._ring(run_id)
         return run
 
+    def release(self, run_id: str, reason: str = "released on request") -> Run:
+        """Mark ``interrupted`` a run no process is seen holding (gone, or on another host): its
+        instrument is free (:meth:`RunStore.release`); :class:`NotControllable` while its process
+        is seen running, or while it waits in its queue."""
+        try:
+            return self.store.release(run_id, reason)
+        except ValueError as e:
+            raise NotControllable(str(e), run_id) from e
+
     def pause(self, run_id: str, when: PauseWhen = "after_epoch") -> Run:
         """Ask a running run to pause (after the epoch in flight, or before the next operation)."""
         try:

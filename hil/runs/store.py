@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import threading
 import uuid
@@ -33,6 +32,7 @@ from typing import Any, Literal, get_args
 
 from crossbar_hil.runs.calibrations import create_v3
 from crossbar_hil.runs.errors import InstrumentBusy
+from crossbar_hil.runs.owner import Liveness, Owner, judge, owner_alive, process_owner
 from crossbar_hil.runs.status import ACTIVE, STOPPABLE, RunStatus, check_transition
 from crossbar_hil.seam.errors import HilError
 from crossbar_hil.training.config import RunConfig
@@ -263,11 +263,6 @@ class Event:
 def now() -> str:
     """The current UTC time, ISO 8601 with milliseconds."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def process_owner() -> str:
-    """``host:pid`` of this process: the owner written on the runs it starts."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def default_path() -> Path:
@@ -620,6 +615,38 @@ class RunStore:
         self._notify(run_id, db)
         return self.get_run(run_id)
 
+    def release(self, run_id: str, reason: str) -> Run:
+        """Mark ``interrupted`` an active run whose process is not known to run (gone, on another
+        host, or recorded by pid alone): its instrument is free again. For a run no process will
+        act on (``hil runs stop --force``); a finished run is returned as is. ValueError for a run
+        whose process is seen alive here (stop it, or end that process) or that waits in its queue
+        (stop or delete it)."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT status, queue_position, owner FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise RunNotFound(run_id)
+            if RunStatus(row["status"]).finished:
+                return self.get_run(run_id)
+            if row["queue_position"] is not None:
+                raise ValueError(f"run {run_id} waits in its queue, nothing holds it: stop or delete it")
+            who = Owner.parse(row["owner"])
+            if judge(row["owner"]) is Liveness.ALIVE:
+                raise ValueError(
+                    f"run {run_id} is held by {who.describe()}, which is running: stop the run "
+                    "(without --force), or end that process"
+                )
+            self._transition(
+                db,
+                run_id,
+                RunStatus.INTERRUPTED,
+                error=f"released by hand ({reason}): its {who.describe()} was not seen running; the "
+                "instrument's outputs were NOT confirmed at 0 V: check it before touching the device",
+            )
+        self._notify(run_id, db)
+        return self.get_run(run_id)
+
     def result(self, run_id: str) -> dict[str, Any] | None:
         """The stored result summary (the run's JSON form without history), once the run ended."""
         row = self._db().execute("SELECT result FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -786,7 +813,8 @@ class RunStore:
                 self.transition(
                     row["id"],
                     RunStatus.INTERRUPTED,
-                    error=f"interrupted: the process running it ({row['owner']}) ended during the run",
+                    error=f"interrupted: the process running it ({_host_pid(row['owner'])}) ended during "
+                    "the run",
                 )
             except ValueError:
                 continue
@@ -1003,16 +1031,7 @@ def _epoch(row: sqlite3.Row) -> EpochRecord:
     return EpochRecord.from_dict(json.loads(row["record"]))
 
 
-def owner_alive(owner: str) -> bool:
-    """Whether the process ``owner`` (``host:pid``) still runs: checked by pid on this host; a run
-    of another host is taken as alive (it cannot be judged from here)."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # Another machine's run: it cannot be judged from here.
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _host_pid(owner: str) -> str:
+    """``host:pid`` of an owner, for a message."""
+    who = Owner.parse(owner)
+    return f"{who.host}:{who.pid}"

@@ -183,12 +183,19 @@ def _render(runs: RunStore, run: Any, name: str) -> bytes:
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Authorized],
     summary="Stop a run (idempotent)",
-    responses=documented(401, 404),
+    responses=documented(401, 404, 409),
 )
-async def stop_run(run_id: str, runs: Manager, path: Control) -> RunView:
+async def stop_run(run_id: str, runs: Manager, path: Control, force: bool = False) -> RunView:
     """The run stops before its next pulse, the instrument at 0 V. A finished run is returned unchanged.
-    Served on the control path: no read delays it."""
+    Served on the control path: no read delays it.
+
+    ``force=true`` releases a run that no process is seen holding (its process gone, on another
+    host, or recorded without its start time, so a stop would never end it): it is marked
+    ``interrupted`` and its instrument is free; check the instrument is at 0 V. 409 while its
+    process is seen running, or while it waits in its queue."""
     await path.call(get_run, runs.store, run_id)
+    if force:
+        return RunView.of(await path.call(runs.release, run_id, "POST /runs/{id}/stop?force=true"))
     return RunView.of(await path.call(runs.stop, run_id))
 
 

@@ -1,0 +1,94 @@
+"""A run's owner is a process, not a pid: judged by pid, start time and boot id (issue 17, review
+finding 3). A pid alone may belong to another process after a reboot or a SIGKILL; such a run held
+its instrument forever."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from crossbar_hil.runs.owner import Liveness, Owner, boot_id, judge, owner_alive, process_owner, start_ticks
+from crossbar_hil.runs.status import RunStatus
+from crossbar_hil.runs.store import RunStore
+from crossbar_hil.training.config import RunConfig
+
+HOST = socket.gethostname()
+linux_only = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs /proc")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    s = RunStore(tmp_path / "runs.sqlite3")
+    yield s
+    s.close()
+
+
+def running(store: RunStore, owner: str, queue: str = "TCPIP::bench") -> str:
+    run = store.create_run(RunConfig(), owner=owner, queue=queue, instrument=queue)
+    store.transition(run.id, RunStatus.RUNNING)
+    return run.id
+
+
+def reused_pid() -> str:
+    """This process's pid with another start time: the pid now belongs to another process."""
+    me = Owner.parse(process_owner())
+    assert me.start_ticks is not None
+    return str(Owner(HOST, os.getpid(), me.start_ticks + 1, me.boot_id))
+
+
+@linux_only
+def test_this_process_is_recorded_with_its_start_time_and_boot_id_and_judged_alive() -> None:
+    me = Owner.parse(process_owner())
+    assert (me.host, me.pid) == (HOST, os.getpid())
+    assert me.start_ticks == start_ticks(os.getpid()) and me.boot_id == boot_id() is not None
+    assert judge(process_owner()) is Liveness.ALIVE
+
+
+@linux_only
+def test_a_pid_now_used_by_another_process_or_of_an_earlier_boot_is_gone() -> None:
+    assert judge(reused_pid()) is Liveness.GONE
+    me = Owner.parse(process_owner())
+    assert judge(str(Owner(HOST, os.getpid(), me.start_ticks, "another-boot"))) is Liveness.GONE
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert judge(str(Owner(HOST, child.pid, 1, me.boot_id))) is Liveness.GONE
+    assert judge(f"{HOST}:{child.pid}") is Liveness.GONE  # An older owner: by pid, as before.
+
+
+def test_an_owner_that_cannot_be_judged_is_unknown_and_kept_alive() -> None:
+    assert judge(f"{HOST}:1") is Liveness.UNKNOWN  # Recorded by pid alone, and pid 1 runs.
+    assert judge("another-host:123@456/boot") is Liveness.UNKNOWN
+    assert owner_alive(f"{HOST}:1") and owner_alive("another-host:123")
+
+
+@linux_only
+def test_a_run_whose_pid_was_reused_is_interrupted_and_frees_its_instrument(store: RunStore) -> None:
+    lost = running(store, reused_pid())
+    kept = running(store, process_owner(), queue="TCPIP::other")
+    assert store.holder("TCPIP::bench") is None
+    assert store.recover() == [lost]
+    assert store.get_run(lost).status is RunStatus.INTERRUPTED
+    assert store.get_run(kept).status is RunStatus.RUNNING
+
+
+def test_release_interrupts_a_run_no_process_is_seen_holding(store: RunStore) -> None:
+    orphan = running(store, f"{HOST}:1")  # Pid 1 runs, but it is not this run's process.
+    store.request_stop(orphan)
+    assert store.recover() == [] and store.holder("TCPIP::bench") is not None  # Stuck stopping.
+    run = store.release(orphan, "test")
+    assert run.status is RunStatus.INTERRUPTED and "released by hand (test)" in str(run.error)
+    assert "NOT confirmed at 0 V" in str(run.error)
+    assert store.holder("TCPIP::bench") is None
+    assert store.release(orphan, "again").status is RunStatus.INTERRUPTED  # Finished: as it is.
+
+
+@linux_only
+def test_release_refuses_a_run_whose_process_is_seen_running(store: RunStore) -> None:
+    mine = running(store, process_owner())
+    with pytest.raises(ValueError, match="which is running: stop the run"):
+        store.release(mine, "test")
+    assert store.get_run(mine).status is RunStatus.RUNNING
