@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ linux_only = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="n
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> RunStore:
+def store(tmp_path: Path) -> Iterator[RunStore]:
     s = RunStore(tmp_path / "runs.sqlite3")
     yield s
     s.close()
