@@ -42,7 +42,7 @@ from crossbar_hil.procedures.training import (
 from crossbar_hil.resources import TRACE_ENV
 from crossbar_hil.runs.calibrations import Calibrations
 from crossbar_hil.runs.errors import InvalidRun
-from crossbar_hil.runs.local import BUSY_TIMEOUT_S, STORE_FAILURES, LocalRun, NotStarted
+from crossbar_hil.runs.local import BUSY_TIMEOUT_S, STORE_FAILURES, LocalRun
 from crossbar_hil.runs.store import STORE_ENV, RunStore, default_path
 from crossbar_hil.runs.worker import check_fits
 from crossbar_hil.seam import CrossbarBackend
@@ -379,7 +379,7 @@ def train(
     database: Path,
 ) -> int:
     """Open the instrument, train, present; recorded in the run store through ``local`` (None: not)."""
-    if local is not None and (refused := local.refusal()) is not None:
+    if local is not None and (refused := local.reserve()) is not None:
         print(f"{prog}: {refused}", file=sys.stderr)
         return EXIT_FAULT  # Nothing was sent: the instrument was not opened.
     backend = open_backend(prog, config.backend.name, config.backend.params, signals)
@@ -389,14 +389,17 @@ def train(
     trained_on: CrossbarBackend = backend
     if local is not None:
         try:
-            check_fits(config, backend)  # As the service checks before it records a run.
-            trained_on = local.begin(backend)
-        except (InvalidRun, NotStarted) as e:
+            check_fits(config, backend)  # As the service checks before its run goes.
+        except InvalidRun as e:
             backend.close()
-            if isinstance(e, NotStarted):
-                print(f"{prog}: {e}", file=sys.stderr)
-                return EXIT_FAULT
             return bad_input(prog, e.__cause__ if isinstance(e.__cause__, Exception) else e)
+        trained_on = local.begin(backend)
+        if local.early is not None and local.run is not None:  # Stopped before it began.
+            local.end(None)
+            print(
+                f"{prog}: run {local.run.id} was stopped before it began: nothing was sent", file=sys.stderr
+            )
+            return EXIT_STOPPED
     observers: list[TrainingObserver] = []
     if not args.quiet:
         observers.append(ProgressLine(config.training.max_epochs))

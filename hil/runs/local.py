@@ -8,9 +8,11 @@ service's worker takes (:func:`~crossbar_hil.runs.execute.recorded`, ``begin``, 
 :class:`~crossbar_hil.runs.control.RunControl`), so ``hil runs stop``, ``pause`` and ``resume``
 and the service's stop act on it too (read from the store every 0.2 s).
 
-One run per instrument: the store refuses to create the run while a live process (the
-service's worker, another ``hil train``) holds the same instrument (:meth:`RunStore.holder`,
-checked before the backend is opened and again, atomically, when the run is created); a run
+One run per instrument: the run is created (:meth:`LocalRun.reserve`) before the instrument is
+opened, and the store refuses to create it while a live process (the service's worker, another
+``hil train``) holds the same instrument (atomically: :meth:`RunStore.create_run` ``exclusive``),
+so nothing is sent to an instrument another run drives; a reservation that does not go (the
+instrument does not answer, the config does not fit it) is withdrawn. A run
 left active by a process that is gone (SIGKILL) is marked ``interrupted`` when the store is
 opened here (:meth:`RunStore.recover`). A latched emergency stop refuses the run too.
 
@@ -37,7 +39,7 @@ from crossbar_hil.runs.execute import Recorded, RunEnd, begin, ended, finish, re
 from crossbar_hil.runs.manager import EMULATOR, ESTOP_SETTING, instrument_key, queue_key
 from crossbar_hil.runs.owner import Liveness, Owner, judge
 from crossbar_hil.runs.status import RunStatus
-from crossbar_hil.runs.store import Run, RunStore, StoreError
+from crossbar_hil.runs.store import Run, RunNotFound, RunStore, StoreError
 from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import Outcome
@@ -76,6 +78,8 @@ class LocalRun:
         """The run in the store, once created (:meth:`begin`)."""
         self.lost: str | None = None
         """Why recording stopped midway, if it did."""
+        self.early: RunEnd | None = None
+        """Its end, when it was stopped (or ended) before it began: then nothing is to be sent."""
         self._wired: Recorded | None = None
         self._exit = ExitStack()
 
@@ -97,9 +101,10 @@ class LocalRun:
         return cls(store, config, stop, warn)
 
     # ------------------------------------------------------------------ admission
-    def refusal(self) -> NotStarted | None:
-        """Why the run may not start now (a latched emergency stop, its instrument held by another
-        live run); None when it may. A store that fails here stops recording, not the run."""
+    def reserve(self) -> NotStarted | None:
+        """Create the run before its instrument is opened, holding the instrument; why it may not
+        start instead (a latched emergency stop, its instrument held by another live run). A store
+        that fails here stops recording, not the run."""
         try:
             latched = self.store.get_setting(ESTOP_SETTING)
             if latched is not None:
@@ -107,37 +112,39 @@ class LocalRun:
                     f"the emergency stop is latched (since {latched.get('at')}: {latched.get('reason')}); "
                     "clear it (hil estop --clear) before starting a run"
                 )
-            held = None if self.queue == EMULATOR else self.store.holder(self.queue)
-        except STORE_FAILURES as e:
-            self._lose(e)
-            return None
-        return None if held is None else _busy(held)
-
-    def begin(self, backend: CrossbarBackend) -> CrossbarBackend:
-        """Create the run (one run per instrument: :class:`NotStarted` when another live run holds
-        it), mark it ``running`` and wire ``backend`` for the store; returns the backend to
-        train on (``backend`` itself when the store failed)."""
-        if self.lost is not None:  # The store failed at the admission already.
-            return backend
-        spec = self.config.backend
-        try:
+            held = None if self.queue == EMULATOR else self.store.holder(self.queue)  # Also this process's.
+            if held is not None:
+                return _busy(held)
             self.run = self.store.create_run(
                 self.config,
-                instrument=instrument_key(spec),
+                instrument=instrument_key(self.config.backend),
                 queue=self.queue,
                 exclusive=self.queue != EMULATOR,
             )
         except InstrumentBusy as e:
-            raise _busy(self.store.get_run(e.run_id)) from e
+            try:
+                return _busy(self.store.get_run(e.run_id))
+            except (sqlite3.Error, StoreError, OSError, RunNotFound) as unread:
+                return NotStarted(
+                    f"instrument {e.instrument!r} is in use by run {e.run_id} (its record cannot be read: "
+                    f"{_one_line(unread)}): wait for it to end, or see hil runs show {e.run_id}"
+                )
         except STORE_FAILURES as e:
             self._lose(e)
+        return None
+
+    def begin(self, backend: CrossbarBackend) -> CrossbarBackend:
+        """Mark the reserved run ``running`` and wire ``backend`` for the store; returns the backend
+        to train on (``backend`` itself when the store failed). When the run was stopped since
+        its reservation, :attr:`early` says how it ended: train nothing, :meth:`end` it."""
+        if self.lost is not None or self.run is None:  # The store failed at the admission already.
             return backend
         control = RunControl(self.store, self.run.id, self.stop)
         self._wired = self._exit.enter_context(
             recorded(self.store, self.run.id, self.config, backend, control)
         )
-        try:  # Stopped meanwhile: its stop is set, and nothing is sent.
-            begin(self.store, self.run.id, self._wired)
+        try:  # Stopped meanwhile: its stop is set, and nothing is to be sent.
+            self.early = begin(self.store, self.run.id, self._wired)
         except STORE_FAILURES as e:
             self._lose(e)
         return self._wired.backend
@@ -171,7 +178,9 @@ class LocalRun:
         if self.run is None:
             return
         try:
-            if self.lost is not None:  # Its history here has a gap: said; a stopped run stays stopped.
+            if self.early is not None:  # Stopped before it began: as begin() said.
+                finish(self.store, self.run.id, self.early)
+            elif self.lost is not None:  # Its history here has a gap: said; a stopped run stays stopped.
                 gap = f"recording stopped midway ({self.lost}); the run went on: see its files"
                 stopped = self.stop.is_set if run is None else run.result.outcome is Outcome.STOPPED
                 if stopped:
@@ -192,8 +201,16 @@ class LocalRun:
             self.warn(f"the end of run {self.run.id} is not recorded: {e}")
 
     def close(self) -> None:
-        """Close the store's connections."""
+        """Withdraw the run if it never began (its instrument could not be opened or checked), and
+        close the store's connections."""
         self._exit.close()
+        if self.run is not None and self._wired is None and self.lost is None:
+            try:
+                self.store.withdraw(self.run.id, self.stop.reason or "stopped before it began")
+            except STORE_FAILURES as e:
+                self.warn(
+                    f"run {self.run.id} could not be withdrawn ({_one_line(e)}); the next open marks it"
+                )
         self.store.close()
 
 

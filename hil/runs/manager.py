@@ -154,11 +154,14 @@ def queue_named(name: str) -> str:
 
 @dataclass
 class _Active:
-    """A run this manager has handed to a worker (``run_id`` None while a new run is checked)."""
+    """A run this manager has handed to a worker (created in the store before, so that it holds its
+    instrument before the worker opens it)."""
 
     queue: str
     instrument: str | None
     run_id: str | None
+    fresh: bool = False
+    """Created for a start request (withdrawn when its worker refuses it), not taken from its queue."""
     conn: Connection | None = None
     checked: threading.Event = field(default_factory=threading.Event)
     refusal: RunRefused | None = None
@@ -256,11 +259,19 @@ class RunManager:
                 "on_failure": on_failure,
             }
             busy = self._busy(key)
-            if busy is not None:
+            created: Run | None = None
+            if busy is None:
+                try:  # Held in the store before the worker opens it (atomic against a hil train).
+                    created = self.store.create_run(config, exclusive=key != EMULATOR, **fields)  # type: ignore[arg-type]
+                except InstrumentBusy as e:
+                    busy = e
+            if created is None:
+                assert busy is not None
                 if if_busy == "refuse":
                     raise busy
                 return self.store.create_run(config, wait=True, **fields), True  # type: ignore[arg-type]
-            active = self._hand_over(key, config.backend, None, config, fields)
+            active = self._hand_over(key, config.backend, created.id, config, fresh=True)
+            active.created = created
         active.checked.wait()
         if active.refusal is not None:
             raise active.refusal
@@ -308,21 +319,21 @@ class RunManager:
         self,
         key: str,
         spec: BackendSpec,
-        run_id: str | None,
+        run_id: str,
         config: RunConfig,
-        fields: Mapping[str, Any] | None = None,
+        fresh: bool = False,
     ) -> _Active:
         """Reserve the queue's place and start the run's thread (its worker checks, then runs)."""
-        active = _Active(key, instrument_key(spec), run_id)
+        active = _Active(key, instrument_key(spec), run_id, fresh)
         active.thread = threading.Thread(
-            target=self._run, args=(active, config, dict(fields or {})), name=f"run-{key}", daemon=True
+            target=self._run, args=(active, config), name=f"run-{key}", daemon=True
         )
         self._active[active.token] = active
         active.thread.start()
         return active
 
     # ------------------------------------------------------------------ one run's thread
-    def _run(self, active: _Active, config: RunConfig, fields: dict[str, Any]) -> None:
+    def _run(self, active: _Active, config: RunConfig) -> None:
         """Start the worker, relay its check, create (or start) the run, relay its events, record the end."""
         conn, worker_conn = multiprocessing.Pipe(duplex=True)
         process: multiprocessing.process.BaseProcess | None = None
@@ -341,7 +352,7 @@ class RunManager:
             )
             runner.start()
         try:
-            if not self._begin(active, conn, config, fields):
+            if not self._begin(active, conn):
                 return
             while True:
                 try:
@@ -375,8 +386,9 @@ class RunManager:
         finally:
             conn.close()
 
-    def _begin(self, active: _Active, conn: Connection, config: RunConfig, fields: dict[str, Any]) -> bool:
-        """The worker's check; then the run in the store and ``go``. False when it does not go."""
+    def _begin(self, active: _Active, conn: Connection) -> bool:
+        """The worker's check; then ``go``. False when it does not go (its worker releases the
+        instrument without an ABOR: it drove nothing)."""
         try:
             answer = conn.recv()
         except (EOFError, OSError):
@@ -391,18 +403,12 @@ class RunManager:
                 refusal = EmergencyStopLatched(self._latched_message())
             if refusal is None and self._closed:
                 refusal = RunRefused("the run manager is shut down")
-            if refusal is None and active.run_id is None:
-                try:  # Atomic against a hil train that took the instrument while it was checked.
-                    active.created = self.store.create_run(
-                        config, exclusive=active.queue != EMULATOR, **fields
-                    )
-                    active.run_id = active.created.id
-                except InstrumentBusy as busy:
-                    refusal = busy
             if refusal is not None:
                 with suppress(OSError, ValueError, BrokenPipeError):
                     conn.send(("cancel",))
-                if active.run_id is not None:
+                if active.run_id is not None and active.fresh:  # Refused: it never was a run.
+                    self.store.withdraw(active.run_id, str(refusal))
+                elif active.run_id is not None:
                     self._refused_from_queue(active.run_id, refusal)
                 active.refusal = refusal
                 return False
@@ -469,7 +475,10 @@ class RunManager:
                 waiting = self.store.queued(key)
                 if not waiting:
                     break
-                run = self.store.transition_out_of_queue(waiting[0].id)
+                try:  # It holds the instrument from here, before its worker opens it.
+                    run = self.store.transition_out_of_queue(waiting[0].id, exclusive=key != EMULATOR)
+                except InstrumentBusy:
+                    break  # Another process's run took the instrument meanwhile: started when it ends.
                 self._hand_over(key, run.run_config.backend, run.id, run.run_config)
                 started.append(run.id)
         return started

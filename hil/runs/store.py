@@ -735,12 +735,35 @@ class RunStore:
             db.executemany("UPDATE runs SET queue_position = ? WHERE id = ?", list(enumerate(ids, 1)))
         return self.get_run(run_id)
 
-    def transition_out_of_queue(self, run_id: str) -> Run:
-        """Take a waiting run out of its queue to start it (still ``queued`` until its worker runs it)."""
+    def transition_out_of_queue(self, run_id: str, *, exclusive: bool = False) -> Run:
+        """Take a waiting run out of its queue to start it (still ``queued`` until its worker runs it):
+        from then on it holds its instrument. With ``exclusive`` only while no other live process
+        holds it (as :meth:`create_run`), in the same transaction: else
+        :class:`~crossbar_hil.runs.errors.InstrumentBusy` and the run keeps its place."""
         with self._write() as db:
+            row = db.execute("SELECT queue, owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFound(run_id)
+            if exclusive and (held := self._holder(db, row["queue"], row["owner"])) is not None:
+                raise InstrumentBusy(held.instrument or row["queue"], held.id)
             self._renumber(db, run_id)
             db.execute("UPDATE runs SET queue_position = NULL WHERE id = ?", (run_id,))
         return self.get_run(run_id)
+
+    def withdraw(self, run_id: str, reason: str) -> None:
+        """Give up a run created to reserve its instrument before it was opened, when it does not go
+        (the instrument does not answer, the config does not fit it): deleted while still ``queued``
+        (it never ran; nothing of it was sent); one stopped meanwhile ends ``stopped`` with ``reason``.
+        Nothing for a run that ran or ended."""
+        with self._write() as db:
+            row = db.execute("SELECT status, queue_position FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or row["queue_position"] is not None:
+                return
+            if row["status"] == RunStatus.QUEUED.value:
+                db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            elif row["status"] == RunStatus.STOPPING.value:
+                self._transition(db, run_id, RunStatus.STOPPED, error=reason, outcome=Outcome.STOPPED.value)
+        self._last_event.pop(run_id, None)
 
     def requeue(self, run_id: str) -> bool:
         """Put a run taken out of its queue but not yet started back first in it; False when it is

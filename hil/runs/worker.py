@@ -91,8 +91,8 @@ def serve(
     except BaseException:
         backend.close()
         raise
-    if message[0] != "go":
-        backend.close()
+    if message[0] != "go":  # Refused late: nothing was driven, so no ABOR (see CrossbarBackend.release).
+        backend.release()
         return
     run_id = str(message[1])
     store = RunStore(database, on_event=lambda rid, seq: send(("event", seq)))

@@ -54,6 +54,7 @@ class CrossbarBackend(ABC):
         self._closed = False
         self._close_warning: str | None = None
         self._listeners: list[PulseListener] = []
+        self._driven = False
 
     # ----------------------------------------------------------------- listeners
     def add_listener(self, listener: PulseListener) -> None:
@@ -183,6 +184,25 @@ class CrossbarBackend(ABC):
                 self._closed = True
                 self._close()
 
+    @property
+    def driven(self) -> bool:
+        """True once this backend sent an operation that drives an output (a read, an apply, a
+        pulse, a reset); its handshake and queries do not."""
+        return self._driven
+
+    def release(self) -> None:
+        """Release the instrument without the abort when this backend drove nothing, else close
+        it (0 V) as :meth:`close` does. For a run refused after it opened its instrument: an
+        ``ABOR`` from it could reach an instrument another run is driving. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            if self._driven:
+                self.close()
+                return
+            self._closed = True
+            self._close()
+
     def __enter__(self) -> Self:
         return self
 
@@ -203,6 +223,7 @@ class CrossbarBackend(ABC):
         """The lock for one operation; refuses when the backend is closed."""
         if self._closed:
             raise BackendClosed(f"{self.info.identity}: backend is closed")
+        self._driven = True  # Every operation that takes it drives an output.
         return self._lock
 
     # ----------------------------------------------------------------- to implement

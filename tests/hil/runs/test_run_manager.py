@@ -168,20 +168,47 @@ def test_an_instrument_held_by_another_process_s_run_is_busy_and_its_queue_waits
     assert store.get_run(waiting.id).status is RunStatus.NOT_CONVERGED and len(builder.built) == 1
 
 
-def test_a_hil_train_that_takes_the_instrument_while_a_run_is_checked_wins_it(
+def test_a_run_holds_its_instrument_before_its_worker_opens_it(
     manager: RunManager, store: RunStore, builder: Builder
 ) -> None:
-    wanted = config("fake", resource="TCPIP::lab::5025::SOCKET")
-    taken: list[str] = []
+    """A hil train that tries to take the instrument while the run's worker opens and checks it is
+    refused: the run was created (exclusive) before its worker opened anything, so nobody opens an
+    instrument another run drives (issue 17 review finding 7; it used to be the other way round)."""
+    wanted = config("fake", max_epochs=1, resource="TCPIP::lab::5025::SOCKET")
+    refused: list[str] = []
 
     def build_while_taken(name: str, params: Mapping[str, Any]) -> EmulatedCrossbar:
-        taken.append(a_run_of_another_process(store, wanted))  # hil train, between check and record
+        try:  # hil train, while the worker opens the instrument
+            store.create_run(
+                wanted,
+                instrument=instrument_key(wanted.backend),
+                queue=queue_key(wanted.backend),
+                owner=f"{socket.gethostname()}:{os.getppid()}",
+                exclusive=True,
+            )
+        except InstrumentBusy as e:
+            refused.append(e.run_id)
         return builder(name, params)
 
     manager._build_backend = build_while_taken
-    with pytest.raises(InstrumentBusy, match="is in use by run"):
-        manager.start(wanted)
-    assert [r.id for r in store.list_runs()[0]] == taken  # No second run recorded on the instrument.
+    run, _ = manager.start(wanted)
+    assert refused == [run.id]
+    assert manager.wait(run.id, 10)
+    assert [r.id for r in store.list_runs()[0]] == [run.id]
+    assert store.get_run(run.id).status is RunStatus.NOT_CONVERGED
+
+
+def test_a_queued_run_is_not_taken_from_its_queue_while_another_process_holds_the_instrument(
+    manager: RunManager, store: RunStore
+) -> None:
+    """The queue takes the next run out only while the instrument is free, atomically in the store."""
+    wanted = config("fake", max_epochs=1, resource="TCPIP::lab::5025::SOCKET")
+    held = a_run_of_another_process(store, config("fake", resource="TCPIP::lab::5025::SOCKET"))
+    store.transition(held, RunStatus.STOPPING)
+    waiting = store.create_run(wanted, queue=queue_key(wanted.backend), owner=manager.owner, wait=True)
+    with pytest.raises(InstrumentBusy, match=held):
+        store.transition_out_of_queue(waiting.id, exclusive=True)
+    assert store.get_run(waiting.id).queue_position == 1
 
 
 def test_the_emergency_stop_also_stops_another_process_s_run(manager: RunManager, store: RunStore) -> None:
