@@ -39,7 +39,7 @@ from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import EpochRecord, Outcome
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Version of the database layout this code writes."""
 
 STORE_ENV = "HIL_DB"
@@ -137,14 +137,22 @@ def _v4_epochs_trained(db: sqlite3.Connection) -> None:
     )
 
 
+def _v5_run_worker(db: sqlite3.Connection) -> None:
+    """Version 5: the process a run's worker runs in, beside its owner (the service's process): a
+    run whose service was killed is still held while its worker runs (it records the end)."""
+    db.execute("ALTER TABLE runs ADD COLUMN worker TEXT")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _create_v1,
     2: _v2_run_control,
     3: create_v3,
     4: _v4_epochs_trained,
+    5: _v5_run_worker,
 }
 """``MIGRATIONS[n]`` brings a version ``n - 1`` file to version ``n`` (1 creates the tables; 3 adds the
-calibrations, :mod:`crossbar_hil.runs.calibrations`; 4 counts epochs trained, not records)."""
+calibrations, :mod:`crossbar_hil.runs.calibrations`; 4 counts epochs trained, not records; 5 the
+worker's process)."""
 
 
 PauseWhen = Literal["after_epoch", "now"]
@@ -225,6 +233,8 @@ class Run(BaseModel):
     idempotency_key: str | None = Field(None, exclude=True)
     request_hash: str | None = Field(None, exclude=True)
     owner: str = Field("", exclude=True)
+    worker: str | None = Field(None, exclude=True)
+    """The process of its worker, when not its owner's (the service's run in a process of its own)."""
     pause_request: PauseWhen | None = Field(
         None, description="A pause asked for and not yet resumed: 'after_epoch' or 'now'."
     )
@@ -484,8 +494,13 @@ class RunStore:
         return self._holder(self._db(), queue, besides_owner)
 
     def _holder(self, db: sqlite3.Connection, queue: str, besides_owner: str | None = None) -> Run | None:
-        held = [r for r in self._active(db, queue) if r.owner != besides_owner and owner_alive(r.owner)]
+        held = [r for r in self._active(db, queue) if r.owner != besides_owner and _alive(r, owner_alive)]
         return held[0] if held else None
+
+    def set_worker(self, run_id: str, worker: str) -> None:
+        """Record the process that runs the run (its worker's, ``host:pid@start/boot``)."""
+        with self._write() as db:
+            db.execute("UPDATE runs SET worker = ? WHERE id = ?", (worker, run_id))
 
     def active_runs(self, queue: str | None = None) -> list[Run]:
         """Every run (of ``queue``, if given) that holds or is about to hold its instrument: active
@@ -813,16 +828,18 @@ class RunStore:
     def recover(self, alive: Callable[[str], bool] | None = None) -> list[str]:
         """Mark ``interrupted`` every active run whose owning process is gone; returns their ids.
 
-        ``alive(owner)`` tells whether an owner (``host:pid``) still runs; by default a
-        process on this host is checked by pid, and a run owned by another host is left as it is.
-        Their epochs stay. Runs waiting in a queue stay queued: they never started.
+        ``alive(owner)`` tells whether a process (``host:pid@start/boot``) still runs; by default
+        :func:`~crossbar_hil.runs.owner.owner_alive` (a process of another host is left as it is).
+        A run whose worker's process still runs is left too, its owner gone or not (a service
+        killed while its worker finishes the run and records its end). Their epochs stay. Runs
+        waiting in a queue stay queued: they never started.
         """
         alive = alive or owner_alive
         active = [r.value for r in ACTIVE]
         rows = (
             self._db()
             .execute(
-                f"SELECT id, owner FROM runs WHERE status IN ({', '.join('?' * len(active))}) "
+                f"SELECT id, owner, worker FROM runs WHERE status IN ({', '.join('?' * len(active))}) "
                 "AND queue_position IS NULL",
                 active,
             )
@@ -830,7 +847,7 @@ class RunStore:
         )
         lost = []
         for row in rows:
-            if alive(row["owner"]):
+            if alive(row["owner"]) or (row["worker"] is not None and alive(row["worker"])):
                 continue
             try:
                 self.transition(
@@ -1043,6 +1060,7 @@ def _run(row: sqlite3.Row) -> Run:
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
         owner=row["owner"],
+        worker=row["worker"] if "worker" in row.keys() else None,  # noqa: SIM118 - sqlite3.Row has no "in"
         pause_request=row["pause_request"],
         queue=row["queue"],
         queue_position=row["queue_position"],
@@ -1058,3 +1076,8 @@ def _host_pid(owner: str) -> str:
     """``host:pid`` of an owner, for a message."""
     who = Owner.parse(owner)
     return f"{who.host}:{who.pid}"
+
+
+def _alive(run: Run, alive: Callable[[str], bool]) -> bool:
+    """Whether the run's owner or its worker may still run."""
+    return alive(run.owner) or (run.worker is not None and alive(run.worker))

@@ -28,6 +28,7 @@ import ctypes
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -38,7 +39,7 @@ from typing import Any
 from crossbar_hil.runs.control import ControlTimes, RunControl
 from crossbar_hil.runs.errors import BackendUnavailable, InvalidRun
 from crossbar_hil.runs.execute import RunEnd, execute, finish
-from crossbar_hil.runs.store import RunStore
+from crossbar_hil.runs.store import RunStore, StoreError, process_owner
 from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.seam.errors import LimitError, reply_free_reason
 from crossbar_hil.seam.registry import create_backend
@@ -96,6 +97,10 @@ def serve(
         return
     run_id = str(message[1])
     store = RunStore(database, on_event=lambda rid, seq: send(("event", seq)))
+    try:  # Held while this process runs, whatever becomes of the service's (hil runs, hil train).
+        store.set_worker(run_id, process_owner())
+    except (sqlite3.Error, StoreError) as e:
+        log.warning("run %s: its worker's process not recorded: %s", run_id, e)
     control = RunControl(store, run_id, stop, ControlTimes.model_validate_json(times_json))
     listening = _Listening()
     threading.Thread(target=_listen, args=(conn, control, backend, listening), daemon=True).start()

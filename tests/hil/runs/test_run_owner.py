@@ -93,3 +93,38 @@ def test_release_refuses_a_run_whose_process_is_seen_running(store: RunStore) ->
     with pytest.raises(ValueError, match="which is running: stop the run"):
         store.release(mine, "test")
     assert store.get_run(mine).status is RunStatus.RUNNING
+
+
+def gone_process() -> str:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return str(Owner(HOST, child.pid, 1, boot_id()))
+
+
+@linux_only
+def test_a_run_whose_worker_still_runs_is_held_though_its_owner_is_gone(store: RunStore) -> None:
+    """A service killed (SIGKILL) while its run's worker, a process of its own, finishes the run and
+    records it stopped: hil runs and hil train leave that run alone (review finding 14)."""
+    finishing = running(store, gone_process())
+    store.set_worker(finishing, process_owner())
+    lost = running(store, gone_process(), queue="TCPIP::other")
+    store.set_worker(lost, gone_process())
+    assert store.recover() == [lost]
+    assert store.get_run(finishing).status is RunStatus.RUNNING
+    assert store.holder("TCPIP::bench") is not None and store.holder("TCPIP::other") is None
+
+
+@pytest.mark.system
+def test_a_run_in_a_process_of_its_own_records_its_worker_s_process(store: RunStore) -> None:
+    from crossbar_hil.runs.manager import RunManager
+
+    manager = RunManager(store, isolation="process")
+    try:
+        run, _ = manager.start(RunConfig.model_validate({"training": {"max_epochs": 1}}))
+        assert manager.wait(run.id, 60)
+    finally:
+        manager.shutdown(10)
+    worker = store.get_run(run.id).worker
+    assert worker is not None and worker != manager.owner
+    assert Owner.parse(worker).host == HOST and Owner.parse(worker).pid != os.getpid()
+    assert judge(worker) is Liveness.GONE  # It ended with the run.
