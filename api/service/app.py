@@ -97,7 +97,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         )
         control = ControlPath(on_thread_start=store.skip_checkpoints)
         try:
-            lost = manager.recover(alive=_alive_beside(manager.owner))
+            # An earlier service's runs are interrupted now, also one whose worker is still finishing
+            # (it released the instrument already and waits RECORD_WAIT_S to record its end): the
+            # instrument is free at once, and the log says to check it (hil runs, hil train wait).
+            lost = manager.recover(alive=_alive_beside(manager.owner), workers=False)
             _warn_interrupted(store, lost)
             manager.watch_queues()
             app.state.manager = manager

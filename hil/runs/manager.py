@@ -612,11 +612,12 @@ class RunManager:
         )
 
     # ------------------------------------------------------------------ life cycle
-    def recover(self, alive: Callable[[str], bool] | None = None) -> list[str]:
+    def recover(self, alive: Callable[[str], bool] | None = None, *, workers: bool = True) -> list[str]:
         """At start-up: mark ``interrupted`` the runs left active by a process that is gone
-        (``alive(owner)`` tells: :meth:`RunStore.recover`), and stop every queue with runs waiting
+        (``alive(owner)`` tells, and ``workers`` whether a run's own worker counts:
+        :meth:`RunStore.recover`), and stop every queue with runs waiting
         (a person starts it again). Returns the interrupted ids."""
-        lost = self.store.recover(alive)
+        lost = self.store.recover(alive, workers=workers)
         for name in self.store.stop_waiting_queues("the service restarted: start the queue to go on"):
             log.warning(
                 "queue %s has runs waiting; stopped until started (POST /queue/start, hil runs queue start)",

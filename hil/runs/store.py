@@ -825,14 +825,15 @@ class RunStore:
             self.set_queue_state(name, "stopped", reason)
         return names
 
-    def recover(self, alive: Callable[[str], bool] | None = None) -> list[str]:
+    def recover(self, alive: Callable[[str], bool] | None = None, *, workers: bool = True) -> list[str]:
         """Mark ``interrupted`` every active run whose owning process is gone; returns their ids.
 
         ``alive(owner)`` tells whether a process (``host:pid@start/boot``) still runs; by default
         :func:`~crossbar_hil.runs.owner.owner_alive` (a process of another host is left as it is).
-        A run whose worker's process still runs is left too, its owner gone or not (a service
-        killed while its worker finishes the run and records its end). Their epochs stay. Runs
-        waiting in a queue stay queued: they never started.
+        With ``workers`` a run whose worker's process still runs is left too, its owner gone or not
+        (a service killed while its worker finishes the run: it records it ``stopped`` within
+        :data:`~crossbar_hil.runs.worker.RECORD_WAIT_S`). Their epochs stay. Runs waiting in a
+        queue stay queued: they never started.
         """
         alive = alive or owner_alive
         active = [r.value for r in ACTIVE]
@@ -847,7 +848,7 @@ class RunStore:
         )
         lost = []
         for row in rows:
-            if alive(row["owner"]) or (row["worker"] is not None and alive(row["worker"])):
+            if alive(row["owner"]) or (workers and row["worker"] is not None and alive(row["worker"])):
                 continue
             try:
                 self.transition(

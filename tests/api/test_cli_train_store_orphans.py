@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from crossbar_hil.api.cli import main
 from crossbar_hil.emulator.testing import running_server
 from crossbar_hil.runs.manager import instrument_key, queue_key
-from crossbar_hil.runs.owner import Owner, process_owner
+from crossbar_hil.runs.owner import Owner, boot_id, process_owner, start_ticks
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import STORE_ENV, RunStore
 from crossbar_hil.training.config import RunConfig
@@ -77,4 +79,25 @@ def test_a_run_whose_process_runs_is_not_released_by_force(capsys: pytest.Captur
     assert main(["runs", "stop", "--force", mine]) == 2
     assert "which is running" in capsys.readouterr().err
     assert store.get_run(mine).status is RunStatus.RUNNING
+    store.close()
+
+
+def test_hil_runs_leaves_a_run_whose_worker_still_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """A service killed while its run's worker (a process of its own) finishes the run: ``hil runs``
+    does not mark that run interrupted under the worker, which records it stopped (finding 14)."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    store = RunStore(Path(os.environ[STORE_ENV]))
+    try:
+        run_id = held_run(store, "TCPIP::127.0.0.1::1::SOCKET", str(Owner(HOST, dead.pid, 1, boot_id())))
+        store.set_worker(run_id, str(Owner(HOST, worker.pid, start_ticks(worker.pid), boot_id())))
+        assert main(["runs", "list"]) == 0
+        assert store.get_run(run_id).status is RunStatus.RUNNING
+    finally:
+        worker.kill()
+        worker.wait()
+    assert main(["runs", "list"]) == 0
+    assert store.get_run(run_id).status is RunStatus.INTERRUPTED  # Its worker gone too.
+    capsys.readouterr()
     store.close()

@@ -73,23 +73,3 @@ def test_a_forced_stop_of_a_run_whose_process_runs_is_refused(settings: ServiceS
     finally:
         child.kill()
         child.wait()
-
-
-def test_a_run_whose_worker_outlived_its_service_is_left_to_its_worker(settings: ServiceSettings) -> None:
-    """A service killed while its run's worker (a process of its own) still finishes the run: the
-    next service leaves that run to the worker, which records its end (review finding 14)."""
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        run_id = left_running(settings.database, str(Owner(HOST, dead.pid, 1, boot_id())))
-        store = RunStore(settings.database)
-        store.set_worker(run_id, str(Owner(HOST, worker.pid, start_ticks(worker.pid), boot_id())))
-        store.close()
-        with TestClient(create_app(settings)) as client:
-            assert client.get(f"/runs/{run_id}", headers=AUTH).json()["status"] == "running"
-    finally:
-        worker.kill()
-        worker.wait()
-    with TestClient(create_app(settings)) as client:  # Its worker gone too: interrupted.
-        assert client.get(f"/runs/{run_id}", headers=AUTH).json()["status"] == "interrupted"
