@@ -770,6 +770,7 @@ class RunStore:
         (the instrument does not answer, the config does not fit it): deleted while still ``queued``
         (it never ran; nothing of it was sent); one stopped meanwhile ends ``stopped`` with ``reason``.
         Nothing for a run that ran or ended."""
+        stopped = False
         with self._write() as db:
             row = db.execute("SELECT status, queue_position FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None or row["queue_position"] is not None:
@@ -778,7 +779,11 @@ class RunStore:
                 db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
             elif row["status"] == RunStatus.STOPPING.value:
                 self._transition(db, run_id, RunStatus.STOPPED, error=reason, outcome=Outcome.STOPPED.value)
-        self._last_event.pop(run_id, None)
+                stopped = True
+        if stopped:
+            self._notify(run_id, db)
+        else:
+            self._last_event.pop(run_id, None)
 
     def requeue(self, run_id: str) -> bool:
         """Put a run taken out of its queue but not yet started back first in it; False when it is

@@ -261,3 +261,18 @@ def test_close_leaves_a_live_threads_connection_usable_and_closes_a_finished_thr
     assert done.wait(30)
     live.join()
     assert answers == [RunStatus.QUEUED, RunStatus.QUEUED]
+
+
+def test_a_reservation_withdrawn_leaves_nothing_unless_it_was_stopped_meanwhile(store: RunStore) -> None:
+    """A run created to hold its instrument before it was opened, given up (the instrument did not
+    answer): deleted; one stopped meanwhile ends stopped (a stop is never recorded as anything else)."""
+    given_up = store.create_run(RunConfig(), queue="TCPIP::bench")
+    store.withdraw(given_up.id, "not used")
+    with pytest.raises(RunNotFound):
+        store.get_run(given_up.id)
+    stopped = store.create_run(RunConfig(), queue="TCPIP::bench")
+    store.request_stop(stopped.id, "stop requested (hil runs stop)")
+    store.withdraw(stopped.id, "stop requested (hil runs stop)")
+    run = store.get_run(stopped.id)
+    assert run.status is RunStatus.STOPPED and run.error == "stop requested (hil runs stop)"
+    assert [e.data["status"] for e in store.events(stopped.id)][-1] == "stopped"
