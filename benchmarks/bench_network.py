@@ -72,20 +72,20 @@ def bench(data: Dataset, hidden: int, samples: int, repeat: int) -> None:
     floor = best["floor"]
     print(f"{data.name} {data.n_features}-{hidden}-{data.n_classes}, {samples} samples, best of {repeat}:")
     print(f"  numpy float MLP (floor): {floor[0]:9,.0f} sample-updates/s ({floor[1]:,.0f} per CPU second)")
-    print("  floor / this: by wall time, by CPU time; per sample: pulses sent (update and read-verify),")
-    print("  read-verify pulses, device resets")
+    print("  floor / this: by wall time, by CPU time; per sample: pulses sent (update, read-verify and")
+    print("  method c's depressing pulses), read-verify pulses, device resets, depressing pulses")
     for rule in RULES:
         tiles, ratio = last[rule], floor / best[rule]
         assert isinstance(tiles, TileNetwork)
-        pulses, verify, resets = (
+        pulses, verify, resets, depressions = (
             sum(getattr(t.counts, k) for t in tiles.rules) / samples
-            for k in ("pulses", "verify_pulses", "resets")
+            for k in ("pulses", "verify_pulses", "resets", "depressions")
         )
         goal = GOALS.get(rule)
         verdict = "" if goal is None else f"  goal {goal:g}x: {'met' if ratio.max() <= goal else 'NOT met'}"
         print(
             f"  tiles, {rule:<9}: {best[rule][0]:7,.0f} sample-updates/s   floor / this = {ratio[0]:5.2f}x,"
-            f" {ratio[1]:5.2f}x   {pulses:6,.0f} {verify:6,.0f} {resets:4,.0f}{verdict}"
+            f" {ratio[1]:5.2f}x   {pulses:6,.0f} {verify:6,.0f} {resets:4,.0f} {depressions:4,.0f}{verdict}"
         )
 
 

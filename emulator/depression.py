@@ -7,25 +7,28 @@ conductance ``g``: find where ``g`` sits on the depression curve (a fractional
 pulse count, by linear interpolation) and move one pulse further down it. A
 device above the curve's top starts from its top; a device at the bottom stays.
 
-Potentiation stays position-based (:mod:`crossbar_hil.emulator.crossbar`): after a
-depression the device's position is the highest potentiation-table position
-whose conductance is not above its new conductance, so the next potentiating
-pulse moves it up by at most one table step. Measured tables need not be
-monotone; both lookups use the monotone envelope of the table.
+After a depression the device's position is the highest potentiation-table position whose
+conductance is not above its new conductance. The 4x4 crossbars potentiate position-based
+(:mod:`crossbar_hil.emulator.crossbar`): the next potentiating pulse moves such a device to the
+next table position, by at most one table step (on Lim's beta_nl 2 curve about half a step of the
+model). Measured tables need not be monotone; both lookups use the monotone envelope of the table.
 
 The single and the batched crossbar share :func:`depress` (a crossbar is a batch of one).
 
 :func:`potentiate_conductance_wise` is the same law upwards, for devices whose model moves them
 conductance-wise in both directions (Huang et al.'s SI: after a depression, the next potentiating
 pulse moves a device one pulse up its potentiation curve *from its present conductance*, not to
-the next table position). The self-adaptive tiles use it (``emulator/network/self_adaptive.py``);
-the crossbars keep position-based potentiation.
+the next table position), and Lim's model, whose step is a function of the present conductance.
+The self-adaptive tiles use it (``emulator/network/self_adaptive.py``), and so do the tiles of a
+parametric device (:func:`potentiate_conductance_wise_at`, ``TileConfig.potentiation``); the 4x4
+crossbars keep position-based potentiation.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from crossbar_hil.emulator.physics import DeviceState
+from crossbar_hil.emulator import physics
+from crossbar_hil.emulator.physics import DeviceState, put_flat
 from numpy.typing import NDArray
 
 
@@ -72,6 +75,33 @@ def potentiate_conductance_wise(state: DeviceState, where: NDArray[np.bool_]) ->
     g = potentiated(state.g_dev[hit], state.table)
     state.g_dev[hit] = g
     state.position[hit] = position_at_or_below(g, state.table)
+
+
+def potentiate_conductance_wise_at(
+    state: DeviceState, flat: NDArray[np.intp], counts: NDArray[np.int64] | int = 1
+) -> None:
+    """``counts`` potentiating pulses, conductance-wise, on each device ``flat`` (distinct C-order flat
+    indices) that is not stuck.
+
+    A device on its table (``g_dev == table[position]``: never depressed since its last reset)
+    moves position-wise, which is conductance-wise from a table position, with the table's exact
+    bits (:func:`crossbar_hil.emulator.physics.potentiate_at`); a device a depression left between
+    positions moves by :func:`potentiated`, pulse by pulse, until it reaches the top (back on the
+    table).
+    """
+    g0, pos0 = state.g_dev.take(flat), state.position.take(flat)
+    off = (g0 != state.table.take(pos0)) & ~state.stuck.take(flat)
+    if not off.any():
+        physics.potentiate_at(state, flat, counts)
+        return
+    c = np.broadcast_to(np.asarray(counts, dtype=np.int64), flat.shape)
+    physics.potentiate_at(state, flat[~off], c[~off])
+    idx, left, g = flat[off], c[off].copy(), g0[off]
+    while (left > 0).any():
+        g = np.where(left > 0, potentiated(g, state.table), g)
+        left -= 1
+    put_flat(state.g_dev, idx, g)
+    put_flat(state.position, idx, position_at_or_below(g, state.table))
 
 
 def position_at_or_below(

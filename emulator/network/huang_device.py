@@ -13,7 +13,7 @@ Solved from Gmin (LTP) and from Gmax (LTD) these are exactly the curves of
 :class:`~crossbar_hil.emulator.devices.LtpLtdDevice`: ``G(P) = Gmin + B (1 - exp(-P / a_p))``
 up and ``G(P) = Gmax - B_d' (1 - exp(-P / a_d))`` down, with nonlinearities in pulses
 ``a_p = P_max / A_p`` and ``a_d = P_max / -A_d``. So Huang's device is that model, the
-4x4 emulator's, with no second implementation (``tests/emulator/network/test_huang.py``
+4x4 emulator's, with no second implementation (``tests/emulator/network/test_huang_device.py``
 checks it against the SI's recursion, level by level).
 
 Both directions are conductance-wise, as in the SI. A crossbar's potentiation is

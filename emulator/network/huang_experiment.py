@@ -28,7 +28,7 @@ from crossbar_hil.emulator.network.study import (
     Study,
     StudySettings,
 )
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 NetworkName = Literal["mlp", "cnn"]
 
@@ -55,12 +55,24 @@ class HuangExperiment(StudySettings):
         min_length=1,
         description="Device nonlinearities, pairs A_p:A_d (A_p > 0, A_d < 0; Huang's default 1:-1).",
     )
+    hidden: int = Field(100, ge=1, le=10_000, description="Hidden neurons of the MLP (the cnn has none).")
     bits: int = Field(8, ge=1, le=12, description="Device levels 2**bits, 2**bits - 1 pulses (Huang: 8).")
     epochs: int = Field(5, ge=1, le=100, description="Passes over the training set.")
     batch_size: int = Field(16, ge=1, le=10_000, description="Samples per update (Huang: 128 on MNIST).")
     hidden_c: float = Field(2.0, gt=0, description="MLP hard-sigmoid half-width c (weight units).")
     output_gain: float = Field(4.0, gt=0, description="Softmax input per unit of output sum.")
     output_dead_zone: float = Field(0.0, ge=0, lt=1, description="Output-error dead zone (0: none, Huang).")
+
+    @field_validator("nonlinearities", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        """Each nonlinearity a pair A_p:A_d: one error naming the form (not pydantic's two lines)."""
+        if isinstance(value, list | tuple):
+            for v in value:
+                if isinstance(v, str | int | float) or (isinstance(v, list | tuple) and len(v) != 2):
+                    given = ":".join(map(str, v)) if isinstance(v, list | tuple) else v
+                    raise ValueError(f"{given!r} is not a pair A_p:A_d (e.g. --nonlinearities 1:-1,3:-3)")
+        return value
 
     @model_validator(mode="after")
     def _valid(self) -> Self:
@@ -111,6 +123,7 @@ def run_item(item: dict[str, Any], experiment: dict[str, Any]) -> dict[str, Any]
         "accuracy": 100 * result.test_accuracy,
         "pulses": result.pulses,
         "resets": result.resets,
+        "depressions": result.depressions,
         "samples_per_s": exp.epochs * len(x) / (time.perf_counter() - t0),
     }
 

@@ -122,7 +122,10 @@ class TrainResult:
     train_accuracy: float
     samples: int
     pulses: int
+    """Programming pulses, depressing ones included (:class:`~.tile_rules.Counts`)."""
     resets: int
+    depressions: int = 0
+    """Depressing pulses (part of ``pulses``)."""
     accuracy_per_epoch: list[float] = field(default_factory=list)
 
 
@@ -244,6 +247,7 @@ class TileNetwork:
             samples=net.epochs * len(x_train),
             pulses=sum(r.counts.pulses for r in self.rules),
             resets=sum(r.counts.resets for r in self.rules),
+            depressions=sum(r.counts.depressions for r in self.rules),
             accuracy_per_epoch=per_epoch,
         )
 

@@ -2,7 +2,7 @@
 
 A study (:class:`Study`) is a settings model, a list of work items (plain JSON-ready dicts,
 one per setting and seed) and a function that trains one item into a raw row (``accuracy``
-in %, ``pulses``, ``resets``, ``samples_per_s``). The items run on the executor that
+in %, ``pulses``, ``resets``, ``depressions``, ``samples_per_s``). The items run on the executor that
 ``hil sweep`` uses (:func:`crossbar_hil.emulator.sweep.run.map_ordered`: a local process pool
 or a Dask cluster), results back in item order; the raw rows are grouped by the study's key
 fields into one summary row per setting (the setting's columns, then mean, sample standard
@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from crossbar_hil.emulator.network.data import Dataset, load_dataset
+from crossbar_hil.emulator.network.data import Dataset, check_dataset, load_dataset
 from crossbar_hil.emulator.sweep.run import map_ordered
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Row = dict[str, Any]
 
@@ -35,9 +35,13 @@ ACCURACY_COLUMNS: dict[str, str] = {
     "accuracy_min": "Lowest test accuracy over seeds (%).",
     "accuracy_max": "Highest test accuracy over seeds (%).",
 }
+RESULT_FIELDS: tuple[str, ...] = ("accuracy", "pulses", "resets", "depressions", "samples_per_s")
+"""What a raw row adds to its work item."""
+
 COST_COLUMNS: dict[str, str] = {
-    "pulses_mean": "Programming pulses per training (update and read-verify pulses).",
+    "pulses_mean": "Programming pulses per training (update, read-verify and depressing pulses).",
     "resets_mean": "Device resets per training.",
+    "depressions_mean": "Depressing pulses per training (part of pulses_mean; method c, Huang's LTD).",
     "samples_per_s": "Training samples per second of one worker (forward, backward, update).",
 }
 
@@ -68,7 +72,7 @@ class StudySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     dataset: str = Field("digits", description="digits | mnist5k | idx:TRAIN_IMG,TRAIN_LBL,TEST_IMG,TEST_LBL")
-    hidden: int = Field(100, ge=1, le=10_000, description="Hidden neurons of the MLP (Lim: 200 on MNIST).")
+    hidden: int = Field(100, ge=1, le=10_000, description="Hidden neurons of the MLP.")
     epochs: int = Field(1, ge=1, le=100, description="Passes over the training set (Lim: 1).")
     batch_size: int = Field(1, ge=1, le=10_000, description="Samples per update (Lim: 1, online).")
     seeds: int = Field(3, ge=1, le=1000, description="Trainings per setting.")
@@ -79,6 +83,13 @@ class StudySettings(BaseModel):
         0.1, ge=0, lt=1, description="Output-error dead zone (0: the literal rule)."
     )
     train_samples: int | None = Field(None, ge=1, description="Use only the first N training samples.")
+
+    @field_validator("dataset")
+    @classmethod
+    def _loadable(cls, spec: str) -> str:
+        """A known dataset whose library is installed, or IDX files that exist: checked here, before
+        any worker starts, not in the first worker that loads it."""
+        return check_dataset(spec)
 
     def training_data(self) -> tuple[Dataset, NDArray[np.float64], NDArray[np.int64]]:
         """The dataset, and its training inputs and labels (the first ``train_samples`` when set)."""
@@ -113,11 +124,19 @@ class Study:
         settings: BaseModel,
         executor: cf.Executor,
         progress: Callable[[int, int, int], None] | None = None,
+        on_row: Callable[[Row], None] | None = None,
     ) -> list[Row]:
-        """Every item of ``settings`` on ``executor``; raw rows in item order."""
+        """Every item of ``settings`` on ``executor``; raw rows in item order. ``on_row`` gets each
+        raw row as it comes back (in the order they finish)."""
         data = settings.model_dump(mode="json")
         work = [(self.run_item, w, data) for w in self.items(settings)]
-        return map_ordered(executor, run_on_one_blas_thread, work, progress)
+        keep = None if on_row is None else (lambda _k, row: on_row(row))
+        return map_ordered(executor, run_on_one_blas_thread, work, progress, on_result=keep)
+
+    def raw_fields(self, settings: BaseModel) -> list[str]:
+        """The columns of the raw rows (``STUDY_runs.csv``) of ``settings``: its items' fields and
+        :data:`RESULT_FIELDS`, sorted."""
+        return sorted({k for w in self.items(settings) for k in w} | set(RESULT_FIELDS))
 
     def summarize(self, raw: Sequence[Row]) -> list[Row]:
         """One row per setting (its columns, then the statistics over seeds), in first-seen order."""
@@ -137,6 +156,7 @@ class Study:
                     "accuracy_max": float(acc.max()),
                     "pulses_mean": float(np.mean([r["pulses"] for r in rows])),
                     "resets_mean": float(np.mean([r["resets"] for r in rows])),
+                    "depressions_mean": float(np.mean([r.get("depressions", 0) for r in rows])),
                     "samples_per_s": float(np.mean([r["samples_per_s"] for r in rows])),
                 }
             )

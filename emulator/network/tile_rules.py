@@ -139,10 +139,12 @@ class Counts:
     """What a rule sent to a tile so far."""
 
     pulses: int = 0
-    """Potentiating pulses, update steps and read-verify pulses."""
+    """Every programming pulse: update steps and read-verify pulses (potentiating), and the
+    depressing pulses of method c and of Huang's modes (also counted in :attr:`depressions`)."""
     verify_pulses: int = 0
     resets: int = 0
     depressions: int = 0
+    """Depressing pulses (method c, Huang's LTD); part of :attr:`pulses`."""
     reset_log: list[tuple[int, int, int]] = field(default_factory=list)
     """(row, col, side) of every reset, in the order the 4x4 rule would send them (when logging)."""
 
@@ -435,6 +437,7 @@ class MethodCTile(LimTile):
         where = np.zeros(self.tile.state.position.shape, dtype=bool)
         where[1 - up, rows, cols] = True
         self.tile.depress(where)
+        self.counts.pulses += rows.size
         self.counts.depressions += rows.size
         w = self.watch
         w.saturated[where] = False

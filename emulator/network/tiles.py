@@ -23,12 +23,12 @@ seed, one stream per purpose, as for a 4x4 crossbar.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 import numpy as np
 from crossbar_hil.emulator import physics
 from crossbar_hil.emulator.config import Purpose, ShiftDistribution, stream
-from crossbar_hil.emulator.depression import depress
+from crossbar_hil.emulator.depression import depress, potentiate_conductance_wise_at
 from crossbar_hil.emulator.devices import DeviceModel, TraceDevice, default_device
 from crossbar_hil.emulator.physics import put_flat
 from numpy.typing import NDArray
@@ -36,6 +36,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PLUS, MINUS = 0, 1
 """Index of ``G+`` and ``G-`` along a tile's leading (side) axis."""
+
+Potentiation = Literal["conductance", "position"]
+"""How a potentiating pulse moves a device that a depression left between table positions:
+``conductance``: one pulse further up the potentiation curve from its present conductance;
+``position``: to the next table position above it (:attr:`TileConfig.potentiation`)."""
 
 
 class TileConfig(BaseModel):
@@ -56,6 +61,12 @@ class TileConfig(BaseModel):
     )
     stuck_fraction: float = Field(0.0, ge=0, le=1, description="Share of devices that never move.")
     depression: bool = Field(False, description="Devices can be depressed (method c) along the model.")
+    potentiation: Potentiation | None = Field(
+        None,
+        description="After a depression, a potentiating pulse moves a device 'conductance'-wise (one "
+        "pulse up the curve from its present conductance) or 'position'-wise (to the next table "
+        "position); None: by the device (see TileConfig.potentiation_law).",
+    )
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of every random draw of this tile.")
 
     @model_validator(mode="after")
@@ -68,6 +79,22 @@ class TileConfig(BaseModel):
                 "use a parametric device, or a method without depression"
             )
         return self
+
+    def potentiation_law(self) -> Potentiation:
+        """The potentiation law the tile's devices follow (:attr:`potentiation`, or by the device).
+
+        A parametric model (Lim's exponential, Huang's LTP/LTD) is a law of the present
+        conductance, ``G(n+1) = G(n) + alpha exp(-beta (G(n) - Gmin) / (Gmax - Gmin))``: after
+        a depression the next up-pulse follows the conductance, so ``conductance``. A replayed
+        measured trace is pulse-indexed: all it knows is the conductance after the n-th pulse
+        from reset, not a law in G, so ``position`` (it has no depression curve either). The two
+        differ only for a device a depression left between table positions; without
+        depression every device stays on its table and both give the same bits. The 4x4 bench
+        emulator (:mod:`crossbar_hil.emulator.crossbar`) keeps position-wise potentiation.
+        """
+        if self.potentiation is not None:
+            return self.potentiation
+        return "position" if self.trace is not None else "conductance"
 
     def device_model(self) -> DeviceModel:
         """The device every cell replays: the trace, the given model, or the built-in default."""
@@ -102,6 +129,9 @@ class Tile:
         self.state = physics.DeviceState.initial(table, cfg.scale_k, shifts, stuck, scale)
         self.depression_table = model.depression_table() if cfg.depression else None
         """Conductance (S) after k depressing pulses from the top; None without depression."""
+        self.conductance_wise = cfg.depression and cfg.potentiation_law() == "conductance"
+        """Potentiation conductance-wise (:meth:`TileConfig.potentiation_law`); only a depression
+        takes a device off its table, so without one it is position-wise, the same bits, faster."""
         self._g: NDArray[np.float64] | None = None
         self._w: NDArray[np.float64] | None = None
         self.n_weights = cfg.rows * cfg.cols
@@ -123,9 +153,13 @@ class Tile:
     def conductances(self) -> NDArray[np.float64]:
         """Every device's conductance (S), shape (2, rows, cols); side 0 is G+, side 1 G-.
 
-        The tile's own array, kept up to date in place as devices are programmed: copy it
-        to keep a read.
+        A read-only view of the tile's own array, kept up to date in place as devices are
+        programmed: copy it to keep a read.
         """
+        return _read_only(self._conductance_map())
+
+    def _conductance_map(self) -> NDArray[np.float64]:
+        """The tile's own (writable) conductance map (S), computed when first needed."""
         if self._g is None:
             self._g = physics.conductances(self.state)
         return self._g
@@ -134,9 +168,9 @@ class Tile:
         """Logic weights ``G+ - G-`` (S), shape (rows, cols); the tile's own array, as
         :meth:`conductances`."""
         if self._w is None:
-            g = self.conductances()
+            g = self._conductance_map()
             self._w = g[PLUS] - g[MINUS]
-        return self._w
+        return _read_only(self._w)
 
     def forward(self, row_v: NDArray[np.float64]) -> NDArray[np.float64]:
         """Column currents (A) for row voltages (V): ``(..., rows) -> (..., cols)``, ``I = V W``."""
@@ -171,14 +205,23 @@ class Tile:
             put_flat(self._w, weight, self._g.take(weight) - self._g.take(weight + self.n_weights))
 
     def potentiate(self, counts: NDArray[np.bool_] | NDArray[np.int64]) -> None:
-        """``counts`` (2, rows, cols) potentiating pulses per device (or a mask of one each)."""
-        physics.potentiate(self.state, counts)
+        """``counts`` (2, rows, cols) potentiating pulses per device (or a mask of one each), by the
+        tile's potentiation law (:attr:`conductance_wise`)."""
+        if self.conductance_wise:
+            c = np.asarray(counts, dtype=np.int64).reshape(-1)
+            flat = np.flatnonzero(c)
+            potentiate_conductance_wise_at(self.state, flat, c[flat])
+        else:
+            physics.potentiate(self.state, counts)
         self._changed()
 
     def potentiate_at(self, flat: NDArray[np.intp], counts: NDArray[np.int64] | int = 1) -> None:
         """``counts`` potentiating pulses on each device ``flat`` (distinct flat indices, see
         :meth:`device_index`): :meth:`potentiate` of a sparse update, for its cost only."""
-        physics.potentiate_at(self.state, flat, counts)
+        if self.conductance_wise:
+            potentiate_conductance_wise_at(self.state, flat, counts)
+        else:
+            physics.potentiate_at(self.state, flat, counts)
         self._changed_at(flat)
 
     def reset(self, where: NDArray[np.bool_]) -> None:
@@ -202,3 +245,10 @@ class Tile:
         weight map computed elsewhere, e.g. off-chip training)."""
         self.reset(np.ones(self.state.position.shape, dtype=bool))
         self.potentiate(np.asarray(positions, dtype=np.int64))
+
+
+def _read_only(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    """A read-only view of ``a``: a caller cannot write into a tile's cached maps."""
+    view = a.view()
+    view.flags.writeable = False
+    return view

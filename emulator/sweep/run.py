@@ -150,13 +150,15 @@ def map_ordered(
     work: Sequence[tuple[Any, ...]],
     progress: Progress | None = None,
     weight: Callable[[R], int] = lambda _: 1,
+    on_result: Callable[[int, R], None] | None = None,
 ) -> list[R]:
     """``fn(*item)`` for every item of ``work`` on ``executor``; the results in ``work``'s order.
 
     The one way sweeps and experiments use an executor (a local ``ProcessPoolExecutor``
     or a Dask client's): every item is submitted at once, ``progress`` is called as
     results come back with (items done, items in all, sum of ``weight`` over the results
-    so far), and on an error the items not yet started are cancelled.
+    so far), ``on_result`` with (index in ``work``, result) as each comes back (e.g. to keep it
+    on disk), and on an error or a stop the items not yet started are cancelled.
     """
     futures = [executor.submit(fn, *item) for item in work]
     index = {fut: k for k, fut in enumerate(futures)}
@@ -166,6 +168,8 @@ def map_ordered(
         for fut in cf.as_completed(futures):
             result = fut.result()
             results[index[fut]] = result
+            if on_result:
+                on_result(index[fut], result)
             done += 1
             units += weight(result)
             if progress:

@@ -87,7 +87,8 @@ def save_lim_plots(table: Sequence[Mapping[str, Any]], dataset: str, folder: Pat
 
 
 def huang_figure(table: Sequence[Mapping[str, Any]], dataset: str) -> Figure:
-    """One panel per network: accuracy vs the LTP nonlinearity A_p (A_d beside it), one line per mode."""
+    """One panel per network: accuracy vs the nonlinearity pair A_p:A_d (placed at A_p), one line per
+    mode; the title names the modes the table has."""
     networks = list(dict.fromkeys(r["network"] for r in table))
     fig = Figure(figsize=(6.5 * max(1, len(networks)), 4.5), layout="constrained")
     axes = fig.subplots(1, max(1, len(networks)), squeeze=False)[0]
@@ -95,10 +96,16 @@ def huang_figure(table: Sequence[Mapping[str, Any]], dataset: str) -> Figure:
         rows = [r for r in table if r["network"] == network]
         _series(ax, rows, "a_p", "mode", dataset, dodge=0.08)
         pairs = sorted({(float(r["a_p"]), float(r["a_d"])) for r in rows})
-        ax.set_xticks([a for a, _ in pairs], [f"{a:g}\n({d:g})" for a, d in pairs])
-        ax.set_xlabel(f"LTP nonlinearity A_p (A_d), {rows[0]['levels']} pulses")
-        ax.set_title(f"{network}: Huang's self-adaptive weight, four updating modes", fontsize=10)
+        ax.set_xticks([a for a, _ in pairs], [f"{a:g}:{d:g}" for a, d in pairs])
+        ax.set_xlabel(f"nonlinearity A_p:A_d (LTP:LTD, placed at A_p), {rows[0]['levels']} pulses")
+        modes = list(dict.fromkeys(str(r["mode"]) for r in rows))
+        ax.set_title(f"{network}: Huang's self-adaptive weight, {_modes_title(modes)}", fontsize=10)
     return fig
+
+
+def _modes_title(modes: Sequence[str]) -> str:
+    """``updating mode1`` or ``updating modes mode1, mode2``: the modes the table has."""
+    return f"updating mode{'s' if len(modes) > 1 else ''} {', '.join(modes)}"
 
 
 def save_huang_plots(table: Sequence[Mapping[str, Any]], dataset: str, folder: Path) -> Path:

@@ -91,10 +91,13 @@ def test_huang_writes_the_table_the_runs_and_the_plot(
 def test_huang_options_are_the_models_fields_and_bad_values_are_refused_naming_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    idx = [tmp_path / n for n in "abcd"]  # files that exist: the dataset passes, the cnn cannot take it
+    for f in idx:
+        f.write_bytes(b"")
     for argv, named in (
         (["--nonlinearities", "1:2"], "nonlinearities"),
         (["--bits", "40"], "bits"),
-        (["--networks", "cnn", "--dataset", "mnist5k"], "networks"),
+        (["--networks", "cnn", "--dataset", "idx:" + ",".join(map(str, idx))], "networks"),
         (["--modes", "mode9"], "modes"),
     ):
         assert main(["experiment", "huang", *argv, "--out", str(tmp_path)]) == 2
@@ -103,7 +106,8 @@ def test_huang_options_are_the_models_fields_and_bad_values_are_refused_naming_t
 
 
 def test_lim_takes_its_models_fields_as_options_and_the_old_dead_zone_name(tmp_path: Path) -> None:
-    argv = ["experiment", "lim", "--sections", "software", "--seeds", "1", "--hidden", "4"]
+    """(The software row has no dead zone, '-': the variation rows carry it.)"""
+    argv = ["experiment", "lim", "--sections", "variation", "--seeds", "1", "--hidden", "4"]
     argv += [
         "--train-samples",
         "30",
@@ -118,7 +122,58 @@ def test_lim_takes_its_models_fields_as_options_and_the_old_dead_zone_name(tmp_p
     assert main([*argv, "--out", str(tmp_path)]) == 0
     with (tmp_path / "lim.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["dead_zone"] for r in rows] == ["0.2"]
+    assert [r["dead_zone"] for r in rows] == ["0.2"] * 6
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["huang", "--networks", "mlp", "--dataset", "nope"],
+        ["huang", "--dataset", "nope"],
+        ["lim", "--dataset", "nope"],
+        ["lim", "--dataset", "idx:/nonexist/a,b,c,d"],
+    ],
+)
+def test_a_bad_dataset_is_refused_before_any_worker_naming_the_option_and_the_allowed(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["experiment", *argv, "--out", str(tmp_path), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--dataset" in err and "Traceback" not in err and "cnn takes" not in err
+    assert "digits, mnist5k or idx:" in err or "not found: /nonexist/a" in err
+    assert (
+        not (tmp_path / "lim_runs.partial.csv").exists()
+        and not (tmp_path / "huang_runs.partial.csv").exists()
+    )
+
+
+@pytest.mark.parametrize("workers", ["0", "-2", "two"])
+def test_workers_must_be_a_positive_whole_number(
+    workers: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["experiment", "lim", "--workers", workers, "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--workers" in err and "1..1024" in err
+
+
+def test_a_nonlinearity_that_is_not_a_pair_names_the_form_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["experiment", "huang", "--nonlinearities", "1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "A_p:A_d" in err and "at least 1 item" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_huang_says_its_devices_are_ideal_as_in_the_si(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["experiment", "huang", *HUANG_TINY, "--networks", "mlp", "--modes", "mode1", "--seeds", "1"]
+    assert main([*argv, "--no-plots", "--workers", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "no device-to-device variation" in out and "no cycle-to-cycle noise" in out
+    assert "open loop onto the exact nominal curve" in out
 
 
 def test_the_same_huang_table_comes_back_from_a_dask_scheduler(tmp_path: Path, dask_scheduler: str) -> None:

@@ -7,10 +7,10 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import pytest
 from crossbar_hil.emulator.network.experiment import (
     COLUMNS,
     LimExperiment,
+    format_table,
     items,
     run_experiment,
     run_item,
@@ -73,15 +73,27 @@ def test_map_ordered_returns_results_in_work_order_and_reports_progress() -> Non
     assert seen[-1] == (6, 6, 55)
 
 
-def test_an_item_trains_on_one_blas_thread() -> None:
-    """Workers run one per core: inside an item BLAS keeps to one thread (no fight between pools)."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    from crossbar_hil.emulator.network.experiment import one_blas_thread
+def test_map_ordered_hands_each_result_over_as_it_arrives_with_its_index() -> None:
+    got: dict[int, int] = {}
+    with cf.ThreadPoolExecutor(max_workers=2) as ex:
+        map_ordered(ex, pow, [(k, 2) for k in range(5)], on_result=got.__setitem__)
+    assert got == {k: k * k for k in range(5)}
 
-    def blas_threads() -> list[int]:
-        return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
 
-    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-        with one_blas_thread():
-            assert blas_threads() and set(blas_threads()) == {1}
-        assert set(blas_threads()) == {2}  # given back on the way out
+def test_the_software_row_leaves_the_device_and_training_fields_empty() -> None:
+    """The float baseline has no device, levels, variation, on-/off-chip training or dead zone."""
+    exp = LimExperiment(hidden=4, train_samples=30, seeds=1, sections=("software",))
+    (item,) = items(exp)
+    row = run_item(item, exp.model_dump(mode="json"))
+    (summary,) = summarize([row])
+    for field in ("beta_nl", "levels", "sigma", "training", "dead_zone", "device"):
+        assert row.get(field, "-") == "-" and summary[field] == "-", field
+    assert "sigma=-" in format_table([summary])
+
+
+def test_method_c_counts_its_depressions_among_the_pulses() -> None:
+    exp = LimExperiment(hidden=8, train_samples=200, seeds=1, sections=("dead_zone",))
+    row = run_item(next(i for i in items(exp) if i["method"] == "method_c"), exp.model_dump(mode="json"))
+    assert row["depressions"] > 0
+    (summary,) = summarize([row])
+    assert summary["depressions_mean"] == row["depressions"] and summary["pulses_mean"] == row["pulses"]

