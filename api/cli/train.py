@@ -225,6 +225,13 @@ def outputs_of(args: argparse.Namespace) -> RunOutputs:
     return RunOutputs.beside_json(path, args.plots)
 
 
+def files_of(args: argparse.Namespace, outputs: RunOutputs) -> list[str]:
+    """The files (and stdout) the run's history goes to besides the run store."""
+    files = [str(p) for p in (outputs.json, outputs.csv) if p is not None]
+    files += ["stdout"] if args.json == "-" else []
+    return files + ([f"plots in {args.plots}"] if args.plots is not None else [])
+
+
 class ProgressLine(TrainingObserver):
     """One self-overwriting status line per epoch on a terminal (a line per epoch otherwise).
 
@@ -359,7 +366,11 @@ def run(args: argparse.Namespace) -> int:
     database = args.database or default_path()
     with SignalStop(prog) as signals:
         try:
-            local = None if args.no_record else LocalRun.open(database, config, signals.stop, _warner(prog))
+            local = (
+                None
+                if args.no_record
+                else LocalRun.open(database, config, signals.stop, _warner(prog), files_of(args, outputs))
+            )
         except RunStopped:
             return EXIT_STOPPED  # Stopped while opening the store: nothing was sent.
         try:
@@ -471,8 +482,12 @@ def present(
     written = run_.written or [p for p in (outputs.json, outputs.csv) if p is not None]
     if written:
         print(f"results: {', '.join(map(str, written))}", file=out)
-    if local is not None and local.run is not None and local.lost is None:
-        print(f"run store: run {local.run.id} in {local.store.path} (hil runs show {local.run.id})", file=out)
+    if local is not None and local.run is not None:
+        gap = "" if local.lost_from is None else f"; its history there ends before epoch {local.lost_from}"
+        print(
+            f"run store: run {local.run.id} in {local.store.path} (hil runs show {local.run.id}){gap}",
+            file=out,
+        )
     for note in run_.write_notes:  # A result written elsewhere than asked: said in one line.
         print(f"{prog}: {note}", file=sys.stderr)
     if args.json == "-":

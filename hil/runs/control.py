@@ -49,6 +49,10 @@ T = TypeVar("T")
 
 STORE_STOP = "stop requested"
 
+EPOCH_SYNC_S = 0.02
+"""Least time (s) between two reads of the stored requests at epoch ends (a slower run reads them
+after every epoch; a fast one, every few dozen epochs and at every poll)."""
+
 
 class ControlTimes(BaseModel):
     """How long a run waits paused or suspended, and how it polls and retries (s)."""
@@ -96,6 +100,11 @@ class RunControl(TrainingObserver):
         self.read_v = 0.05
         """Read voltage (V) of the re-read at resume and reconnection (the run's ``read_v``)."""
         self.backend: ControlledBackend | None = None
+        self.flush: Callable[[], None] = _nothing
+        """Commits the epochs the run's recorder holds (:meth:`StoreRecorder.flush`); called before
+        each status change of the run's own (paused, resumed, suspended, reconnected), so that a
+        follower never sees a status ahead of the epochs before it."""
+        self._synced_s = -float("inf")
         self._changed = threading.Condition()
         self._closed = threading.Event()
         self._poller: threading.Thread | None = None
@@ -104,6 +113,7 @@ class RunControl(TrainingObserver):
     def sync(self) -> None:
         """Read the stored status and pause request; a ``stopping`` or finished run gets its stop."""
         status, pause, reason = self.store.control(self.run_id)
+        self._synced_s = time.monotonic()
         if (status is RunStatus.STOPPING or status.finished) and not self.stop.is_set:
             self.stop.set(reason or STORE_STOP)
         with self._changed:
@@ -138,15 +148,25 @@ class RunControl(TrainingObserver):
         if self._poller is not None and self._poller is not threading.current_thread():
             self._poller.join(5 * self.times.poll_s + 1)
 
+    def flush_before_change(self) -> None:
+        """:attr:`flush`, a store that fails it said in the log, not raised: the epochs stay held
+        and are committed later; the change itself is recorded (or fails) as before."""
+        try:
+            self.flush()
+        except Exception as e:
+            log.warning("run %s: epochs not committed before a status change: %s", self.run_id, e)
+
     def _wait(self, timeout_s: float) -> None:
         with self._changed:
             self._changed.wait(min(timeout_s, self.times.poll_s))
 
     # ------------------------------------------------------------------ observer
     def on_epoch(self, record: EpochRecord) -> None:
-        """Read the requests (the epoch is committed); pause here when asked (either way) and the run
-        goes on after this epoch."""
-        self.sync()
+        """Read the requests (at most every :data:`EPOCH_SYNC_S`: a read per epoch was a tenth of
+        the cost of recording a fast emulated run; the poll and :meth:`wake` read them too); pause
+        here when asked (either way) and the run goes on after this epoch."""
+        if time.monotonic() - self._synced_s >= EPOCH_SYNC_S:
+            self.sync()
         if self.pause_request is not None and not record.converged and self.backend is not None:
             self.backend.hold("after_epoch")
 
@@ -186,14 +206,24 @@ class ControlledBackend(CrossbarBackend):
         return self.inner.device_curve_siemens()
 
     # ------------------------------------------------------------------ operations, gated
-    # The base class checks limits, chunks pulse batches and tells the listeners (the pulse log);
-    # each instrument operation then passes the gate here. ``abort`` and ``close`` take no lock:
+    # Pulses and resets: the base class checks limits, chunks pulse batches and tells the listeners
+    # (the pulse log); each then passes the gate here. Reads and VMMs (no listener) pass the gate
+    # and go to the backend in use, which checks them. ``abort`` and ``close`` take no lock:
     # an emergency abort is never delayed by a run that waits paused.
-    def _read_conductances(self, read_v: float) -> ArrayLike:
+    def read_conductances(self, read_v: float = 0.05) -> NDArray[np.float64]:
+        """The backend in use's read (it checks ``read_v`` and the values), gated: not checked twice."""
         return self._guarded(lambda b: b.read_conductances(read_v), again=True)
 
-    def _apply(self, voltages: NDArray[np.float64]) -> ArrayLike:
+    def apply(self, voltages: ArrayLike) -> NDArray[np.float64]:
+        """The backend in use's VMM (it checks the voltages and the currents), gated: not checked twice
+        (a run sends six a epoch; checking each in both layers cost a tenth of an emulated epoch)."""
         return self._guarded(lambda b: b.apply(voltages), again=True)
+
+    def _read_conductances(self, read_v: float) -> ArrayLike:
+        return self.read_conductances(read_v)
+
+    def _apply(self, voltages: NDArray[np.float64]) -> ArrayLike:
+        return self.apply(voltages)
 
     def _pulse_many(self, pulses: Sequence[Pulse]) -> None:
         what = f"PULS:LIST of {len(pulses)} pulse(s)"
@@ -232,6 +262,7 @@ class ControlledBackend(CrossbarBackend):
         written just before (the run is ``stopping`` already) raises the run's stop
         (:class:`~crossbar_hil.seam.errors.RunStopped`), so the run ends stopped, not failed."""
         c = self.control
+        c.flush_before_change()
         try:
             c.store.transition(c.run_id, target, change=change, detail=detail)
         except TransitionError:
@@ -251,6 +282,7 @@ class ControlledBackend(CrossbarBackend):
         c = self.control
         c.stop.check()
         self._abort_to_pause()
+        c.flush_before_change()
         try:
             c.store.transition(c.run_id, RunStatus.PAUSED, change="paused", detail={"when": when})
         except ValueError:  # Stopped meanwhile: the stop below ends it.
@@ -322,6 +354,10 @@ class ControlledBackend(CrossbarBackend):
                 "resent; the conductances above were read after reconnecting"
             )
         self._record(RunStatus.RUNNING, change="reconnected", detail=detail)
+
+
+def _nothing() -> None:
+    """No recorder: nothing held to commit."""
 
 
 def _identity(info: BackendInfo) -> tuple[Any, ...]:

@@ -76,6 +76,7 @@ def recorded(
     train``); on exit the control's poll ends and the backend is closed (0 V, released)."""
     recorder = StoreRecorder(store, run_id)
     control.read_v = config.training.read_v
+    control.flush = recorder.flush
     controlled = ControlledBackend(backend, control, reopen)
     controlled.add_listener(recorder)
     try:
@@ -83,7 +84,8 @@ def recorded(
     finally:
         control.close()
         controlled.remove_listener(recorder)
-        controlled.close()
+        controlled.close()  # 0 V first; then the epochs still held (a run ended by an exception).
+        control.flush_before_change()
 
 
 def begin(store: RunStore, run_id: str, wired: Recorded) -> RunEnd | None:

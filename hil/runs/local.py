@@ -17,16 +17,21 @@ left active by a process that is gone (SIGKILL) is marked ``interrupted`` when t
 opened here (:meth:`RunStore.recover`). A latched emergency stop refuses the run too.
 
 **When the store cannot be used** (busy beyond :data:`BUSY_TIMEOUT_S`, damaged, unwritable),
-the training still runs and its files are still written: recording stops, said in one line.
-A run whose recording stopped midway is marked ``interrupted`` (``stopped`` when it was stopped;
-its epochs so far kept, the gap said in its error) if the store takes that last write, else
-``interrupted`` by the next open.
+the training still runs: said in one line, with what keeps its history (the files asked for, or
+nothing). A store that fails midway (busy for a while) costs no record: the epochs not committed
+are kept and tried again (every :data:`~crossbar_hil.runs.recorder.RETRY_S`, each try waiting
+:data:`RETRY_WAIT_S` for the lock) and at the end with the full wait; the run is recorded with its
+real outcome and result. Only when the store still fails at the end (or more than
+:data:`MOST_HELD_EPOCHS` epochs wait) is recording given up: the gap is said, in the run's error
+when the store takes its end (a stopped run stays stopped), and on the terminal with what keeps
+the history from that epoch (its files, or nothing: then it is lost). A run whose end the store
+never took is marked ``interrupted`` by the next open.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,7 @@ from crossbar_hil.runs.errors import InstrumentBusy, RunRefused
 from crossbar_hil.runs.execute import Recorded, RunEnd, begin, ended, finish, recorded
 from crossbar_hil.runs.manager import EMULATOR, ESTOP_SETTING, instrument_key, queue_key
 from crossbar_hil.runs.owner import Liveness, Owner, judge
+from crossbar_hil.runs.recorder import StoreRecorder
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import Run, RunNotFound, RunStore, StoreError
 from crossbar_hil.seam import CrossbarBackend
@@ -49,6 +55,14 @@ from crossbar_hil.training.stop import StopSignal
 BUSY_TIMEOUT_S = 5.0
 """How long (s) a write waits for another writer's lock before recording gives up (the service's
 writes take milliseconds; a training never waits longer than this per epoch for its record)."""
+
+RETRY_WAIT_S = 0.05
+"""How long (s) a retried commit waits for the lock while the store is busy (the training is not
+held up by a store someone keeps locked)."""
+
+MOST_HELD_EPOCHS = 50_000
+"""Most epochs kept for a store that keeps failing; past them recording gives up (the records are
+the run's own history objects; their pulse logs are what this costs in memory)."""
 
 STORE_FAILURES: tuple[type[BaseException], ...] = (sqlite3.Error, StoreError, OSError)
 """What a store that cannot be used raises: locked, damaged, read-only, a full disk."""
@@ -68,11 +82,20 @@ class LocalRun:
     """Run of ``config`` in this process, recorded in ``store``; ``warn`` says, in one line each,
     why it is not (or no longer) recorded."""
 
-    def __init__(self, store: RunStore, config: RunConfig, stop: StopSignal, warn: Callable[[str], None]):
+    def __init__(
+        self,
+        store: RunStore,
+        config: RunConfig,
+        stop: StopSignal,
+        warn: Callable[[str], None],
+        files: Sequence[str] = (),
+    ):
         self.store = store
         self.config = config
         self.stop = stop
         self.warn = warn
+        self.files = list(files)
+        """The files the run writes its history to (said when the store cannot keep it)."""
         self.queue = queue_key(config.backend)
         self.run: Run | None = None
         """The run in the store, once created (:meth:`begin`)."""
@@ -80,15 +103,25 @@ class LocalRun:
         """Why recording stopped midway, if it did."""
         self.early: RunEnd | None = None
         """Its end, when it was stopped (or ended) before it began: then nothing is to be sent."""
+        self.lost_from: int | None = None
+        """The first epoch recording stopped at (the stored history ends before it), if it did."""
+        self.behind: str | None = None
+        """Why the epochs held are not committed yet (a store that fails for now), while it fails."""
         self._wired: Recorded | None = None
         self._exit = ExitStack()
 
     @classmethod
     def open(
-        cls, path: Path, config: RunConfig, stop: StopSignal, warn: Callable[[str], None]
+        cls,
+        path: Path,
+        config: RunConfig,
+        stop: StopSignal,
+        warn: Callable[[str], None],
+        files: Sequence[str] = (),
     ) -> LocalRun | None:
-        """The run's record in the store at ``path`` (created if need be); None, after saying why,
-        when the store cannot be used (the run then goes on unrecorded)."""
+        """The run's record in the store at ``path`` (created if need be); None, after saying why
+        (and what keeps its history: ``files``, or nothing), when the store cannot be used (the run
+        then goes on unrecorded)."""
         store: RunStore | None = None
         try:
             store = RunStore(path, busy_timeout_s=BUSY_TIMEOUT_S)
@@ -96,9 +129,9 @@ class LocalRun:
         except STORE_FAILURES as e:
             if store is not None:
                 store.close()
-            warn(f"not recorded: the run store {path} cannot be used ({_one_line(e)}); {GOES_ON}")
+            warn(f"not recorded: the run store {path} cannot be used ({_one_line(e)}); {goes_on(files)}")
             return None
-        return cls(store, config, stop, warn)
+        return cls(store, config, stop, warn, files)
 
     # ------------------------------------------------------------------ admission
     def reserve(self) -> NotStarted | None:
@@ -159,43 +192,99 @@ class LocalRun:
         """The store's newest-calibration lookup (``hil characterize --all`` keeps them here)."""
         return None if self.lost is not None else Calibrations(self.store).newest
 
+    def _held(self) -> list[int]:
+        """Epochs heard but not committed yet."""
+        return [] if self._wired is None or self.lost is not None else self._wired.recorder.unsaved
+
+    def _held_back(self, error: BaseException) -> None:
+        """The recorder's commit failed: its epochs are kept and tried again (said once); past
+        :data:`MOST_HELD_EPOCHS` recording gives up."""
+        held = self._held()
+        if len(held) > MOST_HELD_EPOCHS:
+            self._lose(error)
+            return
+        if self.behind is None:
+            self.behind = _one_line(error)
+            self.store.set_busy_timeout(RETRY_WAIT_S)
+            self.warn(
+                f"recording in the run store {self.store.path}{self._which} is behind from epoch "
+                f"{held[0] if held else '?'} ({self.behind}); the training goes on, its records are kept "
+                "and tried again"
+            )
+
+    def _caught_up(self) -> None:
+        """The epochs held back are committed: said, and writes wait the full time again."""
+        if self.behind is not None and not self._held():
+            self.behind = None
+            self.store.set_busy_timeout(BUSY_TIMEOUT_S)
+            self.warn(f"recording in the run store{self._which} caught up: no epoch lost")
+
+    @property
+    def _which(self) -> str:
+        return "" if self.run is None else f" (run {self.run.id})"
+
     def _lose(self, error: BaseException) -> None:
-        """Stop recording (once), saying why; the training goes on."""
+        """Stop recording (once), saying why and what keeps the history from here; the training goes on."""
         if self.lost is not None:
             return
+        if self._wired is not None:
+            self.lost_from = self._wired.recorder.first_unsaved
         self.lost = _one_line(error)
-        where = "" if self.run is None else f" (run {self.run.id})"
-        self.warn(f"recording in the run store {self.store.path}{where} stopped: {self.lost}; {GOES_ON}")
+        self.warn(
+            f"recording in the run store {self.store.path}{self._which} stopped"
+            f"{'' if self.lost_from is None else f' at epoch {self.lost_from}'}: {self.lost}; "
+            f"{goes_on(self.files, self.lost_from)}"
+        )
         if self._wired is not None:
             self._wired.backend.remove_listener(self._wired.recorder)
+            self._wired.control.flush = _nothing
             self._wired.control.close()
+
+    @property
+    def gap(self) -> str | None:
+        """What the stored history lacks, for the run's error: None when it lacks nothing."""
+        if self.lost is None:
+            return None
+        since = "" if self.lost_from is None else f"; the stored history ends before epoch {self.lost_from}"
+        kept = f": see its files ({', '.join(self.files)})" if self.files else " (no files were written)"
+        return f"recording stopped midway ({self.lost}){since}{kept}"
 
     # ------------------------------------------------------------------ the end
     def end(self, run: TrainingRun | None, error: str | None = None) -> None:
-        """Record how the run ended, once its backend is closed: as ``run`` says (its settings kept),
-        or, without one, stopped when it was stopped, else failed with ``error``."""
+        """Record how the run ended, once its backend is closed: as ``run`` says (its settings and
+        result kept), or, without one, stopped when it was stopped, else failed with ``error``;
+        the epochs still held are committed first (with the store's full wait), any gap said in
+        the run's error."""
+        if self._wired is not None:
+            self._wired.control.flush = _nothing  # Committed below, with the full wait.
         self._exit.close()
         if self.run is None:
             return
         try:
+            self.store.set_busy_timeout(BUSY_TIMEOUT_S)
+            if self._wired is not None and self.lost is None and self.early is None:
+                self._wired.recorder.on_end(None)  # What is held, and what was sent after the last epoch.
+                self._caught_up()
+        except STORE_FAILURES as e:
+            self._lose(e)
+        try:
             if self.early is not None:  # Stopped before it began: as begin() said.
                 finish(self.store, self.run.id, self.early)
-            elif self.lost is not None:  # Its history here has a gap: said; a stopped run stays stopped.
-                gap = f"recording stopped midway ({self.lost}); the run went on: see its files"
-                stopped = self.stop.is_set if run is None else run.result.outcome is Outcome.STOPPED
-                if stopped:
-                    finish(self.store, self.run.id, RunEnd.of(Outcome.STOPPED, f"{self.stop.reason}; {gap}"))
-                else:
-                    self.store.transition(self.run.id, RunStatus.INTERRUPTED, error=gap)
             elif run is not None:
-                finish(self.store, self.run.id, ended(self.store, self.run.id, run))
+                end = ended(self.store, self.run.id, run)
+                finish(self.store, self.run.id, _with_gap(end, self.gap))
             elif self.stop.is_set:
-                finish(self.store, self.run.id, RunEnd.of(Outcome.STOPPED, self.stop.reason))
+                finish(
+                    self.store, self.run.id, RunEnd.of(Outcome.STOPPED, _joined(self.stop.reason, self.gap))
+                )
             else:
-                finish(self.store, self.run.id, RunEnd.of(Outcome.FAULT, error or "ended without a result"))
+                why = _joined(error or "ended without a result", self.gap)
+                finish(self.store, self.run.id, RunEnd.of(Outcome.FAULT, why))
         except STORE_FAILURES as e:
+            lost = "" if self.lost_from is None else f"; {goes_on(self.files, self.lost_from, going=False)}"
             self.warn(
-                f"the end of run {self.run.id} is not recorded ({_one_line(e)}); the next open marks it"
+                f"the end of run {self.run.id} is not recorded ({_one_line(e)}); the next open marks it "
+                f"interrupted{lost}"
             )
         except ValueError as e:  # Ended already (a transition the table refuses): nothing more to add.
             self.warn(f"the end of run {self.run.id} is not recorded: {e}")
@@ -214,7 +303,29 @@ class LocalRun:
         self.store.close()
 
 
-GOES_ON = "the training goes on and its files are written"
+def goes_on(files: Sequence[str], lost_from: int | None = None, *, going: bool = True) -> str:
+    """What keeps a run's history that the store does not (from epoch ``lost_from``): its files, or
+    nothing (then it says plainly that the history is lost)."""
+    if files:
+        return "the training goes on and its files are written" if going else "its files have it"
+    lost = "its history" if lost_from is None else f"its history from epoch {lost_from}"
+    said = f"no files were asked for (--json, --plots): {lost} is lost"
+    return f"the training goes on; {said}" if going else said
+
+
+def _joined(first: str | None, gap: str | None) -> str | None:
+    return "; ".join(x for x in (first, gap) if x) or None
+
+
+def _with_gap(end: RunEnd, gap: str | None) -> RunEnd:
+    """``end`` with the stored history's gap said in its error."""
+    if gap is None:
+        return end
+    return RunEnd(end.status, {**end.fields, "error": _joined(end.fields.get("error"), gap)})
+
+
+def _nothing() -> None:
+    """Recording stopped: nothing held to commit."""
 
 
 def _busy(held: Run) -> NotStarted:
@@ -246,7 +357,13 @@ class _Guarded(TrainingObserver):
             try:
                 getattr(self.inner, method)(*args, **kwargs)
             except STORE_FAILURES as e:
-                self.owner._lose(e)
+                if isinstance(self.inner, StoreRecorder):
+                    self.owner._held_back(e)  # Its records are kept and tried again.
+                else:
+                    self.owner._lose(e)
+            else:
+                if isinstance(self.inner, StoreRecorder):
+                    self.owner._caught_up()
 
     def on_start(self, *args: Any, **kwargs: Any) -> None:
         self._call("on_start", *args, **kwargs)

@@ -8,6 +8,7 @@ both ends of a link. Units: V, s, A; conductances in S.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Self
 
 import numpy as np
@@ -162,8 +163,11 @@ class Pulse(NamedTuple):
 def _check_symmetric(field: str, v: float | NDArray[np.float64], vmax: float, unit: str) -> None:
     """Raise :class:`LimitError` unless ``v`` (a value or an array) is finite and ``|v| <= vmax``.
 
-    For an array the error names the first offending element, ``field[j]``.
+    For an array the error names the first offending element, ``field[j]``. A plain number in range
+    returns at once (no array: every pulse of a batch is checked, once per backend layer).
     """
+    if isinstance(v, float | int) and not isinstance(v, bool) and math.isfinite(v) and abs(v) <= vmax:
+        return
     a = np.asarray(v, dtype=float)
     ok = np.isfinite(a) & (np.abs(a) <= vmax)
     if ok.all():

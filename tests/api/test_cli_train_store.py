@@ -18,7 +18,7 @@ from crossbar_hil.api.cli import main
 from crossbar_hil.api.cli.train import ProgressLine
 from crossbar_hil.api.service.app import create_app
 from crossbar_hil.api.service.settings import ServiceSettings
-from crossbar_hil.runs import local
+from crossbar_hil.runs import local, recorder
 from crossbar_hil.runs.manager import ESTOP_SETTING
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import STORE_ENV, RunStore
@@ -117,51 +117,92 @@ def test_a_store_that_cannot_be_used_is_said_in_one_line_and_the_training_goes_o
     assert line.endswith("the training goes on and its files are written")
 
 
-def test_a_store_that_fails_mid_run_stops_the_recording_not_the_training(
+def failing_from(epoch: int, error: str, *, times: int | None = None):  # type: ignore[no-untyped-def]
+    """``RunStore.record_epochs`` refusing (``error``) every batch holding ``epoch`` or a later
+    one, ``times`` times (None: for good), as a store another process keeps locked does."""
+    record_epochs, failed = RunStore.record_epochs, []
+
+    def failing(self: RunStore, run_id: str, batch):  # type: ignore[no-untyped-def]
+        if any(r.epoch >= epoch for r, _ in batch) and (times is None or len(failed) < times):
+            failed.append([r.epoch for r, _ in batch])
+            raise sqlite3.OperationalError(error)
+        return record_epochs(self, run_id, batch)
+
+    return failing, failed
+
+
+@pytest.fixture
+def every_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recorder commits every epoch and tries a failed commit again at the next one."""
+    monkeypatch.setattr(recorder, "BATCH_S", 0.0)
+    monkeypatch.setattr(recorder, "RETRY_S", 0.0)
+
+
+@pytest.mark.usefixtures("every_epoch")
+def test_a_store_busy_for_a_while_costs_no_record_and_the_run_ends_as_it_did(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    record_epoch = RunStore.record_epoch
-
-    def failing(self: RunStore, run_id: str, record, log=()):  # type: ignore[no-untyped-def]
-        if record.epoch == 2:
-            raise sqlite3.OperationalError("database is locked")
-        return record_epoch(self, run_id, record, log)
-
-    monkeypatch.setattr(RunStore, "record_epoch", failing)
-    argv = ["train", "--builtin", "-q", "--preset", "reference", "--max-epochs", "5", "--patience", "0"]
-    code, _, err = run_cli(capsys, *argv, "--json", str(tmp_path / "r.json"))
-    assert code == 0 and json.loads((tmp_path / "r.json").read_text())["epochs"] == 5
-    (line,) = err.strip().splitlines()
-    assert "stopped: OperationalError: database is locked; the training goes on" in line
+    failing, failed = failing_from(2, "database is locked", times=2)
+    monkeypatch.setattr(RunStore, "record_epochs", failing)
+    argv = ["train", "--builtin", "-q", "--preset", "reference", "--max-epochs", "6", "--patience", "0"]
+    code, out, err = run_cli(capsys, *argv, "--json", str(tmp_path / "r.json"))
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and result["epochs"] == 6 and result["outcome"] == "max_epochs"
+    assert failed == [[2], [2, 3]]  # Kept, and tried again with the next epoch.
+    behind, caught_up = err.strip().splitlines()
+    assert "is behind from epoch 2 (OperationalError: database is locked); the training goes on" in behind
+    assert caught_up.endswith("caught up: no epoch lost")
     store, run_id = only_run(store_path())
     run = store.get_run(run_id)
-    assert run.status is RunStatus.INTERRUPTED and "recording stopped midway" in (run.error or "")
-    assert [r.epoch for r in store.epochs(run_id)] == [0, 1]  # What was recorded is kept.
+    assert run.status is RunStatus.NOT_CONVERGED and run.outcome == "max_epochs" and run.error is None
+    assert [r.to_dict() for r in store.epochs(run_id)] == result["history"]  # Every epoch, no gap.
+    assert store.result(run_id) is not None and f"run store: run {run_id}" in out
     store.close()
 
 
+@pytest.mark.usefixtures("every_epoch")
+def test_a_store_that_fails_for_good_records_the_real_end_with_its_gap_and_says_what_is_lost(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing, _ = failing_from(2, "database is locked")
+    monkeypatch.setattr(RunStore, "record_epochs", failing)
+    argv = ["train", "--builtin", "-q", "--preset", "reference", "--max-epochs", "5", "--patience", "0"]
+    code, out, err = run_cli(capsys, *argv)  # No --json, no --plots: nothing else keeps the history.
+    assert code == 0 and "NOT converged after 5 epochs" in out
+    lines = err.strip().splitlines()
+    assert "is behind from epoch 2" in lines[0]
+    assert "stopped at epoch 2: OperationalError: database is locked" in lines[-1]
+    assert lines[-1].endswith("no files were asked for (--json, --plots): its history from epoch 2 is lost")
+    assert "its history there ends before epoch 2" in out
+    store, run_id = only_run(store_path())
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.NOT_CONVERGED and run.outcome == "max_epochs"  # Not interrupted.
+    assert "the stored history ends before epoch 2 (no files were written)" in str(run.error)
+    assert [r.epoch for r in store.epochs(run_id)] == [0, 1]  # What was recorded is kept.
+    assert store.result(run_id)["epochs"] == 5  # type: ignore[index]  # The real result.
+    store.close()
+
+
+@pytest.mark.usefixtures("every_epoch")
 def test_a_run_stopped_after_its_recording_stopped_is_still_recorded_stopped(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    record_epoch, on_epoch = RunStore.record_epoch, ProgressLine.on_epoch
-
-    def failing(self: RunStore, run_id: str, record, log=()):  # type: ignore[no-untyped-def]
-        if record.epoch == 2:
-            raise sqlite3.OperationalError("disk I/O error")
-        return record_epoch(self, run_id, record, log)
+    on_epoch = ProgressLine.on_epoch
+    failing, _ = failing_from(2, "disk I/O error")
 
     def ctrl_c_at_epoch_4(self: ProgressLine, record) -> None:  # type: ignore[no-untyped-def]
         on_epoch(self, record)
         if record.epoch == 4:
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(RunStore, "record_epoch", failing)
+    monkeypatch.setattr(RunStore, "record_epochs", failing)
     monkeypatch.setattr(ProgressLine, "on_epoch", ctrl_c_at_epoch_4)
     code, _, err = run_cli(capsys, "train", "--builtin", *LONG, "--json", str(tmp_path / "r.json"))
     assert code == 4 and json.loads((tmp_path / "r.json").read_text())["outcome"] == "stopped", err
     store, run_id = only_run(store_path())
     run = store.get_run(run_id)
     assert run.status is RunStatus.STOPPED and "stopped by Ctrl-C; recording stopped midway" in str(run.error)
+    assert "see its files" in str(run.error)
     store.close()
 
 
