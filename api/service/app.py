@@ -28,8 +28,10 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 log = logging.getLogger(__name__)
 
 API_TITLE = "crossbar-hil run control"
-API_VERSION = "1.0"
-"""Version of the REST API (the committed openapi.json); bump on an incompatible change."""
+API_VERSION = "2.0"
+"""Version of the REST API (the committed openapi.json); bump on an incompatible change. 2.0: the
+status changes queued, paused, resumed, suspended and reconnected are SSE events of their own names
+(no longer ``event: status``)."""
 
 
 class DatabaseInUse(HilError, RuntimeError):

@@ -100,6 +100,9 @@ class RunControl(TrainingObserver):
         self.read_v = 0.05
         """Read voltage (V) of the re-read at resume and reconnection (the run's ``read_v``)."""
         self.backend: ControlledBackend | None = None
+        self.tell: Callable[[str], None] = _quiet
+        """Says, in one line, that the run waits (paused, suspended) and that it goes on again:
+        ``hil train`` prints it on stderr (the service's worker has its log and events)."""
         self.flush: Callable[[], None] = _nothing
         """Commits the epochs the run's recorder holds (:meth:`StoreRecorder.flush`); called before
         each status change of the run's own (paused, resumed, suspended, reconnected), so that a
@@ -278,15 +281,21 @@ class ControlledBackend(CrossbarBackend):
             self.hold("now")
 
     def hold(self, when: PauseWhen) -> None:
-        """Pause: ABOR, record ``paused``, wait for resume (re-read, ``running``), a stop or the time out."""
+        """Pause here (``when``: ``after_epoch`` at an epoch's end, ``now`` before an operation): ABOR,
+        record ``paused`` (its event says ``when`` as asked and ``paused_at`` where it paused), wait for
+        resume (re-read, ``running``), a stop or the time out."""
         c = self.control
         c.stop.check()
         self._abort_to_pause()
         c.flush_before_change()
         try:
-            c.store.transition(c.run_id, RunStatus.PAUSED, change="paused", detail={"when": when})
+            # One vocabulary: ``when`` as asked, ``paused_at`` where it paused (an epoch's end may
+            # come before the next operation of a pause asked ``now``).
+            detail = {"when": c.pause_request or when, "paused_at": when}
+            c.store.transition(c.run_id, RunStatus.PAUSED, change="paused", detail=detail)
         except ValueError:  # Stopped meanwhile: the stop below ends it.
             c.sync()
+        c.tell(f"paused by a request (run {c.run_id}): resume with hil runs resume {c.run_id}")
         deadline = time.monotonic() + c.times.pause_timeout_s
         while c.pause_request is not None and not c.stop.is_set:
             left = deadline - time.monotonic()
@@ -298,6 +307,7 @@ class ControlledBackend(CrossbarBackend):
             c._wait(left)
         c.stop.check()
         self._record(RunStatus.RUNNING, change="resumed")
+        c.tell("resumed")
         self.read_conductances(c.read_v)  # Where the devices are now, before anything more is sent.
 
     def _abort_to_pause(self) -> None:
@@ -317,6 +327,10 @@ class ControlledBackend(CrossbarBackend):
         log.warning("run %s: link lost (%s); suspended, reconnecting", c.run_id, error)
         self._record(
             RunStatus.SUSPENDED, change="suspended", detail={"reason": f"{type(error).__name__}: {error}"}
+        )
+        c.tell(
+            f"suspended (run {c.run_id}): the instrument's link dropped ({error}); reconnecting for up to "
+            f"{times.suspend_timeout_s:g} s"
         )
         old = self.inner
         old.close()  # Releases the link (the instrument serves one client); its ABOR may fail.
@@ -354,6 +368,11 @@ class ControlledBackend(CrossbarBackend):
                 "resent; the conductances above were read after reconnecting"
             )
         self._record(RunStatus.RUNNING, change="reconnected", detail=detail)
+        c.tell(f"reconnected after {attempts} attempt(s): the conductances re-read, the run goes on")
+
+
+def _quiet(text: str) -> None:
+    """Nobody to tell (the service's worker: its events and log say it)."""
 
 
 def _nothing() -> None:

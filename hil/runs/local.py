@@ -173,6 +173,7 @@ class LocalRun:
         if self.lost is not None or self.run is None:  # The store failed at the admission already.
             return backend
         control = RunControl(self.store, self.run.id, self.stop)
+        control.tell = self.warn  # Paused, resumed, suspended, reconnected: said on the terminal.
         self._wired = self._exit.enter_context(
             recorded(self.store, self.run.id, self.config, backend, control)
         )

@@ -428,7 +428,7 @@ class RunManager:
         down (waiting runs stay queued); stopped otherwise (the emergency stop)."""
         with suppress(ValueError):
             if isinstance(refusal, InvalidRun | BackendUnavailable):
-                self.store.transition(run_id, RunStatus.FAILED, outcome="fault", error=str(refusal))
+                self.store.transition(run_id, RunStatus.FAILED, outcome=Outcome.FAULT, error=str(refusal))
                 return
             if not isinstance(refusal, EmergencyStopLatched) and self.store.requeue(run_id):
                 return

@@ -217,8 +217,8 @@ class Run(BaseModel):
         None, description="The physical instrument it holds (resource or port); None for an emulator."
     )
     identity: str | None = Field(None, description="The instrument's identity (e.g. its *IDN? reply).")
-    outcome: str | None = Field(
-        None, description=f"How it ended, once ended: {', '.join(o.value for o in Outcome)}."
+    outcome: Outcome | None = Field(
+        None, description="How it ended, once ended (the one outcome vocabulary)."
     )
     error: str | None = Field(None, description="Why it failed, was stopped or was interrupted.")
     epochs: int = Field(
@@ -548,7 +548,7 @@ class RunStore:
         target: RunStatus,
         *,
         error: str | None = None,
-        outcome: str | None = None,
+        outcome: Outcome | None = None,
         identity: str | None = None,
         result: dict[str, Any] | None = None,
         change: Change | None = None,
@@ -574,7 +574,7 @@ class RunStore:
         run_id: str,
         target: RunStatus,
         error: str | None = None,
-        outcome: str | None = None,
+        outcome: Outcome | None = None,
         identity: str | None = None,
         result: dict[str, Any] | None = None,
         change: Change | None = None,
@@ -631,7 +631,7 @@ class RunStore:
             waiting = row["status"] == RunStatus.QUEUED.value and row["queue_position"] is not None
             self._transition(db, run_id, RunStatus.STOPPING, error=reason)
             if waiting:
-                self._transition(db, run_id, RunStatus.STOPPED, error=reason, outcome=Outcome.STOPPED.value)
+                self._transition(db, run_id, RunStatus.STOPPED, error=reason, outcome=Outcome.STOPPED)
         self._notify(run_id, db)
         return self.get_run(run_id)
 
@@ -1062,8 +1062,12 @@ class RunStore:
         self._listeners.append(listener)
 
 
-def _status_data(status: RunStatus, outcome: str | None, error: str | None) -> dict[str, Any]:
-    return {"status": status.value, "outcome": outcome, "error": error}
+def _status_data(status: RunStatus, outcome: Outcome | None, error: str | None) -> dict[str, Any]:
+    return {
+        "status": status.value,
+        "outcome": None if outcome is None else Outcome(outcome).value,
+        "error": error,
+    }
 
 
 def _run(row: sqlite3.Row) -> Run:

@@ -7,27 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from crossbar_hil.api.cli import main
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import RunStore
 from crossbar_hil.training.config import RunConfig
-from crossbar_hil.training.history import EpochRecord
 
-
-def record(epoch: int) -> EpochRecord:
-    rng = np.random.default_rng(epoch)
-    return EpochRecord(
-        epoch=epoch,
-        conductances_siemens=rng.random((4, 4)) * 1e-6,
-        weights_siemens=rng.random((4, 2)) * 1e-6,
-        currents_a=rng.random((6, 4)) * 1e-7,
-        activations=rng.random((6, 2)) * 2 - 1,
-        in_band=rng.random((6, 2)) > 0.5,
-        error=float(rng.random()),
-        pulses=3,
-    )
+from tests.hil.runs.test_run_store import record
 
 
 @pytest.fixture

@@ -240,3 +240,37 @@ def test_a_stop_written_in_the_store_stops_a_hil_train_run(capsys: pytest.Captur
     assert run.status is RunStatus.STOPPED and run.error == "stop requested (hil runs stop)"
     assert stopped[0] <= run.epochs == store.epoch_records(run_id) - 1 < 100_000
     store.close()
+
+
+def test_hil_train_says_when_it_is_paused_from_the_store_and_when_it_resumes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seen: list[RunStatus] = []
+
+    def pause_then_resume_from_elsewhere() -> None:  # As `hil runs pause` and `resume` do.
+        store = RunStore(store_path())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(seen) < 3:
+            runs, _ = store.list_runs()
+            run = runs[0] if runs else None
+            if run is not None and not seen and run.epochs >= 3:
+                store.request_pause(run.id, "after_epoch")
+                seen.append(run.status)
+            elif run is not None and len(seen) == 1 and run.status is RunStatus.PAUSED:
+                seen.append(run.status)
+                store.request_resume(run.id)
+            elif run is not None and len(seen) == 2 and run.status is RunStatus.RUNNING:
+                seen.append(run.status)
+                store.request_stop(run.id, "stop requested (hil runs stop)")
+            time.sleep(0.01)
+        store.close()
+
+    helper = threading.Thread(target=pause_then_resume_from_elsewhere)
+    helper.start()
+    code, _, err = run_cli(capsys, "train", "--builtin", "-q", *LONG)
+    helper.join()
+    assert code == 4 and seen == [RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.RUNNING], err
+    _, run_id = only_run(store_path())
+    lines = err.strip().splitlines()
+    paused = f"hil train: paused by a request (run {run_id}): resume with hil runs resume {run_id}"
+    assert lines[-2:] == [paused, "hil train: resumed"]

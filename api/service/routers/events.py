@@ -1,12 +1,15 @@
 """A run's live stream: Server-Sent Events, each with its id; what was missed comes first.
 
 Every status change is an event with the data run_id, at, status, outcome, error (and a
-``change``, plus what the change adds: a ``queue_position``, a pause's ``when``, a suspension's
-``reason``, a reconnection's ``attempts``). Its SSE name is the change for the changes that are
-events of their own (:data:`~crossbar_hil.runs.store.CHANGES`): ``queued`` (the run waits in its
-queue), ``paused``, ``resumed``, ``suspended``, ``reconnected``; every other status change is a
-``status`` event. ``epoch`` events carry data run_id, at, record = the epoch record. ``at`` is
-when it was committed (UTC). Ids count the run's events from 1. A client that connects mid-run gets
+``change``, plus what the change adds: a ``queue_position``, a pause's ``when`` as asked and
+``paused_at`` where it paused, a suspension's ``reason``, a reconnection's ``attempts``). Its SSE
+name is the change for the changes that are events of their own
+(:data:`~crossbar_hil.runs.store.CHANGES`): ``queued`` (the run waits in its queue), ``paused``,
+``resumed``, ``suspended``, ``reconnected`` (API 2.0; they were ``status`` events before); every
+other status change is a ``status`` event. ``epoch`` events carry data run_id, at, record = the
+epoch record. ``at`` is when it was committed (UTC): a run commits its epochs a few at a time (at
+most every 20 ms), always before a status change of its own, so epochs come in small bursts, never
+after the status that followed them. Ids count the run's events from 1. A client that connects mid-run gets
 every event from the first (or, with ``Last-Event-ID`` or ``?after=``, every
 event after that id), then the live ones; the stream ends after the event of a
 finished status.
@@ -57,7 +60,8 @@ def format_event(event: Event) -> str:
             "content": {"text/event-stream": {}},
             "description": "Events with ids: a status change is named by its change when it has one of "
             f"its own ({', '.join(CHANGES)}), else 'status' (data: run_id, at, status, outcome, error, "
-            "change); 'epoch' (data: run_id, at, record). The stream ends after a finished status.",
+            "change); 'epoch' (data: run_id, at, record). The stream ends after a finished status. "
+            "Since API 2.0 the five changes are events of their own names, no longer 'status'.",
         },
         404: {"model": ProblemDetails, "content": {"application/problem+json": {}}},
         422: {"model": ProblemDetails, "content": {"application/problem+json": {}}},

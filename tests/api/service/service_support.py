@@ -5,10 +5,15 @@ A module of its own (not conftest.py), so that tests import it by a name no othe
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,6 +50,33 @@ def live_service(settings: ServiceSettings) -> Iterator[str]:
         server.should_exit = True
         thread.join(15)
         assert not thread.is_alive(), "uvicorn did not stop"
+
+
+SERVE = [sys.executable, "-m", "crossbar_hil.api", "serve", "--port", "0", "--no-access-log"]
+SERVING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
+@contextmanager
+def serve_process(database: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``hil serve`` in a process of its own on 127.0.0.1 (a free port), with the test token, on
+    ``database``: the process and its base URL once it serves (its log read on, so that it never
+    blocks on a full pipe). Killed at the end if the test did not end it."""
+    proc = subprocess.Popen(
+        [*SERVE, "--database", str(database)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "HIL_TOKEN": TOKEN},
+    )
+    try:
+        assert proc.stderr is not None
+        url = next(m.group(1) for line in proc.stderr if (m := SERVING.search(line)))
+        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def read_events(response: httpx.Response, stop_after: int | None = None) -> list[dict[str, Any]]:

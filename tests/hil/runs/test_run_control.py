@@ -16,6 +16,8 @@ from crossbar_hil.seam.errors import CommunicationError, RunStopped
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.stop import StopSignal
 
+from tests.hil.runs.test_run_store import record
+
 
 class DroppingCrossbar(EmulatedCrossbar):
     """The emulator, its next conductance read (or ABOR, with ``drop_abort``) failing on the link
@@ -110,4 +112,31 @@ def test_a_link_drop_during_the_abort_of_a_pause_suspends_the_run_and_pauses_on_
     changes = [e.data.get("change", e.data["status"]) for e in store.events(run_id)]
     assert changes == ["queued", "running", "suspended", "reconnected", "paused", "resumed"]
     assert backend.inner is reopened[0] and reopened[0].aborts == 1  # 0 V on the new link.
+    assert store.get_run(run_id).status is RunStatus.RUNNING
+
+
+def test_a_pause_asked_now_that_an_epoch_end_meets_first_says_both_and_commits_the_epochs_first(
+    store: RunStore,
+) -> None:
+    run_id, control = running(store)
+    ControlledBackend(EmulatedCrossbar(), control, None)  # The control's backend, paused at the epoch's end.
+    said: list[str] = []
+    control.flush = lambda: said.append("epochs committed")
+
+    def resume_when_paused(rid: str, seq: int) -> None:
+        if rid == run_id and store.get_run(run_id).status is RunStatus.PAUSED:
+            said.append("paused")
+            store.request_resume(run_id)
+
+    store.add_listener(resume_when_paused)
+    store.request_pause(run_id, "now")
+    control.sync()
+    control.start_polling()  # Reads the resume.
+    try:
+        control.on_epoch(record(3))  # The epoch's end comes before the next operation.
+    finally:
+        control.close()
+    (paused,) = [e for e in store.events(run_id) if e.data.get("change") == "paused"]
+    assert paused.data["when"] == "now" and paused.data["paused_at"] == "after_epoch"
+    assert said == ["epochs committed", "paused", "epochs committed"]  # Before `paused`, and `resumed`.
     assert store.get_run(run_id).status is RunStatus.RUNNING

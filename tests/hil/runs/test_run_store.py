@@ -276,3 +276,17 @@ def test_a_reservation_withdrawn_leaves_nothing_unless_it_was_stopped_meanwhile(
     run = store.get_run(stopped.id)
     assert run.status is RunStatus.STOPPED and run.error == "stop requested (hil runs stop)"
     assert [e.data["status"] for e in store.events(stopped.id)][-1] == "stopped"
+
+
+def test_a_run_outcome_is_the_one_outcome_vocabulary_and_stays_its_string_in_json(store: RunStore) -> None:
+    from crossbar_hil.runs.store import Run
+    from crossbar_hil.training.history import Outcome
+
+    run = store.create_run(RunConfig())
+    store.transition(run.id, RunStatus.RUNNING)
+    ended = store.transition(run.id, RunStatus.NOT_CONVERGED, outcome=Outcome.MAX_EPOCHS)
+    assert ended.outcome is Outcome.MAX_EPOCHS
+    assert json.loads(ended.model_dump_json())["outcome"] == "max_epochs"
+    schema = Run.model_json_schema()
+    (enum,) = [s for s in schema["properties"]["outcome"]["anyOf"] if "$ref" in s]
+    assert schema["$defs"][enum["$ref"].rsplit("/", 1)[1]]["enum"] == [o.value for o in Outcome]
