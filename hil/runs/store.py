@@ -783,7 +783,7 @@ class RunStore:
             if row["status"] == RunStatus.QUEUED.value:
                 db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
             elif row["status"] == RunStatus.STOPPING.value:
-                self._transition(db, run_id, RunStatus.STOPPED, error=reason, outcome=Outcome.STOPPED.value)
+                self._transition(db, run_id, RunStatus.STOPPED, error=reason, outcome=Outcome.STOPPED)
                 stopped = True
         if stopped:
             self._notify(run_id, db)
