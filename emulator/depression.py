@@ -59,7 +59,15 @@ def potentiated(
     ``g`` sits on the potentiation curve (a fractional pulse count, by linear interpolation on its
     monotone envelope) and move one pulse further up it. ``factor`` multiplies the step; the
     result never goes above the top of the curve. From a table position it is the next one."""
-    env = np.maximum.accumulate(np.asarray(up_table, dtype=float))  # non-decreasing
+    return _potentiated_on(g_siemens, np.maximum.accumulate(np.asarray(up_table, dtype=float)), factor)
+
+
+def _potentiated_on(
+    g_siemens: NDArray[np.float64] | float,
+    env: NDArray[np.float64],
+    factor: NDArray[np.float64] | float = 1.0,
+) -> NDArray[np.float64]:
+    """:func:`potentiated` on the table's monotone envelope ``env`` (computed once by the caller)."""
     k_axis = np.arange(env.size, dtype=float)
     g = np.asarray(g_siemens, dtype=float)
     k = np.interp(g, env, k_axis)
@@ -95,13 +103,14 @@ def potentiate_conductance_wise_at(
         physics.potentiate_at(state, flat, counts)
         return
     c = np.broadcast_to(np.asarray(counts, dtype=np.int64), flat.shape)
-    physics.potentiate_at(state, flat[~off], c[~off])
+    physics.potentiate_at(state, flat[~off], counts if isinstance(counts, int) else c[~off])
     idx, left, g = flat[off], c[off].copy(), g0[off]
+    env = np.maximum.accumulate(state.table)
     while (left > 0).any():
-        g = np.where(left > 0, potentiated(g, state.table), g)
+        g = np.where(left > 0, _potentiated_on(g, env), g)
         left -= 1
     put_flat(state.g_dev, idx, g)
-    put_flat(state.position, idx, position_at_or_below(g, state.table))
+    put_flat(state.position, idx, position_at_or_below(g, env))
 
 
 def position_at_or_below(
