@@ -16,8 +16,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from types import FrameType, TracebackType
 from typing import Self
 
@@ -113,6 +113,29 @@ class SignalStop:
     def _say(self, text: str) -> None:
         with suppress(OSError, ValueError):  # SIGHUP: the terminal may be gone.
             print(f"{self.prog}: {text}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def interrupting_signals() -> Iterator[None]:
+    """For the ``with`` block of a command that holds no instrument (a sweep, an experiment):
+    Ctrl-C, SIGTERM and SIGHUP all interrupt at once (KeyboardInterrupt, exit
+    :data:`EXIT_STOPPED`), SIGINT too where the shell that started it left it ignored (a
+    background job), as :class:`SignalStop` does. Outside the main thread it installs nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        if signum == getattr(signal, "SIGHUP", None):
+            _leave_closed_terminal()
+        raise KeyboardInterrupt(f"stopped by {SIGNALS.get(signum, f'signal {signum}')}")
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _leave_closed_terminal() -> None:

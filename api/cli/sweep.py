@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from crossbar_hil.api.cli.backend_options import bad_input
+from crossbar_hil.api.cli.stopping import EXIT_STOPPED, interrupting_signals
 from crossbar_hil.emulator.config import EmulatorConfig
 from crossbar_hil.emulator.sweep import PARAMETERS, GridError, parse_grid, rows, run_sweep, write_tables
 from crossbar_hil.emulator.sweep.grid import describe
@@ -68,15 +70,40 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def executor(args: argparse.Namespace) -> Iterator[cf.Executor]:
     """A local process pool, or the executor of a Dask client connected to ``--scheduler``."""
     if not args.scheduler:
-        with cf.ProcessPoolExecutor(max_workers=max(1, args.workers)) as ex:
-            yield ex
+        with interrupting_signals():
+            pool = cf.ProcessPoolExecutor(max_workers=max(1, args.workers), initializer=quiet_worker)
+            try:
+                yield pool
+            except BaseException:  # A stop (or an error): drop what has not started, end the rest.
+                stop_pool(pool)
+                raise
+            pool.shutdown(wait=True)
         return
     try:
         from distributed import Client
     except ImportError:
         raise RuntimeError("--scheduler needs Dask: pip install 'crossbar-hil[sweep]'") from None
-    with Client(args.scheduler) as client:
+    with interrupting_signals(), Client(args.scheduler) as client:
         yield client.get_executor()
+
+
+def quiet_worker() -> None:
+    """A pool worker leaves stops to the command: it ignores Ctrl-C (the terminal sends it to the
+    whole process group) and dies quietly on the SIGTERM of :func:`stop_pool`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def stop_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Cancel the pool's waiting work and end its workers now, not after their trainings: they
+    hold no instrument, only emulations whose finished results the caller has kept."""
+    processes = getattr(pool, "_processes", None) or {}  # private: 3.11 has no public way to end them
+    workers = list(processes.values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.terminate()
+    for process in workers:
+        process.join(timeout=10)
 
 
 class ProgressLine:
@@ -129,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
             )
     except (GridError, ValueError) as e:
         return bad_input(prog, e)
+    except KeyboardInterrupt as e:
+        newline = "\n" if sys.stderr.isatty() else ""  # after the progress line
+        print(f"{newline}{prog}: {e or 'stopped'}: no table written", file=sys.stderr)
+        return EXIT_STOPPED
     from crossbar_hil.reports.sweep_plots import SweptAxis, save_sweep_plots  # matplotlib: when it runs
 
     table = rows(result)

@@ -22,13 +22,33 @@ def rows_in(path: Path) -> int:
         return sum(1 for _ in csv.DictReader(f))
 
 
-def test_ctrl_c_keeps_every_finished_training_and_says_how_many(tmp_path: Path) -> None:
+def ignore_ctrl_c() -> None:
+    """What a shell does to a background job: SIGINT ignored in the process it starts."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("signum", "started_as"),
+    [
+        (signal.SIGINT, "a foreground job"),
+        (signal.SIGINT, "a background job (SIGINT ignored)"),
+        (signal.SIGTERM, "a foreground job"),
+    ],
+)
+def test_ctrl_c_keeps_every_finished_training_and_says_how_many(
+    tmp_path: Path, signum: signal.Signals, started_as: str
+) -> None:
     argv = [sys.executable, "-m", "crossbar_hil.api", "experiment", "lim", "--sections", "nonlinearity"]
-    argv += ["--seeds", "200", "--hidden", "4", "--train-samples", "30", "--workers", "1", "--no-plots"]
+    argv += ["--seeds", "200", "--hidden", "4", "--train-samples", "30", "--workers", "2", "--no-plots"]
     env = {**os.environ, "MPLBACKEND": "Agg"}
     partial = tmp_path / "lim_runs.partial.csv"
     proc = subprocess.Popen(
-        [*argv, "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [*argv, "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=ignore_ctrl_c if "background" in started_as else None,
     )
     try:
         deadline = time.monotonic() + 300  # a guard against a hang, not a speed claim
@@ -36,7 +56,7 @@ def test_ctrl_c_keeps_every_finished_training_and_says_how_many(tmp_path: Path) 
             time.sleep(0.05)
         assert proc.poll() is None, "the study ended before it could be stopped"
         assert rows_in(partial) >= 3
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
