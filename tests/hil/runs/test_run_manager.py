@@ -277,12 +277,19 @@ def test_stop_ends_the_run_within_one_epoch_at_0_v_and_is_idempotent(
 
 
 def test_a_stop_written_by_another_process_is_honoured(manager: RunManager, store: RunStore) -> None:
-    run, _ = manager.start(config(slow=True))
-    seen = wait_for_epochs(store, run.id, 2)
-    RunStore(store.path).request_stop(run.id)  # As `hil runs stop` does, through the file.
-    assert manager.wait(run.id, 10)
+    long = 500  # Epochs: the run cannot end on its own during the test, however slow the machine.
+    run, _ = manager.start(config(slow=True, max_epochs=long))
+    wait_for_epochs(store, run.id, 2)
+    other = RunStore(store.path)  # As `hil runs stop` does, through the file.
+    try:
+        other.request_stop(run.id)
+    finally:
+        other.close()
+    assert manager.wait(run.id, 120)  # A guard against a hang, not a speed claim.
     got = store.get_run(run.id)
-    assert got.status is RunStatus.STOPPED and got.epochs <= seen + 2
+    # Ended by the stop, not by its epochs: how many epochs the stop takes to be noticed depends
+    # on the machine's speed (the store is polled every 0.2 s; records are committed in batches).
+    assert got.status is RunStatus.STOPPED and got.outcome == "stopped" and got.epochs < long, got
 
 
 def test_the_emergency_stop_stops_everything_and_latches(
