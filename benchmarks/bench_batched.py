@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from crossbar_hil.emulator.batched import CrossbarBatch
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.resources import trace_from_env

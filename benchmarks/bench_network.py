@@ -26,6 +26,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+
 from crossbar_hil.emulator.network.data import Dataset, digits, mnist5k  # noqa: E402
 from crossbar_hil.emulator.network.lim_device import lim_device  # noqa: E402
 from crossbar_hil.emulator.network.mlp import NetworkConfig, TileNetwork  # noqa: E402

@@ -29,12 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from seed_args import sweep_parser
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.trace_file import load_trace
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.task import Task
 from crossbar_hil.training.trainer import train
-from seed_args import sweep_parser
 
 
 @dataclass(frozen=True)

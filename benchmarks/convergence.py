@@ -22,13 +22,14 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from seed_args import chosen_trace, sweep_parser
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.emulator.devices import default_device
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.feasibility import NeedSpec, check_feasibility
 from crossbar_hil.training.task import Task
 from crossbar_hil.training.trainer import train
-from seed_args import chosen_trace, sweep_parser
 
 TASK = Task.reference()
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from seed_args import chosen_trace, sweep_parser
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.training.feasibility import NANO, NeedSpec, check_feasibility
 from crossbar_hil.training.task import Task
-from seed_args import chosen_trace, sweep_parser
 
 
 def main() -> None:

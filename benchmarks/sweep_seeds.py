@@ -12,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from seed_args import chosen_trace, sweep_parser
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.task import Task
 from crossbar_hil.training.trainer import train
-from seed_args import chosen_trace, sweep_parser
 
 
 def sweep(seeds: int, trace: Path | None, cfg: TrainingConfig) -> dict[str, float]:

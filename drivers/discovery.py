@@ -21,11 +21,12 @@ from dataclasses import asdict, field, replace
 from multiprocessing.connection import Connection
 from typing import Annotated, Any, Literal
 
+from pydantic import Field, computed_field
+from pydantic.dataclasses import dataclass
+
 from crossbar_hil.protocol.codec import decode_reply, encode_command
 from crossbar_hil.runs.device_key import device_key
 from crossbar_hil.seam.errors import HilError
-from pydantic import Field, computed_field
-from pydantic.dataclasses import dataclass
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ from pathlib import Path
 from time import monotonic
 from typing import Protocol, runtime_checkable
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from crossbar_hil.protocol.codec import MAX_LINE_CHARS, quote, strip_terminator
 from crossbar_hil.seam import UserLimits
 from crossbar_hil.seam.errors import CommunicationError, InstrumentTimeout, ProtocolError
-from pydantic import BaseModel, ConfigDict, Field
 
 MAX_REPLY_CHARS = MAX_LINE_CHARS
 """Longest reply line a link reads when the caller gives no bound (characters)."""

@@ -78,6 +78,9 @@ from time import perf_counter
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from numpy.typing import NDArray
+from pydantic import ValidationError
+
 from crossbar_hil.drivers.link import MAX_COMMAND_S, SWITCH_TIME_S, Link, LinkFaulted, LinkParams
 from crossbar_hil.drivers.traffic import TrafficLog
 from crossbar_hil.protocol.codec import (
@@ -100,8 +103,6 @@ from crossbar_hil.seam.errors import (
     ProtocolError,
     describe_validation_error,
 )
-from numpy.typing import NDArray
-from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,8 @@ import select
 import socket
 from typing import Any, ClassVar
 
+from pydantic import Field, field_validator
+
 from crossbar_hil.drivers.connect_errors import (
     check_host_resolves,
     check_serial_port,
@@ -28,7 +30,6 @@ from crossbar_hil.drivers.connect_errors import (
 from crossbar_hil.drivers.link import MAX_REPLY_CHARS, LineReader, LinkParams
 from crossbar_hil.drivers.protocol_backend import ProtocolBackend
 from crossbar_hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout
-from pydantic import Field, field_validator
 
 _CHUNK = 65536
 

@@ -27,6 +27,8 @@ from contextlib import suppress
 from time import monotonic
 from typing import Any, ClassVar
 
+from pydantic import Field, field_validator
+
 from crossbar_hil.drivers.connect_errors import (
     check_host_resolves,
     check_visa_resource,
@@ -37,7 +39,6 @@ from crossbar_hil.drivers.link import MAX_REPLY_CHARS, LineReader, LinkParams
 from crossbar_hil.drivers.port_lock import SerialDeviceLock, serial_device
 from crossbar_hil.drivers.protocol_backend import ProtocolBackend
 from crossbar_hil.seam.errors import CommunicationError, ConnectionLost, InstrumentTimeout, RunStopped
-from pydantic import Field, field_validator
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from crossbar_hil.emulator import physics
 from crossbar_hil.emulator.config import EmulatorConfig, Purpose, stream
 from crossbar_hil.emulator.depression import depress
 from crossbar_hil.emulator.devices import DeviceModel
-from numpy.typing import ArrayLike, NDArray
 
 
 class CrossbarBatch:

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Self
 
 import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from crossbar_hil.emulator.devices import DeviceModel, TraceDevice, default_device
 from crossbar_hil.emulator.physics import rescale_shifts
 from crossbar_hil.seam import Limits
-from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Purpose(IntEnum):

@@ -31,11 +31,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel
+
 from crossbar_hil.emulator.batched import CrossbarBatch
 from crossbar_hil.emulator.config import EmulatorConfig, Purpose, ShiftDistribution
 from crossbar_hil.seam import BackendInfo, CrossbarBackend, Pulse
-from numpy.typing import NDArray
-from pydantic import BaseModel
 
 __all__ = ["EmulatedCrossbar", "EmulatorConfig", "ShiftDistribution"]
 

@@ -27,9 +27,10 @@ crossbars keep position-based potentiation.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.emulator import physics
 from crossbar_hil.emulator.physics import DeviceState, put_flat
-from numpy.typing import NDArray
 
 
 def depressed(

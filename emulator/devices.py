@@ -34,11 +34,12 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from crossbar_hil.resources import read_data_text
 from crossbar_hil.trace_file import Trace, load_trace
 from crossbar_hil.training.curves import DEFAULT_DEVICE_FILE, exponential_tables
-from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Model(BaseModel):

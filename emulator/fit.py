@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from crossbar_hil.emulator.devices import DefaultDeviceRecord, ExponentialDevice, exponential_tables
 from crossbar_hil.trace_file import Trace, load_trace
 

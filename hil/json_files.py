@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
-from crossbar_hil.seam.errors import HilError, describe_validation_error
 from pydantic import BaseModel, ValidationError
+
+from crossbar_hil.seam.errors import HilError, describe_validation_error
 
 M = TypeVar("M", bound=BaseModel)
 

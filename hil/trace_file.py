@@ -37,9 +37,10 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from crossbar_hil.seam.errors import HilError
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
+
+from crossbar_hil.seam.errors import HilError
 
 PLAUSIBLE_RESISTANCE_OHM = (1.0, 1e12)
 """Smallest and largest resistance (Ohm) a trace may hold: 1 Ohm is a short (or a value in the

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.resources import TRACE_ENV, trace_from_env
 from crossbar_hil.runs.store import STORE_ENV
 

@@ -11,9 +11,10 @@ from importlib import import_module
 from importlib.resources import files
 from pathlib import Path
 
-import crossbar_hil
 import pytest
 from pydantic import BaseModel
+
+import crossbar_hil
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

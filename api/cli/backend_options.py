@@ -16,6 +16,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from crossbar_hil.api.cli.model_options import add_setting_options
 from crossbar_hil.api.cli.stopping import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_STOPPED, SignalStop
 from crossbar_hil.resources import TRACE_ENV, trace_from_env
@@ -23,7 +25,6 @@ from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.seam.errors import HilError, RunStopped, describe_validation_error
 from crossbar_hil.seam.registry import available_backends, backend_factory, create_backend
 from crossbar_hil.settings import settings
-from pydantic import BaseModel, ValidationError
 
 EMULATOR_OPTIONS = {"trace": "--trace", "builtin": "--builtin", "seed": "--seed", "scale_k": "--k"}
 """Options that describe the emulator (dest -> option)."""

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_origin
 
+from pydantic import BaseModel, ValidationError
+
 from crossbar_hil.api.cli.backend_options import bad_input
 from crossbar_hil.api.cli.model_options import add_setting_options, setting_values
 from crossbar_hil.api.cli.stopping import EXIT_STOPPED
@@ -42,7 +44,6 @@ from crossbar_hil.emulator.network.huang_experiment import HUANG
 from crossbar_hil.emulator.network.study import Study
 from crossbar_hil.resources import TRACE_ENV, trace_from_env
 from crossbar_hil.settings import Setting, settings
-from pydantic import BaseModel, ValidationError
 
 
 def _lim_settings(values: dict[str, Any]) -> dict[str, Any]:

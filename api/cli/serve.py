@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from crossbar_hil.api.cli.backend_options import bad_input
 from crossbar_hil.api.cli.model_options import add_setting_options, setting_values
 from crossbar_hil.api.service.settings import (
@@ -26,7 +28,6 @@ from crossbar_hil.api.service.settings import (
 from crossbar_hil.runs.control import ControlTimes
 from crossbar_hil.runs.store import RunStore, StoreError
 from crossbar_hil.settings import settings as model_settings
-from pydantic import ValidationError
 
 GRACE_S = 3
 SWITCH_INTERVAL_S = 0.0005
@@ -94,6 +95,7 @@ def settings_from(args: argparse.Namespace) -> tuple[ServiceSettings, Path | Non
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM (runs are stopped at 0 V first); exit 2 for bad settings."""
     import uvicorn
+
     from crossbar_hil.api.service.app import DatabaseInUse, create_app
     from crossbar_hil.api.service.server import Server
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+
 from crossbar_hil.api.cli.backend_options import (
     add_backend_options,
     backend_name,

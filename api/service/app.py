@@ -10,6 +10,10 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import IO
 
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
 from crossbar_hil.api.service import problems
 from crossbar_hil.api.service.control import ControlPath
 from crossbar_hil.api.service.gates import Gates, ResultCache
@@ -21,9 +25,6 @@ from crossbar_hil.runs.owner import Owner, owner_alive
 from crossbar_hil.runs.store import RunStore, StoreError
 from crossbar_hil.runs.trace_library import TraceLibrary
 from crossbar_hil.seam.errors import HilError
-from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 log = logging.getLogger(__name__)
 

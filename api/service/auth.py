@@ -5,9 +5,10 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from crossbar_hil.api.service.problems import Problem
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from crossbar_hil.api.service.problems import Problem
 
 _bearer = HTTPBearer(auto_error=False, description="The service token (hil serve --token-file / HIL_TOKEN).")
 

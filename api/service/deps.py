@@ -4,10 +4,11 @@ The two lookups are ``async`` so that FastAPI calls them on the event loop, not 
 
 from __future__ import annotations
 
+from fastapi import Request
+
 from crossbar_hil.api.service.problems import Problem
 from crossbar_hil.runs.manager import RunManager
 from crossbar_hil.runs.store import Run, RunNotFound, RunStore
-from fastapi import Request
 
 
 async def manager(request: Request) -> RunManager:

@@ -6,11 +6,12 @@ and what to do when its instrument is busy.
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
 from crossbar_hil.runs.manager import IfBusy
 from crossbar_hil.runs.store import LoggedPulse, OnFailure, PauseWhen, QueueState, Run
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import EpochRecord
-from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 
 class RunRequest(RunConfig):

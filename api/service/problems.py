@@ -14,6 +14,12 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from crossbar_hil.runs.errors import (
     BackendUnavailable,
     EmergencyStopLatched,
@@ -26,11 +32,6 @@ from crossbar_hil.runs.errors import (
 from crossbar_hil.runs.export import RunNotEnded
 from crossbar_hil.runs.store import RunNotFound
 from crossbar_hil.seam.errors import HilError
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 

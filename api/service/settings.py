@@ -8,9 +8,10 @@ import secrets
 from pathlib import Path
 from typing import Literal, Self
 
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
 from crossbar_hil.runs.control import ControlTimes
 from crossbar_hil.runs.store import default_path
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 TOKEN_ENV = "HIL_TOKEN"
 """Environment variable holding the bearer token of the service."""

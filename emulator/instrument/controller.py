@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+
 from crossbar_hil.protocol.codec import (
     COMMANDS,
     ERROR_CODES,

@@ -45,6 +45,8 @@ from contextlib import contextmanager, suppress
 from time import monotonic
 from typing import Any, Self
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.emulator.instrument.controller import CommandProcessor
 from crossbar_hil.emulator.instrument.faults import FaultPlan, garble
@@ -59,7 +61,6 @@ from crossbar_hil.protocol.codec import (
     is_empty_line,
 )
 from crossbar_hil.seam import CrossbarBackend
-from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 

@@ -37,10 +37,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.emulator.network.mlp import softmax
 from crossbar_hil.emulator.network.self_adaptive import SelfAdaptiveMLP
 from crossbar_hil.emulator.network.tiles import Tile
-from numpy.typing import NDArray
 
 SIDE = 8
 """Input images are ``SIDE x SIDE``, one channel."""

@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
+from pydantic import Field
+
 from crossbar_hil.emulator.devices import TraceDevice
 from crossbar_hil.emulator.network.lim_device import lim_device
 from crossbar_hil.emulator.network.mlp import NetworkConfig, TileNetwork
@@ -43,8 +46,6 @@ from crossbar_hil.emulator.network.study import (
 )
 from crossbar_hil.emulator.network.tile_rules import RuleConfig
 from crossbar_hil.emulator.network.tiles import MINUS, PLUS, Tile
-from numpy.typing import NDArray
-from pydantic import Field
 
 Section = Literal["nonlinearity", "levels", "dead_zone", "variation", "trace", "software"]
 SECTIONS: tuple[Section, ...] = ("nonlinearity", "levels", "dead_zone", "variation", "trace", "software")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import time
 from typing import Any, Literal, Self
 
+from pydantic import Field, field_validator, model_validator
+
 from crossbar_hil.emulator.network.cnn import HuangCNN
 from crossbar_hil.emulator.network.huang_device import huang_device
 from crossbar_hil.emulator.network.mlp import NetworkConfig
@@ -28,7 +30,6 @@ from crossbar_hil.emulator.network.study import (
     Study,
     StudySettings,
 )
-from pydantic import Field, field_validator, model_validator
 
 NetworkName = Literal["mlp", "cnn"]
 

@@ -9,6 +9,7 @@ makes it so is found here by bisection (the table is monotone in ``alpha``).
 from __future__ import annotations
 
 import numpy as np
+
 from crossbar_hil.emulator.devices import ExponentialDevice, exponential_tables
 
 G_MIN_SIEMENS, G_MAX_SIEMENS = 1e-7, 2e-7

@@ -38,10 +38,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from crossbar_hil.emulator.network.tile_rules import RuleConfig, TileRule, make_rule
-from crossbar_hil.emulator.network.tiles import Tile, TileConfig
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crossbar_hil.emulator.network.tile_rules import RuleConfig, TileRule, make_rule
+from crossbar_hil.emulator.network.tiles import Tile, TileConfig
 
 
 class NetworkConfig(BaseModel):

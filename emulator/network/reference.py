@@ -9,8 +9,9 @@ arithmetic floor of ``benchmarks/bench_network.py``.
 from __future__ import annotations
 
 import numpy as np
-from crossbar_hil.emulator.network.mlp import NetworkConfig, hard_sigmoid, softmax, train_epochs
 from numpy.typing import NDArray
+
+from crossbar_hil.emulator.network.mlp import NetworkConfig, hard_sigmoid, softmax, train_epochs
 
 
 class FloatMLP:

@@ -49,11 +49,12 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.emulator.depression import potentiate_conductance_wise
 from crossbar_hil.emulator.network.mlp import NetworkConfig, TileNetwork
 from crossbar_hil.emulator.network.tile_rules import RuleConfig, TileRule
 from crossbar_hil.emulator.network.tiles import MINUS, PLUS, Tile, TileConfig
-from numpy.typing import NDArray
 
 Mode = Literal["mode1", "mode2", "mode3", "mode4"]
 MODES: tuple[Mode, ...] = ("mode1", "mode2", "mode3", "mode4")

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from crossbar_hil.emulator.network.data import Dataset, check_dataset, load_dataset
-from crossbar_hil.emulator.sweep.run import map_ordered
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crossbar_hil.emulator.network.data import Dataset, check_dataset, load_dataset
+from crossbar_hil.emulator.sweep.run import map_ordered
 
 Row = dict[str, Any]
 

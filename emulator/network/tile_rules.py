@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
 from crossbar_hil.emulator import physics
 from crossbar_hil.emulator.network.tiles import MINUS, PLUS, Tile
 from crossbar_hil.emulator.physics import put_flat
 from crossbar_hil.training.config import TrainingConfig
-from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
 
 RuleName = Literal["manhattan", "method_a", "method_b", "method_c"]
 

@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Literal, Self
 
 import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from crossbar_hil.emulator import physics
 from crossbar_hil.emulator.config import Purpose, ShiftDistribution, stream
 from crossbar_hil.emulator.depression import depress, potentiate_conductance_wise_at
 from crossbar_hil.emulator.devices import DeviceModel, TraceDevice, default_device
 from crossbar_hil.emulator.physics import put_flat
-from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PLUS, MINUS = 0, 1
 """Index of ``G+`` and ``G-`` along a tile's leading (side) axis."""

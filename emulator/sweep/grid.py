@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
+
 from crossbar_hil.emulator.config import EmulatorConfig, ShiftDistribution
 from crossbar_hil.emulator.devices import DeviceModel
 from crossbar_hil.resources import TRACE_ENV, trace_from_env
 from crossbar_hil.seam.errors import HilError
 from crossbar_hil.settings import settings
 from crossbar_hil.training.config import TrainingConfig
-from pydantic import TypeAdapter, ValidationError
 
 Value = float | int | str | bool
 Overrides = dict[str, dict[str, Any]]

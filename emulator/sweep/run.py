@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.emulator.batched import CrossbarBatch
 from crossbar_hil.emulator.config import EmulatorConfig
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
@@ -30,7 +32,6 @@ from crossbar_hil.training.batched import train_batch
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.task import Task
 from crossbar_hil.training.trainer import train
-from numpy.typing import NDArray
 
 R = TypeVar("R")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from crossbar_hil.emulator.config import EmulatorConfig
 from crossbar_hil.emulator.sweep.grid import configs
 from crossbar_hil.emulator.sweep.run import SweepResult

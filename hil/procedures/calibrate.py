@@ -22,13 +22,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
 from crossbar_hil.seam import CrossbarBackend, Pulse
 from crossbar_hil.seam.errors import LimitError
 from crossbar_hil.trace_file import PulseProtocol, Trace
 from crossbar_hil.training.curves import device_curves, measure_devices
 from crossbar_hil.training.stop import StopSignal
-from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
 
 
 class Calibration(BaseModel):

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from time import monotonic
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
 from crossbar_hil.seam import CrossbarBackend, Pulse
 from crossbar_hil.seam.errors import HilError, LimitError, RunStopped
 from crossbar_hil.trace_file import PulseProtocol, Trace
 from crossbar_hil.training.stop import StopSignal
-from pydantic import BaseModel, ConfigDict, Field
 
 
 class CharacterizeSettings(BaseModel):

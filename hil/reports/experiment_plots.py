@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from crossbar_hil.reports.plots import DPI
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from crossbar_hil.reports.plots import DPI
 
 COLOURS = {
     "manhattan": "C0",

@@ -27,16 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from crossbar_hil.training.config import RunConfig, TrainingConfig
-from crossbar_hil.training.history import Outcome, TrainingResult
-from crossbar_hil.training.network import minus_col, plus_col
-from crossbar_hil.training.task import Task
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
+
+from crossbar_hil.training.config import RunConfig, TrainingConfig
+from crossbar_hil.training.history import Outcome, TrainingResult
+from crossbar_hil.training.network import minus_col, plus_col
+from crossbar_hil.training.task import Task
 
 MICROSIEMENS_PER_SIEMENS = 1e6
 """Conductances are recorded in S and plotted in µS."""

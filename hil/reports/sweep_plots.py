@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from crossbar_hil.reports.plots import DPI
 from matplotlib.figure import Figure
+
+from crossbar_hil.reports.plots import DPI
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
 from crossbar_hil.runs.status import RunStatus, TransitionError
 from crossbar_hil.runs.store import Change, PauseWhen, RunStore
 from crossbar_hil.seam import BackendInfo, CrossbarBackend, Pulse
@@ -40,8 +43,6 @@ from crossbar_hil.seam.errors import CommunicationError, HilError
 from crossbar_hil.training.history import EpochRecord
 from crossbar_hil.training.observers import TrainingObserver
 from crossbar_hil.training.stop import StopSignal
-from numpy.typing import ArrayLike, NDArray
-from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 

@@ -40,6 +40,8 @@ from multiprocessing.connection import Connection
 from pathlib import PurePath
 from typing import Any, Literal
 
+from pydantic import BaseModel, ValidationError
+
 from crossbar_hil.runs import worker
 from crossbar_hil.runs.control import ControlTimes
 from crossbar_hil.runs.device_key import device_key
@@ -60,7 +62,6 @@ from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.seam.registry import available_backends, backend_factory, create_backend
 from crossbar_hil.training.config import BackendSpec, RunConfig
 from crossbar_hil.training.history import Outcome
-from pydantic import BaseModel, ValidationError
 
 __all__ = [
     "BackendUnavailable",

@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from crossbar_hil.runs.calibrations import create_v3
 from crossbar_hil.runs.errors import InstrumentBusy
 from crossbar_hil.runs.owner import Liveness, Owner, judge, owner_alive, process_owner
@@ -37,7 +39,6 @@ from crossbar_hil.runs.status import ACTIVE, STOPPABLE, RunStatus, check_transit
 from crossbar_hil.seam.errors import HilError
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import EpochRecord, Outcome
-from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 5
 """Version of the database layout this code writes."""

@@ -36,6 +36,8 @@ from contextlib import suppress
 from multiprocessing.connection import Connection
 from typing import Any
 
+from pydantic import ValidationError
+
 from crossbar_hil.runs.control import ControlTimes, RunControl
 from crossbar_hil.runs.errors import BackendUnavailable, InvalidRun
 from crossbar_hil.runs.execute import RunEnd, execute, finish
@@ -48,7 +50,6 @@ from crossbar_hil.training.history import Outcome
 from crossbar_hil.training.rules import make_rule
 from crossbar_hil.training.stop import StopSignal
 from crossbar_hil.training.trainer import Trainer
-from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 

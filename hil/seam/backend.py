@@ -24,9 +24,10 @@ from types import TracebackType
 from typing import Protocol, Self
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from crossbar_hil.seam.errors import BackendClosed, DeviceFault, LimitError
 from crossbar_hil.seam.limits import BackendInfo, Pulse
-from numpy.typing import ArrayLike, NDArray
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ import math
 from typing import Any, NamedTuple, Self
 
 import numpy as np
-from crossbar_hil.seam.errors import LimitError
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from crossbar_hil.seam.errors import LimitError
 
 
 class Limits(BaseModel):

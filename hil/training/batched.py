@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.network import activation, in_band, logic_currents, target_values
 from crossbar_hil.training.rules import make_rule
 from crossbar_hil.training.rules.base import BatchEpochContext
 from crossbar_hil.training.stop import StallWatch
 from crossbar_hil.training.task import Task
-from numpy.typing import NDArray
 
 
 class BatchedCrossbars(Protocol):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal, Self
 
 import numpy as np
-from crossbar_hil.training.task import Task
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from crossbar_hil.training.task import Task
 
 UpdateMode = Literal["online", "batch"]
 GainMode = Literal["fixed", "calibrated"]

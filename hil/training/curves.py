@@ -28,10 +28,11 @@ from functools import cache
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.resources import read_data_text
 from crossbar_hil.seam import CrossbarBackend, Pulse
 from crossbar_hil.training.stop import StopSignal
-from numpy.typing import NDArray
 
 DEFAULT_DEVICE_FILE = "devices/default_device.json"
 """The fitted built-in device (the prior's shape)."""

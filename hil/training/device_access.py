@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.seam import CrossbarBackend, Pulse
 from crossbar_hil.training.stop import StopSignal
-from numpy.typing import NDArray
 
 
 class DeviceAccess:

@@ -30,8 +30,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from crossbar_hil.training.task import Task
 from numpy.typing import NDArray
+
+from crossbar_hil.training.task import Task
 
 NANO = 1e9
 """S -> nS and A -> nA."""

@@ -12,9 +12,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from crossbar_hil.training.config import TrainingConfig
-from crossbar_hil.training.network import in_band
-from crossbar_hil.training.stop import unmoved
 from numpy.typing import NDArray
 from pydantic import (
     BaseModel,
@@ -26,6 +23,10 @@ from pydantic import (
     computed_field,
     field_serializer,
 )
+
+from crossbar_hil.training.config import TrainingConfig
+from crossbar_hil.training.network import in_band
+from crossbar_hil.training.stop import unmoved
 
 if TYPE_CHECKING:
     from crossbar_hil.training.feasibility import FeasibilityReport

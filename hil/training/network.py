@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import TypeVar
 
 import numpy as np
-from crossbar_hil.training.config import TrainingConfig
 from numpy.typing import NDArray
+
+from crossbar_hil.training.config import TrainingConfig
 
 IntOrArray = TypeVar("IntOrArray", int, NDArray[np.int_])
 """A neuron index, or an array of them (the column functions work on both)."""

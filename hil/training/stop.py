@@ -8,8 +8,9 @@ import threading
 from collections import deque
 
 import numpy as np
-from crossbar_hil.seam.errors import RunStopped
 from numpy.typing import NDArray
+
+from crossbar_hil.seam.errors import RunStopped
 
 
 class StopSignal:

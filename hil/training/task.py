@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Self
 
 import numpy as np
-from crossbar_hil.json_files import load_model
-from crossbar_hil.resources import read_data_text
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from crossbar_hil.json_files import load_model
+from crossbar_hil.resources import read_data_text
 
 REFERENCE_TASK = "tasks/reference_4bit.json"
 

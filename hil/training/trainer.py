@@ -37,6 +37,8 @@ import logging
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.seam import CrossbarBackend, Pulse
 from crossbar_hil.seam.backend import abort_warning
 from crossbar_hil.seam.errors import RunStopped
@@ -67,7 +69,6 @@ from crossbar_hil.training.rules.sign_update import manhattan_signs
 from crossbar_hil.training.start import reset_devices, task_devices
 from crossbar_hil.training.stop import StallWatch, StopSignal
 from crossbar_hil.training.task import Task
-from numpy.typing import NDArray
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.emulator.crossbar import EmulatorConfig
 from crossbar_hil.emulator.instrument.server import InstrumentServer, running_server
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.emulator.instrument.server import InstrumentServer
 from crossbar_hil.trace_file import write_dat
-
 from tests.api.conftest import hil
 
 pytestmark = pytest.mark.system

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.api.cli import main
 from crossbar_hil.runs.store import STORE_ENV
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from crossbar_hil.api.cli import main
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig, ShiftDistribution
 from crossbar_hil.emulator.instrument.faults import FaultPlan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from crossbar_hil.api.cli import main
 
 pytestmark = pytest.mark.system

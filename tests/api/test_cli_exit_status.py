@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from crossbar_hil.api.cli.stopping import EXIT_FAULT, EXIT_OK, EXIT_STOPPED, exit_status
 from crossbar_hil.training.history import Outcome
 

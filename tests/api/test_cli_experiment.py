@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.api.cli import main
 from crossbar_hil.emulator.network.experiment import COLUMNS
 from crossbar_hil.emulator.network.huang_experiment import COLUMNS as HUANG_COLUMNS

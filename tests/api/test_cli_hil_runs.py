@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.api.cli import main
 from crossbar_hil.procedures.training import RESULT_SCHEMA_VERSION
 from crossbar_hil.runs.manager import RunManager

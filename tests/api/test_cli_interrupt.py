@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.testing import running_server
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from crossbar_hil import __version__
 from crossbar_hil.api.cli import SUBCOMMANDS
 

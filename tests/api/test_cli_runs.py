@@ -11,10 +11,10 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-import crossbar_hil
 import pytest
-from crossbar_hil.training.config import TrainingConfig
 
+import crossbar_hil
+from crossbar_hil.training.config import TrainingConfig
 from tests.api.conftest import Running
 from tests.api.conftest import hil as run_hil
 

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.api.cli import main
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import RunStore
 from crossbar_hil.training.config import RunConfig
-
 from tests.hil.runs.test_run_store import record
 
 

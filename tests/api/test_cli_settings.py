@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 import pytest
+from pydantic import Field
+
 from crossbar_hil.api.cli import build_parser, train
 from crossbar_hil.api.cli.model_options import setting_values
 from crossbar_hil.emulator.config import EmulatorConfig
@@ -13,7 +15,6 @@ from crossbar_hil.settings import settings
 from crossbar_hil.training import config as config_module
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.rules import RULES
-from pydantic import Field
 
 BY_DEVICE_CURVE = {"device_curve_siemens", "curve_source", "device_curve_label"}
 """TrainingConfig fields that --device-curve sets (a file, or a word for curve_source)."""

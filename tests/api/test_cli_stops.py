@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.instrument.server import InstrumentServer
 from crossbar_hil.trace_file import load_trace
-
 from tests.api.conftest import Running, hil, over_visa
 
 pytestmark = pytest.mark.system

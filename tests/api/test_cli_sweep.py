@@ -6,9 +6,10 @@ import csv
 from pathlib import Path
 
 import pytest
+from matplotlib.image import imread
+
 from crossbar_hil.api.cli import main
 from crossbar_hil.emulator.sweep import COLUMNS
-from matplotlib.image import imread
 
 pytestmark = pytest.mark.system
 

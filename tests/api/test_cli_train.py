@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.api.cli import main
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.procedures.training import run_training

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.api.cli import main
 
 pytestmark = pytest.mark.system

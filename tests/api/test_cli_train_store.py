@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+
 from crossbar_hil.api.cli import main
 from crossbar_hil.api.cli.train import ProgressLine
 from crossbar_hil.api.service.app import create_app
@@ -23,7 +25,6 @@ from crossbar_hil.runs.manager import ESTOP_SETTING
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import STORE_ENV, RunStore
 from crossbar_hil.training.config import RunConfig
-from fastapi.testclient import TestClient
 
 LONG = ["--preset", "reference", "--max-epochs", "100000", "--patience", "0"]
 """A run that only a stop ends (the reference settings do not converge on the built-in device)."""

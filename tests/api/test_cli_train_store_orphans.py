@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.api.cli import main
 from crossbar_hil.emulator.testing import running_server
 from crossbar_hil.runs.manager import instrument_key, queue_key

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from crossbar_hil.api.cli import main
 from crossbar_hil.api.cli import train as train_cli
 from crossbar_hil.emulator.testing import InstrumentServer, running_server

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+
 from crossbar_hil.drivers.protocol_backend import ProtocolBackend
 from crossbar_hil.drivers.serial_backend import SerialBackend
 from crossbar_hil.drivers.testing import FakeLink
@@ -106,6 +107,7 @@ def check_operations_against_the_served_crossbar(server: Any, backend: ProtocolB
 def check_limits_send_nothing(server: Any, backend: ProtocolBackend) -> None:
     """Out-of-range requests raise LimitError and the instrument receives nothing."""
     import pytest
+
     from crossbar_hil.seam.errors import LimitError
 
     before = list(server.commands)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TRANSPORTS, served
+
 from crossbar_hil.api.cli.calibrations import export_files
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.procedures.calibrate import calibrate

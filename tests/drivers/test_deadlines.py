@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+
 from crossbar_hil.drivers.link import MAX_COMMAND_S, LinkFaulted
 from crossbar_hil.drivers.protocol_backend import ProtocolBackend
 from crossbar_hil.drivers.serial_backend import SerialBackend

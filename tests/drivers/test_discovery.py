@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from crossbar_hil.drivers.discovery import Found, probe
 from crossbar_hil.emulator.crossbar import EmulatorConfig
 from crossbar_hil.emulator.testing import running_server

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TRANSPORTS, served
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.emulator.testing import CommandsPerEpoch
 from crossbar_hil.training.config import TrainingConfig

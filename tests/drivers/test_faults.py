@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import TRANSPORTS, served
+
 from crossbar_hil.drivers.link import LinkFaulted
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.emulator.instrument.faults import FaultPlan

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 from conftest import READINGS
+
 from crossbar_hil.drivers.link import LinkFaulted
 from crossbar_hil.drivers.protocol_backend import ProtocolBackend
 from crossbar_hil.drivers.serial_backend import SerialBackend

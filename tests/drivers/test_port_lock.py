@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from crossbar_hil.drivers.port_lock import SerialDeviceLock, serial_device
 from crossbar_hil.drivers.serial_backend import SerialLink
 from crossbar_hil.drivers.visa_backend import VisaLink

@@ -11,6 +11,7 @@ from conftest import (
     check_operations_against_the_served_crossbar,
     served,
 )
+
 from crossbar_hil.drivers.serial_backend import SerialBackend, SerialLink
 from crossbar_hil.emulator.crossbar import EmulatorConfig
 from crossbar_hil.emulator.testing import running_server

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from crossbar_hil.drivers.protocol_backend import ProtocolBackend
 from crossbar_hil.drivers.testing import (
     EXAMPLE_INFO,

@@ -8,6 +8,7 @@ from conftest import (
     check_operations_against_the_served_crossbar,
     served,
 )
+
 from crossbar_hil.drivers.visa_backend import VisaBackend
 from crossbar_hil.emulator.crossbar import EmulatorConfig
 from crossbar_hil.emulator.instrument.faults import FaultPlan
@@ -90,6 +91,7 @@ class _LockingResource:
 @pytest.mark.parametrize("outcome", ["granted", "locked-elsewhere"])
 def test_visa_sessions_ask_for_an_exclusive_lock(outcome: str, monkeypatch) -> None:
     import pyvisa
+
     from crossbar_hil.drivers.visa_backend import VisaLink
 
     code = None if outcome == "granted" else pyvisa.constants.StatusCode.error_resource_locked

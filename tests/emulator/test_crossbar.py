@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig, ShiftDistribution
 from crossbar_hil.emulator.devices import ExponentialDevice, LtpLtdDevice
 from crossbar_hil.seam import Pulse

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.emulator.depression import depressed, position_at_or_below, potentiated
 from crossbar_hil.emulator.devices import ExponentialDevice, LtpLtdDevice

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from crossbar_hil.emulator.devices import (
     ExponentialDevice,
     LtpLtdDevice,
@@ -14,7 +16,6 @@ from crossbar_hil.emulator.devices import (
 )
 from crossbar_hil.emulator.fit import fit_exponential
 from crossbar_hil.trace_file import load_trace
-from pydantic import ValidationError
 
 
 def test_exponential_model_saturates_with_shrinking_steps() -> None:

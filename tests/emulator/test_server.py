@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import crossbar_hil.emulator.instrument.server as server_module
 import numpy as np
 import pytest
 import serial
+
+import crossbar_hil.emulator.instrument.server as server_module
 from crossbar_hil.api.cli import emulate
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.emulator.instrument.controller import CommandProcessor

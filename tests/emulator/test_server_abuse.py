@@ -12,9 +12,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+from test_server import TIMEOUT_S, LineClient, tcp_client
+
 import crossbar_hil.emulator.instrument.server as server_module
 import crossbar_hil.protocol
-import pytest
 from crossbar_hil.emulator.config import EmulatorConfig
 from crossbar_hil.emulator.instrument.controller import HANDLERS, missing_handlers
 from crossbar_hil.emulator.instrument.faults import FaultPlan
@@ -29,7 +31,6 @@ from crossbar_hil.emulator.instrument.server import (
 )
 from crossbar_hil.emulator.testing import running_server
 from crossbar_hil.protocol import COMMANDS
-from test_server import TIMEOUT_S, LineClient, tcp_client
 
 pytestmark = pytest.mark.system
 
@@ -290,8 +291,9 @@ def test_hil_emulate_refuses_nonfinite_settings(flag: str, value: str, field: st
 
 
 def test_hil_emulate_takes_an_idle_timeout(monkeypatch, capsys) -> None:
-    from crossbar_hil.api.cli import emulate
     from test_server import _parse
+
+    from crossbar_hil.api.cli import emulate
 
     args = _parse(["emulate", "--tcp", "127.0.0.1:0", "--idle-timeout", "0.25"])
     seen: list[ServerOptions] = []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.emulator.sweep import COLUMNS, GridError, parse_grid, points, rows, run_sweep, write_tables
 from crossbar_hil.emulator.sweep.grid import PARAMETERS, configs

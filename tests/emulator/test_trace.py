@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from crossbar_hil.trace_file import PulseProtocol, Trace, TraceFormatError, load_trace, write_dat
 
 PROTOCOL = PulseProtocol(

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from crossbar_hil.seam import BackendInfo, CrossbarBackend, Limits, Pulse, UserLimits
 from crossbar_hil.seam.errors import BackendClosed, CommunicationError, DeviceFault, LimitError
-from pydantic import ValidationError
 
 
 class Spy(CrossbarBackend):

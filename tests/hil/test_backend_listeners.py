@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.seam import Limits, Pulse
 from crossbar_hil.seam.errors import BackendClosed, LimitError, RunStopped

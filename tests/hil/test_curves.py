@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from crossbar_hil.training.curves import LearnedCurves, builtin_relative_curve, device_curves
 
 

@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from crossbar_hil.training.feasibility import NeedSpec, check_feasibility, reachable_conductances
 from crossbar_hil.training.task import Example, Task
 

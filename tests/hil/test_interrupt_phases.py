@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from crossbar_hil.api.cli.train import summary
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.procedures.training import TrainingRun, run_training

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from crossbar_hil.seam import Pulse
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.network import (

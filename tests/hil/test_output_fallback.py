@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.procedures.training import RunOutputs, run_training
 from crossbar_hil.training.config import RunConfig

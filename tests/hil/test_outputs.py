@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.procedures.outputs import (
     OutputPathError,
     check_output_dir,

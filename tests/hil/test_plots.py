@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.reports.plots import (
     PLOTS,
@@ -23,8 +26,6 @@ from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.history import TrainingResult
 from crossbar_hil.training.task import Task
 from crossbar_hil.training.trainer import train
-from matplotlib.figure import Figure
-from matplotlib.image import imread
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAMES = {"conductances", "weights", "activations", "error", "final_conductances"}

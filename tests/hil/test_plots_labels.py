@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import same_color
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.reports.plots import (
     NEURON_COLORS,
@@ -19,8 +22,6 @@ from crossbar_hil.training.config import RunConfig, TrainingConfig
 from crossbar_hil.training.history import TrainingResult
 from crossbar_hil.training.task import Task
 from crossbar_hil.training.trainer import train
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import same_color
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.colors import same_color
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.reports.plots import RESET_COLOR, plot_conductances, plot_error
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.task import Task
 from crossbar_hil.training.trainer import train
-from matplotlib.colors import same_color
 
 
 def reset_lines(ax: object) -> list[float]:

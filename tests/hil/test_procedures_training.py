@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.procedures.outputs import OutputPathError
 from crossbar_hil.procedures.training import RunOutputs, run_training
 from crossbar_hil.seam.errors import ConnectionLost, DeviceFault, RunStopped
 from crossbar_hil.training.config import RunConfig, TrainingConfig
 from crossbar_hil.training.history import thinned
-from numpy.typing import NDArray
 
 
 class _Counting(EmulatedCrossbar):

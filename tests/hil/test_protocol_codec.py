@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from crossbar_hil.protocol import (
     COMMANDS,
     ERROR_CODES,

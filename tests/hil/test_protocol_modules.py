@@ -6,8 +6,9 @@ import ast
 import importlib
 from pathlib import Path
 
-import crossbar_hil.protocol.codec as codec
 import pytest
+
+import crossbar_hil.protocol.codec as codec
 
 SECTIONS = ("commands", "grammar", "client", "instrument")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.training.config import REFERENCE_SETTINGS, TrainingConfig
 from crossbar_hil.training.task import Task

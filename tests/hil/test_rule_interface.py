@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.history import Diagnosis
@@ -11,7 +13,6 @@ from crossbar_hil.training.rules import RULES
 from crossbar_hil.training.rules.manhattan import Manhattan
 from crossbar_hil.training.task import Task
 from crossbar_hil.training.trainer import Trainer
-from numpy.typing import NDArray
 
 
 class Opinionated(Manhattan):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig, ShiftDistribution
 from crossbar_hil.seam import Pulse
 from crossbar_hil.seam.errors import RunStopped

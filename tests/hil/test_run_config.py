@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from crossbar_hil.training.config import PRESETS, RunConfig, TrainingConfig
 from pydantic import ValidationError
+
+from crossbar_hil.training.config import PRESETS, RunConfig, TrainingConfig
 
 
 def test_the_default_run_trains_with_the_recommended_settings() -> None:

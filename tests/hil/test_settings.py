@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from crossbar_hil.settings import settings, unit_of
 from pydantic import BaseModel, Field
+
+from crossbar_hil.settings import settings, unit_of
 
 
 class Model(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from crossbar_hil.reports.stats import quantiles, wilson_interval
 
 

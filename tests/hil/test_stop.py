@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from crossbar_hil.training.stop import StallWatch, unmoved
 
 G = np.full((2, 2), 1e-6)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from crossbar_hil.training.task import Task
 from pydantic import ValidationError
+
+from crossbar_hil.training.task import Task
 
 
 def test_reference_task_is_the_design_task() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.seam import BackendInfo, Pulse
 from crossbar_hil.seam.errors import ConnectionLost, LimitError

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import BaseModel
+
 from crossbar_hil.api.service.auth import Authorized
 from crossbar_hil.api.service.deps import store
 from crossbar_hil.api.service.problems import Problem, ProblemDetails
 from crossbar_hil.procedures.calibrate import Calibration
 from crossbar_hil.runs.calibrations import CalibrationNotFound, Calibrations
 from crossbar_hil.runs.store import RunStore
-from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import BaseModel
 
 router = APIRouter(prefix="/calibrations", tags=["calibrations"])
 Store = Annotated[RunStore, Depends(store)]

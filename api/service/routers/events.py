@@ -25,14 +25,15 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 from typing import Annotated
 
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
 from crossbar_hil.api.service.deps import get_run, store
 from crossbar_hil.api.service.gates import Gates
 from crossbar_hil.api.service.problems import Problem, ProblemDetails
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import CHANGES, Event, RunNotFound, RunStore
-from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(prefix="/runs", tags=["events"])
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from crossbar_hil.training.config import DEFAULT_PRESET, PRESETS, TrainingConfig
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
+
+from crossbar_hil.training.config import DEFAULT_PRESET, PRESETS, TrainingConfig
 
 router = APIRouter(tags=["runs"])
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from fastapi import APIRouter, Depends, Query
+
 from crossbar_hil.api.service.auth import Authorized
 from crossbar_hil.api.service.deps import get_run, manager
 from crossbar_hil.api.service.models import QueueAction, QueueMove, QueuesView, QueueView, RunView
 from crossbar_hil.api.service.problems import documented
 from crossbar_hil.runs.manager import RunManager, queue_named
-from fastapi import APIRouter, Depends, Query
 
 router = APIRouter(prefix="/queue", tags=["queue"])
 Manager = Annotated[RunManager, Depends(manager)]

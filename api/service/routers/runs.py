@@ -7,6 +7,9 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+
 from crossbar_hil.api.service.auth import Authorized
 from crossbar_hil.api.service.backend_policy import request_param_errors
 from crossbar_hil.api.service.control import ControlPath, control
@@ -27,8 +30,6 @@ from crossbar_hil.runs import export
 from crossbar_hil.runs.manager import RunManager
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import RunStore
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 

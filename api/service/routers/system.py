@@ -5,6 +5,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends, Query, Request
+
 from crossbar_hil.api.service.auth import Authorized, Credentials, check_token
 from crossbar_hil.api.service.backend_policy import request_param_errors
 from crossbar_hil.api.service.control import ControlPath, control
@@ -22,7 +24,6 @@ from crossbar_hil.procedures.training import RESULT_SCHEMA_VERSION
 from crossbar_hil.runs.manager import RunManager
 from crossbar_hil.runs.store import SCHEMA_VERSION
 from crossbar_hil.seam.registry import available_backends
-from fastapi import APIRouter, Depends, Query, Request
 
 router = APIRouter(tags=["system"])
 Manager = Annotated[RunManager, Depends(manager)]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from crossbar_hil.api.service.deps import manager
-from crossbar_hil.runs.manager import RunManager
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
+
+from crossbar_hil.api.service.deps import manager
+from crossbar_hil.runs.manager import RunManager
 
 router = APIRouter(tags=["runs"])
 

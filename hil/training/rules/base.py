@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.seam import CrossbarBackend
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.device_access import DeviceAccess
 from crossbar_hil.training.history import Diagnosis, EpochRecord
-from numpy.typing import NDArray
 
 
 @dataclass(frozen=True)

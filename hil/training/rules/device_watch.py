@@ -11,9 +11,10 @@ using it runs unchanged through the VISA and serial drivers.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.seam import Pulse
 from crossbar_hil.training.device_access import DeviceAccess
-from numpy.typing import NDArray
 
 
 class DeviceWatch:

@@ -34,6 +34,8 @@ from abc import abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.seam import CrossbarBackend, Pulse
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.device_access import DeviceAccess
@@ -41,7 +43,6 @@ from crossbar_hil.training.network import minus_col, plus_col
 from crossbar_hil.training.rules.base import EpochContext
 from crossbar_hil.training.rules.device_watch import DeviceWatch
 from crossbar_hil.training.rules.sign_update import SignRule
-from numpy.typing import NDArray
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ batch update also has a batched form for emulated batches of crossbars.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.seam import Pulse
 from crossbar_hil.training.device_access import DeviceAccess
 from crossbar_hil.training.network import minus_col, plus_col, target_values
 from crossbar_hil.training.rules.base import BatchEpochContext, BatchPulses
 from crossbar_hil.training.rules.sign_update import SignRule, manhattan_signs
-from numpy.typing import NDArray
 
 __all__ = ["Manhattan", "manhattan_signs", "potentiation_pulses", "pulse_mask", "pulse_order"]
 

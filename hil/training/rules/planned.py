@@ -32,6 +32,8 @@ alone. Batch updates only.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.seam import CrossbarBackend, Pulse
 from crossbar_hil.training.config import TrainingConfig
 from crossbar_hil.training.curves import CurveModel, FixedCurves, device_curves
@@ -43,7 +45,6 @@ from crossbar_hil.training.rules.base import EpochContext, UpdateRule
 from crossbar_hil.training.rules.device_watch import DeviceWatch
 from crossbar_hil.training.rules.manhattan import potentiation_pulses
 from crossbar_hil.training.rules.sign_update import manhattan_signs
-from numpy.typing import NDArray
 
 
 def planned_pulses(

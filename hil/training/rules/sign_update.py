@@ -19,6 +19,8 @@ from __future__ import annotations
 from abc import abstractmethod
 
 import numpy as np
+from numpy.typing import NDArray
+
 from crossbar_hil.training.device_access import DeviceAccess
 from crossbar_hil.training.network import (
     activation,
@@ -28,7 +30,6 @@ from crossbar_hil.training.network import (
     target_values,
 )
 from crossbar_hil.training.rules.base import EpochContext, UpdateRule
-from numpy.typing import NDArray
 
 
 def manhattan_signs(

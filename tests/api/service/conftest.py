@@ -7,8 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from crossbar_hil.api.service.settings import ServiceSettings
 from service_support import TOKEN, live_service
+
+from crossbar_hil.api.service.settings import ServiceSettings
 
 
 @pytest.fixture

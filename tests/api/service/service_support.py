@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+
 from crossbar_hil.api.service.app import create_app
 from crossbar_hil.api.service.settings import ServiceSettings
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.api.service.backend_policy import request_param_errors
 from crossbar_hil.api.service.settings import ServiceSettings
 
@@ -84,9 +85,10 @@ def test_the_operator_adds_instrument_hosts() -> None:
 
 @pytest.mark.system
 def test_the_service_refuses_a_spy_url_before_opening_anything(tmp_path: Path) -> None:
-    from crossbar_hil.api.service.app import create_app
     from fastapi.testclient import TestClient
     from service_support import AUTH, TOKEN
+
+    from crossbar_hil.api.service.app import create_app
 
     settings = ServiceSettings(database=tmp_path / "runs.sqlite3", token=TOKEN)
     victim = tmp_path / "victim"

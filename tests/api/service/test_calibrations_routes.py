@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
+from service_support import AUTH, wait_status
+
 from crossbar_hil.api.service.app import create_app
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar, EmulatorConfig
 from crossbar_hil.procedures.calibrate import calibrate
 from crossbar_hil.runs.calibrations import Calibrations
 from crossbar_hil.runs.store import RunStore
-from fastapi.testclient import TestClient
-from service_support import AUTH, wait_status
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from service_support import TOKEN, live_service
+
 from crossbar_hil.api.cli import main
 from crossbar_hil.api.service.settings import ServiceSettings
-from service_support import TOKEN, live_service
 
 pytestmark = pytest.mark.system
 

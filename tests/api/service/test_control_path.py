@@ -14,12 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+from service_support import AUTH, live_service, wait_epochs, wait_status
+
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.instrument.server import InstrumentServer, running_server
 from crossbar_hil.reports import plots
 from crossbar_hil.runs.store import RunStore
-from service_support import AUTH, live_service, wait_epochs, wait_status
 
 pytestmark = pytest.mark.system
 

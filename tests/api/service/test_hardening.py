@@ -8,6 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from crossbar_hil.api.service.app import create_app
 from crossbar_hil.api.service.settings import ServiceSettings, new_token_file, read_token
 from crossbar_hil.emulator.config import EmulatorConfig
@@ -15,7 +17,6 @@ from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import RunStore
 from crossbar_hil.training.config import RunConfig, TrainingConfig
 from crossbar_hil.training.history import EpochRecord
-from pydantic import ValidationError
 
 
 @pytest.mark.system

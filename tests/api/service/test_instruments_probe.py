@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from service_support import AUTH, TOKEN, live_service
+
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.instrument.server import InstrumentServer, running_server
@@ -24,7 +26,6 @@ from crossbar_hil.runs.manager import instrument_key, queue_key
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import RunStore
 from crossbar_hil.training.config import RunConfig
-from service_support import AUTH, TOKEN, live_service
 
 pytestmark = [
     pytest.mark.system,

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from crossbar_hil.api.service.app import create_app
-from crossbar_hil.api.service.settings import ServiceSettings
 from fastapi.testclient import TestClient
 from service_support import AUTH, wait_status
+
+from crossbar_hil.api.service.app import create_app
+from crossbar_hil.api.service.settings import ServiceSettings
 
 
 @pytest.fixture

@@ -6,12 +6,13 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
+
 from crossbar_hil.api.service.app import create_app
 from crossbar_hil.api.service.routers.page import STATIC_DIR
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.runs.store import CHANGES
 from crossbar_hil.training.config import PRESETS, TrainingConfig
-from fastapi.testclient import TestClient
 
 pytestmark = pytest.mark.system
 

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from page_support import Requests, Served, chromium_path, hil_serve
+
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.instrument.server import InstrumentServer, running_server
-from page_support import Requests, Served, chromium_path, hil_serve
 
 pytestmark = pytest.mark.system
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need the 'test' extra")

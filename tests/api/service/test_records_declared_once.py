@@ -8,6 +8,9 @@ import inspect
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
 from crossbar_hil.api.service import models
 from crossbar_hil.api.service.app import create_app
 from crossbar_hil.api.service.models import RunView
@@ -17,8 +20,6 @@ from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.drivers.discovery import Discovery, Found
 from crossbar_hil.runs.store import LoggedPulse, PulseLogEntry, Run
 from crossbar_hil.training.history import EpochRecord
-from fastapi.routing import APIRoute
-from pydantic import BaseModel
 
 CORE_RECORDS: list[type[Any]] = [EpochRecord, Run, PulseLogEntry, Found]
 """The records the core declares and the service answers with."""

@@ -9,6 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+from service_support import AUTH, TOKEN, read_events, wait_status
+
 from crossbar_hil.api.service.app import create_app
 from crossbar_hil.api.service.openapi import SCHEMA_PATH, dumps
 from crossbar_hil.api.service.settings import ServiceSettings
@@ -17,9 +21,6 @@ from crossbar_hil.procedures.training import RESULT_SCHEMA_VERSION, run_training
 from crossbar_hil.reports.plots import PLOTS, minute_utc, plot_png, run_caption
 from crossbar_hil.runs.store import SCHEMA_VERSION
 from crossbar_hil.training.config import RunConfig
-from fastapi.testclient import TestClient
-from pydantic import ValidationError
-from service_support import AUTH, TOKEN, read_events, wait_status
 
 pytestmark = pytest.mark.system
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from service_support import AUTH, TOKEN, wait_epochs, wait_status
+
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.instrument.server import running_server
 from crossbar_hil.runs.store import RunStore
-from service_support import AUTH, TOKEN, wait_epochs, wait_status
 
 pytestmark = pytest.mark.system
 

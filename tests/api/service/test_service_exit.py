@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
+
 from crossbar_hil.api.service.server import stop_runs
 from crossbar_hil.runs.manager import RunManager
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import RunStore
 from crossbar_hil.training.config import RunConfig
-from fastapi import FastAPI
 
 
 @pytest.fixture

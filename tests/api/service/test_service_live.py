@@ -14,13 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
+from service_support import AUTH, read_events, wait_epochs, wait_status
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.instrument.server import InstrumentServer, running_server
 from crossbar_hil.procedures.training import run_training
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.history import EpochRecord, TrainingResult, first_difference
-from service_support import AUTH, read_events, wait_epochs, wait_status
 
 pytestmark = pytest.mark.system
 
@@ -176,8 +177,9 @@ def test_shutting_down_with_a_follower_closes_the_stream_and_stops_the_run_at_0_
 ) -> None:
     import threading
 
-    from crossbar_hil.runs.store import RunStore
     from service_support import live_service
+
+    from crossbar_hil.runs.store import RunStore
 
     with live_service(settings) as url, httpx.Client(base_url=url, timeout=20) as client:
         run_id = start(client, visa_body(instrument, max_epochs=500))

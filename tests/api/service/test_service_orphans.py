@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from service_support import AUTH
+
 from crossbar_hil.api.service.app import create_app
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.runs.manager import instrument_key, queue_key
@@ -18,8 +21,6 @@ from crossbar_hil.runs.owner import Owner, boot_id, process_owner, start_ticks
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import RunStore
 from crossbar_hil.training.config import RunConfig
-from fastapi.testclient import TestClient
-from service_support import AUTH
 
 pytestmark = pytest.mark.system
 

@@ -11,15 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
+from service_support import AUTH, TOKEN, live_service, wait_epochs, wait_status
+from test_service_crash import service_process
+from test_service_run_control import history, status_events, visa_body
+
 from crossbar_hil.api.service.settings import ServiceSettings
 from crossbar_hil.emulator.config import EmulatorConfig
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.instrument.server import InstrumentServer, running_server
 from crossbar_hil.runs.control import ControlTimes
-from service_support import AUTH, TOKEN, live_service, wait_epochs, wait_status
-from test_service_crash import service_process
-from test_service_run_control import history, status_events, visa_body
 
 pytestmark = pytest.mark.system
 

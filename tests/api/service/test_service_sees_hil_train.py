@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from crossbar_hil.api.service.settings import ServiceSettings
 from service_support import TOKEN, live_service, read_events
+
+from crossbar_hil.api.service.settings import ServiceSettings
 
 pytestmark = pytest.mark.system
 

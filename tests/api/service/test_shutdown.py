@@ -10,12 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+from service_support import AUTH, serve_process, wait_epochs
+
 from crossbar_hil.api.service.server import SHUTDOWN_REASON
 from crossbar_hil.emulator.instrument.faults import FaultPlan
 from crossbar_hil.emulator.instrument.server import running_server
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import RunStore
-from service_support import AUTH, serve_process, wait_epochs
 
 pytestmark = pytest.mark.system
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from crossbar_hil.emulator.network.cnn import CONV2, Conv, HuangCNN, conv_backward, conv_forward
 from crossbar_hil.emulator.network.data import digits
 from crossbar_hil.emulator.network.huang_device import huang_device

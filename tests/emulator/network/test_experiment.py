@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+
 from crossbar_hil.emulator.network.experiment import (
     COLUMNS,
     LimExperiment,

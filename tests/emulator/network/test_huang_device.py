@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from crossbar_hil.emulator.network.huang_device import huang_device, pulses_full_range
 from crossbar_hil.emulator.network.self_adaptive import SelfAdaptiveTile
 from crossbar_hil.emulator.network.tiles import PLUS, Tile, TileConfig

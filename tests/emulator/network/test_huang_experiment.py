@@ -7,10 +7,11 @@ import csv
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from crossbar_hil.emulator.network import data
 from crossbar_hil.emulator.network.huang_experiment import COLUMNS, HUANG, HuangExperiment, items, run_item
 from crossbar_hil.emulator.network.self_adaptive import MODES
-from pydantic import ValidationError
 
 TINY = HuangExperiment(
     hidden=6,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from crossbar_hil.emulator.devices import ExponentialDevice
 from crossbar_hil.emulator.network.data import digits
 from crossbar_hil.emulator.network.mlp import NetworkConfig, TileNetwork, hard_sigmoid

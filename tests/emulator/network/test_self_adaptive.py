@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from crossbar_hil.emulator.network.data import digits
 from crossbar_hil.emulator.network.huang_device import huang_device
 from crossbar_hil.emulator.network.mlp import NetworkConfig

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from crossbar_hil.emulator.network import data
 from crossbar_hil.emulator.network.experiment import LIM, LimExperiment
 from crossbar_hil.emulator.network.study import RESULT_FIELDS, StudySettings, one_blas_thread
-from pydantic import ValidationError
 
 
 def test_inside_an_item_blas_keeps_to_one_thread_and_gets_its_threads_back_after() -> None:

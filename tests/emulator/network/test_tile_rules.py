@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from crossbar_hil.emulator.config import EmulatorConfig, ShiftDistribution
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.emulator.devices import DeviceModel, ExponentialDevice, TraceDevice

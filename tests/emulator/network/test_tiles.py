@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
+
 from crossbar_hil.emulator.config import ShiftDistribution
 from crossbar_hil.emulator.devices import ExponentialDevice, LtpLtdDevice
 from crossbar_hil.emulator.network.lim_device import lim_device
 from crossbar_hil.emulator.network.tiles import MINUS, PLUS, Tile, TileConfig
-from numpy.typing import NDArray
 
 DEVICE = ExponentialDevice(g_min_siemens=1e-7, g_max_siemens=2e-7, alpha_siemens=4e-9, beta_nl=2.0, n_max=32)
 

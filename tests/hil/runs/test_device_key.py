@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.runs.device_key import device_key, host_key
 from crossbar_hil.runs.manager import InstrumentBusy, RunManager, queue_key
 from crossbar_hil.runs.store import RunStore

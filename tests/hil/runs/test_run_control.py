@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.runs.control import ControlledBackend, ControlTimes, RunControl
 from crossbar_hil.runs.status import RunStatus
@@ -15,7 +16,6 @@ from crossbar_hil.runs.store import RunStore
 from crossbar_hil.seam.errors import CommunicationError, RunStopped
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.stop import StopSignal
-
 from tests.hil.runs.test_run_store import record
 
 

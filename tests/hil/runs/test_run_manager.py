@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.procedures.training import run_training
 from crossbar_hil.runs.manager import (

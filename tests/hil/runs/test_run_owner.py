@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.runs.owner import Liveness, Owner, boot_id, judge, owner_alive, process_owner, start_ticks
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import RunStore

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_run_manager import Builder, config, wait_for_epochs
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.runs.control import ControlTimes
 from crossbar_hil.runs.manager import InstrumentBusy, NotControllable, RunManager, TooManyRuns
 from crossbar_hil.runs.status import TRANSITIONS, RunStatus
 from crossbar_hil.runs.store import RunStore
 from crossbar_hil.training.config import RunConfig
-from test_run_manager import Builder, config, wait_for_epochs
 
 FAKE = "backend:fake"
 """The queue of the 'fake' backend (a slow emulator standing for one physical instrument)."""

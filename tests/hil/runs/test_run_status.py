@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.runs.status import (
     ACTIVE,
     TRANSITIONS,

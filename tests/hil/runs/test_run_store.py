@@ -6,9 +6,10 @@ import json
 import sqlite3
 from pathlib import Path
 
-import crossbar_hil.runs.store as store_module
 import numpy as np
 import pytest
+
+import crossbar_hil.runs.store as store_module
 from crossbar_hil.runs.calibrations import Calibrations
 from crossbar_hil.runs.status import RunStatus
 from crossbar_hil.runs.store import PulseLogEntry, RunNotFound, RunStore, StoreError

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.procedures.training import run_training
 from crossbar_hil.runs.manager import RunManager

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.api.cli import main
 from crossbar_hil.runs.store import RunStore, StoreError
 from crossbar_hil.training.config import RunConfig

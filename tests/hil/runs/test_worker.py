@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.runs import worker
 from crossbar_hil.runs.control import RunControl
