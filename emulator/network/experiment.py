@@ -40,6 +40,8 @@ from crossbar_hil.emulator.network.reference import FloatMLP
 from crossbar_hil.emulator.network.study import (
     ACCURACY_COLUMNS,
     COST_COLUMNS,
+    DeadZone,
+    Hidden,
     Study,
     StudySettings,
     one_blas_thread,  # noqa: F401  (re-exported: its first home)
@@ -91,10 +93,10 @@ COLUMNS: dict[str, str] = {
 class LimExperiment(StudySettings):
     """What ``hil experiment lim`` runs; defaults are the digits table of the README."""
 
-    output_dead_zone: float = Field(
-        0.1, ge=0, lt=1, description="Output-error dead zone of every row but dead_zone's."
+    output_dead_zone: DeadZone = Field(
+        0.1, description="Output-error dead zone of every row but dead_zone's."
     )
-    hidden: int = Field(100, ge=1, le=10_000, description="Hidden neurons of the MLP (Lim: 200 on MNIST).")
+    hidden: Hidden = Field(100, description="Hidden neurons of the MLP (Lim: 200 on MNIST).")
     trace: Path | None = Field(None, description="The measured device of the trace section; None: skipped.")
     sections: tuple[Section, ...] = Field(SECTIONS, description="Sections to run.")
 

@@ -27,6 +27,11 @@ from crossbar_hil.emulator.network.self_adaptive import MODES, Mode, SelfAdaptiv
 from crossbar_hil.emulator.network.study import (
     ACCURACY_COLUMNS,
     COST_COLUMNS,
+    BatchSize,
+    DeadZone,
+    Epochs,
+    Hidden,
+    Positive,
     Study,
     StudySettings,
 )
@@ -56,13 +61,13 @@ class HuangExperiment(StudySettings):
         min_length=1,
         description="Device nonlinearities, pairs A_p:A_d (A_p > 0, A_d < 0; Huang's default 1:-1).",
     )
-    hidden: int = Field(100, ge=1, le=10_000, description="Hidden neurons of the MLP (the cnn has none).")
+    hidden: Hidden = Field(100, description="Hidden neurons of the MLP (the cnn has none).")
     bits: int = Field(8, ge=1, le=12, description="Device levels 2**bits, 2**bits - 1 pulses (Huang: 8).")
-    epochs: int = Field(5, ge=1, le=100, description="Passes over the training set.")
-    batch_size: int = Field(16, ge=1, le=10_000, description="Samples per update (Huang: 128 on MNIST).")
-    hidden_c: float = Field(2.0, gt=0, description="MLP hard-sigmoid half-width c (weight units).")
-    output_gain: float = Field(4.0, gt=0, description="Softmax input per unit of output sum.")
-    output_dead_zone: float = Field(0.0, ge=0, lt=1, description="Output-error dead zone (0: none, Huang).")
+    epochs: Epochs = Field(5, description="Passes over the training set.")
+    batch_size: BatchSize = Field(16, description="Samples per update (Huang: 128 on MNIST).")
+    hidden_c: Positive = Field(2.0, description="MLP hard-sigmoid half-width c (weight units).")
+    output_gain: Positive = Field(4.0, description="Softmax input per unit of output sum.")
+    output_dead_zone: DeadZone = Field(0.0, description="Output-error dead zone (0: none, Huang).")
 
     @field_validator("nonlinearities", mode="before")
     @classmethod

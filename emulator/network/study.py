@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -66,6 +66,18 @@ def run_on_one_blas_thread(run_item: Callable[[Row, Row], Row], item: Row, setti
         return run_item(item, settings)
 
 
+Hidden = Annotated[int, Field(ge=1, le=10_000)]
+"""Hidden neurons of an MLP: the bounds of every study's ``hidden`` (a study sets its default)."""
+Epochs = Annotated[int, Field(ge=1, le=100)]
+"""Passes over the training set."""
+BatchSize = Annotated[int, Field(ge=1, le=10_000)]
+"""Samples per update."""
+Positive = Annotated[float, Field(gt=0)]
+"""A hard-sigmoid half-width or an output gain (weight units)."""
+DeadZone = Annotated[float, Field(ge=0, lt=1)]
+"""An output-error dead zone: output errors below it are dropped."""
+
+
 class StudySettings(BaseModel):
     """The settings every study has: data, seeds and the network's training (a study adds its own
     and may change these defaults)."""
@@ -73,16 +85,14 @@ class StudySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     dataset: str = Field("digits", description="digits | mnist5k | idx:TRAIN_IMG,TRAIN_LBL,TEST_IMG,TEST_LBL")
-    hidden: int = Field(100, ge=1, le=10_000, description="Hidden neurons of the MLP.")
-    epochs: int = Field(1, ge=1, le=100, description="Passes over the training set (Lim: 1).")
-    batch_size: int = Field(1, ge=1, le=10_000, description="Samples per update (Lim: 1, online).")
+    hidden: Hidden = Field(100, description="Hidden neurons of the MLP.")
+    epochs: Epochs = Field(1, description="Passes over the training set (Lim: 1).")
+    batch_size: BatchSize = Field(1, description="Samples per update (Lim: 1, online).")
     seeds: int = Field(3, ge=1, le=1000, description="Trainings per setting.")
     seed_start: int = Field(0, ge=0, le=1_000_000_000, description="First seed.")
-    hidden_c: float = Field(1.0, gt=0, description="Hard-sigmoid half-width c (weight units).")
-    output_gain: float = Field(8.0, gt=0, description="Softmax input per weight unit.")
-    output_dead_zone: float = Field(
-        0.1, ge=0, lt=1, description="Output-error dead zone (0: the literal rule)."
-    )
+    hidden_c: Positive = Field(1.0, description="Hard-sigmoid half-width c (weight units).")
+    output_gain: Positive = Field(8.0, description="Softmax input per weight unit.")
+    output_dead_zone: DeadZone = Field(0.1, description="Output-error dead zone (0: the literal rule).")
     train_samples: int | None = Field(None, ge=1, description="Use only the first N training samples.")
 
     @field_validator("dataset")
