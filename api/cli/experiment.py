@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from pydantic import BaseModel, ValidationError
 from crossbar_hil.api.cli.backend_options import bad_input
 from crossbar_hil.api.cli.model_options import add_setting_options, setting_values
 from crossbar_hil.api.cli.stopping import EXIT_STOPPED
-from crossbar_hil.api.cli.sweep import ProgressLine, executor
+from crossbar_hil.api.cli.sweep import ProgressLine, after_progress, executor
 from crossbar_hil.emulator.network.experiment import LIM
 from crossbar_hil.emulator.network.huang_experiment import HUANG
 from crossbar_hil.emulator.network.study import Study
@@ -221,11 +220,9 @@ def run(args: argparse.Namespace) -> int:
             with executor(args) as ex:
                 raw = study.run(exp, ex, ProgressLine(n_items, label=f"experiment {study.name}"), kept.write)
         except KeyboardInterrupt:
-            newline = "\n" if sys.stderr.isatty() else ""  # after the progress line
-            print(
-                f"{newline}{prog}: stopped: {kept.rows} of {n_items} trainings kept in {partial} "
-                "(no table or plot written)",
-                file=sys.stderr,
+            after_progress(
+                f"{prog}: stopped: {kept.rows} of {n_items} trainings kept in {partial} "
+                "(no table or plot written)"
             )
             return EXIT_STOPPED
     table = study.summarize(raw)

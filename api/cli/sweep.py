@@ -106,6 +106,11 @@ def stop_pool(pool: cf.ProcessPoolExecutor) -> None:
         process.join(timeout=10)
 
 
+def after_progress(text: str) -> None:
+    """Print ``text`` on stderr below a :class:`ProgressLine` (on a terminal its line has no end)."""
+    print(("\n" if sys.stderr.isatty() else "") + text, file=sys.stderr)
+
+
 class ProgressLine:
     """Chunks and trainings done, rewritten in place on a terminal (one line per chunk otherwise)."""
 
@@ -157,8 +162,7 @@ def run(args: argparse.Namespace) -> int:
     except (GridError, ValueError) as e:
         return bad_input(prog, e)
     except KeyboardInterrupt as e:
-        newline = "\n" if sys.stderr.isatty() else ""  # after the progress line
-        print(f"{newline}{prog}: {e or 'stopped'}: no table written", file=sys.stderr)
+        after_progress(f"{prog}: {e or 'stopped'}: no table written")
         return EXIT_STOPPED
     from crossbar_hil.reports.sweep_plots import SweptAxis, save_sweep_plots  # matplotlib: when it runs
 
