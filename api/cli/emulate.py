@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 from contextlib import suppress
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from crossbar_hil.api.cli.backend_options import add_emulator_options, bad_input, emulator_params
 from crossbar_hil.api.cli.model_options import add_setting_options, setting_values
@@ -99,9 +99,13 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
         return bad_input("hil emulate", exc)
     host, port = args.tcp or DEFAULT_TCP
     transport: Literal["tcp", "pty"] = "pty" if args.pty else "tcp"
+    # The handler only appends (no lock): one that set ``stop`` could wait forever for the lock of
+    # the ``stop.wait`` it interrupted, in the same thread.
+    signalled: list[int] = []
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
-            signal.signal(signum, lambda *_: stop.set())
+            previous[signum] = signal.signal(signum, lambda signum, _: signalled.append(signum))
     try:
         with (
             crossbar,
@@ -112,7 +116,7 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
             print(describe(server), file=out)
             print("Serving; press Ctrl-C to stop.", file=out, flush=True)
             with suppress(KeyboardInterrupt):
-                while not stop.wait(0.5):
+                while not signalled and not stop.wait(0.1):
                     pass
             count = server.command_count
     except OSError as exc:
@@ -126,5 +130,8 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
             why = f"cannot serve on {where}: {exc.strerror or exc}"
         print(f"hil emulate: {why}", file=sys.stderr)
         return EXIT_FAULT
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     print(f"stopped after {count} commands", file=out)
     return 0

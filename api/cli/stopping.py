@@ -111,7 +111,9 @@ class SignalStop:
             raise KeyboardInterrupt(f"quit by {name} without waiting")
 
     def _say(self, text: str) -> None:
-        with suppress(OSError, ValueError):  # SIGHUP: the terminal may be gone.
+        # SIGHUP: the terminal may be gone; RuntimeError: a second signal's handler printing
+        # inside the first one's print (a reentrant call on the stream).
+        with suppress(OSError, ValueError, RuntimeError):
             print(f"{self.prog}: {text}", file=sys.stderr, flush=True)
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -342,7 +343,7 @@ class RunManager:
         if self.isolation == "process":
             ctx = multiprocessing.get_context("spawn")
             process = ctx.Process(
-                target=worker.main, args=(*args, worker_conn), name="run-worker", daemon=True
+                target=worker.main, args=(*args, worker_conn, os.getpid()), name="run-worker", daemon=True
             )
             process.start()
             worker_conn.close()

@@ -56,11 +56,14 @@ log = logging.getLogger(__name__)
 BackendBuilder = Callable[[str, Mapping[str, Any]], CrossbarBackend]
 
 
-def main(database: str, config_json: str, times_json: str, conn: Connection) -> None:
-    """The worker in a process of its own (spawned by the manager); builds through the registry."""
+def main(
+    database: str, config_json: str, times_json: str, conn: Connection, parent_pid: int | None = None
+) -> None:
+    """The worker in a process of its own (spawned by the manager's process, ``parent_pid``);
+    builds through the registry."""
     stop = StopSignal()
     _stop_on_sigterm(stop)
-    _term_with_parent()
+    _term_with_parent(parent_pid)
     serve(conn, database, config_json, times_json, create_backend, stop)
 
 
@@ -209,7 +212,10 @@ def failed(error: str) -> RunEnd:
 
 
 def _stop_on_sigterm(stop: StopSignal) -> None:
-    """SIGTERM sets ``stop``: the run ends before its next pulse, at 0 V, its history kept."""
+    """SIGTERM sets ``stop``: the run ends before its next pulse, at 0 V, its history kept.
+
+    Several can come at once (one per thread of a killed service); the handler takes no lock
+    (see :class:`StopSignal`), so one that runs inside another cannot wedge the worker."""
 
     def handler(signum: int, frame: object) -> None:
         stop.set("the service ended (SIGTERM)")
@@ -217,11 +223,12 @@ def _stop_on_sigterm(stop: StopSignal) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _term_with_parent() -> None:
+def _term_with_parent(parent_pid: int | None = None) -> None:
     """Ask Linux to send SIGTERM to this process when the thread that started it ends
-    (PR_SET_PDEATHSIG); if the parent is already gone, stop at once."""
+    (PR_SET_PDEATHSIG); if the parent (``parent_pid``, else the one seen now) is already gone,
+    stop at once: a service killed while its worker started up sends no signal."""
     if sys.platform.startswith("linux"):
-        parent = os.getppid()
+        parent = os.getppid() if parent_pid is None else parent_pid
         try:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
         except (OSError, AttributeError):

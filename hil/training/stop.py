@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 
 import numpy as np
@@ -14,25 +13,34 @@ from crossbar_hil.seam.errors import RunStopped
 
 
 class StopSignal:
-    """Set from any thread (an API call, Ctrl-C); the run ends before its next pulse."""
+    """Set from any thread or a signal handler (an API call, Ctrl-C, SIGTERM); the run ends
+    before its next pulse.
+
+    It takes no lock, on purpose. A signal handler can run again inside itself: a service
+    killed with SIGKILL sends its run's worker one SIGTERM per thread that dies (Linux's
+    parent-death signal, re-sent at each re-parenting), microseconds apart. A handler that
+    waits for a lock its own interrupted frame holds waits forever; ``threading.Event.set``
+    takes one, and a worker wedged there kept its instrument, its listener thread blocked
+    behind the same lock (seen in CI). A flag written under the GIL needs none.
+    """
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._requested = False
         self.reason = ""
 
     def set(self, reason: str = "stop requested") -> None:
-        """Request the stop."""
+        """Request the stop (safe in a signal handler, also one that interrupts another ``set``)."""
         self.reason = reason
-        self._event.set()
+        self._requested = True
 
     @property
     def is_set(self) -> bool:
         """True once a stop was requested."""
-        return self._event.is_set()
+        return self._requested
 
     def check(self) -> None:
         """Raise :class:`RunStopped` if a stop was requested."""
-        if self._event.is_set():
+        if self._requested:
             raise RunStopped(self.reason)
 
 

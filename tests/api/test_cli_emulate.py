@@ -39,3 +39,31 @@ def test_a_port_in_use_exits_3_with_one_line_saying_so() -> None:
         f"hil emulate: 127.0.0.1:{port} is in use (another `hil emulate` or server?): "
         "choose another port, e.g. --tcp 127.0.0.1:0"
     )
+
+
+@pytest.mark.parametrize("signals", [["SIGTERM"], ["SIGHUP"], ["SIGTERM"] * 50])
+def test_sigterm_or_sighup_ends_serving_cleanly_also_many_at_once(signals: list[str]) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crossbar_hil.api", "emulate", "--builtin", "--tcp", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("Serving"):
+                break
+        for name in signals:
+            proc.send_signal(getattr(signal, name))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stopped after 0 commands" in out and "Traceback" not in err

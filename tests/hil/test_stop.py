@@ -1,12 +1,53 @@
-"""Patience: a run whose devices stopped moving is noticed from read-back conductances."""
+"""Stopping a run: the stop request (safe in a signal handler), and patience: a run whose devices
+stopped moving is noticed from read-back conductances."""
 
 from __future__ import annotations
 
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
 import numpy as np
 
-from crossbar_hil.training.stop import StallWatch, unmoved
+from crossbar_hil.training.stop import StallWatch, StopSignal, unmoved
 
 G = np.full((2, 2), 1e-6)
+
+
+def test_a_stop_set_while_another_set_runs_in_the_same_thread_does_not_wait_for_it() -> None:
+    """A signal handler can run between any two lines of the code it interrupts, also inside
+    another ``set`` of the same thread: a killed service sends its run's worker several SIGTERMs
+    at once. Here a tracer plays that handler, at every line run inside the outer ``set`` (and
+    what it calls). ``threading.Event.set`` wedged here for good, holding its lock."""
+    stop = StopSignal()
+    nested: list[str] = []
+    in_handler = False
+
+    def handler() -> None:
+        nonlocal in_handler
+        in_handler = True
+        nested.append("SIGTERM")
+        stop.set("the service ended (SIGTERM)")
+        in_handler = False
+
+    def on_line(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line" and not in_handler:
+            handler()
+        return on_line
+
+    def outer() -> None:
+        sys.settrace(lambda frame, event, arg: on_line)
+        try:
+            stop.set("the service ended")
+        finally:
+            sys.settrace(None)
+
+    thread = threading.Thread(target=outer, daemon=True)
+    thread.start()
+    thread.join(60)  # A wedged set never returns; a sound one returns in microseconds.
+    assert not thread.is_alive(), "a stop set inside another set waited for it forever"
+    assert nested and stop.is_set
 
 
 def test_stalled_after_patience_epochs_without_a_move() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -41,3 +43,34 @@ def test_sigterm_stops_the_run_instead_of_killing_the_process() -> None:
         assert stop.is_set and "SIGTERM" in stop.reason
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_worker_whose_service_died_before_it_asked_for_sigterm_stops_at_once() -> None:
+    # The worker is told its parent's pid: a service killed while the worker started up (before
+    # it asked Linux for the parent-death signal) sends no signal, and the worker's own parent
+    # is then no longer that pid.
+    code = (
+        "import os\n"
+        "from crossbar_hil.runs import worker\n"
+        "from crossbar_hil.training.stop import StopSignal\n"
+        "stop = StopSignal()\n"
+        "worker._stop_on_sigterm(stop)\n"
+        "worker._term_with_parent(parent_pid=os.getppid() + 1)\n"
+        "print(stop.reason)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "the service ended (SIGTERM)", done
+
+
+def test_a_worker_whose_parent_lives_is_not_stopped() -> None:
+    code = (
+        "import os\n"
+        "from crossbar_hil.runs import worker\n"
+        "from crossbar_hil.training.stop import StopSignal\n"
+        "stop = StopSignal()\n"
+        "worker._stop_on_sigterm(stop)\n"
+        "worker._term_with_parent(parent_pid=os.getppid())\n"
+        "print(stop.is_set)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done
