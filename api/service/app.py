@@ -100,8 +100,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         )
         control = ControlPath(on_thread_start=store.skip_checkpoints)
         try:
-            # An earlier service's runs are interrupted now, also one whose worker is still finishing
-            # (it released the instrument already and waits RECORD_WAIT_S to record its end): the
+            # An earlier service's runs still active are interrupted now, also one whose worker is
+            # still finishing (it records its end as soon as its pipe ends, so normally before this
+            # service starts; a worker that never does must not hold its instrument for good): the
             # instrument is free at once, and the log says to check it (hil runs, hil train wait).
             lost = manager.recover(alive=_alive_beside(manager.owner), workers=False)
             _warn_interrupted(store, lost)

@@ -842,8 +842,8 @@ class RunStore:
         ``alive(owner)`` tells whether a process (``host:pid@start/boot``) still runs; by default
         :func:`~crossbar_hil.runs.owner.owner_alive` (a process of another host is left as it is).
         With ``workers`` a run whose worker's process still runs is left too, its owner gone or not
-        (a service killed while its worker finishes the run: it records it ``stopped`` within
-        :data:`~crossbar_hil.runs.worker.RECORD_WAIT_S`). Their epochs stay. Runs waiting in a
+        (a service killed while its worker finishes the run: it records it ``stopped`` once its
+        command pipe ends). Their epochs stay. Runs waiting in a
         queue stay queued: they never started.
         """
         alive = alive or owner_alive

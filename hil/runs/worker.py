@@ -11,7 +11,8 @@ its own; the manager's process never opens a device. The worker, over one duplex
 3. trains (:func:`crossbar_hil.runs.execute.execute`), relaying ``("event", seq)`` for each
    event it commits, closes the backend (0 V, the run's one ABOR at its end) and says
    ``("released", end)``: the manager frees the instrument, records the end and answers
-   ``("recorded",)``; without an answer (the service died) the worker records the end itself.
+   ``("recorded",)``; without an answer (the service died: the pipe ended) the worker records
+   the end itself, at once: a run that its worker stopped at 0 V is recorded ``stopped``.
 
 Meanwhile it hears ``("wake",)``: a request (stop, pause, resume) was written in the store,
 read it now; and ``("abort",)``: 0 V now (the emergency stop). Requests are facts in the store,
@@ -113,11 +114,9 @@ def serve(
             store, run_id, config, backend, control, lambda: build(config.backend.name, config.backend.params)
         )
         # Released: the manager frees the instrument, then records the end; without a manager
-        # (the service died) the worker records it.
-        recorded = threading.Event()
-        listening.recorded = recorded
+        # (the service died: its pipe ended) the worker records it at once.
         send(("released", end))
-        if not recorded.wait(RECORD_WAIT_S):
+        if not listening.settled.wait(RECORD_WAIT_S) or not listening.recorded:
             finish(store, run_id, end)
     finally:
         store.close()
@@ -165,11 +164,17 @@ def check_fits(config: RunConfig, backend: CrossbarBackend) -> None:
 
 
 RECORD_WAIT_S = 10.0
-"""How long (s) a worker waits for the manager to record its run's end before it records it."""
+"""How long (s) a worker waits for the manager to record its run's end before it records it
+(at once when the service is gone: the end of its pipe)."""
 
 
 class _Listening:
-    recorded: threading.Event | None = None
+    """What the run's end waits for: the manager's ``recorded``, or the end of the pipe (the
+    service is gone; nobody else will record the end)."""
+
+    def __init__(self) -> None:
+        self.settled = threading.Event()
+        self.recorded = False
 
 
 def _listen(
@@ -182,9 +187,12 @@ def _listen(
             if not control.stop.is_set:
                 control.stop.set("the service ended")
             control.wake()
+            if listening is not None:
+                listening.settled.set()
             return
-        if message[0] == "recorded" and listening is not None and listening.recorded is not None:
-            listening.recorded.set()
+        if message[0] == "recorded" and listening is not None:
+            listening.recorded = True
+            listening.settled.set()
         elif message[0] == "wake":
             control.wake()
         elif message[0] == "abort":

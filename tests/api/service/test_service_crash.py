@@ -1,4 +1,5 @@
-"""Crash safety: the service killed with SIGKILL mid-run, restarted on the same database."""
+"""Crash safety: the service killed with SIGKILL mid-run (alone, or with its run's worker),
+restarted on the same database."""
 
 from __future__ import annotations
 
@@ -17,17 +18,20 @@ import pytest
 from service_support import AUTH, TOKEN, wait_epochs, wait_status
 
 from crossbar_hil.emulator.instrument.faults import FaultPlan
-from crossbar_hil.emulator.instrument.server import running_server
+from crossbar_hil.emulator.instrument.server import InstrumentServer, running_server
 from crossbar_hil.runs.store import RunStore
 
 pytestmark = pytest.mark.system
 
 
 @contextmanager
-def service_process(database: Path) -> Iterator[tuple[subprocess.Popen[str], httpx.Client]]:
+def service_process(
+    database: Path, *, own_group: bool = False
+) -> Iterator[tuple[subprocess.Popen[str], httpx.Client]]:
     """``hil serve`` in a subprocess on a free port of 127.0.0.1; killed at the end if still alive.
 
-    ``proc.startup_lines``: what it logged before it served.
+    ``proc.startup_lines``: what it logged before it served. ``own_group``: in a process group of
+    its own, with its runs' workers (to kill them all at once).
     """
     env = {**os.environ, "HIL_TOKEN": TOKEN}
     proc = subprocess.Popen(
@@ -35,6 +39,7 @@ def service_process(database: Path) -> Iterator[tuple[subprocess.Popen[str], htt
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        start_new_session=own_group,
     )
     try:
         assert proc.stderr is not None
@@ -59,14 +64,22 @@ def service_process(database: Path) -> Iterator[tuple[subprocess.Popen[str], htt
             proc.stderr.close()
 
 
-def test_a_killed_service_leaves_the_instrument_aborted_and_the_run_interrupted(tmp_path: Path) -> None:
+BODY = {
+    "preset": "reference",  # Does not converge: the run lasts its epochs.
+    "training": {"max_epochs": 500, "patience": 0},
+}
+
+
+def visa(instrument: InstrumentServer) -> dict[str, object]:
+    return {"name": "visa", "params": {"resource": instrument.resource_string, "timeout_s": 5}}
+
+
+def test_a_killed_service_leaves_the_instrument_aborted_and_the_run_stopped_by_its_worker(
+    tmp_path: Path,
+) -> None:
     database = tmp_path / "runs.sqlite3"
     with running_server(faults=FaultPlan(reply_delay_s=0.005)) as instrument:
-        body = {
-            "backend": {"name": "visa", "params": {"resource": instrument.resource_string, "timeout_s": 5}},
-            "preset": "reference",  # Does not converge: the run lasts its epochs.
-            "training": {"max_epochs": 500, "patience": 0},
-        }
+        body = BODY | {"backend": visa(instrument)}
         with service_process(database) as (proc, client):
             run_id = client.post("/runs", json=body, headers=AUTH).json()["id"]
             wait_epochs(client, run_id, 5)
@@ -74,19 +87,53 @@ def test_a_killed_service_leaves_the_instrument_aborted_and_the_run_interrupted(
             killed_at = instrument.command_count
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-        # The run's own process hears SIGTERM (and the end of its command pipe): it stops before
-        # its next pulse and aborts, so the instrument is left at 0 V and hears no pulse after.
-        deadline = time.monotonic() + 20
+        # The run's own process hears SIGTERM (several: one per thread of the service that dies)
+        # and the end of its command pipe: it stops before its next pulse and aborts, so the
+        # instrument is left at 0 V and hears no pulse after; then it records the run stopped.
+        deadline = time.monotonic() + 60  # A guard against a wedged worker, not a speed claim.
         while "ABOR" not in instrument.command_names(killed_at):
             assert time.monotonic() < deadline, "no ABOR reached the instrument after the service died"
             time.sleep(0.05)
-        time.sleep(1.0)
+        store = RunStore(database)
+        while (run := store.get_run(run_id)).status != "stopped":
+            assert time.monotonic() < deadline, f"the worker did not record its run's end: {run.status}"
+            time.sleep(0.05)
+        store.close()
+        assert run.error is not None and "the service ended" in run.error, run.error
         names = instrument.command_names(killed_at)
         after = names[len(names) - names[::-1].index("ABOR") :]
         assert not [n for n in after if n.startswith(("PULS", "RST"))], after
         heard = instrument.command_count
         time.sleep(0.5)
         assert instrument.command_count == heard
+        with service_process(database) as (proc, client):
+            warned = "".join(proc.startup_lines)
+            assert "WAS INTERRUPTED" not in warned, warned  # Its worker recorded how it ended.
+            assert client.get(f"/runs/{run_id}").json()["status"] == "stopped"
+            kept = client.get(f"/runs/{run_id}/epochs", params={"limit": 1000}).json()["items"]
+            assert len(kept) >= len(committed) >= 5 and kept[: len(committed)] == committed
+            assert [e["epoch"] for e in kept] == list(range(len(kept)))
+            result = client.get(f"/runs/{run_id}/result").json()
+            assert result["outcome"] == "stopped" and len(result["history"]) == len(kept)
+            new = client.post(
+                "/runs", json=body | {"training": {"max_epochs": 2, "patience": 0}}, headers=AUTH
+            )
+            assert new.status_code == 202, new.text
+            assert wait_status(client, new.json()["id"], {"not_converged"})["epochs"] == 2
+
+
+def test_a_service_killed_with_its_worker_leaves_the_run_interrupted_and_says_to_check_the_instrument(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "runs.sqlite3"
+    with running_server(faults=FaultPlan(reply_delay_s=0.005)) as instrument:
+        body = BODY | {"backend": visa(instrument)}
+        with service_process(database, own_group=True) as (proc, client):
+            run_id = client.post("/runs", json=body, headers=AUTH).json()["id"]
+            wait_epochs(client, run_id, 5)
+            committed = client.get(f"/runs/{run_id}/epochs", params={"limit": 1000}).json()["items"]
+            os.killpg(proc.pid, signal.SIGKILL)  # The service and its run's worker: nobody aborts.
+            proc.wait(10)
         store = RunStore(database)
         assert store.get_run(run_id).status == "running"  # Nobody has looked at it yet.
         store.close()
