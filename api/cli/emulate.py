@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
     signalled: list[int] = []
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
+        for signum in {signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)}:
             previous[signum] = signal.signal(signum, lambda signum, _: signalled.append(signum))
     try:
         with (
@@ -131,7 +131,9 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
         print(f"hil emulate: {why}", file=sys.stderr)
         return EXIT_FAULT
     finally:
+        # Once stopped by a signal, more of the same burst are ignored: restored to the default,
+        # one arriving while the process ends would kill it (exit -15, no summary).
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if signalled else handler)
     print(f"stopped after {count} commands", file=out)
     return 0

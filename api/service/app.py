@@ -54,6 +54,11 @@ def _lock(database: Path) -> IO[bytes]:
     return handle
 
 
+WORKER_GRACE_S = 15.0
+"""How long (s) a starting service waits for an earlier service's run workers still finishing
+(their command in flight, the ABOR, the record of the end) before it interrupts their runs."""
+
+
 def _warn_interrupted(store: RunStore, run_ids: list[str]) -> None:
     """Warn loudly, per run, that an instrument left by a run of an earlier service may be live."""
     for run_id in run_ids:
@@ -100,11 +105,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         )
         control = ControlPath(on_thread_start=store.skip_checkpoints)
         try:
-            # An earlier service's runs still active are interrupted now, also one whose worker is
-            # still finishing (it records its end as soon as its pipe ends, so normally before this
-            # service starts; a worker that never does must not hold its instrument for good): the
-            # instrument is free at once, and the log says to check it (hil runs, hil train wait).
-            lost = manager.recover(alive=_alive_beside(manager.owner), workers=False)
+            # An earlier service's runs still active are interrupted now; one whose worker is still
+            # finishing (it records its end as soon as its pipe ends) is waited for, up to
+            # WORKER_GRACE_S: a worker that never records must not hold its instrument for good.
+            # The instrument is then free, and the log says to check it (hil runs, hil train wait).
+            lost = manager.recover(alive=_alive_beside(manager.owner), workers=False, grace_s=WORKER_GRACE_S)
             _warn_interrupted(store, lost)
             manager.watch_queues()
             app.state.manager = manager

@@ -33,6 +33,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
@@ -368,7 +369,11 @@ class RunManager:
                         self._active.pop(active.token, None)
                     try:
                         finish(self.store, str(active.run_id), value)
-                    finally:
+                    except Exception:  # Not answered: the end of the pipe tells the worker to record it.
+                        log.exception(
+                            "run %s: recording its end failed; its worker records it", active.run_id
+                        )
+                    else:
                         active.send(("recorded",))
                     break
         finally:
@@ -614,11 +619,28 @@ class RunManager:
         )
 
     # ------------------------------------------------------------------ life cycle
-    def recover(self, alive: Callable[[str], bool] | None = None, *, workers: bool = True) -> list[str]:
+    def recover(
+        self, alive: Callable[[str], bool] | None = None, *, workers: bool = True, grace_s: float = 0.0
+    ) -> list[str]:
         """At start-up: mark ``interrupted`` the runs left active by a process that is gone
         (``alive(owner)`` tells, and ``workers`` whether a run's own worker counts:
         :meth:`RunStore.recover`), and stop every queue with runs waiting
-        (a person starts it again). Returns the interrupted ids."""
+        (a person starts it again). Returns the interrupted ids.
+
+        First, for up to ``grace_s`` (s), it waits for the runs whose worker still runs though
+        their service is gone (:meth:`RunStore.finishing`): such a worker stops its run at 0 V and
+        records it ``stopped`` within moments; interrupted instead, the run would read "not
+        confirmed at 0 V" though its instrument answered ABOR."""
+        deadline = time.monotonic() + grace_s
+        if finishing := self.store.finishing(alive) if grace_s > 0 else []:
+            log.warning(
+                "waiting up to %g s for the workers of %d run(s) of an earlier service to record their end",
+                grace_s,
+                len(finishing),
+            )
+        while finishing and time.monotonic() < deadline:
+            time.sleep(0.05)
+            finishing = self.store.finishing(alive)
         lost = self.store.recover(alive, workers=workers)
         for name in self.store.stop_waiting_queues("the service restarted: start the queue to go on"):
             log.warning(

@@ -847,18 +847,8 @@ class RunStore:
         queue stay queued: they never started.
         """
         alive = alive or owner_alive
-        active = [r.value for r in ACTIVE]
-        rows = (
-            self._db()
-            .execute(
-                f"SELECT id, owner, worker FROM runs WHERE status IN ({', '.join('?' * len(active))}) "
-                "AND queue_position IS NULL",
-                active,
-            )
-            .fetchall()
-        )
         lost = []
-        for row in rows:
+        for row in self._started_rows():
             if alive(row["owner"]) or (workers and row["worker"] is not None and alive(row["worker"])):
                 continue
             try:
@@ -872,6 +862,30 @@ class RunStore:
                 continue
             lost.append(row["id"])
         return lost
+
+    def finishing(self, alive: Callable[[str], bool] | None = None) -> list[str]:
+        """Active runs whose owner is gone but whose worker's process still runs: a service killed
+        while its run's worker stops the run (0 V) and records its end (``alive``: as for
+        :meth:`recover`)."""
+        alive = alive or owner_alive
+        return [
+            str(row["id"])
+            for row in self._started_rows()
+            if not alive(row["owner"]) and row["worker"] is not None and alive(row["worker"])
+        ]
+
+    def _started_rows(self) -> list[sqlite3.Row]:
+        """Id, owner and worker of the active runs not waiting in a queue."""
+        active = [r.value for r in ACTIVE]
+        return (
+            self._db()
+            .execute(
+                f"SELECT id, owner, worker FROM runs WHERE status IN ({', '.join('?' * len(active))}) "
+                "AND queue_position IS NULL",
+                active,
+            )
+            .fetchall()
+        )
 
     # ------------------------------------------------------------------ history
     def record_epoch(self, run_id: str, record: EpochRecord, log: Sequence[PulseLogEntry] = ()) -> RunStatus:

@@ -62,9 +62,14 @@ def main(
 ) -> None:
     """The worker in a process of its own (spawned by the manager's process, ``parent_pid``);
     builds through the registry."""
+    # Ctrl-C in the service's terminal reaches its whole process group: the service decides how
+    # its runs end (it stops them at 0 V); a KeyboardInterrupt here cut a command and lost the end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop = StopSignal()
     _stop_on_sigterm(stop)
     _term_with_parent(parent_pid)
+    if stop.is_set:  # The service is gone already: open nothing (a new one may run on the instrument).
+        return
     serve(conn, database, config_json, times_json, create_backend, stop)
 
 

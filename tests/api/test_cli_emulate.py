@@ -46,6 +46,7 @@ def test_sigterm_or_sighup_ends_serving_cleanly_also_many_at_once(signals: list[
     import signal
     import subprocess
     import sys
+    import threading
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "crossbar_hil.api", "emulate", "--builtin", "--tcp", "127.0.0.1:0"],
@@ -53,15 +54,19 @@ def test_sigterm_or_sighup_ends_serving_cleanly_also_many_at_once(signals: list[
         stderr=subprocess.PIPE,
         text=True,
     )
+    guard = threading.Timer(60, proc.kill)  # An emulator that never says it serves, killed.
+    guard.start()
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
             if line.startswith("Serving"):
                 break
+        guard.cancel()
         for name in signals:
             proc.send_signal(getattr(signal, name))
         out, err = proc.communicate(timeout=60)
     finally:
+        guard.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait()

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,6 +114,52 @@ def test_a_run_whose_worker_still_runs_is_held_though_its_owner_is_gone(store: R
     assert store.recover() == [lost]
     assert store.get_run(finishing).status is RunStatus.RUNNING
     assert store.holder("TCPIP::bench") is not None and store.holder("TCPIP::other") is None
+
+
+@linux_only
+def test_a_starting_service_waits_for_a_worker_recording_its_run_s_end_then_interrupts_the_rest(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service killed while its run's worker stops the run: the next service, starting, waits
+    (up to its grace) for that worker to record the run ``stopped`` rather than interrupt it and
+    say "not confirmed at 0 V"; a run whose worker never records is interrupted after the grace."""
+    from crossbar_hil.runs.execute import RunEnd, finish
+    from crossbar_hil.runs.manager import RunManager
+    from crossbar_hil.training.history import Outcome
+
+    finishing = running(store, gone_process())
+    store.set_worker(finishing, process_owner())  # This process plays its worker.
+    waiting = threading.Event()
+    looked = store.finishing
+
+    def finishing_runs(alive: object = None) -> list[str]:
+        ids = looked()
+        if ids:
+            waiting.set()  # The manager is waiting for the worker now.
+        return ids
+
+    monkeypatch.setattr(store, "finishing", finishing_runs)
+
+    def worker_records_the_end() -> None:
+        waiting.wait(60)
+        finish(store, finishing, RunEnd.of(Outcome.STOPPED, "the service ended (SIGTERM)"))
+        store.release_thread()
+
+    recorder = threading.Thread(target=worker_records_the_end, daemon=True)
+    recorder.start()
+    manager = RunManager(store)
+    try:
+        assert manager.recover(workers=False, grace_s=60) == []
+        recorder.join(60)
+        run = store.get_run(finishing)
+        assert run.status is RunStatus.STOPPED and run.error == "the service ended (SIGTERM)"
+
+        wedged = running(store, gone_process(), queue="TCPIP::other")
+        store.set_worker(wedged, process_owner())
+        assert manager.recover(workers=False, grace_s=0.2) == [wedged]
+        assert store.get_run(wedged).status is RunStatus.INTERRUPTED
+    finally:
+        manager.shutdown(10)
 
 
 @pytest.mark.system

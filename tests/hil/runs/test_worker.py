@@ -8,13 +8,15 @@ import signal
 import subprocess
 import sys
 import threading
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
 
 from crossbar_hil.emulator.crossbar import EmulatedCrossbar
 from crossbar_hil.runs import worker
-from crossbar_hil.runs.control import RunControl
+from crossbar_hil.runs.control import ControlTimes, RunControl
+from crossbar_hil.runs.execute import finish
 from crossbar_hil.runs.store import RunStore
 from crossbar_hil.training.config import RunConfig
 from crossbar_hil.training.stop import StopSignal
@@ -74,3 +76,59 @@ def test_a_worker_whose_parent_lives_is_not_stopped() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "False", done
+
+
+def _worker_over_a_pipe(
+    tmp_path: Path, max_epochs: int
+) -> tuple[RunStore, str, Connection, threading.Thread]:
+    """A worker serving a stored run in a thread, over a real pipe; past its check, told to go."""
+    store = RunStore(tmp_path / "runs.sqlite3")
+    config = RunConfig.model_validate(
+        {"preset": "reference", "training": {"max_epochs": max_epochs, "patience": 0}}
+    )
+    run_id = store.create_run(config).id
+    service, worker_end = multiprocessing.Pipe(duplex=True)
+    thread = threading.Thread(
+        target=worker.serve,
+        args=(
+            worker_end,
+            str(store.path),
+            config.model_dump_json(),
+            ControlTimes().model_dump_json(),
+            lambda name, params: EmulatedCrossbar(),
+        ),
+        daemon=True,
+    )
+    thread.start()
+    assert service.recv()[0] == "ready"
+    service.send(("go", run_id))
+    return store, run_id, service, thread
+
+
+def test_a_worker_whose_service_is_gone_records_its_run_stopped_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker, "RECORD_WAIT_S", 3600.0)  # Nobody answers: it must not wait for one.
+    store, run_id, service, thread = _worker_over_a_pipe(tmp_path, max_epochs=100_000)
+    assert service.recv()[0] == "event"  # Training.
+    service.close()  # The service died.
+    thread.join(60)  # A guard against a worker that waits, not a speed claim.
+    assert not thread.is_alive(), "the worker waited for a service that is gone"
+    run = store.get_run(run_id)
+    assert run.status == "stopped" and run.error == "the service ended", (run.status, run.error)
+
+
+def test_a_worker_whose_end_the_service_recorded_does_not_record_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    again: list[str] = []
+    monkeypatch.setattr(worker, "finish", lambda store, run_id, end: again.append(run_id))
+    store, run_id, service, thread = _worker_over_a_pipe(tmp_path, max_epochs=2)
+    while (message := service.recv())[0] != "released":
+        pass
+    finish(store, run_id, message[1])  # The service records the end, says so, and lets go.
+    service.send(("recorded",))
+    service.close()
+    thread.join(60)
+    assert not thread.is_alive() and again == []
+    assert store.get_run(run_id).status == "not_converged"
