@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -81,6 +82,28 @@ def kill_worker(database: Path, run_id: str) -> None:
         os.kill(Owner.parse(worker).pid, signal.SIGKILL)
 
 
+def start_run(client: httpx.Client, body: dict[str, Any], epochs: int) -> tuple[str, list[dict[str, Any]]]:
+    """Start a run of ``body``; its id and its epochs committed once it trained ``epochs``."""
+    run_id = str(client.post("/runs", json=body, headers=AUTH).json()["id"])
+    wait_epochs(client, run_id, epochs)
+    return run_id, client.get(f"/runs/{run_id}/epochs", params={"limit": 1000}).json()["items"]
+
+
+def kept_and_a_new_run_starts(
+    client: httpx.Client, run_id: str, committed: list[dict[str, Any]], outcome: str, body: dict[str, Any]
+) -> None:
+    """The run kept every epoch committed before the kill (and any after), in order, its result
+    says ``outcome`` over the same history; a new run on the same instrument starts and ends."""
+    kept = client.get(f"/runs/{run_id}/epochs", params={"limit": 1000}).json()["items"]
+    assert len(kept) >= len(committed) >= 5 and kept[: len(committed)] == committed
+    assert [e["epoch"] for e in kept] == list(range(len(kept)))
+    result = client.get(f"/runs/{run_id}/result").json()
+    assert result["outcome"] == outcome and len(result["history"]) == len(kept)
+    new = client.post("/runs", json=body | {"training": {"max_epochs": 2, "patience": 0}}, headers=AUTH)
+    assert new.status_code == 202, new.text
+    assert wait_status(client, new.json()["id"], {"not_converged"})["epochs"] == 2
+
+
 BODY = {
     "preset": "reference",  # Does not converge: the run lasts its epochs.
     "training": {"max_epochs": 500, "patience": 0},
@@ -98,9 +121,7 @@ def test_a_killed_service_leaves_the_instrument_aborted_and_the_run_stopped_by_i
     with running_server(faults=FaultPlan(reply_delay_s=0.005)) as instrument:
         body = BODY | {"backend": visa(instrument)}
         with service_process(database) as (proc, client):
-            run_id = client.post("/runs", json=body, headers=AUTH).json()["id"]
-            wait_epochs(client, run_id, 5)
-            committed = client.get(f"/runs/{run_id}/epochs", params={"limit": 1000}).json()["items"]
+            run_id, committed = start_run(client, body, epochs=5)
             killed_at = instrument.command_count
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
@@ -128,16 +149,7 @@ def test_a_killed_service_leaves_the_instrument_aborted_and_the_run_stopped_by_i
                 warned = "".join(proc.startup_lines)
                 assert "WAS INTERRUPTED" not in warned, warned  # Its worker recorded how it ended.
                 assert client.get(f"/runs/{run_id}").json()["status"] == "stopped"
-                kept = client.get(f"/runs/{run_id}/epochs", params={"limit": 1000}).json()["items"]
-                assert len(kept) >= len(committed) >= 5 and kept[: len(committed)] == committed
-                assert [e["epoch"] for e in kept] == list(range(len(kept)))
-                result = client.get(f"/runs/{run_id}/result").json()
-                assert result["outcome"] == "stopped" and len(result["history"]) == len(kept)
-                new = client.post(
-                    "/runs", json=body | {"training": {"max_epochs": 2, "patience": 0}}, headers=AUTH
-                )
-                assert new.status_code == 202, new.text
-                assert wait_status(client, new.json()["id"], {"not_converged"})["epochs"] == 2
+                kept_and_a_new_run_starts(client, run_id, committed, "stopped", body)
         finally:
             kill_worker(database, run_id)
 
@@ -149,9 +161,7 @@ def test_a_service_killed_with_its_worker_leaves_the_run_interrupted_and_says_to
     with running_server(faults=FaultPlan(reply_delay_s=0.005)) as instrument:
         body = BODY | {"backend": visa(instrument)}
         with service_process(database, own_group=True) as (proc, client):
-            run_id = client.post("/runs", json=body, headers=AUTH).json()["id"]
-            wait_epochs(client, run_id, 5)
-            committed = client.get(f"/runs/{run_id}/epochs", params={"limit": 1000}).json()["items"]
+            run_id, committed = start_run(client, body, epochs=5)
             os.killpg(proc.pid, signal.SIGKILL)  # The service and its run's worker: nobody aborts.
             proc.wait(10)
         store = RunStore(database)
@@ -163,16 +173,7 @@ def test_a_service_killed_with_its_worker_leaves_the_run_interrupted_and_says_to
             assert instrument.resource_string in warned and "NOT confirmed at 0 V" in warned
             run = client.get(f"/runs/{run_id}").json()
             assert run["status"] == "interrupted" and "ended during the run" in run["error"]
-            kept = client.get(f"/runs/{run_id}/epochs", params={"limit": 1000}).json()["items"]
-            assert len(kept) >= len(committed) >= 5 and kept[: len(committed)] == committed
-            assert [e["epoch"] for e in kept] == list(range(len(kept)))
-            result = client.get(f"/runs/{run_id}/result").json()
-            assert result["outcome"] == "fault" and len(result["history"]) == len(kept)
-            new = client.post(
-                "/runs", json=body | {"training": {"max_epochs": 2, "patience": 0}}, headers=AUTH
-            )
-            assert new.status_code == 202, new.text
-            assert wait_status(client, new.json()["id"], {"not_converged"})["epochs"] == 2
+            kept_and_a_new_run_starts(client, run_id, committed, "fault", body)
 
 
 def test_ctrl_c_in_the_terminal_of_hil_serve_stops_its_runs_at_0v_and_records_them_stopped(
@@ -185,8 +186,7 @@ def test_ctrl_c_in_the_terminal_of_hil_serve_stops_its_runs_at_0v_and_records_th
     with running_server(faults=FaultPlan(reply_delay_s=0.005)) as instrument:
         body = BODY | {"backend": visa(instrument)}
         with service_process(database, own_group=True) as (proc, client):
-            run_id = client.post("/runs", json=body, headers=AUTH).json()["id"]
-            wait_epochs(client, run_id, 3)
+            run_id, _ = start_run(client, body, epochs=3)
             os.killpg(proc.pid, signal.SIGINT)
             assert proc.wait(60) == 0
         store = RunStore(database)
