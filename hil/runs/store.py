@@ -633,8 +633,9 @@ class RunStore:
             self._transition(db, run_id, RunStatus.STOPPING, error=reason)
             if waiting:
                 self._transition(db, run_id, RunStatus.STOPPED, error=reason, outcome=Outcome.STOPPED)
+            run = self.get_run(run_id)  # As written: its worker may end it before a later read.
         self._notify(run_id, db)
-        return self.get_run(run_id)
+        return run
 
     def release(self, run_id: str, reason: str) -> Run:
         """Mark ``interrupted`` an active run whose process is not known to run (gone, on another

@@ -265,13 +265,16 @@ def test_stop_ends_the_run_within_one_epoch_at_0_v_and_is_idempotent(
     run, _ = manager.start(config(slow=True))
     wait_for_epochs(store, run.id, 3)
     assert manager.stop(run.id).status is RunStatus.STOPPING
-    assert manager.stop(run.id).status is RunStatus.STOPPING
+    # Asked again: no error, nothing else written (the run may have ended already: a stop takes
+    # effect before the next pulse, and a loaded machine can pause this test that long).
+    assert manager.stop(run.id).status in (RunStatus.STOPPING, RunStatus.STOPPED)
     assert manager.wait(run.id, 10)
     got = store.get_run(run.id)
     assert got.status is RunStatus.STOPPED and got.outcome == "stopped"
     events = store.events(run.id, 0, 100_000)  # In commit order: what came after the stop was written.
-    stopping = next(e.seq for e in events if e.kind == "status" and e.data["status"] == "stopping")
-    assert sum(1 for e in events if e.kind == "epoch" and e.seq > stopping) <= 1
+    stopped = [e.seq for e in events if e.kind == "status" and e.data["status"] == "stopping"]
+    assert len(stopped) == 1  # The second stop wrote nothing.
+    assert sum(1 for e in events if e.kind == "epoch" and e.seq > stopped[0]) <= 1
     assert builder.built[-1].aborts >= 1
     assert manager.stop(run.id).status is RunStatus.STOPPED  # A finished run is left as it is.
     assert sum(r.pulses for r in store.epochs(run.id)) == store.pulse_log_count(run.id, "pulse")
