@@ -36,7 +36,7 @@ from pydantic import BaseModel, ValidationError
 
 from crossbar_hil.api.cli.backend_options import bad_input
 from crossbar_hil.api.cli.model_options import add_setting_options, setting_values
-from crossbar_hil.api.cli.stopping import EXIT_STOPPED
+from crossbar_hil.api.cli.stopping import EXIT_STOPPED, signals_held
 from crossbar_hil.api.cli.sweep import ProgressLine, after_progress, executor
 from crossbar_hil.emulator.network.experiment import LIM
 from crossbar_hil.emulator.network.huang_experiment import HUANG
@@ -69,10 +69,13 @@ class PartialRuns:
         return self
 
     def write(self, row: Mapping[str, Any]) -> None:
-        """Append one raw row and flush it to disk."""
-        self._writer.writerow(row)
-        self._file.flush()
-        self.rows += 1
+        """Append one raw row and flush it to disk, whole: a stop that comes meanwhile waits for it
+        (it fell between the flush and the count, or inside the row, and the message's count was
+        not the file's)."""
+        with signals_held():
+            self._writer.writerow(row)
+            self._file.flush()
+            self.rows += 1
 
     def __exit__(self, *exc: object) -> None:
         self._file.close()

@@ -140,6 +140,21 @@ def interrupting_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """For a short step that must finish whole once begun (a result row written to its file):
+    Ctrl-C, SIGTERM and SIGHUP wait until the block ends, then act as they would have. Blocks
+    them in the calling thread (the main one: where Python runs its handlers)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _leave_closed_terminal() -> None:
     """After SIGHUP the terminal is gone and writing to it fails: write to /dev/null instead
     (the results go to their files all the same)."""
