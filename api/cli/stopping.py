@@ -122,7 +122,8 @@ def interrupting_signals() -> Iterator[None]:
     """For the ``with`` block of a command that holds no instrument (a sweep, an experiment):
     Ctrl-C, SIGTERM and SIGHUP all interrupt at once (KeyboardInterrupt, exit
     :data:`EXIT_STOPPED`), SIGINT too where the shell that started it left it ignored (a
-    background job), as :class:`SignalStop` does. Outside the main thread it installs nothing."""
+    background job), as :class:`SignalStop` does; inside :func:`signals_held`, once it ends.
+    Outside the main thread it installs nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -130,29 +131,45 @@ def interrupting_signals() -> Iterator[None]:
     def interrupt(signum: int, frame: FrameType | None) -> None:
         if signum == getattr(signal, "SIGHUP", None):
             _leave_closed_terminal()
-        raise KeyboardInterrupt(f"stopped by {SIGNALS.get(signum, f'signal {signum}')}")
+        message = f"stopped by {SIGNALS.get(signum, f'signal {signum}')}"
+        if _HELD.depth:
+            _HELD.pending = _HELD.pending or message
+            return
+        raise KeyboardInterrupt(message)
 
     previous = {signum: signal.signal(signum, interrupt) for signum in SIGNALS}
     try:
         yield
     finally:
+        _HELD.pending = None
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
+class _Held:
+    """The stop that :func:`interrupting_signals` holds back while a :func:`signals_held` block runs."""
+
+    depth = 0
+    pending: str | None = None
+
+
+_HELD = _Held()
+
+
 @contextmanager
 def signals_held() -> Iterator[None]:
-    """For a short step that must finish whole once begun (a result row written to its file):
-    Ctrl-C, SIGTERM and SIGHUP wait until the block ends, then act as they would have. Blocks
-    them in the calling thread (the main one: where Python runs its handlers)."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
+    """For a short step that must finish whole once begun (a result row written to its file): a
+    stop (Ctrl-C, SIGTERM, SIGHUP under :func:`interrupting_signals`) that comes meanwhile is raised
+    as the block ends. Held in the handler, not by a signal mask: in a process with threads (a
+    process pool's) the kernel gives the signal to a thread that does not mask it."""
+    _HELD.depth += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _HELD.depth -= 1
+    if not _HELD.depth and _HELD.pending is not None:
+        message, _HELD.pending = _HELD.pending, None
+        raise KeyboardInterrupt(message)
 
 
 def _leave_closed_terminal() -> None:

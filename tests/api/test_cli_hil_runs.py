@@ -150,6 +150,7 @@ def test_pause_resume_queue_and_delete_act_through_the_store(
             manager.start(RunConfig.model_validate({"training": {"max_epochs": 1}}), if_busy="queue")[0]
             for _ in range(2)
         ]
+        wait_for(lambda: store.get_run(going.id).status == "running")  # Not paused while queued.
         assert run_cli(capsys, *db, "pause", going.id, "--when", "now")[0] == 0
         wait_for(lambda: store.get_run(going.id).status == "paused")
         assert run_cli(capsys, *db, "resume", going.id)[0] == 0

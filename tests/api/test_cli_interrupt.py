@@ -29,10 +29,16 @@ def test_a_second_ctrl_c_ends_hil_train_while_it_waits_for_a_reply() -> None:
         try:
             assert server.wait_for_commands(6, timeout_s=30)  # the handshake done, a read sent
             child.send_signal(signal.SIGINT)  # first: stop before the next pulse
-            time.sleep(0.2)
+            assert child.stderr is not None
+            said = ""
+            while "stopping before the next pulse" not in said:  # Heard (two at once would be one).
+                line = child.stderr.readline()
+                assert line, f"hil train ended before it said it heard Ctrl-C: {said}"
+                said += line
             start = time.monotonic()
             child.send_signal(signal.SIGINT)  # second: out now
-            _, err = child.communicate(timeout=300)
+            _, rest = child.communicate(timeout=300)
+            err = said + rest
             elapsed = time.monotonic() - start
         finally:
             if child.poll() is None:

@@ -86,7 +86,8 @@ def test_a_reply_without_terminator_times_out_and_shows_what_came() -> None:
 
         thread = threading.Thread(target=answer_half)
         thread.start()
-        link = SerialLink(f"socket://127.0.0.1:{listener.getsockname()[1]}", timeout_s=0.2)
+        # 2 s: the half line must arrive before the timeout, also on a busy machine.
+        link = SerialLink(f"socket://127.0.0.1:{listener.getsockname()[1]}", timeout_s=2)
         try:
             link.write_line("VMM? 0.1,0.1,0.1,0.1")
             with pytest.raises(InstrumentTimeout, match=r"partial: b'1\.0,2\.'"):

@@ -49,13 +49,16 @@ def queue_of(client: httpx.Client, server: InstrumentServer) -> dict[str, Any]:
 def test_a_queue_of_three_runs_them_in_order_unattended(
     service: httpx.Client, instrument: InstrumentServer
 ) -> None:
-    first = post(service, visa_body(instrument, max_epochs=3))
+    # The first run lasts until stopped: it holds the instrument however slow this test is.
+    first = post(service, visa_body(instrument, max_epochs=500))
     assert service.post("/runs", json=visa_body(instrument), headers=AUTH).status_code == 409  # As before.
     queued = [post(service, visa_body(instrument, max_epochs=2, if_busy="queue")) for _ in range(2)]
     assert [(r["status"], r["queue_position"]) for r in queued] == [("queued", 1), ("queued", 2)]
     assert [r["id"] for r in queue_of(service, instrument)["items"]] == [r["id"] for r in queued]
+    wait_epochs(service, first["id"], 1)  # Running, so that the stop ends a run that started.
+    assert service.post(f"/runs/{first['id']}/stop", headers=AUTH).status_code == 202
     runs = [wait_status(service, r["id"], ENDED, timeout_s=60) for r in (first, *queued)]
-    assert [r["status"] for r in runs] == ["not_converged"] * 3
+    assert [r["status"] for r in runs] == ["stopped", "not_converged", "not_converged"]
     # A run that waited in its queue says so by an event of its own; the first never waited.
     assert [(name, status) for name, status, _ in status_events(service, queued[1]["id"])] == [
         ("queued", "queued"),
@@ -66,7 +69,8 @@ def test_a_queue_of_three_runs_them_in_order_unattended(
     assert runs[0]["ended_at"] <= runs[1]["started_at"] and runs[1]["ended_at"] <= runs[2]["started_at"]
     assert queue_of(service, instrument)["items"] == []
     counts = instrument.command_counts()
-    assert counts["*IDN?"] == 3 and counts["ABOR"] == 3  # One handshake and one ABOR per run.
+    # One handshake per run, one ABOR at each run's end, and the stopped run's at its stop.
+    assert counts["*IDN?"] == 3 and counts["ABOR"] == 3 + 1
 
 
 def test_queue_stop_lets_the_current_run_finish_and_starts_no_more_until_started(

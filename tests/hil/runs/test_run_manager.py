@@ -262,13 +262,13 @@ def test_bad_configs_are_refused_naming_the_field_and_nothing_is_stored(
 def test_stop_ends_the_run_within_one_epoch_at_0_v_and_is_idempotent(
     manager: RunManager, store: RunStore, builder: Builder
 ) -> None:
-    run, _ = manager.start(config(slow=True))
+    run, _ = manager.start(config(slow=True, max_epochs=500))  # Lasts until stopped.
     wait_for_epochs(store, run.id, 3)
     assert manager.stop(run.id).status is RunStatus.STOPPING
     # Asked again: no error, nothing else written (the run may have ended already: a stop takes
     # effect before the next pulse, and a loaded machine can pause this test that long).
     assert manager.stop(run.id).status in (RunStatus.STOPPING, RunStatus.STOPPED)
-    assert manager.wait(run.id, 10)
+    assert manager.wait(run.id, 60)  # A guard against a hang.
     got = store.get_run(run.id)
     assert got.status is RunStatus.STOPPED and got.outcome == "stopped"
     events = store.events(run.id, 0, 100_000)  # In commit order: what came after the stop was written.

@@ -167,15 +167,18 @@ def test_queued_paused_resumed_suspended_reconnected_are_events_of_their_own(sto
 def test_a_busy_instrument_refuses_or_queues_and_the_queue_runs_in_order(
     manager: RunManager, store: RunStore
 ) -> None:
-    first, _ = manager.start(config("fake", max_epochs=3))
+    # The first run lasts until stopped: it holds the instrument however slow this test is.
+    first, _ = manager.start(config("fake", max_epochs=500))
     with pytest.raises(InstrumentBusy, match="queue this run"):
         manager.start(config("fake", max_epochs=3))
     queued = [manager.start(config("fake", max_epochs=2, seed=s), if_busy="queue")[0] for s in (1, 2)]
     assert [(r.status, r.queue_position) for r in queued] == [(RunStatus.QUEUED, 1), (RunStatus.QUEUED, 2)]
+    wait_for_epochs(store, first.id, 1)  # Running, so that the stop ends a run that started.
+    manager.stop(first.id)
     for run in (first, *queued):
         assert _wait_started_and_ended(manager, store, run.id)
     runs = [store.get_run(r.id) for r in (first, *queued)]
-    assert [r.status for r in runs] == [RunStatus.NOT_CONVERGED] * 3
+    assert [r.status for r in runs] == [RunStatus.STOPPED, RunStatus.NOT_CONVERGED, RunStatus.NOT_CONVERGED]
     starts = [r.started_at for r in runs]
     assert starts == sorted(starts) and runs[0].ended_at <= starts[1] and runs[1].ended_at <= starts[2]
 
