@@ -62,23 +62,30 @@ def _series(
             )
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    # Above the panel, not inside it: inside, it hid published markers near the top.
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False)
+
+
+LIM_PANELS = (
+    ("nonlinearity", "beta_nl", "method", "nonlinearity beta_nl (64 levels)"),
+    ("levels", "levels", "method", "levels (beta_nl 2)"),
+    ("variation", "sigma", "training", "device-to-device sigma (method b, beta_nl 2, 64 levels)"),
+)
+"""The lim figure's panels: section, x column, one line per, x label."""
 
 
 def lim_figure(table: Sequence[Mapping[str, Any]], dataset: str) -> Figure:
-    """Three panels: accuracy vs beta_nl (64 levels), vs levels (beta_nl 2), vs sigma (method b)."""
-    fig = Figure(figsize=(14, 4.5), layout="constrained")
-    axes = fig.subplots(1, 3)
-    panels = (
-        ("nonlinearity", "beta_nl", "method", "nonlinearity beta_nl (64 levels)"),
-        ("levels", "levels", "method", "levels (beta_nl 2)"),
-        ("variation", "sigma", "training", "device-to-device sigma (method b, beta_nl 2, 64 levels)"),
-    )
-    for ax, (section, x, by, title) in zip(axes, panels, strict=True):
-        rows = [r for r in table if r["section"] == section]
-        if rows:
-            _series(ax, rows, x, by, dataset)
+    """Up to three panels, one per section the table has (``--sections``): accuracy vs beta_nl
+    (64 levels), vs levels (beta_nl 2), vs sigma (method b). No panel is drawn empty."""
+    panels = [(p, rows) for p in LIM_PANELS if (rows := [r for r in table if r["section"] == p[0]])]
+    fig = Figure(figsize=(4.7 * max(1, len(panels)), 5), layout="constrained")
+    axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
+    for ax, ((_, x, by, title), rows) in zip(axes, panels, strict=False):
+        _series(ax, rows, x, by, dataset)
         ax.set_xlabel(title)
+    if not panels:
+        axes[0].set_axis_off()
+        axes[0].text(0.5, 0.5, "no nonlinearity, levels or variation rows to draw", ha="center", va="center")
     return fig
 
 
