@@ -114,83 +114,87 @@ def visa(instrument: InstrumentServer) -> dict[str, object]:
     return {"name": "visa", "params": {"resource": instrument.resource_string, "timeout_s": 5}}
 
 
+@pytest.fixture
+def instrument() -> Iterator[InstrumentServer]:
+    """An emulated instrument on 127.0.0.1 that answers after 5 ms, as a slow controller does."""
+    with running_server(faults=FaultPlan(reply_delay_s=0.005)) as server:
+        yield server
+
+
 def test_a_killed_service_leaves_the_instrument_aborted_and_the_run_stopped_by_its_worker(
-    tmp_path: Path,
+    tmp_path: Path, instrument: InstrumentServer
 ) -> None:
     database = tmp_path / "runs.sqlite3"
-    with running_server(faults=FaultPlan(reply_delay_s=0.005)) as instrument:
-        body = BODY | {"backend": visa(instrument)}
+    body = BODY | {"backend": visa(instrument)}
+    with service_process(database) as (proc, client):
+        run_id, committed = start_run(client, body, epochs=5)
+        killed_at = instrument.command_count
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    try:
+        # The run's own process hears SIGTERM (several: one per thread of the service that dies)
+        # and the end of its command pipe: it stops before its next pulse and aborts, so the
+        # instrument is left at 0 V and hears no pulse after; then it records the run stopped.
+        deadline = time.monotonic() + 60  # A guard against a wedged worker, not a speed claim.
+        while "ABOR" not in instrument.command_names(killed_at):
+            assert time.monotonic() < deadline, "no ABOR reached the instrument after the service died"
+            time.sleep(0.05)
+        store = RunStore(database)
+        while (run := store.get_run(run_id)).status != "stopped":
+            assert time.monotonic() < deadline, f"the worker did not record its run's end: {run.status}"
+            time.sleep(0.05)
+        store.close()
+        assert run.error is not None and "the service ended" in run.error, run.error
+        names = instrument.command_names(killed_at)
+        after = names[len(names) - names[::-1].index("ABOR") :]
+        assert not [n for n in after if n.startswith(("PULS", "RST"))], after
+        heard = instrument.command_count
+        time.sleep(0.5)
+        assert instrument.command_count == heard
         with service_process(database) as (proc, client):
-            run_id, committed = start_run(client, body, epochs=5)
-            killed_at = instrument.command_count
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-        try:
-            # The run's own process hears SIGTERM (several: one per thread of the service that dies)
-            # and the end of its command pipe: it stops before its next pulse and aborts, so the
-            # instrument is left at 0 V and hears no pulse after; then it records the run stopped.
-            deadline = time.monotonic() + 60  # A guard against a wedged worker, not a speed claim.
-            while "ABOR" not in instrument.command_names(killed_at):
-                assert time.monotonic() < deadline, "no ABOR reached the instrument after the service died"
-                time.sleep(0.05)
-            store = RunStore(database)
-            while (run := store.get_run(run_id)).status != "stopped":
-                assert time.monotonic() < deadline, f"the worker did not record its run's end: {run.status}"
-                time.sleep(0.05)
-            store.close()
-            assert run.error is not None and "the service ended" in run.error, run.error
-            names = instrument.command_names(killed_at)
-            after = names[len(names) - names[::-1].index("ABOR") :]
-            assert not [n for n in after if n.startswith(("PULS", "RST"))], after
-            heard = instrument.command_count
-            time.sleep(0.5)
-            assert instrument.command_count == heard
-            with service_process(database) as (proc, client):
-                warned = "".join(proc.startup_lines)
-                assert "WAS INTERRUPTED" not in warned, warned  # Its worker recorded how it ended.
-                assert client.get(f"/runs/{run_id}").json()["status"] == "stopped"
-                kept_and_a_new_run_starts(client, run_id, committed, "stopped", body)
-        finally:
-            kill_worker(database, run_id)
+            warned = "".join(proc.startup_lines)
+            assert "WAS INTERRUPTED" not in warned, warned  # Its worker recorded how it ended.
+            assert client.get(f"/runs/{run_id}").json()["status"] == "stopped"
+            kept_and_a_new_run_starts(client, run_id, committed, "stopped", body)
+    finally:
+        kill_worker(database, run_id)
 
 
 def test_a_service_killed_with_its_worker_leaves_the_run_interrupted_and_says_to_check_the_instrument(
-    tmp_path: Path,
+    tmp_path: Path, instrument: InstrumentServer
 ) -> None:
     database = tmp_path / "runs.sqlite3"
-    with running_server(faults=FaultPlan(reply_delay_s=0.005)) as instrument:
-        body = BODY | {"backend": visa(instrument)}
-        with service_process(database, own_group=True) as (proc, client):
-            run_id, committed = start_run(client, body, epochs=5)
-            os.killpg(proc.pid, signal.SIGKILL)  # The service and its run's worker: nobody aborts.
-            proc.wait(10)
-        store = RunStore(database)
-        assert store.get_run(run_id).status == "running"  # Nobody has looked at it yet.
-        store.close()
-        with service_process(database) as (proc, client):
-            warned = "".join(proc.startup_lines)
-            assert f"RUN {run_id} WAS INTERRUPTED" in warned, warned
-            assert instrument.resource_string in warned and "NOT confirmed at 0 V" in warned
-            run = client.get(f"/runs/{run_id}").json()
-            assert run["status"] == "interrupted" and "ended during the run" in run["error"]
-            kept_and_a_new_run_starts(client, run_id, committed, "fault", body)
+    body = BODY | {"backend": visa(instrument)}
+    with service_process(database, own_group=True) as (proc, client):
+        run_id, committed = start_run(client, body, epochs=5)
+        os.killpg(proc.pid, signal.SIGKILL)  # The service and its run's worker: nobody aborts.
+        proc.wait(10)
+    store = RunStore(database)
+    assert store.get_run(run_id).status == "running"  # Nobody has looked at it yet.
+    store.close()
+    with service_process(database) as (proc, client):
+        warned = "".join(proc.startup_lines)
+        assert f"RUN {run_id} WAS INTERRUPTED" in warned, warned
+        assert instrument.resource_string in warned and "NOT confirmed at 0 V" in warned
+        run = client.get(f"/runs/{run_id}").json()
+        assert run["status"] == "interrupted" and "ended during the run" in run["error"]
+        kept_and_a_new_run_starts(client, run_id, committed, "fault", body)
 
 
 def test_ctrl_c_in_the_terminal_of_hil_serve_stops_its_runs_at_0v_and_records_them_stopped(
-    tmp_path: Path,
+    tmp_path: Path, instrument: InstrumentServer
 ) -> None:
     # Ctrl-C reaches the terminal's whole foreground process group, the runs' workers too: they
     # leave the stop to the service (a KeyboardInterrupt in a worker cut its command and the run
     # was recorded failed, "0 V not known").
     database = tmp_path / "runs.sqlite3"
-    with running_server(faults=FaultPlan(reply_delay_s=0.005)) as instrument:
-        body = BODY | {"backend": visa(instrument)}
-        with service_process(database, own_group=True) as (proc, client):
-            run_id, _ = start_run(client, body, epochs=3)
-            os.killpg(proc.pid, signal.SIGINT)
-            assert proc.wait(60) == 0
-        store = RunStore(database)
-        run = store.get_run(run_id)
-        store.close()
-        assert run.status == "stopped" and run.error is not None and "shutting down" in run.error, run
-        assert instrument.command_names()[-1] == "ABOR"
+    body = BODY | {"backend": visa(instrument)}
+    with service_process(database, own_group=True) as (proc, client):
+        run_id, _ = start_run(client, body, epochs=3)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(60) == 0
+    store = RunStore(database)
+    run = store.get_run(run_id)
+    store.close()
+    assert run.status == "stopped" and run.error is not None and "shutting down" in run.error, run
+    assert instrument.command_names()[-1] == "ABOR"
